@@ -1,0 +1,260 @@
+package dcap
+
+import (
+	"bytes"
+	"crypto/x509"
+	"time"
+
+	"github.com/tdproof/tdproof/collateral"
+)
+
+// Intel certificate common names (Intel QVL checks them).
+const (
+	cnRoot       = "Intel SGX Root CA"
+	cnTCBSigning = "Intel SGX TCB Signing"
+	cnPCKLeaf    = "Intel SGX PCK Certificate"
+)
+
+// verifiedCollateral is collateral whose signatures and chains have been
+// checked against a root. It depends only on the bytes it holds copies
+// of, so it can be reused for any quote and time; validity windows are
+// kept as data and checked per call.
+type verifiedCollateral struct {
+	root *x509.Certificate
+	// exact bytes, for cache identity
+	rootCRLDER, pckCRLDER       []byte
+	tcbRaw, qeRaw               []byte
+	tcbSig, qeSig               [64]byte
+	tcbChain, qeChain, crlChain [][]byte
+
+	tcbInfo    *collateral.TCBInfo
+	qeIdentity *collateral.QEIdentity
+	rootCRL    *x509.RevocationList
+	pckCRL     *x509.RevocationList
+	// pckCRLIssuer is the intermediate that signed the PCK CRL.
+	pckCRLIssuer *x509.Certificate
+	rootRevoked  map[string]bool
+	pckRevoked   map[string]bool
+	// certs of the three issuer chains, for validity windows
+	certs []*x509.Certificate
+}
+
+func serialSet(l *x509.RevocationList) map[string]bool {
+	m := make(map[string]bool, len(l.RevokedCertificateEntries))
+	for _, e := range l.RevokedCertificateEntries {
+		if e.SerialNumber != nil {
+			m[string(e.SerialNumber.Bytes())+"/"+signOf(e.SerialNumber.Sign())] = true
+		}
+	}
+	return m
+}
+
+func signOf(s int) string {
+	if s < 0 {
+		return "-"
+	}
+	return "+"
+}
+
+func revoked(m map[string]bool, c *x509.Certificate) bool {
+	return m[string(c.SerialNumber.Bytes())+"/"+signOf(c.SerialNumber.Sign())]
+}
+
+func chainDER(c *collateral.Chain) [][]byte {
+	out := make([][]byte, len(c.Certs))
+	for i, x := range c.Certs {
+		out[i] = x.Raw
+	}
+	return out
+}
+
+// sameBytes reports whether v was built from exactly the bytes of c.
+func (v *verifiedCollateral) sameBytes(c *collateral.Collateral, root *x509.Certificate) bool {
+	eqChain := func(a [][]byte, b *collateral.Chain) bool {
+		if len(a) != len(b.Certs) {
+			return false
+		}
+		for i := range a {
+			if !bytes.Equal(a[i], b.Certs[i].Raw) {
+				return false
+			}
+		}
+		return true
+	}
+	return bytes.Equal(v.root.Raw, root.Raw) &&
+		v.tcbSig == c.TCBInfo.Signature && v.qeSig == c.QEIdentity.Signature &&
+		bytes.Equal(v.tcbRaw, c.TCBInfo.Raw) && bytes.Equal(v.qeRaw, c.QEIdentity.Raw) &&
+		bytes.Equal(v.rootCRLDER, c.RootCACRL.DER) && bytes.Equal(v.pckCRLDER, c.PCKCRL.DER) &&
+		eqChain(v.tcbChain, c.TCBInfoIssuerChain) && eqChain(v.qeChain, c.QEIdentityIssuerChain) &&
+		eqChain(v.crlChain, c.PCKCRLIssuerChain)
+}
+
+func collateralKey(c *collateral.Collateral) string {
+	var k []byte
+	k = append(k, c.TCBInfo.Signature[:]...)
+	k = append(k, c.QEIdentity.Signature[:]...)
+	k = append(k, c.RootCACRL.List.Signature...)
+	k = append(k, c.PCKCRL.List.Signature...)
+	return string(k)
+}
+
+// verifyCollateral checks every signature and chain of c against root.
+// It does not look at the time: see checkTimes.
+func (s *session) verifyCollateral(c *collateral.Collateral) (*verifiedCollateral, error) {
+	if c == nil || c.RootCACRL == nil || c.PCKCRL == nil || c.TCBInfo == nil || c.QEIdentity == nil ||
+		c.TCBInfoIssuerChain == nil || c.QEIdentityIssuerChain == nil || c.PCKCRLIssuerChain == nil {
+		return nil, stepErr("collateral", ErrCollateral, "incomplete collateral")
+	}
+	root := s.root
+	v := &verifiedCollateral{
+		root:       root,
+		rootCRLDER: c.RootCACRL.DER, pckCRLDER: c.PCKCRL.DER,
+		tcbRaw: c.TCBInfo.Raw, qeRaw: c.QEIdentity.Raw,
+		tcbSig: c.TCBInfo.Signature, qeSig: c.QEIdentity.Signature,
+		tcbChain: chainDER(c.TCBInfoIssuerChain), qeChain: chainDER(c.QEIdentityIssuerChain),
+		crlChain: chainDER(c.PCKCRLIssuerChain),
+		tcbInfo:  c.TCBInfo.Info, qeIdentity: c.QEIdentity.Identity,
+		rootCRL: c.RootCACRL.List, pckCRL: c.PCKCRL.List,
+	}
+	// Root CA CRL: issued and signed by the root.
+	if !bytes.Equal(v.rootCRL.RawIssuer, root.RawSubject) {
+		return nil, stepErr("root CA CRL", ErrCRL, "issuer is not the trusted root")
+	}
+	if err := s.checkCRLSignature(v.rootCRL, c.RootCACRL.DER, root); err != nil {
+		return nil, stepErr("root CA CRL", ErrCRL, "signature: %w", err)
+	}
+	v.rootRevoked = serialSet(v.rootCRL)
+
+	// TCB info and QE identity: chain [TCB Signing, root], not revoked,
+	// signature over the exact bytes.
+	for _, d := range []struct {
+		step  string
+		chain *collateral.Chain
+		raw   []byte
+		sig   *[64]byte
+	}{
+		{"tcb info", c.TCBInfoIssuerChain, c.TCBInfo.Raw, &c.TCBInfo.Signature},
+		{"qe identity", c.QEIdentityIssuerChain, c.QEIdentity.Raw, &c.QEIdentity.Signature},
+	} {
+		signer, err := s.verifyTwoCertChain(d.step, d.chain, v.rootRevoked)
+		if err != nil {
+			return nil, err
+		}
+		if signer.Subject.CommonName != cnTCBSigning {
+			return nil, stepErr(d.step, ErrChain, "signer CN %q, want %q", signer.Subject.CommonName, cnTCBSigning)
+		}
+		if !verifyRawP256(ecdsaKey(signer), d.raw, d.sig) {
+			return nil, stepErr(d.step, ErrCollateralSignature, "signature does not verify over the exact bytes")
+		}
+		v.certs = append(v.certs, d.chain.Certs...)
+	}
+
+	// PCK CRL: chain [PCK CA, root], CA not revoked, CRL issued and
+	// signed by it.
+	ca, err := s.verifyTwoCertChain("pck crl issuer chain", c.PCKCRLIssuerChain, v.rootRevoked)
+	if err != nil {
+		return nil, err
+	}
+	v.certs = append(v.certs, c.PCKCRLIssuerChain.Certs...)
+	if !bytes.Equal(v.pckCRL.RawIssuer, ca.RawSubject) {
+		return nil, stepErr("pck crl", ErrCRL, "issuer is not the PCK CA of its issuer chain")
+	}
+	if err := s.checkCRLSignature(v.pckCRL, c.PCKCRL.DER, ca); err != nil {
+		return nil, stepErr("pck crl", ErrCRL, "signature: %w", err)
+	}
+	v.pckCRLIssuer = ca
+	v.pckRevoked = serialSet(v.pckCRL)
+
+	// Static checks on the documents.
+	if v.tcbInfo.TCBType != 0 {
+		return nil, stepErr("tcb info", ErrCollateral, "tcbType %d, want 0", v.tcbInfo.TCBType)
+	}
+	return v, nil
+}
+
+// verifyTwoCertChain checks [leaf, root] where root must be the trusted
+// root (exact DER) and leaf is signed by it and not revoked.
+func (s *session) verifyTwoCertChain(step string, ch *collateral.Chain, rootRevoked map[string]bool) (*x509.Certificate, error) {
+	if len(ch.Certs) != 2 {
+		return nil, stepErr(step, ErrChain, "issuer chain has %d certificates, want 2", len(ch.Certs))
+	}
+	if !bytes.Equal(ch.Certs[1].Raw, s.root.Raw) {
+		return nil, stepErr(step, ErrChain, "issuer chain does not end in the trusted root")
+	}
+	leaf := ch.Certs[0]
+	if err := s.checkCertSignature(leaf, s.root); err != nil {
+		return nil, stepErr(step, ErrChain, "%s: %w", leaf.Subject.CommonName, err)
+	}
+	if revoked(rootRevoked, leaf) {
+		return nil, stepErr(step, ErrRevoked, "%s (serial %x) is revoked by the root CA CRL", leaf.Subject.CommonName, leaf.SerialNumber)
+	}
+	return leaf, nil
+}
+
+// timeFacts gathers validity windows for a result.
+type timeFacts struct {
+	earliestExpiration, earliestIssue, latestIssue time.Time
+	notYetValid                                    string // first thing found not yet valid (strict)
+	crlNotYetValid                                 bool
+}
+
+func (t *timeFacts) expiry(x time.Time) {
+	if t.earliestExpiration.IsZero() || x.Before(t.earliestExpiration) {
+		t.earliestExpiration = x
+	}
+}
+
+func (t *timeFacts) issue(what string, x, now time.Time) {
+	if t.earliestIssue.IsZero() || x.Before(t.earliestIssue) {
+		t.earliestIssue = x
+	}
+	if x.After(t.latestIssue) {
+		t.latestIssue = x
+	}
+	if now.Before(x) && t.notYetValid == "" {
+		t.notYetValid = what
+	}
+}
+
+func (t *timeFacts) cert(c *x509.Certificate, now time.Time) {
+	t.expiry(c.NotAfter)
+	t.issue("certificate "+c.Subject.CommonName, c.NotBefore, now)
+}
+
+func collectTimes(v *verifiedCollateral, pck []*x509.Certificate, now time.Time) timeFacts {
+	var t timeFacts
+	for _, l := range []*x509.RevocationList{v.rootCRL, v.pckCRL} {
+		t.expiry(l.NextUpdate)
+		t.issue("CRL", l.ThisUpdate, now)
+		if now.Before(l.ThisUpdate) {
+			t.crlNotYetValid = true
+		}
+	}
+	t.expiry(v.tcbInfo.NextUpdate)
+	t.issue("tcb info", v.tcbInfo.IssueDate, now)
+	t.expiry(v.qeIdentity.NextUpdate)
+	t.issue("qe identity", v.qeIdentity.IssueDate, now)
+	for _, c := range v.certs {
+		t.cert(c, now)
+	}
+	for _, c := range pck {
+		t.cert(c, now)
+	}
+	return t
+}
+
+type collateralArg = *collateral.Collateral
+
+// detach replaces the byte slices v shares with the caller by copies, so
+// a cached entry cannot change under it.
+func (v *verifiedCollateral) detach() {
+	v.rootCRLDER = bytes.Clone(v.rootCRLDER)
+	v.pckCRLDER = bytes.Clone(v.pckCRLDER)
+	v.tcbRaw = bytes.Clone(v.tcbRaw)
+	v.qeRaw = bytes.Clone(v.qeRaw)
+	for _, ch := range [][][]byte{v.tcbChain, v.qeChain, v.crlChain} {
+		for i := range ch {
+			ch[i] = bytes.Clone(ch[i])
+		}
+	}
+}

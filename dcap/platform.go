@@ -1,0 +1,159 @@
+package dcap
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/pem"
+
+	"github.com/tdproof/tdproof/pckcert"
+	"github.com/tdproof/tdproof/quote"
+)
+
+// verifiedPlatform is a PCK chain plus QE report whose signatures and
+// binding have been checked; it depends only on the bytes it holds
+// copies of and the root. Revocation and validity windows are checked per
+// call.
+type verifiedPlatform struct {
+	root                       *x509.Certificate
+	chainPEM, qeReport, qeAuth []byte
+	qeSig                      [64]byte
+	attKeyRaw                  [64]byte
+	leaf, intermediate         *x509.Certificate
+	ext                        *pckcert.Extension
+	caType                     pckcert.CAType
+	attKey                     *ecdsa.PublicKey
+}
+
+func (p *verifiedPlatform) sameBytes(chainPEM []byte, sd *quote.SignatureData, root *x509.Certificate) bool {
+	return p.qeSig == sd.QEReportSignature && p.attKeyRaw == sd.AttestationKey &&
+		bytes.Equal(p.qeReport, sd.QEReport.Raw) && bytes.Equal(p.qeAuth, sd.QEAuthData) &&
+		bytes.Equal(p.chainPEM, chainPEM) && bytes.Equal(p.root.Raw, root.Raw)
+}
+
+// pckChainPEM returns the PEM PCK chain of the quote, or of the
+// collateral for certification data types 2 and 3.
+func pckChainPEM(q *quote.Quote, pckChain []byte) ([]byte, error) {
+	cd := q.Signature.Certification
+	switch cd.Type {
+	case quote.CertPCKChain:
+		return cd.PCKChain, nil
+	case quote.CertPPIDRSA2048, quote.CertPPIDRSA3072, quote.CertPPIDCleartext:
+		if len(pckChain) == 0 {
+			return nil, stepErr("pck chain", ErrCollateral, "quote carries %v; the PCK certificate chain must come with the collateral", cd.Type)
+		}
+		return pckChain, nil
+	}
+	return nil, stepErr("pck chain", ErrChain, "certification data type %v carries no PCK chain", cd.Type)
+}
+
+// decodePEMChain splits PEM text into DER blocks without parsing them.
+func decodePEMChain(text []byte) ([][]byte, error) {
+	var out [][]byte
+	rest := bytes.TrimRight(text, "\x00")
+	for {
+		rest = bytes.TrimLeft(rest, " \t\r\n")
+		if len(rest) == 0 {
+			break
+		}
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil || b.Type != "CERTIFICATE" {
+			return nil, stepErr("pck chain", ErrChain, "PCK chain holds data that is not a PEM certificate")
+		}
+		if len(out) == 3 {
+			return nil, stepErr("pck chain", ErrChain, "PCK chain has more than 3 certificates")
+		}
+		out = append(out, b.Bytes)
+	}
+	return out, nil
+}
+
+// verifyPlatform checks the PCK chain (leaf ← PCK CA ← trusted root), the
+// QE report signature and the QE report binding of the attestation key.
+func (s *session) verifyPlatform(q *quote.Quote, chainPEM []byte) (*verifiedPlatform, error) {
+	sd := q.Signature
+	ders, err := decodePEMChain(chainPEM)
+	if err != nil {
+		return nil, err
+	}
+	if len(ders) != 3 {
+		return nil, stepErr("pck chain", ErrChain, "PCK chain has %d certificates, want 3", len(ders))
+	}
+	if !bytes.Equal(ders[2], s.root.Raw) {
+		return nil, stepErr("pck chain", ErrChain, "PCK chain does not end in the trusted root")
+	}
+	inter, err := s.intermediate(ders[1])
+	if err != nil {
+		return nil, err
+	}
+	leaf, err := x509.ParseCertificate(ders[0])
+	if err != nil {
+		return nil, stepErr("pck chain", ErrChain, "PCK certificate: %w", err)
+	}
+	if leaf.Subject.CommonName != cnPCKLeaf {
+		return nil, stepErr("pck chain", ErrChain, "PCK certificate CN %q, want %q", leaf.Subject.CommonName, cnPCKLeaf)
+	}
+	if !bytes.Equal(leaf.RawIssuer, inter.RawSubject) {
+		return nil, stepErr("pck chain", ErrChain, "PCK certificate is not issued by the chain's PCK CA")
+	}
+	if err := leaf.CheckSignatureFrom(inter); err != nil {
+		return nil, stepErr("pck chain", ErrChain, "PCK certificate signature: %w", err)
+	}
+	ext, err := pckcert.FromCertificate(leaf)
+	if err != nil {
+		return nil, stepErr("pck chain", ErrChain, "PCK certificate: %w", err)
+	}
+	pub := ecdsaKey(leaf)
+	if !verifyRawP256(pub, sd.QEReport.Raw, &sd.QEReportSignature) {
+		return nil, stepErr("qe report", ErrQEReportSignature, "not signed by the PCK key")
+	}
+	h := sha256.New()
+	h.Write(sd.AttestationKey[:])
+	h.Write(sd.QEAuthData)
+	var want [32]byte
+	h.Sum(want[:0])
+	// Intel compares the first 32 bytes only (dcap.md §1.7).
+	if !bytes.Equal(sd.QEReport.ReportData[:32], want[:]) {
+		return nil, stepErr("qe report", ErrQEReportData, "REPORTDATA[0:32] is not SHA-256(attestation key ‖ QE auth data)")
+	}
+	attKey, err := parseRawP256(&sd.AttestationKey)
+	if err != nil {
+		return nil, stepErr("quote", ErrQuoteSignature, "attestation key: %w", err)
+	}
+	return &verifiedPlatform{
+		root: s.root, chainPEM: chainPEM, qeReport: sd.QEReport.Raw, qeAuth: sd.QEAuthData,
+		qeSig: sd.QEReportSignature, attKeyRaw: sd.AttestationKey,
+		leaf: leaf, intermediate: inter, ext: ext, caType: pckcert.CATypeOf(inter, true), attKey: attKey,
+	}, nil
+}
+
+func (p *verifiedPlatform) detach() {
+	p.chainPEM = bytes.Clone(p.chainPEM)
+	p.qeReport = bytes.Clone(p.qeReport)
+	p.qeAuth = bytes.Clone(p.qeAuth)
+}
+
+func (s *session) platform(q *quote.Quote, chainPEM []byte) (*verifiedPlatform, error) {
+	if s.cache == nil {
+		return s.verifyPlatform(q, chainPEM)
+	}
+	key := q.Signature.QEReportSignature
+	s.cache.mu.RLock()
+	p := s.cache.platforms[key]
+	s.cache.mu.RUnlock()
+	if p != nil && p.sameBytes(chainPEM, q.Signature, s.root) {
+		return p, nil
+	}
+	p, err := s.verifyPlatform(q, chainPEM)
+	if err != nil {
+		return nil, err
+	}
+	p.detach()
+	s.cache.mu.Lock()
+	evictIfFull(s.cache.platforms, s.cache.maxEntries)
+	s.cache.platforms[key] = p
+	s.cache.mu.Unlock()
+	return p, nil
+}

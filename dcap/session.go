@@ -1,0 +1,131 @@
+package dcap
+
+import (
+	"bytes"
+	"crypto/x509"
+	"sync"
+)
+
+// session carries the trust anchor of one verification and, for a
+// Verifier, the caches of already verified objects. With a nil cache
+// everything is verified from scratch.
+type session struct {
+	root  *x509.Certificate
+	cache *cache
+}
+
+// cache holds objects verified against one root, each keyed by
+// signature bytes and confirmed by comparing every byte it was built from.
+type cache struct {
+	mu            sync.RWMutex
+	collateral    map[string]*verifiedCollateral
+	platforms     map[[64]byte]*verifiedPlatform
+	intermediates map[string]*x509.Certificate // DER → verified PCK CA
+	crlBy         map[string]bool              // CRL DER + signer DER → signature ok
+	maxEntries    int
+}
+
+func newCache(maxEntries int) *cache {
+	return &cache{
+		collateral:    map[string]*verifiedCollateral{},
+		platforms:     map[[64]byte]*verifiedPlatform{},
+		intermediates: map[string]*x509.Certificate{},
+		crlBy:         map[string]bool{},
+		maxEntries:    maxEntries,
+	}
+}
+
+// evictIfFull drops a map's entries when it reached the bound (simple and
+// safe: entries are only an optimisation). Callers hold mu.
+func evictIfFull[K comparable, V any](m map[K]V, limit int) {
+	if len(m) >= limit {
+		clear(m)
+	}
+}
+
+// checkCertSignature verifies child ← parent, remembering successes for
+// PCK CAs under the session's cache.
+func (s *session) checkCertSignature(child, parent *x509.Certificate) error {
+	return child.CheckSignatureFrom(parent)
+}
+
+// intermediate parses and verifies a PCK CA certificate (DER) against the
+// root, once per distinct DER for a cached session.
+func (s *session) intermediate(der []byte) (*x509.Certificate, error) {
+	if s.cache != nil {
+		s.cache.mu.RLock()
+		c := s.cache.intermediates[string(der)]
+		s.cache.mu.RUnlock()
+		if c != nil {
+			return c, nil
+		}
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, stepErr("pck chain", ErrChain, "PCK CA certificate: %w", err)
+	}
+	if !bytes.Equal(c.RawIssuer, s.root.RawSubject) {
+		return nil, stepErr("pck chain", ErrChain, "PCK CA is not issued by the trusted root")
+	}
+	if err := c.CheckSignatureFrom(s.root); err != nil {
+		return nil, stepErr("pck chain", ErrChain, "PCK CA signature: %w", err)
+	}
+	if c.Subject.CommonName != "Intel SGX PCK Platform CA" && c.Subject.CommonName != "Intel SGX PCK Processor CA" {
+		return nil, stepErr("pck chain", ErrChain, "PCK CA CN %q is not an Intel PCK CA", c.Subject.CommonName)
+	}
+	if s.cache != nil {
+		s.cache.mu.Lock()
+		evictIfFull(s.cache.intermediates, s.cache.maxEntries)
+		s.cache.intermediates[string(bytes.Clone(der))] = c
+		s.cache.mu.Unlock()
+	}
+	return c, nil
+}
+
+// checkCRLSignature verifies that signer signed the CRL, once per
+// (CRL, signer) pair for a cached session.
+func (s *session) checkCRLSignature(l *x509.RevocationList, der []byte, signer *x509.Certificate) error {
+	var key string
+	if s.cache != nil {
+		key = string(der) + string(signer.Raw)
+		s.cache.mu.RLock()
+		ok := s.cache.crlBy[key]
+		s.cache.mu.RUnlock()
+		if ok {
+			return nil
+		}
+	}
+	if err := l.CheckSignatureFrom(signer); err != nil {
+		return err
+	}
+	if s.cache != nil {
+		s.cache.mu.Lock()
+		evictIfFull(s.cache.crlBy, s.cache.maxEntries)
+		s.cache.crlBy[key] = true
+		s.cache.mu.Unlock()
+	}
+	return nil
+}
+
+func (s *session) collateral(c collateralArg) (*verifiedCollateral, error) {
+	if s.cache == nil {
+		return s.verifyCollateral(c)
+	}
+	key := collateralKey(c)
+	s.cache.mu.RLock()
+	v := s.cache.collateral[key]
+	s.cache.mu.RUnlock()
+	if v != nil && v.sameBytes(c, s.root) {
+		return v, nil
+	}
+	v, err := s.verifyCollateral(c)
+	if err != nil {
+		return nil, err
+	}
+	v.detach()
+	s.cache.mu.Lock()
+	evictIfFull(s.cache.collateral, s.cache.maxEntries)
+	s.cache.collateral[key] = v
+	s.cache.mu.Unlock()
+	return v, nil
+}

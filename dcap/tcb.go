@@ -1,0 +1,147 @@
+package dcap
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/tdproof/tdproof/collateral"
+	"github.com/tdproof/tdproof/pckcert"
+	"github.com/tdproof/tdproof/quote"
+)
+
+// matchPlatformLevel returns the first (newest) TCB level the platform
+// reaches: every SGX component from the PCK certificate, the PCESVN and,
+// for TDX, the TEE_TCB_SVN components (from index 2 when byte 1, the
+// module major version, is non-zero: the module is then judged by its
+// identity; dcap.md §2.4).
+func matchPlatformLevel(info *collateral.TCBInfo, tcb *pckcert.TCB, teeTCBSVN *[16]byte) (*collateral.TCBLevel, bool) {
+	for i := range info.TCBLevels {
+		l := &info.TCBLevels[i]
+		if tcb.PCESVN < l.PCESVN || !atLeast(tcb.Components[:], l.SGXComponents[:]) {
+			continue
+		}
+		if teeTCBSVN != nil {
+			start := 0
+			if teeTCBSVN[1] > 0 {
+				start = 2
+			}
+			if !atLeast(teeTCBSVN[start:], l.TDXComponents[start:]) {
+				continue
+			}
+		}
+		return l, true
+	}
+	return nil, false
+}
+
+func atLeast(have, need []uint8) bool {
+	for i := range need {
+		if have[i] < need[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// matchISVSVN returns the first level (sorted highest first) with
+// svn >= level.ISVSVN.
+func matchISVSVN(levels []collateral.ISVSVNLevel, svn uint16) (*collateral.ISVSVNLevel, bool) {
+	for i := range levels {
+		if svn >= levels[i].ISVSVN {
+			return &levels[i], true
+		}
+	}
+	return nil, false
+}
+
+// moduleIdentity returns the TDX module identity for TEE_TCB_SVN[1] > 0.
+func moduleIdentity(info *collateral.TCBInfo, major uint8) *collateral.TDXModuleIdentity {
+	id := fmt.Sprintf("TDX_%02X", major)
+	for i := range info.TDXModuleIdentities {
+		if strings.EqualFold(info.TDXModuleIdentities[i].ID, id) {
+			return &info.TDXModuleIdentities[i]
+		}
+	}
+	return nil
+}
+
+// checkModule verifies MRSIGNERSEAM and SEAMATTRIBUTES against the module
+// identity selected by svn[1] (or the default tdxModule when svn[1] is 0)
+// and returns the module's TCB level (nil when svn[1] is 0), Intel's
+// semantics (dcap.md §2.3 step 7, §2.10).
+func checkModule(info *collateral.TCBInfo, td *quote.TDReport, svn *[16]byte) (*collateral.ISVSVNLevel, string, error) {
+	if info.TDXModule == nil {
+		return nil, "", stepErr("tdx module", ErrTDXModuleMismatch, "tcb info has no tdxModule")
+	}
+	expected := *info.TDXModule
+	var ident *collateral.TDXModuleIdentity
+	if svn[1] > 0 {
+		ident = moduleIdentity(info, svn[1])
+		if ident == nil {
+			return nil, "", stepErr("tdx module", ErrTDXModuleMismatch, "tcb info has no module identity TDX_%02X", svn[1])
+		}
+		expected = ident.TDXModule
+	}
+	if td.MRSignerSEAM != expected.MRSigner {
+		return nil, "", stepErr("tdx module", ErrTDXModuleMismatch, "MRSIGNERSEAM %x does not match the module identity", td.MRSignerSEAM)
+	}
+	// Intel: SEAMATTRIBUTES must be all zero and equal to the expected
+	// attributes; the mask is not applied.
+	if td.SEAMAttributes != [8]byte{} || td.SEAMAttributes != expected.Attributes {
+		return nil, "", stepErr("tdx module", ErrTDXModuleMismatch, "SEAMATTRIBUTES %x, want zero", td.SEAMAttributes)
+	}
+	if ident == nil {
+		return nil, "", nil
+	}
+	l, ok := matchISVSVN(ident.TCBLevels, uint16(svn[0]))
+	if !ok {
+		return nil, "", stepErr("tdx module", ErrTCBNotSupported, "module SVN %d is below every level of %s", svn[0], ident.ID)
+	}
+	return l, ident.ID, nil
+}
+
+// checkQEIdentity matches the QE report against the QE identity and
+// returns the QE TCB level.
+func checkQEIdentity(id *collateral.QEIdentity, r *quote.EnclaveReport) (*collateral.ISVSVNLevel, error) {
+	if r.MRSigner != id.MRSigner {
+		return nil, stepErr("qe identity", ErrQEIdentity, "MRSIGNER %x, want %x", r.MRSigner, id.MRSigner)
+	}
+	if r.ISVProdID != id.ISVProdID {
+		return nil, stepErr("qe identity", ErrQEIdentity, "ISVPRODID %d, want %d", r.ISVProdID, id.ISVProdID)
+	}
+	misc := [4]byte{byte(r.MiscSelect), byte(r.MiscSelect >> 8), byte(r.MiscSelect >> 16), byte(r.MiscSelect >> 24)}
+	for i := range misc {
+		if misc[i]&id.MiscSelectMask[i] != id.MiscSelect[i] {
+			return nil, stepErr("qe identity", ErrQEIdentity, "MISCSELECT %08x does not match under the mask", r.MiscSelect)
+		}
+	}
+	for i := range r.Attributes {
+		if r.Attributes[i]&id.AttributesMask[i] != id.Attributes[i] {
+			return nil, stepErr("qe identity", ErrQEIdentity, "ATTRIBUTES %x do not match under the mask", r.Attributes)
+		}
+	}
+	l, ok := matchISVSVN(id.TCBLevels, r.ISVSVN)
+	if !ok {
+		return nil, stepErr("qe identity", ErrTCBNotSupported, "QE ISVSVN %d is below every level", r.ISVSVN)
+	}
+	return l, nil
+}
+
+func component(status collateral.TCBStatus, date time.Time, ids []string) ComponentStatus {
+	if ids == nil {
+		ids = []string{}
+	}
+	return ComponentStatus{Status: status, TCBDate: date, AdvisoryIDs: ids}
+}
+
+// mergeAdvisories returns the sorted union of the lists.
+func mergeAdvisories(lists ...[]string) []string {
+	out := []string{}
+	for _, l := range lists {
+		out = append(out, l...)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}

@@ -1,0 +1,10 @@
+module github.com/tdproof/tdproof
+
+go 1.26
+
+require (
+	github.com/google/go-tdx-guest v0.3.1 // indirect
+	github.com/inconshreveable/mousetrap v1.1.0 // indirect
+	github.com/spf13/cobra v1.10.2 // indirect
+	github.com/spf13/pflag v1.0.9 // indirect
+)
