@@ -94,3 +94,98 @@ func TestRealVectors(t *testing.T) {
 		})
 	}
 }
+
+// TestRealVectorsExpiry checks Intel's time semantics on the real
+// collateral: a day before the given time everything is valid; at the
+// earliest nextUpdate (inclusive) the result is flagged expired but still
+// evaluated; Strict turns that into ErrExpired.
+func TestRealVectorsExpiry(t *testing.T) {
+	for _, v := range realVectors {
+		if v.wantErr != nil {
+			continue
+		}
+		t.Run(v.dir, func(t *testing.T) {
+			q, c := loadVector(t, v.dir)
+			at := time.Unix(v.at, 0)
+			res, err := dcap.Verify(q, c, dcap.Options{Now: at.Add(-24 * time.Hour), Strict: true})
+			if err != nil {
+				t.Fatalf("a day earlier, strict: %v", err)
+			}
+			exp := res.EarliestExpiration
+			if !exp.After(at) {
+				t.Fatalf("earliest expiration %v is not after the vector time %v", exp, at)
+			}
+			res, err = dcap.Verify(q, c, dcap.Options{Now: exp})
+			if err != nil {
+				t.Fatalf("at expiry: %v", err)
+			}
+			if !res.CollateralExpired || res.Status != v.wantStatus {
+				t.Errorf("at expiry: expired=%v status=%v, want true %v", res.CollateralExpired, res.Status, v.wantStatus)
+			}
+			res, err = dcap.Verify(q, c, dcap.Options{Now: exp.Add(-time.Second)})
+			if err != nil || res.CollateralExpired {
+				t.Errorf("a second before expiry: expired=%v err=%v", res != nil && res.CollateralExpired, err)
+			}
+			if _, err := dcap.Verify(q, c, dcap.Options{Now: exp, Strict: true}); !errors.Is(err, dcap.ErrExpired) {
+				t.Errorf("at expiry, strict: err = %v, want ErrExpired", err)
+			}
+		})
+	}
+}
+
+// TestParseOnlyVectorsChainToIntel checks the hex quotes without
+// collateral: PCK chain, QE report and quote signatures up to the Intel root.
+func TestParseOnlyVectorsChainToIntel(t *testing.T) {
+	dir := testvectors.Path(t, "dcap", "parse-only")
+	for _, name := range []string{"tappd-tdx-v4.hex", "tdx-v4-0x.hex"} {
+		t.Run(name, func(t *testing.T) {
+			text, err := os.ReadFile(filepath.Join(dir, name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, err := quote.DecodeInput(text)
+			if err != nil {
+				t.Fatal(err)
+			}
+			q, err := quote.Parse(raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := dcap.VerifySignatures(q, dcap.Options{}); err != nil {
+				t.Fatalf("VerifySignatures: %v", err)
+			}
+			// A flipped byte in the signed body must break it.
+			bad := slices.Clone(raw)
+			bad[200] ^= 1
+			qb, err := quote.Parse(bad)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := dcap.VerifySignatures(qb, dcap.Options{}); !errors.Is(err, dcap.ErrQuoteSignature) {
+				t.Errorf("flipped body byte: err = %v, want ErrQuoteSignature", err)
+			}
+		})
+	}
+}
+
+// TestVerifierMatchesVerify runs the caching Verifier twice over every
+// vector and compares with the pure Verify.
+func TestVerifierMatchesVerify(t *testing.T) {
+	v := dcap.NewVerifier(dcap.VerifierOptions{})
+	for _, rv := range realVectors {
+		t.Run(rv.dir, func(t *testing.T) {
+			q, c := loadVector(t, rv.dir)
+			at := time.Unix(rv.at, 0)
+			want, wantErr := dcap.Verify(q, c, dcap.Options{Now: at})
+			for i := range 2 {
+				got, err := v.Verify(q, c, at)
+				if (err == nil) != (wantErr == nil) || (err != nil && err.Error() != wantErr.Error()) {
+					t.Fatalf("round %d: err = %v, want %v", i, err, wantErr)
+				}
+				if err == nil && (got.Status != want.Status || !slices.Equal(got.AdvisoryIDs, want.AdvisoryIDs) || got.EarliestExpiration != want.EarliestExpiration) {
+					t.Errorf("round %d: %v %v, want %v %v", i, got.Status, got.AdvisoryIDs, want.Status, want.AdvisoryIDs)
+				}
+			}
+		})
+	}
+}

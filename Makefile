@@ -1,0 +1,42 @@
+# tdproof — build and test entry points. `make test` is what CI runs.
+GO          ?= go
+STATICCHECK ?= $(shell $(GO) env GOPATH)/bin/staticcheck
+STATICCHECK_VERSION ?= v0.8.2
+FUZZTIME    ?= 5m
+
+.PHONY: all build test fmt-check vet staticcheck unit bench fuzz tools
+
+all: build
+
+build:
+	$(GO) build -o bin/tdproof ./cmd/tdproof
+
+# The test command of README.md and CI: formatting, vet, staticcheck, race tests.
+test: fmt-check vet staticcheck unit
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+staticcheck: tools
+	$(STATICCHECK) ./...
+
+unit:
+	$(GO) test -race -count=1 ./...
+
+tools:
+	@test -x $(STATICCHECK) || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+bench:
+	$(GO) test -run='^$$' -bench=. -benchmem -count=10 ./dcap/
+
+# Long fuzzing, one target at a time (FUZZTIME each).
+fuzz:
+	$(GO) test -run='^$$' -fuzz='^FuzzParseQuote$$' -fuzztime=$(FUZZTIME) ./quote/
+	$(GO) test -run='^$$' -fuzz='^FuzzParsePCKExtension$$' -fuzztime=$(FUZZTIME) ./pckcert/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseTCBInfo$$' -fuzztime=$(FUZZTIME) ./collateral/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseQEIdentity$$' -fuzztime=$(FUZZTIME) ./collateral/
+	$(GO) test -run='^$$' -fuzz='^FuzzVerifyFailClosed$$' -fuzztime=$(FUZZTIME) ./dcap/
