@@ -275,7 +275,7 @@ func ReadPCSDir(fsys fs.FS, sel PCSSelector) (*Collateral, error) {
 		}
 		switch len(found) {
 		case 0:
-			return "", fmt.Errorf("%w: pcs directory: no %s response", ErrMalformed, what)
+			return "", fmt.Errorf("%w: pcs directory: no %s response", ErrNotFound, what)
 		case 1:
 			return found[0], nil
 		}
@@ -345,7 +345,7 @@ func ReadPCSDir(fsys fs.FS, sel PCSSelector) (*Collateral, error) {
 				return ParseChain(v)
 			}
 		}
-		return nil, fmt.Errorf("%w: %s: no %s header", ErrMalformed, base, names[0])
+		return nil, fmt.Errorf("%w: %s: no %s header", ErrNotFound, base, names[0])
 	}
 	c := &Collateral{}
 	body, _, err := read(rootName)

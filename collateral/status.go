@@ -8,6 +8,10 @@ import (
 // ErrMalformed: collateral that does not parse or lacks a required field.
 var ErrMalformed = errors.New("collateral: malformed")
 
+// ErrNotFound: a required piece of collateral is absent (for example a
+// PCS directory without the TCB info for the quote's FMSPC).
+var ErrNotFound = errors.New("collateral: not found")
+
 // TCBStatus is a TCB level status, in Intel's spelling. The collateral
 // vocabulary is UpToDate … Revoked; the verifier's results add the TD
 // relaunch statuses.

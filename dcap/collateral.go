@@ -116,6 +116,16 @@ func (s *session) verifyCollateral(c *collateral.Collateral) (*verifiedCollatera
 		tcbInfo:  c.TCBInfo.Info, qeIdentity: c.QEIdentity.Identity,
 		rootCRL: c.RootCACRL.List, pckCRL: c.PCKCRL.List,
 	}
+	// Every issuer chain must end in the trusted root (cheap, and the
+	// clearest error when collateral comes from another PKI).
+	for _, ch := range []struct {
+		step  string
+		chain *collateral.Chain
+	}{{"tcb info", c.TCBInfoIssuerChain}, {"qe identity", c.QEIdentityIssuerChain}, {"pck crl issuer chain", c.PCKCRLIssuerChain}} {
+		if n := len(ch.chain.Certs); n == 0 || !bytes.Equal(ch.chain.Certs[n-1].Raw, root.Raw) {
+			return nil, stepErr(ch.step, ErrChain, "issuer chain does not end in the trusted root")
+		}
+	}
 	// Root CA CRL: issued and signed by the root.
 	if !bytes.Equal(v.rootCRL.RawIssuer, root.RawSubject) {
 		return nil, stepErr("root CA CRL", ErrCRL, "issuer is not the trusted root")

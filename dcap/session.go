@@ -2,7 +2,9 @@ package dcap
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
 	"sync"
 )
 
@@ -10,8 +12,14 @@ import (
 // Verifier, the caches of already verified objects. With a nil cache
 // everything is verified from scratch.
 type session struct {
-	root  *x509.Certificate
-	cache *cache
+	root    *x509.Certificate
+	rootSHA string // hex SHA-256 of root.Raw
+	cache   *cache
+}
+
+func newSession(root *x509.Certificate, c *cache) *session {
+	sum := sha256.Sum256(root.Raw)
+	return &session{root: root, rootSHA: hex.EncodeToString(sum[:]), cache: c}
 }
 
 // cache holds objects verified against one root, each keyed by

@@ -33,9 +33,8 @@ type VerifierOptions struct {
 //
 // A Verifier is safe for concurrent use.
 type Verifier struct {
-	root   *x509.Certificate
-	strict bool
-	cache  *cache
+	session *session
+	strict  bool
 }
 
 // NewVerifier returns a Verifier.
@@ -48,13 +47,12 @@ func NewVerifier(opts VerifierOptions) *Verifier {
 	if n <= 0 {
 		n = DefaultCacheEntries
 	}
-	return &Verifier{root: root, strict: opts.Strict, cache: newCache(n)}
+	return &Verifier{session: newSession(root, newCache(n)), strict: opts.Strict}
 }
 
 // Verify verifies q against c at time now (time.Now() if zero).
 func (v *Verifier) Verify(q *quote.Quote, c *collateral.Collateral, now time.Time) (*Result, error) {
-	s := &session{root: v.root, cache: v.cache}
-	return s.verify(q, c, now, v.strict)
+	return v.session.verify(q, c, now, v.strict)
 }
 
 // VerifySignatures checks what can be checked without collateral: the PCK
@@ -73,7 +71,7 @@ func VerifySignatures(q *quote.Quote, opts Options) error {
 	if q.Header.QEVendorID != quote.IntelQEVendorID {
 		return stepErr("quote", ErrQEVendor, "QE vendor ID %x", q.Header.QEVendorID)
 	}
-	s := &session{root: root}
+	s := newSession(root, nil)
 	chainPEM, err := pckChainPEM(q, nil)
 	if err != nil {
 		return err

@@ -1,7 +1,6 @@
 package dcap
 
 import (
-	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
 	"time"
@@ -25,8 +24,7 @@ func Verify(q *quote.Quote, c *collateral.Collateral, opts Options) (*Result, er
 	if root == nil {
 		root = intelRoot
 	}
-	s := &session{root: root}
-	return s.verify(q, c, opts.Now, opts.Strict)
+	return newSession(root, nil).verify(q, c, opts.Now, opts.Strict)
 }
 
 func (s *session) verify(q *quote.Quote, c *collateral.Collateral, now time.Time, strict bool) (*Result, error) {
@@ -187,8 +185,7 @@ func (s *session) verify(q *quote.Quote, c *collateral.Collateral, now time.Time
 		PCKCRL:     crlInfo(vc.pckCRL),
 		RootCACRL:  crlInfo(vc.rootCRL),
 	}
-	sum := sha256.Sum256(s.root.Raw)
-	res.TrustedRootSHA256 = hex.EncodeToString(sum[:])
+	res.TrustedRootSHA256 = s.rootSHA
 	res.IntelRoot = res.TrustedRootSHA256 == IntelRootSHA256
 	res.QEReport = enclaveFacts(&q.Signature.QEReport)
 	if q.TD != nil {

@@ -49,10 +49,6 @@ func (e *ParseError) Error() string {
 
 func (e *ParseError) Unwrap() error { return e.Err }
 
-func perr(field string, off int, err error) error {
-	return &ParseError{Field: field, Offset: off, Err: err}
-}
-
 func perrf(field string, off int, sentinel error, format string, a ...any) error {
 	return &ParseError{Field: field, Offset: off, Err: fmt.Errorf("%w: "+format, append([]any{sentinel}, a...)...)}
 }

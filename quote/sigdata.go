@@ -126,13 +126,11 @@ func parseSigData(r []byte, base int, version uint16) (*SignatureData, error) {
 // parseQEReportCertData parses QE report, its signature, the QE
 // authentication data and the PCK certification data.
 func parseQEReportCertData(c *cursor, sd *SignatureData) error {
-	off := c.off()
 	raw, err := c.take("qe_report", EnclaveReportSize)
 	if err != nil {
 		return err
 	}
 	decodeEnclaveReport(raw, &sd.QEReport)
-	_ = off
 	if err := c.array("qe_report_signature", sd.QEReportSignature[:]); err != nil {
 		return err
 	}

@@ -1,0 +1,50 @@
+// Package cli implements the tdproof command line: the command tree
+// (`tdproof <noun> <verb>`), flag and environment handling, human and JSON
+// output, and the mapping of errors to exit codes. cmd/tdproof is a thin
+// wrapper around [Main].
+//
+// Commands so far:
+//
+//	tdproof quote inspect FILE
+//	tdproof quote verify FILE --collateral PATH
+//	tdproof version
+//	tdproof help [COMMAND]
+//
+// Every flag has an environment fallback named TDPROOF_ plus the flag name
+// in upper case with '-' replaced by '_' (--max-collateral-age reads
+// TDPROOF_MAX_COLLATERAL_AGE); a flag on the command line wins. The
+// exceptions are --trusted-root and the *-unsafe switches: they weaken
+// verification, so they are read from the command line only and a variable
+// left in the environment cannot turn them on.
+//
+// Human output is the default; --format json writes one versioned JSON
+// object to stdout. Diagnostics go to stderr as "tdproof: error: …" and
+// "tdproof: hint: …".
+//
+// # Exit codes
+//
+// Errors are mapped with errors.Is on the sentinels of packages quote,
+// collateral and dcap, never by message:
+//
+//	0  verified and accepted (inspect: parsed, signatures valid or not checkable)
+//	1  internal error
+//	2  usage: unknown command or flag, missing or extra argument, bad flag
+//	   value, an input file (quote, trusted root) that cannot be read
+//	3  malformed input: quote.ErrMalformed, quote.ErrUnsupported, collateral
+//	   that does not parse (collateral.ErrMalformed), a trusted root that is
+//	   not a certificate
+//	4  not authentic: dcap.ErrSignature, ErrChain, ErrRevoked, ErrCRL,
+//	   ErrQEReportData, ErrQEVendor, ErrQEIdentity, ErrTDXModuleMismatch,
+//	   ErrCollateral (and its FMSPC / PCE-ID / signature variants), and with
+//	   --strict ErrExpired and ErrNotYetValid
+//	5  rejected by policy: dcap.ErrRejected, and dcap.ErrTCBNotSupported
+//	   (no TCB level matches: never acceptable)
+//	6  collateral unavailable: the --collateral path does not exist or
+//	   cannot be read, or a directory lacks a required response
+//
+// # Security
+//
+// --trusted-root replaces the pinned Intel SGX Root CA. A result made that
+// way proves nothing about Intel hardware; the human output then starts with
+// a WARNING line and the JSON result carries "intel_root": false.
+package cli

@@ -1,0 +1,120 @@
+package cli
+
+import (
+	"errors"
+
+	"github.com/tdproof/tdproof/collateral"
+	"github.com/tdproof/tdproof/dcap"
+	"github.com/tdproof/tdproof/quote"
+)
+
+// Exit codes (architecture.md, CLI).
+const (
+	exitOK                    = 0
+	exitInternal              = 1
+	exitUsage                 = 2
+	exitMalformed             = 3
+	exitNotAuthentic          = 4
+	exitRejected              = 5
+	exitCollateralUnavailable = 6
+)
+
+// Stable error codes of the JSON output ("error": {"code": …}).
+const (
+	codeInternal              = "internal"
+	codeUsage                 = "usage"
+	codeMalformed             = "malformed"
+	codeUnsupported           = "unsupported"
+	codeCollateralMalformed   = "collateral_malformed"
+	codeCollateralUnavailable = "collateral_unavailable"
+	codeCollateralInvalid     = "collateral_invalid"
+	codeNotAuthentic          = "not_authentic"
+	codeRevoked               = "revoked"
+	codeExpired               = "expired"
+	codeNotYetValid           = "not_yet_valid"
+	codeTCBNotSupported       = "tcb_not_supported"
+	codeRejected              = "rejected"
+)
+
+var (
+	// errCollateralUnavailable: the collateral path does not exist or
+	// cannot be read, or a PCS directory lacks a required response.
+	errCollateralUnavailable = errors.New("collateral unavailable")
+	// errMalformedInput: an input other than quote or collateral (the
+	// trusted root certificate) does not parse.
+	errMalformedInput = errors.New("malformed input")
+)
+
+// usageError is a command-line mistake (exit 2).
+type usageError struct{ err error }
+
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
+
+// hintError attaches "tdproof: hint:" lines to an error.
+type hintError struct {
+	err   error
+	hints []string
+}
+
+func (e *hintError) Error() string { return e.err.Error() }
+func (e *hintError) Unwrap() error { return e.err }
+
+func withHints(err error, hints ...string) error {
+	if err == nil || len(hints) == 0 {
+		return err
+	}
+	return &hintError{err: err, hints: hints}
+}
+
+// classify maps an error to its exit code and stable JSON code, with
+// errors.Is only. The order matters where sentinels overlap:
+// dcap.ErrCollateralSignature wraps both ErrCollateral and ErrSignature,
+// and dcap passes quote parse errors through.
+func classify(err error) (int, string) {
+	switch {
+	case err == nil:
+		return exitOK, ""
+	case errors.As(err, new(*usageError)):
+		return exitUsage, codeUsage
+	case errors.Is(err, errCollateralUnavailable), errors.Is(err, collateral.ErrNotFound):
+		return exitCollateralUnavailable, codeCollateralUnavailable
+	case errors.Is(err, quote.ErrUnsupported):
+		return exitMalformed, codeUnsupported
+	case errors.Is(err, quote.ErrMalformed), errors.Is(err, errMalformedInput):
+		return exitMalformed, codeMalformed
+	case errors.Is(err, collateral.ErrMalformed):
+		return exitMalformed, codeCollateralMalformed
+	case errors.Is(err, dcap.ErrRejected):
+		return exitRejected, codeRejected
+	case errors.Is(err, dcap.ErrTCBNotSupported):
+		return exitRejected, codeTCBNotSupported
+	case errors.Is(err, dcap.ErrRevoked):
+		return exitNotAuthentic, codeRevoked
+	case errors.Is(err, dcap.ErrExpired):
+		return exitNotAuthentic, codeExpired
+	case errors.Is(err, dcap.ErrNotYetValid):
+		return exitNotAuthentic, codeNotYetValid
+	case errors.Is(err, dcap.ErrCollateral):
+		return exitNotAuthentic, codeCollateralInvalid
+	case errors.Is(err, dcap.ErrSignature), errors.Is(err, dcap.ErrChain), errors.Is(err, dcap.ErrCRL),
+		errors.Is(err, dcap.ErrQEReportData), errors.Is(err, dcap.ErrQEVendor), errors.Is(err, dcap.ErrQEIdentity),
+		errors.Is(err, dcap.ErrTDXModuleMismatch):
+		return exitNotAuthentic, codeNotAuthentic
+	}
+	return exitInternal, codeInternal
+}
+
+// errorJSON is the "error" member of JSON outputs.
+type errorJSON struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func newErrorJSON(err error) *errorJSON {
+	if err == nil {
+		return nil
+	}
+	_, code := classify(err)
+	return &errorJSON{Code: code, Message: oneLine(err.Error())}
+}
