@@ -33,8 +33,6 @@ var (
 	oidTCBCPUSVN         = 18 // .2.18
 )
 
-const tagEnumerated = 10
-
 // SGXType is the SGX type of the platform.
 type SGXType int
 
@@ -90,10 +88,21 @@ type Extension struct {
 	Configuration *Configuration `json:"configuration,omitempty"`
 }
 
-type entry struct {
-	ID    asn1.ObjectIdentifier
-	Value asn1.RawValue
-}
+// oidKey identifies an SGX extension entry by the content octets of its
+// OID, compared as bytes (no decoding).
+var (
+	keyPPID          = oidContent(oidPPID)
+	keyTCB           = oidContent(oidTCB)
+	keyPCEID         = oidContent(oidPCEID)
+	keyFMSPC         = oidContent(oidFMSPC)
+	keySGXType       = oidContent(oidSGXType)
+	keyPlatformInst  = oidContent(oidPlatformInstance)
+	keyConfiguration = oidContent(oidConfiguration)
+	keyConfigDynamic = oidContent(oidConfigDynamic)
+	keyConfigCached  = oidContent(oidConfigCachedKeys)
+	keyConfigSMT     = oidContent(oidConfigSMTEnabled)
+	keyTCBPrefix     = keyTCB
+)
 
 // FromCertificate decodes the SGX extension of cert.
 func FromCertificate(cert *x509.Certificate) (*Extension, error) {
@@ -105,141 +114,148 @@ func FromCertificate(cert *x509.Certificate) (*Extension, error) {
 	return nil, ErrNoExtension
 }
 
+// entries reads SEQUENCE { SEQUENCE { OID, value } ... } and calls fn with
+// each entry's OID content octets and value element.
+func entries(der []byte, what string, fn func(oid string, tag byte, v []byte) error) error {
+	outer := derReader{b: der}
+	body, err := outer.expect(tagSequence, what)
+	if err != nil {
+		return err
+	}
+	if !outer.empty() {
+		return fmt.Errorf("%w: %s: trailing data", ErrMalformed, what)
+	}
+	r := derReader{b: body}
+	seen := map[string]bool{}
+	for !r.empty() {
+		e, err := r.expect(tagSequence, what+" entry")
+		if err != nil {
+			return err
+		}
+		er := derReader{b: e}
+		oid, err := er.expect(tagOID, what+" entry id")
+		if err != nil {
+			return err
+		}
+		if len(oid) == 0 || oid[len(oid)-1]&0x80 != 0 {
+			return fmt.Errorf("%w: %s: bad OID", ErrMalformed, what)
+		}
+		tag, v, err := er.next()
+		if err != nil {
+			return err
+		}
+		if !er.empty() {
+			return fmt.Errorf("%w: %s entry: trailing data", ErrMalformed, what)
+		}
+		if seen[string(oid)] {
+			return fmt.Errorf("%w: %s: duplicate entry", ErrMalformed, what)
+		}
+		seen[string(oid)] = true
+		if err := fn(string(oid), tag, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func octets(tag byte, v []byte, dst []byte, what string) error {
+	if tag != tagOctetString {
+		return fmt.Errorf("%w: %s is not an OCTET STRING", ErrMalformed, what)
+	}
+	if len(v) != len(dst) {
+		return fmt.Errorf("%w: %s is %d bytes, want %d", ErrMalformed, what, len(v), len(dst))
+	}
+	copy(dst, v)
+	return nil
+}
+
+func uintOf(tag, want byte, v []byte, max int, what string) (int, error) {
+	if tag != want {
+		return 0, fmt.Errorf("%w: %s has tag %#x, want %#x", ErrMalformed, what, tag, want)
+	}
+	return derUint(v, max, what)
+}
+
 // ParseExtension decodes the DER value of the SGX extension. Entries are
 // found by OID; unknown entries are ignored, duplicated or missing
 // required ones are errors. On error the result is nil.
 func ParseExtension(der []byte) (*Extension, error) {
-	entries, err := parseEntries(der, "extension")
+	x := &Extension{}
+	var have struct{ ppid, tcb, pceid, fmspc, sgxType bool }
+	err := entries(der, "extension", func(oid string, tag byte, v []byte) error {
+		switch oid {
+		case keyPPID:
+			have.ppid = true
+			return octets(tag, v, x.PPID[:], "PPID")
+		case keyTCB:
+			have.tcb = true
+			return parseTCB(tag, v, &x.TCB)
+		case keyPCEID:
+			have.pceid = true
+			return octets(tag, v, x.PCEID[:], "PCE-ID")
+		case keyFMSPC:
+			have.fmspc = true
+			return octets(tag, v, x.FMSPC[:], "FMSPC")
+		case keySGXType:
+			have.sgxType = true
+			n, err := uintOf(tag, tagEnumerated, v, 255, "SGX type")
+			x.SGXType = SGXType(n)
+			return err
+		case keyPlatformInst:
+			var id [16]byte
+			x.PlatformInstanceID = &id
+			return octets(tag, v, id[:], "platform instance ID")
+		case keyConfiguration:
+			var err error
+			x.Configuration, err = parseConfiguration(tag, v)
+			return err
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	x := &Extension{}
-	seen := map[string]bool{}
-	for _, e := range entries {
-		key := e.ID.String()
-		if seen[key] {
-			return nil, fmt.Errorf("%w: duplicate entry %s", ErrMalformed, key)
-		}
-		seen[key] = true
-		switch {
-		case e.ID.Equal(oidPPID):
-			err = octets(e.Value, x.PPID[:], "PPID")
-		case e.ID.Equal(oidTCB):
-			err = parseTCB(e.Value, &x.TCB)
-		case e.ID.Equal(oidPCEID):
-			err = octets(e.Value, x.PCEID[:], "PCE-ID")
-		case e.ID.Equal(oidFMSPC):
-			err = octets(e.Value, x.FMSPC[:], "FMSPC")
-		case e.ID.Equal(oidSGXType):
-			var n int
-			n, err = smallInt(e.Value, tagEnumerated, 0, 255, "SGX type")
-			x.SGXType = SGXType(n)
-		case e.ID.Equal(oidPlatformInstance):
-			var id [16]byte
-			err = octets(e.Value, id[:], "platform instance ID")
-			x.PlatformInstanceID = &id
-		case e.ID.Equal(oidConfiguration):
-			x.Configuration, err = parseConfiguration(e.Value)
-		}
-		if err != nil {
-			return nil, err
-		}
-	}
-	for _, req := range []asn1.ObjectIdentifier{oidPPID, oidTCB, oidPCEID, oidFMSPC, oidSGXType} {
-		if !seen[req.String()] {
-			return nil, fmt.Errorf("%w: missing entry %s", ErrMalformed, req)
+	for _, r := range []struct {
+		ok   bool
+		name string
+	}{{have.ppid, "PPID"}, {have.tcb, "TCB"}, {have.pceid, "PCE-ID"}, {have.fmspc, "FMSPC"}, {have.sgxType, "SGX type"}} {
+		if !r.ok {
+			return nil, fmt.Errorf("%w: missing entry %s", ErrMalformed, r.name)
 		}
 	}
 	return x, nil
 }
 
-func parseEntries(der []byte, what string) ([]entry, error) {
-	var raw []asn1.RawValue
-	rest, err := asn1.Unmarshal(der, &raw)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", ErrMalformed, what, err)
-	}
-	if len(rest) != 0 {
-		return nil, fmt.Errorf("%w: %s: trailing data", ErrMalformed, what)
-	}
-	out := make([]entry, 0, len(raw))
-	for _, r := range raw {
-		var e entry
-		rest, err := asn1.Unmarshal(r.FullBytes, &e)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %s entry: %w", ErrMalformed, what, err)
-		}
-		if len(rest) != 0 {
-			return nil, fmt.Errorf("%w: %s entry: trailing data", ErrMalformed, what)
-		}
-		out = append(out, e)
-	}
-	return out, nil
-}
-
-func octets(v asn1.RawValue, dst []byte, what string) error {
-	if v.Class != asn1.ClassUniversal || v.Tag != asn1.TagOctetString || v.IsCompound {
-		return fmt.Errorf("%w: %s is not an OCTET STRING", ErrMalformed, what)
-	}
-	if len(v.Bytes) != len(dst) {
-		return fmt.Errorf("%w: %s is %d bytes, want %d", ErrMalformed, what, len(v.Bytes), len(dst))
-	}
-	copy(dst, v.Bytes)
-	return nil
-}
-
-func smallInt(v asn1.RawValue, tag, lo, hi int, what string) (int, error) {
-	if v.Class != asn1.ClassUniversal || v.Tag != tag || v.IsCompound {
-		return 0, fmt.Errorf("%w: %s has tag %d, want %d", ErrMalformed, what, v.Tag, tag)
-	}
-	var n int
-	// Re-tag as INTEGER so encoding/asn1 applies its minimal-encoding rules.
-	b := append([]byte{asn1.TagInteger}, v.FullBytes[1:]...)
-	if _, err := asn1.Unmarshal(b, &n); err != nil {
-		return 0, fmt.Errorf("%w: %s: %w", ErrMalformed, what, err)
-	}
-	if n < lo || n > hi {
-		return 0, fmt.Errorf("%w: %s %d out of range [%d, %d]", ErrMalformed, what, n, lo, hi)
-	}
-	return n, nil
-}
-
-func parseTCB(v asn1.RawValue, t *TCB) error {
-	if v.Tag != asn1.TagSequence || !v.IsCompound {
+func parseTCB(tag byte, v []byte, t *TCB) error {
+	if tag != tagSequence {
 		return fmt.Errorf("%w: TCB is not a SEQUENCE", ErrMalformed)
 	}
-	entries, err := parseEntries(v.FullBytes, "TCB")
-	if err != nil {
-		return err
-	}
 	var seen [19]bool
-	for _, e := range entries {
-		if len(e.ID) != len(oidTCB)+1 || !e.ID[:len(oidTCB)].Equal(oidTCB) {
-			continue // not a TCB entry we know
+	// Re-wrap the content so entries can read it as a SEQUENCE.
+	err := entries(append([]byte{tagSequence}, derLength(v)...), "TCB", func(oid string, tag byte, v []byte) error {
+		if len(oid) != len(keyTCBPrefix)+1 || oid[:len(keyTCBPrefix)] != keyTCBPrefix {
+			return nil // not a TCB entry we know
 		}
-		i := e.ID[len(oidTCB)]
+		i := int(oid[len(keyTCBPrefix)])
 		if i < oidTCBComponentStart || i > oidTCBCPUSVN {
-			continue
-		}
-		if seen[i] {
-			return fmt.Errorf("%w: duplicate TCB entry %s", ErrMalformed, e.ID)
+			return nil
 		}
 		seen[i] = true
-		switch {
-		case i == oidTCBCPUSVN:
-			err = octets(e.Value, t.CPUSVN[:], "CPUSVN")
-		case i == oidTCBPCESVN:
-			var n int
-			n, err = smallInt(e.Value, asn1.TagInteger, 0, 0xFFFF, "PCESVN")
+		switch i {
+		case oidTCBCPUSVN:
+			return octets(tag, v, t.CPUSVN[:], "CPUSVN")
+		case oidTCBPCESVN:
+			n, err := uintOf(tag, tagInteger, v, 0xFFFF, "PCESVN")
 			t.PCESVN = uint16(n)
+			return err
 		default:
-			var n int
-			n, err = smallInt(e.Value, asn1.TagInteger, 0, 255, fmt.Sprintf("SGX TCB component %d", i))
+			n, err := uintOf(tag, tagInteger, v, 255, fmt.Sprintf("SGX TCB component %d", i))
 			t.Components[i-1] = uint8(n)
-		}
-		if err != nil {
 			return err
 		}
+	})
+	if err != nil {
+		return err
 	}
 	for i := oidTCBComponentStart; i <= oidTCBCPUSVN; i++ {
 		if !seen[i] {
@@ -249,35 +265,49 @@ func parseTCB(v asn1.RawValue, t *TCB) error {
 	return nil
 }
 
-func parseConfiguration(v asn1.RawValue) (*Configuration, error) {
-	if v.Tag != asn1.TagSequence || !v.IsCompound {
+// derLength returns a DER length header followed by v.
+func derLength(v []byte) []byte {
+	n := len(v)
+	var out []byte
+	switch {
+	case n < 0x80:
+		out = []byte{byte(n)}
+	case n < 0x100:
+		out = []byte{0x81, byte(n)}
+	case n < 0x10000:
+		out = []byte{0x82, byte(n >> 8), byte(n)}
+	default:
+		out = []byte{0x83, byte(n >> 16), byte(n >> 8), byte(n)}
+	}
+	return append(out, v...)
+}
+
+func parseConfiguration(tag byte, v []byte) (*Configuration, error) {
+	if tag != tagSequence {
 		return nil, fmt.Errorf("%w: configuration is not a SEQUENCE", ErrMalformed)
 	}
-	entries, err := parseEntries(v.FullBytes, "configuration")
-	if err != nil {
-		return nil, err
-	}
 	c := &Configuration{}
-	for _, e := range entries {
+	err := entries(append([]byte{tagSequence}, derLength(v)...), "configuration", func(oid string, tag byte, v []byte) error {
 		var dst **bool
-		switch {
-		case e.ID.Equal(oidConfigDynamic):
+		switch oid {
+		case keyConfigDynamic:
 			dst = &c.DynamicPlatform
-		case e.ID.Equal(oidConfigCachedKeys):
+		case keyConfigCached:
 			dst = &c.CachedKeys
-		case e.ID.Equal(oidConfigSMTEnabled):
+		case keyConfigSMT:
 			dst = &c.SMTEnabled
 		default:
-			continue
+			return nil
 		}
-		if *dst != nil {
-			return nil, fmt.Errorf("%w: duplicate configuration entry %s", ErrMalformed, e.ID)
+		if tag != tagBoolean || len(v) != 1 || (v[0] != 0 && v[0] != 0xFF) {
+			return fmt.Errorf("%w: configuration entry is not a DER BOOLEAN", ErrMalformed)
 		}
-		var b bool
-		if _, err := asn1.Unmarshal(e.Value.FullBytes, &b); err != nil {
-			return nil, fmt.Errorf("%w: configuration entry %s: %w", ErrMalformed, e.ID, err)
-		}
+		b := v[0] == 0xFF
 		*dst = &b
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return c, nil
 }

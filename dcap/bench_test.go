@@ -1,0 +1,122 @@
+package dcap
+
+import (
+	"testing"
+	"time"
+
+	"github.com/tdproof/tdproof/collateral"
+	"github.com/tdproof/tdproof/dcaptest"
+	"github.com/tdproof/tdproof/quote"
+)
+
+// benchFixture builds one TDX v4 quote and its collateral with dcaptest.
+func benchFixture(b *testing.B) (*dcaptest.Fixture, *quote.Quote, *collateral.Collateral) {
+	b.Helper()
+	f, err := dcaptest.NewFixture(dcaptest.TDXQuoteV4, dcaptest.FixtureOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	qb, err := f.BuildQuote()
+	if err != nil || qb.Parsed == nil {
+		b.Fatal(err)
+	}
+	c, err := f.BuildCollateral()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return f, qb.Parsed, c
+}
+
+// BenchmarkVerifyCold verifies with nothing cached (the pure Verify):
+// every chain, CRL, collateral and quote signature is checked.
+func BenchmarkVerifyCold(b *testing.B) {
+	f, q, c := benchFixture(b)
+	opts := Options{TrustedRoot: f.PKI.Root.Certificate, Now: f.Now}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Verify(q, c, opts); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(coldECDSACount), "ecdsa/op")
+}
+
+// coldECDSACount is the number of ECDSA verifications of a cold Verify:
+// root CA CRL, 2 × (TCB signing cert + document), PCK CA of the CRL
+// chain, PCK CRL, PCK CA of the quote chain, PCK leaf, PCK CRL again
+// against the quote's PCK CA, QE report, quote.
+const coldECDSACount = 12
+
+// BenchmarkVerifyFirstSeenPlatform verifies a quote from a platform the
+// Verifier has not seen, with collateral and the PCK CA already verified:
+// PCK leaf, QE report and quote signatures.
+func BenchmarkVerifyFirstSeenPlatform(b *testing.B) {
+	f, q, c := benchFixture(b)
+	v := NewVerifier(VerifierOptions{TrustedRoot: f.PKI.Root.Certificate})
+	if _, err := v.Verify(q, c, f.Now); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		v.session.cache.mu.Lock()
+		clear(v.session.cache.platforms)
+		v.session.cache.mu.Unlock()
+		if _, err := v.Verify(q, c, f.Now); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkVerifyRepeatPlatform verifies a quote from a known platform
+// under known collateral: one ECDSA verification plus lookups.
+func BenchmarkVerifyRepeatPlatform(b *testing.B) {
+	f, q, c := benchFixture(b)
+	v := NewVerifier(VerifierOptions{TrustedRoot: f.PKI.Root.Certificate})
+	if _, err := v.Verify(q, c, f.Now); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := v.Verify(q, c, f.Now); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkVerifyRepeatPlatformParallel is the repeat path from every
+// core at once (the Verifier is shared).
+func BenchmarkVerifyRepeatPlatformParallel(b *testing.B) {
+	f, q, c := benchFixture(b)
+	v := NewVerifier(VerifierOptions{TrustedRoot: f.PKI.Root.Certificate})
+	if _, err := v.Verify(q, c, f.Now); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := v.Verify(q, c, f.Now.Add(time.Second)); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// BenchmarkP256Verify is the floor: one P-256 verification (with
+// SHA-256) of a message the size of the quote's signed region.
+func BenchmarkP256Verify(b *testing.B) {
+	_, q, _ := benchFixture(b)
+	key, err := parseRawP256(&q.Signature.AttestationKey)
+	if err != nil {
+		b.Fatal(err)
+	}
+	msg := q.Signed()
+	sig := q.Signature.Signature
+	b.SetBytes(int64(len(msg)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if !verifyRawP256(key, msg, &sig) {
+			b.Fatal("signature does not verify")
+		}
+	}
+}
