@@ -15,20 +15,20 @@ import (
 // Regions of a dcaptest quote and its collateral that are covered by a
 // signature (directly, or through the QE report binding).
 const (
-	regionQuoteSigned     = iota // header, v5 descriptor, body
-	regionQuoteSignature         // the quote signature itself
-	regionAttestationKey         // bound by QE REPORTDATA
-	regionQEReport               // signed by the PCK key
-	regionQEReportSig            // its signature
-	regionQEAuthData             // bound by QE REPORTDATA
-	regionPCKLeafTBS             // signed by the PCK CA
-	regionPCKCATBS               // signed by the root
-	regionTCBInfo                // signed by TCB signing
-	regionQEIdentity             // signed by TCB signing
-	regionRootCRLTBS             // signed by the root
-	regionPCKCRLTBS              // signed by the PCK CA
-	regionTCBSigningTBS          // signed by the root (TCB info chain)
-	regionCRLChainCATBS          // signed by the root (PCK CRL chain)
+	regionQuoteSigned    = iota // header, v5 descriptor, body
+	regionQuoteSignature        // the quote signature itself
+	regionAttestationKey        // bound by QE REPORTDATA
+	regionQEReport              // signed by the PCK key
+	regionQEReportSig           // its signature
+	regionQEAuthData            // bound by QE REPORTDATA
+	regionPCKLeafTBS            // signed by the PCK CA
+	regionPCKCATBS              // signed by the root
+	regionTCBInfo               // signed by TCB signing
+	regionQEIdentity            // signed by TCB signing
+	regionRootCRLTBS            // signed by the root
+	regionPCKCRLTBS             // signed by the PCK CA
+	regionTCBSigningTBS         // signed by the root (TCB info chain)
+	regionCRLChainCATBS         // signed by the root (PCK CRL chain)
 	numRegions
 )
 
