@@ -176,6 +176,7 @@ variable named TDPROOF_ plus the flag name in upper case with '-' replaced by '_
 	root.CompletionOptions.DisableDefaultCmd = true
 	root.PersistentFlags().Var(newFormatValue(), "format", "output `FORMAT`: text or json")
 	root.AddCommand(a.quoteCommand(), a.versionCommand())
+	root.AddCommand(a.eventlogCommand(), a.dstackCommand())
 	describeEnv(root)
 	return root
 }

@@ -5,6 +5,7 @@ import (
 
 	"github.com/tdproof/tdproof/collateral"
 	"github.com/tdproof/tdproof/dcap"
+	"github.com/tdproof/tdproof/dstack"
 	"github.com/tdproof/tdproof/quote"
 )
 
@@ -79,13 +80,13 @@ func classify(err error) (int, string) {
 		return exitUsage, codeUsage
 	case errors.Is(err, errCollateralUnavailable), errors.Is(err, collateral.ErrNotFound):
 		return exitCollateralUnavailable, codeCollateralUnavailable
-	case errors.Is(err, quote.ErrUnsupported):
+	case errors.Is(err, quote.ErrUnsupported), errors.Is(err, dstack.ErrUnsupported):
 		return exitMalformed, codeUnsupported
-	case errors.Is(err, quote.ErrMalformed), errors.Is(err, errMalformedInput):
+	case errors.Is(err, quote.ErrMalformed), errors.Is(err, errMalformedInput), errors.Is(err, dstack.ErrMalformed):
 		return exitMalformed, codeMalformed
 	case errors.Is(err, collateral.ErrMalformed):
 		return exitMalformed, codeCollateralMalformed
-	case errors.Is(err, dcap.ErrRejected):
+	case errors.Is(err, dcap.ErrRejected), errors.Is(err, dstack.ErrTDRejected):
 		return exitRejected, codeRejected
 	case errors.Is(err, dcap.ErrTCBNotSupported):
 		return exitRejected, codeTCBNotSupported
@@ -99,7 +100,8 @@ func classify(err error) (int, string) {
 		return exitNotAuthentic, codeCollateralInvalid
 	case errors.Is(err, dcap.ErrSignature), errors.Is(err, dcap.ErrChain), errors.Is(err, dcap.ErrCRL),
 		errors.Is(err, dcap.ErrQEReportData), errors.Is(err, dcap.ErrQEVendor), errors.Is(err, dcap.ErrQEIdentity),
-		errors.Is(err, dcap.ErrTDXModuleMismatch):
+		errors.Is(err, dcap.ErrTDXModuleMismatch), errors.Is(err, errRTMRMismatch), errors.Is(err, dstack.ErrEventLog),
+		errors.Is(err, dstack.ErrReportData), errors.Is(err, dstack.ErrMRConfigID), errors.Is(err, dstack.ErrQuote):
 		return exitNotAuthentic, codeNotAuthentic
 	}
 	return exitInternal, codeInternal

@@ -1,0 +1,196 @@
+package cli
+
+import (
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tdproof/tdproof/dcap"
+	"github.com/tdproof/tdproof/dstack"
+)
+
+// dstackMediaType identifies the JSON output of dstack verify.
+const dstackMediaType = "application/vnd.tdproof.dstack-verification.v1+json"
+
+func (a *app) dstackCommand() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "dstack",
+		Short: "Verify dstack evidence",
+		Args:  unknownCommand,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			a.ran = true
+			return &usageError{err: errors.New("missing command: dstack verify")}
+		},
+	}
+	c.AddCommand(a.dstackVerifyCommand())
+	return c
+}
+
+type dstackFlags struct {
+	collateral, trustedRoot, reportData string
+	at                                  timeValue
+	strict                              bool
+	allowDebug, allowSEAM, allowSvcTD   bool
+}
+
+type dstackOutput struct {
+	MediaType      string         `json:"media_type"`
+	Verified       bool           `json:"verified"`
+	IntelRoot      bool           `json:"intel_root"`
+	TrustedRootSHA string         `json:"trusted_root_sha256"`
+	Result         *dstack.Result `json:"result"`
+	Error          *errorJSON     `json:"error,omitempty"`
+}
+
+func (a *app) dstackVerifyCommand() *cobra.Command {
+	f := &dstackFlags{}
+	c := &cobra.Command{
+		Use:   "verify FILE --collateral PATH",
+		Short: "Verify dstack evidence: quote, event log and app identity",
+		Long: `Verify dstack evidence end to end: the quote with DCAP (Intel semantics, against the
+given collateral), RTMR3 against the replay of the runtime events (digests recomputed from
+name and payload), RTMR0-2 against the boot events when the log carries them, report-data
+bindings, and the app identity (app-id, compose hash, instance id, key provider) read only
+from events before the first system-ready. DEBUG TDs, a non-Intel TDX module (MRSIGNERSEAM)
+and service TDs (MRSERVICETD) are rejected (exit 5) unless allowed.
+
+FILE is a GetQuote JSON ({"quote", "event_log", "report_data", "vm_config"}), an
+{"attestation": hex} object, raw VersionedAttestation bytes (SCALE V0 or msgpack V1), or a
+dstack RA-TLS certificate (PEM or DER). --collateral takes what quote verify takes.`,
+		Example: `  tdproof dstack verify getquote.json --collateral collateral.json
+  tdproof dstack verify cert.pem --collateral pcs/ --format json`,
+		Annotations: map[string]string{"exit_codes": exitCodesHelp},
+		Args:        exactArgs("FILE"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			a.ran = true
+			if f.collateral == "" {
+				return withHints(&usageError{err: errors.New("missing --collateral")},
+					"pass a QuoteCollateralV3 JSON file or a directory of PCS responses with --collateral")
+			}
+			return a.runDstackVerify(cmd, args[0], f)
+		},
+	}
+	fl := c.Flags()
+	fl.StringVar(&f.collateral, "collateral", "", "collateral `PATH` (as for quote verify; required)")
+	fl.Var(&f.at, "at", "verification `TIME`: RFC 3339 or unix seconds (default now)")
+	fl.StringVar(&f.trustedRoot, "trusted-root", "", "trust the certificate in `FILE` instead of the Intel SGX Root CA")
+	fl.BoolVar(&f.strict, "strict", false, "fail on expired or not yet valid collateral or certificates")
+	fl.StringVar(&f.reportData, "report-data", "", "expected REPORTDATA as `HEX` (up to 64 bytes, zero-padded), e.g. your nonce")
+	fl.BoolVar(&f.allowDebug, "allow-debug-unsafe", false, "accept DEBUG TDs (the host can read their memory)")
+	fl.BoolVar(&f.allowSEAM, "allow-mrsignerseam-unsafe", false, "accept a TDX module not signed by Intel (non-zero MRSIGNERSEAM)")
+	fl.BoolVar(&f.allowSvcTD, "allow-service-td-unsafe", false, "accept a non-zero MRSERVICETD")
+	commandLineOnly(fl, "trusted-root", "allow-debug-unsafe", "allow-mrsignerseam-unsafe", "allow-service-td-unsafe")
+	return c
+}
+
+func (a *app) runDstackVerify(cmd *cobra.Command, file string, f *dstackFlags) error {
+	var root *x509.Certificate
+	if f.trustedRoot != "" {
+		r, err := a.readTrustedRoot(f.trustedRoot)
+		if err != nil {
+			return err
+		}
+		root = r
+	}
+	out := &dstackOutput{MediaType: dstackMediaType}
+	sha := dcap.IntelRootSHA256
+	if root != nil {
+		sum := sha256.Sum256(root.Raw)
+		sha = hex.EncodeToString(sum[:])
+	}
+	out.TrustedRootSHA, out.IntelRoot = sha, sha == dcap.IntelRootSHA256
+	err := a.dstackVerifyInto(out, file, f, root)
+	out.Verified = err == nil
+	out.Error = newErrorJSON(err)
+	if outputFormat(cmd) == formatJSON {
+		if werr := writeJSON(a.stdout, out); werr != nil {
+			return werr
+		}
+	} else if werr := printDstack(a.stdout, out, err); werr != nil {
+		return werr
+	}
+	return err
+}
+
+func (a *app) dstackVerifyInto(out *dstackOutput, file string, f *dstackFlags, root *x509.Certificate) error {
+	data, err := a.readInput("evidence", file)
+	if err != nil {
+		return err
+	}
+	ev, err := dstack.ParseEvidence(data)
+	if err != nil {
+		return err
+	}
+	opts := dstack.Options{Now: f.at.t, TrustedRoot: root, Strict: f.strict,
+		AllowDebugUnsafe: f.allowDebug, AllowMRSignerSEAMUnsafe: f.allowSEAM, AllowServiceTDUnsafe: f.allowSvcTD}
+	if f.reportData != "" {
+		rd, err := hex.DecodeString(strings.TrimPrefix(f.reportData, "0x"))
+		if err != nil || len(rd) > 64 {
+			return &usageError{err: fmt.Errorf("--report-data: want up to 64 bytes of hex")}
+		}
+		var want [64]byte
+		copy(want[:], rd)
+		opts.ReportData = &want
+	}
+	pck, err := pckFromQuote(ev.Quote)
+	if err != nil {
+		return err
+	}
+	c, _, err := loadCollateral(f.collateral, ev.Quote, pck)
+	if err != nil {
+		return err
+	}
+	res, err := dstack.Verify(ev, c, opts)
+	if err != nil {
+		return err
+	}
+	out.Result = res
+	return nil
+}
+
+func printDstack(w io.Writer, out *dstackOutput, err error) error {
+	p := &printer{w: w}
+	if !out.IntelRoot {
+		p.printf("%s\n", nonIntelWarning(out.TrustedRootSHA))
+	}
+	r := out.Result
+	if err != nil {
+		_, code := classify(err)
+		label := "NOT VERIFIED"
+		if code == codeRejected || code == codeTCBNotSupported || errors.Is(err, dstack.ErrTDRejected) {
+			label = "REJECTED"
+		}
+		p.printf("%s: %s\n", label, oneLine(err.Error()))
+		return p.err
+	}
+	p.printf("OK: quote verified (%s), event log verified\n", r.TCBStatus)
+	p.kv(0, "TCB status", r.TCBStatus)
+	p.kv(0, "advisory IDs", listOrNone(r.AdvisoryIDs))
+	ai := r.AppInfo
+	p.kv(0, "app id", hex.EncodeToString(ai.AppID))
+	p.kv(0, "compose hash", hex.EncodeToString(ai.ComposeHash))
+	p.kv(0, "instance id", hex.EncodeToString(ai.InstanceID))
+	p.kv(0, "device id", hex.EncodeToString(ai.DeviceID))
+	p.kv(0, "key provider", string(ai.KeyProviderInfo))
+	p.kv(0, "mr_system", hex.EncodeToString(ai.MRSystem))
+	p.kv(0, "mr_aggregated", hex.EncodeToString(ai.MRAggregated))
+	p.kv(0, "os image hash", hex.EncodeToString(ai.OSImageHash)+" (not verified against an image)")
+	for i, rt := range r.RTMRs {
+		state := "not replayed (no boot events)"
+		if rt.Verified {
+			state = fmt.Sprintf("replayed from %d events, matches", rt.Events)
+		}
+		p.kv(0, fmt.Sprintf("RTMR%d", i), hex.EncodeToString(rt.Quoted)+"  "+state)
+	}
+	if r.Identity != nil && len(r.Identity.Ignored) > 0 {
+		p.kv(0, "ignored for identity", strings.Join(r.Identity.Ignored, ", ")+" (after system-ready)")
+	}
+	p.kv(0, "report data checks", listOrNone(r.ReportDataChecks))
+	return p.err
+}
