@@ -40,3 +40,9 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzParseTCBInfo$$' -fuzztime=$(FUZZTIME) ./collateral/
 	$(GO) test -run='^$$' -fuzz='^FuzzParseQEIdentity$$' -fuzztime=$(FUZZTIME) ./collateral/
 	$(GO) test -run='^$$' -fuzz='^FuzzVerifyFailClosed$$' -fuzztime=$(FUZZTIME) ./dcap/
+	$(GO) test -run='^$$' -fuzz='^FuzzJCS$$' -fuzztime=$(FUZZTIME) ./jcs/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseEventLog$$' -fuzztime=$(FUZZTIME) ./eventlog/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseRuntimeEvent$$' -fuzztime=$(FUZZTIME) ./eventlog/
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodeSCALE$$' -fuzztime=$(FUZZTIME) ./dstack/
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodeMsgpack$$' -fuzztime=$(FUZZTIME) ./dstack/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseEvidence$$' -fuzztime=$(FUZZTIME) ./dstack/
