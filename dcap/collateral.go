@@ -37,6 +37,8 @@ type verifiedCollateral struct {
 	pckRevoked   map[string]bool
 	// certs of the three issuer chains, for validity windows
 	certs []*x509.Certificate
+	// window covers the CRLs, documents and issuer chains.
+	window window
 }
 
 func serialSet(l *x509.RevocationList) map[string]bool {
@@ -56,9 +58,11 @@ func signOf(s int) string {
 	return "+"
 }
 
-func revoked(m map[string]bool, c *x509.Certificate) bool {
-	return m[string(c.SerialNumber.Bytes())+"/"+signOf(c.SerialNumber.Sign())]
+func serialKey(c *x509.Certificate) string {
+	return string(c.SerialNumber.Bytes()) + "/" + signOf(c.SerialNumber.Sign())
 }
+
+func revoked(m map[string]bool, c *x509.Certificate) bool { return m[serialKey(c)] }
 
 func chainDER(c *collateral.Chain) [][]byte {
 	out := make([][]byte, len(c.Certs))
@@ -89,13 +93,14 @@ func (v *verifiedCollateral) sameBytes(c *collateral.Collateral, root *x509.Cert
 		eqChain(v.crlChain, c.PCKCRLIssuerChain)
 }
 
-func collateralKey(c *collateral.Collateral) string {
-	var k []byte
-	k = append(k, c.TCBInfo.Signature[:]...)
-	k = append(k, c.QEIdentity.Signature[:]...)
-	k = append(k, c.RootCACRL.List.Signature...)
-	k = append(k, c.PCKCRL.List.Signature...)
-	return string(k)
+// collateralKey keys a collateral set by its TCB info and QE identity
+// signatures; sameBytes confirms every other byte (a new CRL with the same
+// documents replaces the entry).
+func collateralKey(c *collateral.Collateral) [128]byte {
+	var k [128]byte
+	copy(k[:64], c.TCBInfo.Signature[:])
+	copy(k[64:], c.QEIdentity.Signature[:])
+	return k
 }
 
 // verifyCollateral checks every signature and chain of c against root.
@@ -179,6 +184,7 @@ func (s *session) verifyCollateral(c *collateral.Collateral) (*verifiedCollatera
 	if v.tcbInfo.TCBType != 0 {
 		return nil, stepErr("tcb info", ErrCollateral, "tcbType %d, want 0", v.tcbInfo.TCBType)
 	}
+	v.window = collateralWindow(v)
 	return v, nil
 }
 
@@ -201,56 +207,72 @@ func (s *session) verifyTwoCertChain(step string, ch *collateral.Chain, rootRevo
 	return leaf, nil
 }
 
-// timeFacts gathers validity windows for a result.
-type timeFacts struct {
+// window summarises validity windows: the earliest expiration, the
+// earliest and latest issue (notBefore, thisUpdate, issueDate) and what
+// was issued last. It depends only on the documents, so it is computed
+// once per verified object and merged per call.
+type window struct {
 	earliestExpiration, earliestIssue, latestIssue time.Time
-	notYetValid                                    string // first thing found not yet valid (strict)
-	crlNotYetValid                                 bool
+	latestIssueWhat                                string
+	// latestCRLThisUpdate is the latest CRL thisUpdate (Intel flags a
+	// CRL that is not valid yet).
+	latestCRLThisUpdate time.Time
 }
 
-func (t *timeFacts) expiry(x time.Time) {
-	if t.earliestExpiration.IsZero() || x.Before(t.earliestExpiration) {
-		t.earliestExpiration = x
+func (w *window) expiry(x time.Time) {
+	if w.earliestExpiration.IsZero() || x.Before(w.earliestExpiration) {
+		w.earliestExpiration = x
 	}
 }
 
-func (t *timeFacts) issue(what string, x, now time.Time) {
-	if t.earliestIssue.IsZero() || x.Before(t.earliestIssue) {
-		t.earliestIssue = x
+func (w *window) issue(what string, x time.Time) {
+	if w.earliestIssue.IsZero() || x.Before(w.earliestIssue) {
+		w.earliestIssue = x
 	}
-	if x.After(t.latestIssue) {
-		t.latestIssue = x
-	}
-	if now.Before(x) && t.notYetValid == "" {
-		t.notYetValid = what
+	if x.After(w.latestIssue) {
+		w.latestIssue, w.latestIssueWhat = x, what
 	}
 }
 
-func (t *timeFacts) cert(c *x509.Certificate, now time.Time) {
-	t.expiry(c.NotAfter)
-	t.issue("certificate "+c.Subject.CommonName, c.NotBefore, now)
+func (w *window) cert(c *x509.Certificate) {
+	w.expiry(c.NotAfter)
+	w.issue("certificate "+c.Subject.CommonName, c.NotBefore)
 }
 
-func collectTimes(v *verifiedCollateral, pck []*x509.Certificate, now time.Time) timeFacts {
-	var t timeFacts
-	for _, l := range []*x509.RevocationList{v.rootCRL, v.pckCRL} {
-		t.expiry(l.NextUpdate)
-		t.issue("CRL", l.ThisUpdate, now)
-		if now.Before(l.ThisUpdate) {
-			t.crlNotYetValid = true
+// merge returns the window covering both.
+func (w window) merge(o window) window {
+	if !o.earliestExpiration.IsZero() {
+		w.expiry(o.earliestExpiration)
+	}
+	if !o.earliestIssue.IsZero() {
+		w.issue(o.latestIssueWhat, o.latestIssue)
+		if o.earliestIssue.Before(w.earliestIssue) {
+			w.earliestIssue = o.earliestIssue
 		}
 	}
-	t.expiry(v.tcbInfo.NextUpdate)
-	t.issue("tcb info", v.tcbInfo.IssueDate, now)
-	t.expiry(v.qeIdentity.NextUpdate)
-	t.issue("qe identity", v.qeIdentity.IssueDate, now)
+	if o.latestCRLThisUpdate.After(w.latestCRLThisUpdate) {
+		w.latestCRLThisUpdate = o.latestCRLThisUpdate
+	}
+	return w
+}
+
+func collateralWindow(v *verifiedCollateral) window {
+	var w window
+	for _, l := range []*x509.RevocationList{v.rootCRL, v.pckCRL} {
+		w.expiry(l.NextUpdate)
+		w.issue("CRL", l.ThisUpdate)
+		if l.ThisUpdate.After(w.latestCRLThisUpdate) {
+			w.latestCRLThisUpdate = l.ThisUpdate
+		}
+	}
+	w.expiry(v.tcbInfo.NextUpdate)
+	w.issue("tcb info", v.tcbInfo.IssueDate)
+	w.expiry(v.qeIdentity.NextUpdate)
+	w.issue("qe identity", v.qeIdentity.IssueDate)
 	for _, c := range v.certs {
-		t.cert(c, now)
+		w.cert(c)
 	}
-	for _, c := range pck {
-		t.cert(c, now)
-	}
-	return t
+	return w
 }
 
 type collateralArg = *collateral.Collateral

@@ -24,6 +24,8 @@ type verifiedPlatform struct {
 	ext                        *pckcert.Extension
 	caType                     pckcert.CAType
 	attKey                     *ecdsa.PublicKey
+	leafSerial, interSerial    string // revocation lookup keys
+	window                     window // leaf and PCK CA validity
 }
 
 func (p *verifiedPlatform) sameBytes(chainPEM []byte, sd *quote.SignatureData, root *x509.Certificate) bool {
@@ -122,11 +124,15 @@ func (s *session) verifyPlatform(q *quote.Quote, chainPEM []byte) (*verifiedPlat
 	if err != nil {
 		return nil, stepErr("quote", ErrQuoteSignature, "attestation key: %w", err)
 	}
-	return &verifiedPlatform{
+	p := &verifiedPlatform{
 		root: s.root, chainPEM: chainPEM, qeReport: sd.QEReport.Raw, qeAuth: sd.QEAuthData,
 		qeSig: sd.QEReportSignature, attKeyRaw: sd.AttestationKey,
 		leaf: leaf, intermediate: inter, ext: ext, caType: pckcert.CATypeOf(inter, true), attKey: attKey,
-	}, nil
+		leafSerial: serialKey(leaf), interSerial: serialKey(inter),
+	}
+	p.window.cert(leaf)
+	p.window.cert(inter)
+	return p, nil
 }
 
 func (p *verifiedPlatform) detach() {

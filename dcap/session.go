@@ -26,7 +26,7 @@ func newSession(root *x509.Certificate, c *cache) *session {
 // signature bytes and confirmed by comparing every byte it was built from.
 type cache struct {
 	mu            sync.RWMutex
-	collateral    map[string]*verifiedCollateral
+	collateral    map[[128]byte]*verifiedCollateral
 	platforms     map[[64]byte]*verifiedPlatform
 	intermediates map[string]*x509.Certificate // DER → verified PCK CA
 	crlBy         map[string]bool              // CRL DER + signer DER → signature ok
@@ -35,7 +35,7 @@ type cache struct {
 
 func newCache(maxEntries int) *cache {
 	return &cache{
-		collateral:    map[string]*verifiedCollateral{},
+		collateral:    map[[128]byte]*verifiedCollateral{},
 		platforms:     map[[64]byte]*verifiedPlatform{},
 		intermediates: map[string]*x509.Certificate{},
 		crlBy:         map[string]bool{},

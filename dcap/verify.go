@@ -54,7 +54,7 @@ func (s *session) verify(q *quote.Quote, c *collateral.Collateral, now time.Time
 	}
 	// Revocation of the PCK CA (root CRL) and the leaf (PCK CRL issued by
 	// the leaf's CA), every call.
-	if revoked(vc.rootRevoked, vp.intermediate) {
+	if vc.rootRevoked[vp.interSerial] {
 		return nil, stepErr("pck chain", ErrRevoked, "PCK CA %q (serial %x) is revoked by the root CA CRL", vp.intermediate.Subject.CommonName, vp.intermediate.SerialNumber)
 	}
 	if string(vc.pckCRL.RawIssuer) != string(vp.leaf.RawIssuer) {
@@ -63,7 +63,7 @@ func (s *session) verify(q *quote.Quote, c *collateral.Collateral, now time.Time
 	if err := s.checkCRLSignature(vc.pckCRL, vc.pckCRLDER, vp.intermediate); err != nil {
 		return nil, stepErr("pck crl", ErrCRL, "not signed by the PCK certificate's CA: %w", err)
 	}
-	if revoked(vc.pckRevoked, vp.leaf) {
+	if vc.pckRevoked[vp.leafSerial] {
 		return nil, stepErr("pck chain", ErrRevoked, "PCK certificate (serial %x) is revoked by the PCK CRL", vp.leaf.SerialNumber)
 	}
 	// 4. Quote signature.
@@ -158,16 +158,17 @@ func (s *session) verify(q *quote.Quote, c *collateral.Collateral, now time.Time
 	}
 
 	// 10. Time.
-	tf := collectTimes(vc, []*x509.Certificate{vp.leaf, vp.intermediate}, now)
-	res.EarliestExpiration, res.EarliestIssue, res.LatestIssue = tf.earliestExpiration, tf.earliestIssue, tf.latestIssue
-	res.CollateralExpired = !now.Before(tf.earliestExpiration)
-	res.CRLNotYetValid = tf.crlNotYetValid
+	tw := vc.window.merge(vp.window)
+	res.EarliestExpiration, res.EarliestIssue, res.LatestIssue = tw.earliestExpiration, tw.earliestIssue, tw.latestIssue
+	res.CollateralExpired = !now.Before(tw.earliestExpiration)
+	res.CRLNotYetValid = now.Before(tw.latestCRLThisUpdate)
 	if strict {
 		if res.CollateralExpired {
-			return nil, stepErr("time", ErrExpired, "collateral or certificate expired at %s", tf.earliestExpiration.UTC().Format(time.RFC3339))
+			return nil, stepErr("time", ErrExpired, "collateral or certificate expired at %s", tw.earliestExpiration.UTC().Format(time.RFC3339))
 		}
-		if tf.notYetValid != "" {
-			return nil, stepErr("time", ErrNotYetValid, "%s is not valid yet at %s", tf.notYetValid, now.UTC().Format(time.RFC3339))
+		if now.Before(tw.latestIssue) {
+			return nil, stepErr("time", ErrNotYetValid, "%s is not valid until %s (verification time %s)", tw.latestIssueWhat,
+				tw.latestIssue.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
 		}
 	}
 
