@@ -50,8 +50,12 @@ func pckChainPEM(q *quote.Quote, pckChain []byte) ([]byte, error) {
 	return nil, stepErr("pck chain", ErrChain, "certification data type %v carries no PCK chain", cd.Type)
 }
 
+var pemEnd = []byte("-----END CERTIFICATE-----")
+
 // decodePEMChain splits PEM text into DER blocks without parsing them.
-func decodePEMChain(text []byte) ([][]byte, error) {
+// For a cached session, blocks whose exact text was already decoded for a
+// verified CA certificate are not decoded again.
+func (s *session) decodePEMChain(text []byte) ([][]byte, error) {
 	var out [][]byte
 	rest := bytes.TrimRight(text, "\x00")
 	for {
@@ -59,24 +63,69 @@ func decodePEMChain(text []byte) ([][]byte, error) {
 		if len(rest) == 0 {
 			break
 		}
-		var b *pem.Block
-		b, rest = pem.Decode(rest)
-		if b == nil || b.Type != "CERTIFICATE" {
-			return nil, stepErr("pck chain", ErrChain, "PCK chain holds data that is not a PEM certificate")
-		}
 		if len(out) == 3 {
 			return nil, stepErr("pck chain", ErrChain, "PCK chain has more than 3 certificates")
+		}
+		end := bytes.Index(rest, pemEnd)
+		if end < 0 {
+			return nil, stepErr("pck chain", ErrChain, "PCK chain holds data that is not a PEM certificate")
+		}
+		block := rest[:end+len(pemEnd)]
+		rest = rest[end+len(pemEnd):]
+		if der := s.knownPEM(block); der != nil {
+			out = append(out, der)
+			continue
+		}
+		b, tail := pem.Decode(block)
+		if b == nil || b.Type != "CERTIFICATE" || len(bytes.TrimSpace(tail)) != 0 {
+			return nil, stepErr("pck chain", ErrChain, "PCK chain holds data that is not a PEM certificate")
 		}
 		out = append(out, b.Bytes)
 	}
 	return out, nil
 }
 
+// knownPEM returns the DER of a CA certificate block seen before, or nil.
+func (s *session) knownPEM(block []byte) []byte {
+	if s.cache == nil {
+		return nil
+	}
+	s.cache.mu.RLock()
+	der := s.cache.pemBlocks[string(block)]
+	s.cache.mu.RUnlock()
+	return der
+}
+
+// rememberPEM records the DER of the CA certificate blocks of a verified
+// chain (the root and the PCK CA).
+func (s *session) rememberPEM(text []byte, ders [][]byte) {
+	if s.cache == nil {
+		return
+	}
+	rest := bytes.TrimRight(text, "\x00")
+	s.cache.mu.Lock()
+	defer s.cache.mu.Unlock()
+	if len(s.cache.pemBlocks) >= s.cache.maxEntries {
+		clear(s.cache.pemBlocks)
+	}
+	for i := 0; len(rest) > 0 && i < len(ders); i++ {
+		rest = bytes.TrimLeft(rest, " \t\r\n")
+		end := bytes.Index(rest, pemEnd)
+		if end < 0 {
+			return
+		}
+		if block := rest[:end+len(pemEnd)]; i > 0 && s.cache.pemBlocks[string(block)] == nil { // CA blocks only
+			s.cache.pemBlocks[string(block)] = ders[i]
+		}
+		rest = rest[end+len(pemEnd):]
+	}
+}
+
 // verifyPlatform checks the PCK chain (leaf ← PCK CA ← trusted root), the
 // QE report signature and the QE report binding of the attestation key.
 func (s *session) verifyPlatform(q *quote.Quote, chainPEM []byte) (*verifiedPlatform, error) {
 	sd := q.Signature
-	ders, err := decodePEMChain(chainPEM)
+	ders, err := s.decodePEMChain(chainPEM)
 	if err != nil {
 		return nil, err
 	}
@@ -124,6 +173,7 @@ func (s *session) verifyPlatform(q *quote.Quote, chainPEM []byte) (*verifiedPlat
 	if err != nil {
 		return nil, stepErr("quote", ErrQuoteSignature, "attestation key: %w", err)
 	}
+	s.rememberPEM(chainPEM, ders)
 	p := &verifiedPlatform{
 		root: s.root, chainPEM: chainPEM, qeReport: sd.QEReport.Raw, qeAuth: sd.QEAuthData,
 		qeSig: sd.QEReportSignature, attKeyRaw: sd.AttestationKey,

@@ -30,6 +30,7 @@ type cache struct {
 	platforms     map[[64]byte]*verifiedPlatform
 	intermediates map[string]*x509.Certificate // DER → verified PCK CA
 	crlBy         map[string]bool              // CRL DER + signer DER → signature ok
+	pemBlocks     map[string][]byte            // exact PEM text of a verified CA → DER
 	maxEntries    int
 }
 
@@ -39,6 +40,7 @@ func newCache(maxEntries int) *cache {
 		platforms:     map[[64]byte]*verifiedPlatform{},
 		intermediates: map[string]*x509.Certificate{},
 		crlBy:         map[string]bool{},
+		pemBlocks:     map[string][]byte{},
 		maxEntries:    maxEntries,
 	}
 }
