@@ -1,0 +1,218 @@
+package measure
+
+import (
+	"crypto/sha512"
+	"fmt"
+
+	"github.com/tdproof/tdproof/eventlog"
+)
+
+// Image is an OS image as bytes. The slices are only read.
+type Image struct {
+	Firmware []byte // TDVF (ovmf.fd)
+	Kernel   []byte // bzImage
+	Initrd   []byte // initramfs
+	// Cmdline is the kernel command line as metadata.json has it, without
+	// the " initrd=initrd" that OVMF appends (see [KernelCmdline]).
+	Cmdline string
+}
+
+// Machine describes the TD the image boots in.
+type Machine struct {
+	// CPUs is the vCPU count. It enters the measurements only through the
+	// ACPI tables; a MADT that disagrees is reported in
+	// Measurement.Notes. Zero means unknown.
+	CPUs int
+	// MemorySize is the RAM size in bytes.
+	MemorySize uint64
+	// QEMUVersion is "MAJOR.MINOR.PATCH"; empty means
+	// [DefaultQEMUVersion]. It selects the MRTD page order.
+	QEMUVersion string
+	// QEMUSinglePassAddPages is vm_config's qemu_single_pass_add_pages;
+	// nil when absent. dstack passes it as its two_pass_add_pages option,
+	// so true selects [TwoPass] and false [SinglePass]; this package
+	// replicates that quirk exactly (§4.1).
+	QEMUSinglePassAddPages *bool
+}
+
+// Input names an input of the measurements. Events list the inputs their
+// digest depends on, which is how [Diagnose] names the likely cause of a
+// mismatch.
+type Input string
+
+// Inputs.
+const (
+	InputFirmware    Input = "firmware"
+	InputMemory      Input = "memory_size"
+	InputCPUs        Input = "cpu_count"
+	InputQEMUVersion Input = "qemu_version"
+	InputACPI        Input = "acpi"
+	InputKernel      Input = "kernel"
+	InputInitrd      Input = "initrd"
+	InputCmdline     Input = "cmdline"
+)
+
+// Event is one expected measurement event.
+type Event struct {
+	Type   eventlog.EventType
+	Digest [48]byte
+	// Description says what is measured, e.g. "TD HOB" or
+	// "EFI variable SecureBoot".
+	Description string
+	// DependsOn lists the inputs the digest depends on, the most likely
+	// cause of a mismatch first. Empty for fixed digests.
+	DependsOn []Input
+	// Source says where the digest comes from: [SourceComputed],
+	// [SourceConstant], [SourceEventLog], [SourceLite] or, when it is not
+	// known, [SourceUnknown].
+	Source string
+}
+
+// Event sources.
+const (
+	SourceComputed = "computed"
+	SourceConstant = "constant"
+	SourceEventLog = "event log"
+	SourceLite     = "lite document"
+	SourceUnknown  = "unknown"
+)
+
+// Register is an expected RTMR with the events that produce it.
+type Register struct {
+	// Index is 0, 1 or 2.
+	Index int
+	// Value is the replay of Events; zero when Incomplete.
+	Value [48]byte
+	// Events are in extend order.
+	Events []Event
+	// Incomplete, when not empty, says why Value could not be computed
+	// (an event digest is unknown).
+	Incomplete string
+}
+
+func newRegister(index int, events []Event) Register {
+	r := Register{Index: index, Events: events}
+	digests := make([][48]byte, len(events))
+	for i, e := range events {
+		if e.Source == SourceUnknown {
+			r.Incomplete = e.Description + " digest is unknown"
+			return r
+		}
+		digests[i] = e.Digest
+	}
+	r.Value = eventlog.ReplayDigests(digests...)
+	return r
+}
+
+// Measurement is the expected MRTD and RTMR0–2 of an image on a machine.
+type Measurement struct {
+	// MRTD is the candidate for PageOrder.
+	MRTD      [48]byte
+	PageOrder PageOrder
+	// MRTDCandidates are both candidates, indexed by PageOrder, when
+	// known (lite mode; Options.AllPageOrders); nil otherwise.
+	MRTDCandidates *[2][48]byte
+	// RTMRs are RTMR0, RTMR1 and RTMR2.
+	RTMRs [3]Register
+	// KernelCmdline is the measured command line (with " initrd=initrd");
+	// empty in lite mode, where only its digest is known.
+	KernelCmdline string
+	// Notes are facts about the inputs worth showing (e.g. that ACPI
+	// digests came from an event log and are therefore not verified).
+	Notes []string
+}
+
+// Options are the inputs of [MeasureImage] besides the image and the
+// machine. The zero value measures with the dstack OVMF constants and
+// leaves RTMR0 incomplete (no ACPI digests).
+type Options struct {
+	// ACPI gives the three ACPI digests of RTMR0 (see [ACPITables],
+	// [ACPIFromEventLog]); nil leaves RTMR0 incomplete.
+	ACPI *ACPIDigests
+	// Firmware gives the CFV and Boot0000 digests; nil means
+	// [DstackOVMF].
+	Firmware *FirmwareDigests
+	// OVMFVariant is the RTMR0 layout, "" or [OVMFVariantPre202505]; any
+	// other is [ErrUnsupported].
+	OVMFVariant string
+	// AllPageOrders also computes the MRTD for the page order not
+	// selected, into Measurement.MRTDCandidates.
+	AllPageOrders bool
+}
+
+// MeasureImage computes the expected MRTD and RTMR0–2 of img booted by
+// QEMU on m: MRTD from the firmware (§4.2), RTMR0 from the TD HOB for
+// m.MemorySize, the firmware digests and the ACPI digests (§4.3), RTMR1
+// from the kernel patched for m.MemorySize and the initrd size (§4.5),
+// RTMR2 from the command line and the initrd (§4.6). It does no I/O and
+// is safe for concurrent use.
+func MeasureImage(img *Image, m Machine, opts Options) (*Measurement, error) {
+	if err := checkVariant(opts.OVMFVariant); err != nil {
+		return nil, err
+	}
+	order, err := m.PageOrder()
+	if err != nil {
+		return nil, err
+	}
+	tdvf, err := ParseTDVF(img.Firmware)
+	if err != nil {
+		return nil, err
+	}
+	layout, err := tdvf.TDHOBLayout()
+	if err != nil {
+		return nil, err
+	}
+	hob, err := layout.Digest(m.MemorySize)
+	if err != nil {
+		return nil, err
+	}
+	kernel, err := KernelAuthenticode(img.Kernel, uint64(len(img.Initrd)), m.MemorySize)
+	if err != nil {
+		return nil, err
+	}
+	cmdline := KernelCmdline(img.Cmdline)
+	cmdDigest, err := CmdlineDigest(cmdline)
+	if err != nil {
+		return nil, err
+	}
+	out := &Measurement{PageOrder: order, KernelCmdline: cmdline}
+	if opts.AllPageOrders {
+		c := tdvf.MRTDs()
+		out.MRTDCandidates, out.MRTD = &c, c[order]
+	} else {
+		out.MRTD = tdvf.MRTD(order)
+	}
+	out.RTMRs[0] = newRegister(0, rtmr0Events(hob, SourceComputed, opts.Firmware, opts.ACPI))
+	out.RTMRs[1] = newRegister(1, rtmr1Events(kernel, SourceComputed))
+	out.RTMRs[2] = newRegister(2, rtmr2Events(cmdDigest, sha512.Sum384(img.Initrd), SourceComputed))
+	out.Notes = append(out.Notes, acpiNotes(opts.ACPI, m.CPUs)...)
+	return out, nil
+}
+
+// acpiNotes explains where the ACPI digests came from.
+func acpiNotes(a *ACPIDigests, cpus int) []string {
+	switch {
+	case a == nil:
+		return []string{"RTMR0 is incomplete: no ACPI tables or reference event log given"}
+	case a.Source == SourceEventLog:
+		n := "ACPI digests were taken from the event log: the ACPI tables (and with them cpu_count and the device topology) are not verified"
+		if cpus > 0 {
+			n += fmt.Sprintf("; cpu_count %d is not bound", cpus)
+		}
+		return []string{n}
+	case cpus > 0 && a.MADTCPUs > 0 && a.MADTCPUs != cpus:
+		return []string{fmt.Sprintf("the ACPI tables' MADT lists %d enabled CPUs but cpu_count is %d", a.MADTCPUs, cpus)}
+	}
+	return nil
+}
+
+// OVMFVariantPre202505 names the supported RTMR0 layout: OVMF before
+// edk2-stable202505, 13 RTMR0 events (§2.3).
+const OVMFVariantPre202505 = "pre202505"
+
+func checkVariant(v string) error {
+	if v != "" && v != OVMFVariantPre202505 {
+		return fmt.Errorf("measure: %w: ovmf variant %q (only %q is modelled)", ErrUnsupported, v, OVMFVariantPre202505)
+	}
+	return nil
+}
