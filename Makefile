@@ -31,7 +31,7 @@ tools:
 	@test -x $(STATICCHECK) || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
 bench:
-	$(GO) test -run='^$$' -bench=. -benchmem -count=10 ./dcap/
+	$(GO) test -run='^$$' -bench=. -benchmem -count=10 ./dcap/ ./pcs/pcscache/ ./measure/
 
 # Long fuzzing, one target at a time (FUZZTIME each).
 fuzz:
@@ -46,3 +46,9 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeSCALE$$' -fuzztime=$(FUZZTIME) ./dstack/
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeMsgpack$$' -fuzztime=$(FUZZTIME) ./dstack/
 	$(GO) test -run='^$$' -fuzz='^FuzzParseEvidence$$' -fuzztime=$(FUZZTIME) ./dstack/
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodeItem$$' -fuzztime=$(FUZZTIME) ./pcs/
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodePCKCert$$' -fuzztime=$(FUZZTIME) ./pcs/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseTDVF$$' -fuzztime=$(FUZZTIME) ./measure/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseTDHOBWitness$$' -fuzztime=$(FUZZTIME) ./measure/
+	$(GO) test -run='^$$' -fuzz='^FuzzAuthenticode$$' -fuzztime=$(FUZZTIME) ./measure/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseLiteMeasurement$$' -fuzztime=$(FUZZTIME) ./measure/

@@ -104,7 +104,9 @@ const exitCodesHelp = `  0  verified and accepted (quote inspect: parsed, signat
      identity or collateral check failed (with --strict also expired collateral)
   5  rejected by policy: TCB status not accepted (TCB not supported is never accepted),
      debug, missing SEPT_VE_DISABLE, service TD, collateral age or expiry
-  6  collateral unavailable: the --collateral path does not exist or lacks a required piece`
+  6  collateral unavailable: the --collateral path does not exist or lacks a required piece,
+     or the PCS/PCCS or --collateral-dir could not provide verified collateral (network,
+     timeout, 404, 429, 5xx, response failing verification or expired, offline miss)`
 
 const usageTemplate = `USAGE{{if and .Runnable (not .HasAvailableSubCommands)}}
   {{.UseLine}}{{end}}{{if .HasAvailableSubCommands}}
@@ -175,8 +177,9 @@ variable named TDPROOF_ plus the flag name in upper case with '-' replaced by '_
 	root.SetHelpTemplate(helpTemplate)
 	root.CompletionOptions.DisableDefaultCmd = true
 	root.PersistentFlags().Var(newFormatValue(), "format", "output `FORMAT`: text or json")
-	root.AddCommand(a.quoteCommand(), a.versionCommand())
+	root.AddCommand(a.quoteCommand(), a.collateralCommand(), a.pccsCommand(), a.versionCommand())
 	root.AddCommand(a.eventlogCommand(), a.dstackCommand())
+	root.AddCommand(a.measureCommand())
 	describeEnv(root)
 	return root
 }

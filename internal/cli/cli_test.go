@@ -91,7 +91,6 @@ func TestUsageErrors(t *testing.T) {
 		{"inspect without FILE", []string{"quote", "inspect"}},
 		{"inspect with two FILEs", []string{"quote", "inspect", q, q}},
 		{"verify without FILE", []string{"quote", "verify", "--collateral", dir}},
-		{"verify without collateral", []string{"quote", "verify", q}},
 		{"bad format", []string{"quote", "inspect", "--format", "yaml", q}},
 		{"bad at", []string{"quote", "verify", q, "--collateral", dir, "--at", "yesterday"}},
 		{"negative at", []string{"quote", "verify", q, "--collateral", dir, "--at", "-5"}},

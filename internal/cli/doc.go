@@ -3,10 +3,18 @@
 // output, and the mapping of errors to exit codes. cmd/tdproof is a thin
 // wrapper around [Main].
 //
-// Commands so far:
+// Commands:
 //
 //	tdproof quote inspect FILE
-//	tdproof quote verify FILE --collateral PATH
+//	tdproof quote verify FILE [--collateral PATH | --pccs-url URL | --collateral-dir DIR [--offline]]
+//	tdproof collateral fetch [QUOTE...] (--fmspc LIST | --all) -o DIR
+//	tdproof collateral show DIR|FILE
+//	tdproof pccs serve [--listen ADDR] [--collateral-dir DIR]
+//	tdproof eventlog replay FILE [--quote QUOTE]
+//	tdproof dstack verify FILE --collateral PATH
+//	tdproof measure (--image DIR | --firmware F --kernel K --initrd I --cmdline S) --memory SIZE
+//	tdproof measure lite --image DIR
+//	tdproof measure diagnose --evidence FILE (--image DIR | lite)
 //	tdproof version
 //	tdproof help [COMMAND]
 //
@@ -24,7 +32,7 @@
 // # Exit codes
 //
 // Errors are mapped with errors.Is on the sentinels of packages quote,
-// collateral and dcap, never by message:
+// collateral, dcap, pcs, dstack and measure, never by message:
 //
 //	0  verified and accepted (inspect: parsed, signatures valid or not checkable)
 //	1  internal error
@@ -37,10 +45,15 @@
 //	   ErrQEReportData, ErrQEVendor, ErrQEIdentity, ErrTDXModuleMismatch,
 //	   ErrCollateral (and its FMSPC / PCE-ID / signature variants), and with
 //	   --strict ErrExpired and ErrNotYetValid
-//	5  rejected by policy: dcap.ErrRejected, and dcap.ErrTCBNotSupported
-//	   (no TCB level matches: never acceptable)
+//	   dstack event-log, report-data and MR_CONFIG_ID errors, an event log
+//	   that does not replay to the quote
+//	5  rejected by policy: dcap.ErrRejected, dcap.ErrTCBNotSupported (no
+//	   TCB level matches: never acceptable), dstack.ErrTDRejected (debug,
+//	   MRSIGNERSEAM, MRSERVICETD), measure diagnose mismatches
 //	6  collateral unavailable: the --collateral path does not exist or
-//	   cannot be read, or a directory lacks a required response
+//	   cannot be read, a directory lacks a required response, or the
+//	   PCS/PCCS or collateral directory cannot provide verified collateral
+//	   (pcs.ErrUnavailable, pcs.ErrInvalidResponse)
 //
 // # Security
 //

@@ -6,6 +6,8 @@ import (
 	"github.com/tdproof/tdproof/collateral"
 	"github.com/tdproof/tdproof/dcap"
 	"github.com/tdproof/tdproof/dstack"
+	"github.com/tdproof/tdproof/measure"
+	"github.com/tdproof/tdproof/pcs"
 	"github.com/tdproof/tdproof/quote"
 )
 
@@ -35,7 +37,12 @@ const (
 	codeNotYetValid           = "not_yet_valid"
 	codeTCBNotSupported       = "tcb_not_supported"
 	codeRejected              = "rejected"
+	codeMeasurementMismatch   = "measurement_mismatch"
 )
+
+// codeCollateralResponseInvalid: a PCS or PCCS response failed
+// verification (signature, issuer chain, validity, parse).
+const codeCollateralResponseInvalid = "collateral_response_invalid"
 
 var (
 	// errCollateralUnavailable: the collateral path does not exist or
@@ -78,16 +85,24 @@ func classify(err error) (int, string) {
 		return exitOK, ""
 	case errors.As(err, new(*usageError)):
 		return exitUsage, codeUsage
-	case errors.Is(err, errCollateralUnavailable), errors.Is(err, collateral.ErrNotFound):
+	case errors.Is(err, errCollateralUnavailable), errors.Is(err, collateral.ErrNotFound),
+		errors.Is(err, pcs.ErrUnavailable), errors.Is(err, pcs.ErrInvalidKey):
 		return exitCollateralUnavailable, codeCollateralUnavailable
-	case errors.Is(err, quote.ErrUnsupported), errors.Is(err, dstack.ErrUnsupported):
+	case errors.Is(err, pcs.ErrInvalidResponse):
+		// A PCS or PCCS response that fails verification leaves the
+		// quote without collateral; it says nothing about the quote.
+		return exitCollateralUnavailable, codeCollateralResponseInvalid
+	case errors.Is(err, quote.ErrUnsupported), errors.Is(err, dstack.ErrUnsupported), errors.Is(err, measure.ErrUnsupported):
 		return exitMalformed, codeUnsupported
-	case errors.Is(err, quote.ErrMalformed), errors.Is(err, errMalformedInput), errors.Is(err, dstack.ErrMalformed):
+	case errors.Is(err, quote.ErrMalformed), errors.Is(err, errMalformedInput), errors.Is(err, dstack.ErrMalformed),
+		errors.Is(err, measure.ErrMalformed):
 		return exitMalformed, codeMalformed
 	case errors.Is(err, collateral.ErrMalformed):
 		return exitMalformed, codeCollateralMalformed
 	case errors.Is(err, dcap.ErrRejected), errors.Is(err, dstack.ErrTDRejected):
 		return exitRejected, codeRejected
+	case errors.Is(err, errMeasurementMismatch):
+		return exitRejected, codeMeasurementMismatch
 	case errors.Is(err, dcap.ErrTCBNotSupported):
 		return exitRejected, codeTCBNotSupported
 	case errors.Is(err, dcap.ErrRevoked):

@@ -136,8 +136,11 @@ const (
 // collateralSource says where collateral came from, for the outputs.
 type collateralSource struct {
 	Path string `json:"path"`
-	// Kind is "qvl-json" or "pcs-dir".
+	// Kind is "qvl-json" or "pcs-dir" (--collateral), "pccs" (Path is
+	// the service URL) or "collateral-dir" (offline bundle).
 	Kind string `json:"kind"`
+	// Cache is the --collateral-dir used as a cache in front of a PCCS.
+	Cache string `json:"cache,omitempty"`
 }
 
 // loadCollateral reads --collateral: a QuoteCollateralV3 JSON file, a

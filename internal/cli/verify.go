@@ -52,6 +52,7 @@ type policyJSON struct {
 // verifyFlags are the flags of quote verify.
 type verifyFlags struct {
 	collateral  string
+	source      sourceFlags
 	trustedRoot string
 	at          timeValue
 	strict      bool
@@ -96,7 +97,7 @@ func newPolicyJSON(p dcap.Policy) policyJSON {
 func (a *app) verifyCommand() *cobra.Command {
 	f := &verifyFlags{accept: statusListValue{list: []collateral.TCBStatus{collateral.UpToDate}}}
 	c := &cobra.Command{
-		Use:   "verify FILE --collateral PATH",
+		Use:   "verify FILE [--collateral PATH | --pccs-url URL | --collateral-dir DIR]",
 		Short: "Verify a quote against its collateral and appraise the result",
 		Long: `Verify a DCAP quote (binary, hex or 0x-prefixed hex; FILE - reads stdin) against its
 collateral with Intel's semantics: PCK chain to the pinned Intel SGX Root CA, CRLs, TCB info
@@ -110,26 +111,31 @@ collateral.json, or a directory of raw Intel PCS responses (NAME.body plus
 NAME.headers.json; a pcs/ subdirectory is also found), selected by the quote's TEE and the
 FMSPC and CA type of its PCK certificate.
 
+Without --collateral, collateral comes from --pccs-url (default Intel PCS) and is verified
+before use; --collateral-dir DIR alone reads a bundle written by "tdproof collateral fetch"
+without touching the network, and together with --pccs-url makes DIR a cache in front of
+it; --offline never touches the network. --update early and --tcb-eval-num choose which
+TCB evaluation the collateral comes from.
+
 Intel's semantics report expired collateral (collateral_expired) without failing;
 --reject-expired-collateral makes the policy reject it and --strict fails verification.`,
 		Example: `  tdproof quote verify quote.bin --collateral collateral.json
   tdproof quote verify quote.bin --collateral vectors/tdx/ --at 1752919234 --format json
   tdproof quote verify quote.bin --collateral pcs/ --at 2023-07-01T01:00:00Z
+  tdproof quote verify quote.bin --pccs-url https://pccs.example:8081
+  tdproof quote verify quote.bin --collateral-dir bundle/
   tdproof quote verify quote.bin --collateral collateral.json \
       --accept-status UpToDate,SWHardeningNeeded --max-collateral-age 30d`,
 		Annotations: map[string]string{"exit_codes": exitCodesHelp},
 		Args:        exactArgs("FILE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			a.ran = true
-			if f.collateral == "" {
-				return withHints(&usageError{err: errors.New("missing --collateral")},
-					"pass a QuoteCollateralV3 JSON file or a directory of PCS responses with --collateral (or set TDPROOF_COLLATERAL)")
-			}
 			return a.runVerify(cmd, args[0], f)
 		},
 	}
 	fl := c.Flags()
-	fl.StringVar(&f.collateral, "collateral", "", "collateral `PATH`: QuoteCollateralV3 JSON file, directory with collateral.json, or directory of PCS responses (required)")
+	fl.StringVar(&f.collateral, "collateral", "", "collateral `PATH`: QuoteCollateralV3 JSON file, directory with collateral.json, or directory of PCS responses (instead of a PCCS)")
+	f.source.register(fl, "collateral bundle or cache `DIR` (alone: offline; with --pccs-url: a cache in front of it)", true)
 	fl.Var(&f.at, "at", "verification `TIME`: RFC 3339 or unix seconds (default now)")
 	fl.StringVar(&f.trustedRoot, "trusted-root", "", "trust the certificate in `FILE` (PEM or DER) instead of the Intel SGX Root CA; the result then proves nothing about Intel hardware")
 	fl.BoolVar(&f.strict, "strict", false, "fail verification (exit 4) on expired or not yet valid collateral or certificates")
@@ -164,7 +170,7 @@ func (a *app) runVerify(cmd *cobra.Command, file string, f *verifyFlags) error {
 		sum := sha256.Sum256(anchor.Raw)
 		out.TrustedRootSHA256 = hex.EncodeToString(sum[:])
 		out.IntelRoot = out.TrustedRootSHA256 == dcap.IntelRootSHA256
-		err = a.verifyInto(out, file, f, root, now, pol)
+		err = a.verifyInto(cmd, out, file, f, root, now, pol)
 	}
 	if errors.As(err, new(*usageError)) {
 		return err
@@ -181,15 +187,21 @@ func (a *app) runVerify(cmd *cobra.Command, file string, f *verifyFlags) error {
 }
 
 // verifyInto reads the inputs, verifies and appraises, filling out.
-func (a *app) verifyInto(out *verifyOutput, file string, f *verifyFlags, root *x509.Certificate, now time.Time, pol dcap.Policy) error {
+func (a *app) verifyInto(cmd *cobra.Command, out *verifyOutput, file string, f *verifyFlags, root *x509.Certificate, now time.Time, pol dcap.Policy) error {
 	q, err := a.readQuote(file)
 	if err != nil {
 		return err
 	}
-	// A PCK chain that does not parse leaves the selector open; dcap
-	// reports the chain error.
-	pck, _ := pckFromQuote(q)
-	c, src, err := loadCollateral(f.collateral, q, pck)
+	var c *collateral.Collateral
+	var src collateralSource
+	if f.collateral != "" {
+		// A PCK chain that does not parse leaves the selector open; dcap
+		// reports the chain error.
+		pck, _ := pckFromQuote(q)
+		c, src, err = loadCollateral(f.collateral, q, pck)
+	} else {
+		c, src, err = a.collateralFromSource(cmd.Context(), cmd.Flags(), &f.source, q, root, now)
+	}
 	out.Collateral = &src
 	if err != nil {
 		return err
