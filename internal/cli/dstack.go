@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/tdproof/tdproof/collateral"
 	"github.com/tdproof/tdproof/dcap"
 	"github.com/tdproof/tdproof/dstack"
 )
@@ -33,6 +35,7 @@ func (a *app) dstackCommand() *cobra.Command {
 }
 
 type dstackFlags struct {
+	source                              sourceFlags
 	collateral, trustedRoot, reportData string
 	at                                  timeValue
 	strict                              bool
@@ -51,7 +54,7 @@ type dstackOutput struct {
 func (a *app) dstackVerifyCommand() *cobra.Command {
 	f := &dstackFlags{}
 	c := &cobra.Command{
-		Use:   "verify FILE --collateral PATH",
+		Use:   "verify FILE [--collateral PATH | --pccs-url URL | --collateral-dir DIR]",
 		Short: "Verify dstack evidence: quote, event log and app identity",
 		Long: `Verify dstack evidence end to end: the quote with DCAP (Intel semantics, against the
 given collateral), RTMR3 against the replay of the runtime events (digests recomputed from
@@ -62,22 +65,21 @@ and service TDs (MRSERVICETD) are rejected (exit 5) unless allowed.
 
 FILE is a GetQuote JSON ({"quote", "event_log", "report_data", "vm_config"}), an
 {"attestation": hex} object, raw VersionedAttestation bytes (SCALE V0 or msgpack V1), or a
-dstack RA-TLS certificate (PEM or DER). --collateral takes what quote verify takes.`,
+dstack RA-TLS certificate (PEM or DER). Collateral comes from --collateral (what quote
+verify takes) or, without it, from the configured source: --pccs-url (default Intel PCS),
+--collateral-dir (an offline bundle or cache) and --offline, as for quote verify.`,
 		Example: `  tdproof dstack verify getquote.json --collateral collateral.json
   tdproof dstack verify cert.pem --collateral pcs/ --format json`,
 		Annotations: map[string]string{"exit_codes": exitCodesHelp},
 		Args:        exactArgs("FILE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			a.ran = true
-			if f.collateral == "" {
-				return withHints(&usageError{err: errors.New("missing --collateral")},
-					"pass a QuoteCollateralV3 JSON file or a directory of PCS responses with --collateral")
-			}
 			return a.runDstackVerify(cmd, args[0], f)
 		},
 	}
 	fl := c.Flags()
-	fl.StringVar(&f.collateral, "collateral", "", "collateral `PATH` (as for quote verify; required)")
+	fl.StringVar(&f.collateral, "collateral", "", "collateral `PATH` (as for quote verify); without it the source flags apply")
+	f.source.register(fl, "collateral bundle or cache `DIR` (alone: offline; with --pccs-url: a cache in front of it)", true)
 	fl.Var(&f.at, "at", "verification `TIME`: RFC 3339 or unix seconds (default now)")
 	fl.StringVar(&f.trustedRoot, "trusted-root", "", "trust the certificate in `FILE` instead of the Intel SGX Root CA")
 	fl.BoolVar(&f.strict, "strict", false, "fail on expired or not yet valid collateral or certificates")
@@ -105,7 +107,7 @@ func (a *app) runDstackVerify(cmd *cobra.Command, file string, f *dstackFlags) e
 		sha = hex.EncodeToString(sum[:])
 	}
 	out.TrustedRootSHA, out.IntelRoot = sha, sha == dcap.IntelRootSHA256
-	err := a.dstackVerifyInto(out, file, f, root)
+	err := a.dstackVerifyInto(cmd, out, file, f, root)
 	out.Verified = err == nil
 	out.Error = newErrorJSON(err)
 	if outputFormat(cmd) == formatJSON {
@@ -118,7 +120,7 @@ func (a *app) runDstackVerify(cmd *cobra.Command, file string, f *dstackFlags) e
 	return err
 }
 
-func (a *app) dstackVerifyInto(out *dstackOutput, file string, f *dstackFlags, root *x509.Certificate) error {
+func (a *app) dstackVerifyInto(cmd *cobra.Command, out *dstackOutput, file string, f *dstackFlags, root *x509.Certificate) error {
 	data, err := a.readInput("evidence", file)
 	if err != nil {
 		return err
@@ -138,13 +140,23 @@ func (a *app) dstackVerifyInto(out *dstackOutput, file string, f *dstackFlags, r
 		copy(want[:], rd)
 		opts.ReportData = &want
 	}
-	pck, err := pckFromQuote(ev.Quote)
-	if err != nil {
-		return err
-	}
-	c, _, err := loadCollateral(f.collateral, ev.Quote, pck)
-	if err != nil {
-		return err
+	var c *collateral.Collateral
+	if f.collateral != "" {
+		pck, err := pckFromQuote(ev.Quote)
+		if err != nil {
+			return err
+		}
+		if c, _, err = loadCollateral(f.collateral, ev.Quote, pck); err != nil {
+			return err
+		}
+	} else {
+		now := f.at.t
+		if now.IsZero() {
+			now = time.Now()
+		}
+		if c, _, err = a.collateralFromSource(cmd.Context(), cmd.Flags(), &f.source, ev.Quote, root, now); err != nil {
+			return err
+		}
 	}
 	res, err := dstack.Verify(ev, c, opts)
 	if err != nil {

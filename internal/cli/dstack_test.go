@@ -3,12 +3,17 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/tdproof/tdproof/collateral"
 	"github.com/tdproof/tdproof/internal/testvectors"
+	"github.com/tdproof/tdproof/pckcert"
+	"github.com/tdproof/tdproof/pcs"
+	"github.com/tdproof/tdproof/pcs/pcstest"
 )
 
 // expectedDstack reads a shared *.expected.json file.
@@ -112,7 +117,7 @@ func TestDstackVerifyRejects(t *testing.T) {
 		{"changed payload", []string{"dstack", "verify", write("tampered.json", tampered), "--collateral", coll, "--at", "1774003274"}, exitNotAuthentic},
 		{"report data differs", []string{"dstack", "verify", testvectors.Path(t, "dstack", "quote-report.json"), "--collateral", coll, "--at", "1774003274", "--report-data", "00ff"}, exitNotAuthentic},
 		{"not dstack evidence", []string{"dstack", "verify", write("junk.json", map[string]any{"x": 1}), "--collateral", coll}, exitMalformed},
-		{"missing collateral flag", []string{"dstack", "verify", testvectors.Path(t, "dstack", "quote-report.json")}, exitUsage},
+		{"offline without a bundle", []string{"dstack", "verify", testvectors.Path(t, "dstack", "quote-report.json"), "--offline", "--collateral-dir", filepath.Join(dir, "empty")}, exitCollateralUnavailable},
 		{"collateral absent", []string{"dstack", "verify", testvectors.Path(t, "dstack", "quote-report.json"), "--collateral", filepath.Join(dir, "nope")}, exitCollateralUnavailable},
 	}
 	for _, c := range cases {
@@ -161,4 +166,37 @@ func TestEventlogReplay(t *testing.T) {
 	junk := writeFile(t, t.TempDir(), "junk.bin", bytes.Repeat([]byte{0x42}, 100))
 	args = []string{"eventlog", "replay", junk}
 	invoke(t, nil, args...).wantCode(t, exitMalformed, args...)
+}
+
+// TestDstackVerifyFromPCCS verifies the shared dstack evidence with its
+// collateral served by a fake PCCS (no --collateral).
+func TestDstackVerifyFromPCCS(t *testing.T) {
+	raw := testvectors.ReadFile(t, "dcap", "tdx-v4-90c06f-dstack", "collateral.json")
+	c, err := collateral.ParseQVLJSON(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := pcstest.New()
+	fmspc := c.TCBInfo.Info.FMSPC
+	srv.Set(pcs.ItemKey{Kind: pcs.KindTCBInfo, TEE: pcs.TEETDX, FMSPC: fmspc}.Normalize(), pcstest.Response{
+		Header: map[string]string{collateral.HeaderTCBInfoIssuerChain: pcstest.EncodeChain(c.TCBInfoIssuerChain.PEM)},
+		Body:   c.TCBInfo.TCBInfoResponse()})
+	srv.Set(pcs.ItemKey{Kind: pcs.KindQEIdentity, TEE: pcs.TEETDX}.Normalize(), pcstest.Response{
+		Header: map[string]string{collateral.HeaderEnclaveIdentityChain: pcstest.EncodeChain(c.QEIdentityIssuerChain.PEM)},
+		Body:   c.QEIdentity.Response()})
+	srv.Set(pcs.ItemKey{Kind: pcs.KindPCKCRL, CA: pckcert.CAPlatform}.Normalize(), pcstest.Response{
+		Header: map[string]string{collateral.HeaderPCKCRLIssuerChain: pcstest.EncodeChain(c.PCKCRLIssuerChain.PEM)},
+		Body:   c.PCKCRL.DER})
+	srv.Set(pcs.ItemKey{Kind: pcs.KindRootCACRL}.Normalize(), pcstest.Response{Body: c.RootCACRL.DER})
+	hs := httptest.NewServer(srv)
+	t.Cleanup(hs.Close)
+	args := []string{"dstack", "verify", testvectors.Path(t, "dstack", "quote-report.json"), "--pccs-url", hs.URL, "--at", "1774003274"}
+	o := invoke(t, nil, args...)
+	o.wantCode(t, exitOK, args...)
+	if !strings.HasPrefix(o.stdout, "OK: ") {
+		t.Errorf("stdout:\n%s", o.stdout)
+	}
+	if srv.Requests("") == 0 {
+		t.Error("the fake PCCS saw no request")
+	}
 }
