@@ -37,12 +37,26 @@
 // "system-ready" event. Later events are application-controlled: they are
 // replayed into RTMR3 and reported, but never used for identity.
 //
-// Package dstack does not verify the OS image: it neither downloads images
-// nor recomputes MRTD and RTMR0–2 from a measurement document, so
-// [Result].OSImageHashVerified is always false and os_image_hash is only the
-// value the VM configuration claims. It does not validate RA-TLS
-// certificate chains (that is the TLS stack's job) and does not judge TCB
-// status: OutOfDate and advisories are data for policy.
+// # OS image
+//
+// When the VM configuration carries tdx_measurement (dstack's lite
+// variant), Verify checks it with package measure: the checksum file must
+// hash to os_image_hash and list measurement.tdx.cbor, and MRTD and
+// RTMR0–2 recomputed from that document for the configuration's
+// memory_size and qemu_version (ACPI digests from the event log, or from
+// [Options].ACPI) must equal the quote. With [Options].Image the same is
+// done from the image itself (the legacy path). The VM configuration is
+// not signed by the quote, so this recomputation is what binds it: a
+// changed memory_size, qemu_version or measurement byte fails
+// ([ErrMeasurement], [ErrOSImageHash]). [Result].OSImageHashVerified then
+// says the TD booted the image os_image_hash names; whether that image
+// is trustworthy is for an allowlist. With ACPI digests from the event
+// log, cpu_count and the device topology are not verified
+// ([MeasurementCheck].ACPISource). Package dstack downloads nothing.
+//
+// Package dstack does not validate RA-TLS certificate chains (that is
+// the TLS stack's job) and does not judge TCB status: OutOfDate and
+// advisories are data for policy.
 //
 // # Security
 //
@@ -51,7 +65,8 @@
 // signature (DCAP), RTMR3 through the replayed runtime events, RTMR0–2
 // through the boot event digests, MR_CONFIG_ID through the identity, and
 // REPORTDATA through the checks above. The VM configuration, including
-// os_image_hash, is not measured by anything this package checks.
+// os_image_hash, is bound only through the OS image check above; without
+// an image or lite material it is unverified.
 //
 // Event digests supplied in the log for runtime events are never trusted;
 // a version 1 event whose supplied digest differs from the recomputed one

@@ -51,6 +51,20 @@ var (
 	// ErrMRConfigID: MR_CONFIG_ID is malformed or does not match the app
 	// identity read from the runtime events.
 	ErrMRConfigID = errors.New("dstack: MR_CONFIG_ID mismatch")
+	// ErrMeasurement: MRTD or RTMR0–2 recomputed from the OS image
+	// (Options.Image) or from the VM configuration's lite measurement
+	// document differ from the quote, or the VM configuration contradicts
+	// what the quote binds: the TD did not boot the claimed image with
+	// the claimed configuration. A register mismatch is a
+	// *MeasurementMismatchError.
+	ErrMeasurement = errors.New("dstack: measurement mismatch")
+	// ErrOSImageHash: the OS image is not bound to the VM configuration's
+	// os_image_hash: SHA-256 of tdx_measurement.checksum_file is not
+	// os_image_hash, the checksum file does not list the measurement
+	// document, or the image given has another os_image_hash. It wraps
+	// ErrMeasurement (and measure.ErrOSImageHash or
+	// measure.ErrMeasurementBinding for the lite material).
+	ErrOSImageHash = fmt.Errorf("%w: OS image not bound to os_image_hash", ErrMeasurement)
 )
 
 // ParseError locates a problem in binary evidence (SCALE or msgpack) or in

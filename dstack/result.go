@@ -22,9 +22,15 @@ type Result struct {
 	QuoteVerified bool `json:"quote_verified"`
 	// EventLogVerified is true when every event log check passed.
 	EventLogVerified bool `json:"event_log_verified"`
-	// OSImageHashVerified is always false: this package does not verify
-	// the OS image (see the package documentation).
+	// OSImageHashVerified is true when MRTD and RTMR0–2 were recomputed
+	// from material bound to the vm_config's os_image_hash (the lite
+	// document, or Options.Image with Options.ImageOSHash) and matched
+	// the quote. It proves the TD booted the image os_image_hash names,
+	// not that the image is trustworthy: allowlist os_image_hash.
 	OSImageHashVerified bool `json:"os_image_hash_verified"`
+	// Measurement reports that recomputation; nil when neither an image
+	// was given nor the vm_config carries tdx_measurement.
+	Measurement *MeasurementCheck `json:"measurement"`
 
 	// ReportData is the quote's REPORTDATA; ReportDataChecks lists the
 	// bindings that were checked (SourceEvidence, SourceCertificate,

@@ -57,8 +57,20 @@ func checkExpected(t *testing.T, res *dstack.Result, want *expected, bootReplaye
 	}
 	osHash := want.OSImageHash + want.OSImageHashFromVMConfig
 	wantHex(t, "os_image_hash", res.AppInfo.OSImageHash, osHash)
-	if res.OSImageHashVerified {
-		t.Error("os_image_hash_verified is true")
+	// Lite evidence carries its measurement material: the registers are
+	// recomputed from it and os_image_hash binds.
+	lite := res.VMConfig != nil && res.VMConfig.TDXMeasurement != nil
+	if res.OSImageHashVerified != lite || (res.Measurement != nil) != lite {
+		t.Errorf("os_image_hash_verified = %v, measurement %+v; want lite = %v", res.OSImageHashVerified, res.Measurement, lite)
+	}
+	if m := res.Measurement; lite && m != nil {
+		if m.Mode != dstack.MeasurementLite || m.ACPISource != dstack.ACPIFromEventLog || !m.Match || len(m.Registers) != 4 {
+			t.Errorf("measurement %+v", m)
+		}
+		wantHex(t, "measurement os_image_hash", m.OSImageHash, osHash)
+		for i, w := range []string{want.MRTD, want.RTMR0, want.RTMR1, want.RTMR2} {
+			wantHex(t, m.Registers[i].Name+" expected", m.Registers[i].Expected, w)
+		}
 	}
 	if !res.EventLogVerified {
 		t.Error("event_log_verified is false")

@@ -11,6 +11,7 @@ import (
 	"github.com/tdproof/tdproof/collateral"
 	"github.com/tdproof/tdproof/dcap"
 	"github.com/tdproof/tdproof/eventlog"
+	"github.com/tdproof/tdproof/measure"
 	"github.com/tdproof/tdproof/quote"
 )
 
@@ -42,6 +43,28 @@ type Options struct {
 	// reported unchecked.
 	MRConfigDocument string
 
+	// Image, if not nil, is the OS image the TD must have booted (the
+	// legacy path; the CLI reads it with measure.LoadImage). Verify
+	// recomputes MRTD and RTMR0–2 with measure.MeasureImage for the VM
+	// configuration's memory_size, qemu_version and
+	// qemu_single_pass_add_pages, and compares them with the quote. The
+	// evidence must carry a vm_config. When Image is nil and the
+	// vm_config carries tdx_measurement, the lite document is verified
+	// instead (automatically: the material is in the evidence, and an
+	// evidence that claims an image must boot it).
+	Image *measure.Image
+	// ImageOSHash is the os_image_hash of Image (SHA-256 of its
+	// sha256sum.txt after measure.ImageDir.CheckFiles); it must equal the
+	// vm_config's os_image_hash (ErrOSImageHash). Nil leaves
+	// Result.OSImageHashVerified false even when the registers match.
+	ImageOSHash []byte
+	// ACPI, if not nil, gives the three ACPI digests of RTMR0 computed
+	// from the VM's fw_cfg tables (measure.ACPITables): RTMR0 then binds
+	// the tables, and their MADT must list cpu_count CPUs. Nil takes the
+	// digests from the TD's own event log (not verified: cpu_count and
+	// the device topology are not bound). Used in both modes.
+	ACPI *measure.ACPIDigests
+
 	// AllowDebugUnsafe accepts TDs with the DEBUG attribute, whose memory
 	// and registers the host can read. Never set it in production.
 	AllowDebugUnsafe bool
@@ -70,7 +93,13 @@ type Options struct {
 //  5. RTMR0–2 replayed from the boot event digests when the log carries
 //     boot events other than the ACPI DATA markers (ErrRTMRMismatch);
 //  6. the identity before "system-ready" against MR_CONFIG_ID
-//     (ErrMRConfigID).
+//     (ErrMRConfigID);
+//  7. when Options.Image is set or the vm_config carries
+//     tdx_measurement: MRTD and RTMR0–2 recomputed with package measure
+//     from the image or the lite document (bound to os_image_hash:
+//     ErrOSImageHash) for the vm_config's machine, against the quote
+//     (*MeasurementMismatchError, ErrMeasurement). Malformed or
+//     unsupported image inputs wrap ErrMalformed or ErrUnsupported.
 //
 // TCB status is not judged: see Result.DCAP and dcap.Policy.
 func Verify(ev *Evidence, c *collateral.Collateral, opts Options) (*Result, error) {
@@ -172,6 +201,9 @@ func verify(ev *Evidence, opts Options, dres *dcap.Result) (*Result, error) {
 	}
 	res.Identity = id
 	res.MRConfigID = mc
+	if res.Measurement, res.OSImageHashVerified, err = checkMeasurement(ev, td, opts); err != nil {
+		return nil, err
+	}
 	res.EventLogVerified = true
 	if len(id.KeyProviderInfo) != 0 {
 		if kp, err := ParseKeyProvider(id.KeyProviderInfo); err == nil {

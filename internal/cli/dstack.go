@@ -15,6 +15,7 @@ import (
 	"github.com/tdproof/tdproof/collateral"
 	"github.com/tdproof/tdproof/dcap"
 	"github.com/tdproof/tdproof/dstack"
+	"github.com/tdproof/tdproof/measure"
 )
 
 // dstackMediaType identifies the JSON output of dstack verify.
@@ -40,6 +41,7 @@ type dstackFlags struct {
 	at                                  timeValue
 	strict                              bool
 	allowDebug, allowSEAM, allowSvcTD   bool
+	image, acpiDir                      string
 }
 
 type dstackOutput struct {
@@ -63,12 +65,23 @@ bindings, and the app identity (app-id, compose hash, instance id, key provider)
 from events before the first system-ready. DEBUG TDs, a non-Intel TDX module (MRSIGNERSEAM)
 and service TDs (MRSERVICETD) are rejected (exit 5) unless allowed.
 
+OS image: with --image DIR (a dstack image directory: metadata.json, the firmware, kernel
+and initrd, and sha256sum.txt, checked when present) MRTD and RTMR0-2 are recomputed for
+vm_config's memory_size, cpu_count and qemu_version and compared with the quote; the
+image's os_image_hash must equal vm_config's. Without --image, evidence whose vm_config
+carries tdx_measurement (dstack's lite variant) is checked automatically: the checksum
+file must hash to os_image_hash and list the measurement document, from which the
+registers are recomputed. ACPI digests come from the event log (cpu_count and the device
+topology are then not verified) or, with --acpi-dir, from the VM's fw_cfg ACPI tables. A
+register that differs is not authentic (exit 4): the TD did not boot the claimed image.
+
 FILE is a GetQuote JSON ({"quote", "event_log", "report_data", "vm_config"}), an
 {"attestation": hex} object, raw VersionedAttestation bytes (SCALE V0 or msgpack V1), or a
 dstack RA-TLS certificate (PEM or DER). Collateral comes from --collateral (what quote
 verify takes) or, without it, from the configured source: --pccs-url (default Intel PCS),
 --collateral-dir (an offline bundle or cache) and --offline, as for quote verify.`,
 		Example: `  tdproof dstack verify getquote.json --collateral collateral.json
+  tdproof dstack verify getquote.json --collateral collateral.json --image dstack-0.5.3/
   tdproof dstack verify cert.pem --collateral pcs/ --format json`,
 		Annotations: map[string]string{"exit_codes": exitCodesHelp},
 		Args:        exactArgs("FILE"),
@@ -87,6 +100,8 @@ verify takes) or, without it, from the configured source: --pccs-url (default In
 	fl.BoolVar(&f.allowDebug, "allow-debug-unsafe", false, "accept DEBUG TDs (the host can read their memory)")
 	fl.BoolVar(&f.allowSEAM, "allow-mrsignerseam-unsafe", false, "accept a TDX module not signed by Intel (non-zero MRSIGNERSEAM)")
 	fl.BoolVar(&f.allowSvcTD, "allow-service-td-unsafe", false, "accept a non-zero MRSERVICETD")
+	fl.StringVar(&f.image, "image", "", "dstack OS image `DIR`: recompute MRTD and RTMR0-2 from it for vm_config's machine and compare")
+	fl.StringVar(&f.acpiDir, "acpi-dir", "", "`DIR` with the VM's fw_cfg ACPI blobs (tables, optionally rsdp and table-loader): verify the ACPI tables instead of taking their digests from the event log")
 	commandLineOnly(fl, "trusted-root", "allow-debug-unsafe", "allow-mrsignerseam-unsafe", "allow-service-td-unsafe")
 	return c
 }
@@ -140,6 +155,25 @@ func (a *app) dstackVerifyInto(cmd *cobra.Command, out *dstackOutput, file strin
 		copy(want[:], rd)
 		opts.ReportData = &want
 	}
+	if f.image != "" {
+		d, err := measure.LoadImage(f.image)
+		if err != nil {
+			return measureErr(err)
+		}
+		opts.Image = &d.Image
+		if d.ChecksumFile != nil {
+			h, err := d.CheckFiles()
+			if err != nil {
+				return measureErr(err)
+			}
+			opts.ImageOSHash = h[:]
+		}
+	}
+	if f.acpiDir != "" {
+		if opts.ACPI, err = readACPIDir(f.acpiDir); err != nil {
+			return err
+		}
+	}
 	var c *collateral.Collateral
 	if f.collateral != "" {
 		pck, err := pckFromQuote(ev.Quote)
@@ -192,7 +226,7 @@ func printDstack(w io.Writer, out *dstackOutput, err error) error {
 	p.kv(0, "key provider", string(ai.KeyProviderInfo))
 	p.kv(0, "mr_system", hex.EncodeToString(ai.MRSystem))
 	p.kv(0, "mr_aggregated", hex.EncodeToString(ai.MRAggregated))
-	p.kv(0, "os image hash", hex.EncodeToString(ai.OSImageHash)+" (not verified against an image)")
+	p.kv(0, "os image", osImageLine(r))
 	for i, rt := range r.RTMRs {
 		state := "not replayed (no boot events)"
 		if rt.Verified {
@@ -205,4 +239,25 @@ func printDstack(w io.Writer, out *dstackOutput, err error) error {
 	}
 	p.kv(0, "report data checks", listOrNone(r.ReportDataChecks))
 	return p.err
+}
+
+// osImageLine describes what was verified of the OS image.
+func osImageLine(r *dstack.Result) string {
+	h := hex.EncodeToString(r.AppInfo.OSImageHash)
+	if h == "" {
+		h = "(none)"
+	}
+	m := r.Measurement
+	if m == nil {
+		return h + " (not verified: no --image and no tdx_measurement in vm_config)"
+	}
+	acpi := "ACPI tables verified"
+	if m.ACPISource == dstack.ACPIFromEventLog {
+		acpi = "ACPI digests taken from the event log, cpu_count not verified"
+	}
+	state := "verified"
+	if !r.OSImageHashVerified {
+		state = "not verified (the image has no sha256sum.txt)"
+	}
+	return fmt.Sprintf("%s %s; MRTD, RTMR0-2 recomputed (%s mode, %s) and match", h, state, m.Mode, acpi)
 }

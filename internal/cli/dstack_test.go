@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"encoding/hex"
 	"encoding/json"
 	"net/http/httptest"
 	"os"
@@ -10,7 +11,10 @@ import (
 	"testing"
 
 	"github.com/tdproof/tdproof/collateral"
+	"github.com/tdproof/tdproof/dcaptest"
+	"github.com/tdproof/tdproof/eventlog"
 	"github.com/tdproof/tdproof/internal/testvectors"
+	"github.com/tdproof/tdproof/measure"
 	"github.com/tdproof/tdproof/pckcert"
 	"github.com/tdproof/tdproof/pcs"
 	"github.com/tdproof/tdproof/pcs/pcstest"
@@ -199,4 +203,132 @@ func TestDstackVerifyFromPCCS(t *testing.T) {
 	if srv.Requests("") == 0 {
 		t.Error("the fake PCCS saw no request")
 	}
+}
+
+// TestDstackVerifyLiteMeasurement: the lite fixture's os_image_hash is
+// verified from vm_config.tdx_measurement; a changed vm_config (carried
+// next to the quote, not signed by it) is not authentic.
+func TestDstackVerifyLiteMeasurement(t *testing.T) {
+	coll := testvectors.Path(t, "dcap", "tdx-v4-90c06f-dstack", "collateral.json")
+	path := testvectors.Path(t, "dstack", liteGetQuote)
+	args := []string{"dstack", "verify", path, "--collateral", coll, "--at", "1774003274"}
+	o := invoke(t, nil, append(args, "--format", "json")...)
+	o.wantCode(t, exitOK, args...)
+	var out dstackJSON
+	decodeJSON(t, o, &out)
+	m, _ := out.Result["measurement"].(map[string]any)
+	if out.Result["os_image_hash_verified"] != true || m == nil || m["mode"] != "lite" || m["acpi_source"] != "event_log" || m["match"] != true {
+		t.Fatalf("result: verified %v, measurement %v", out.Result["os_image_hash_verified"], m)
+	}
+	o = invoke(t, nil, args...)
+	o.wantCode(t, exitOK, args...)
+	if !strings.Contains(o.stdout, "verified; MRTD, RTMR0-2 recomputed (lite mode, ACPI digests taken from the event log, cpu_count not verified) and match") {
+		t.Errorf("human output:\n%s", o.stdout)
+	}
+
+	var top map[string]any
+	if err := json.Unmarshal(testvectors.ReadFile(t, "dstack", liteGetQuote), &top); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		edit func(vm map[string]any)
+		msg  string
+	}{
+		{"checksum file", func(vm map[string]any) { flipB64(t, vm, "checksum_file", 5) }, "OS image not bound to os_image_hash"},
+		{"cbor", func(vm map[string]any) { flipB64(t, vm, "measurement", 40) }, "OS image not bound to os_image_hash"},
+		{"memory_size", func(vm map[string]any) { vm["memory_size"] = 4 << 30 }, "RTMR0 mismatch (lite mode)"},
+		{"qemu_version", func(vm map[string]any) { vm["qemu_version"] = "9.2.1" }, "MRTD mismatch (lite mode)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var vm map[string]any
+			if err := json.Unmarshal([]byte(top["vm_config"].(string)), &vm); err != nil {
+				t.Fatal(err)
+			}
+			tc.edit(vm)
+			args := []string{"dstack", "verify", writeEvidence(t, top, vm), "--collateral", coll, "--at", "1774003274", "--format", "json"}
+			o := invoke(t, nil, args...)
+			o.wantCode(t, exitNotAuthentic, args...)
+			var out dstackJSON
+			decodeJSON(t, o, &out)
+			if out.Verified || out.Error == nil || out.Error.Code != codeNotAuthentic || !strings.Contains(out.Error.Message, tc.msg) {
+				t.Errorf("output %+v", out.Error)
+			}
+		})
+	}
+	// An image that is not the one the TD booted.
+	args = append(args, "--image", writeTestImage(t))
+	o = invoke(t, nil, args...)
+	o.wantCode(t, exitNotAuthentic, args...)
+	if !strings.Contains(o.stdout, "NOT VERIFIED: dstack: MRTD mismatch (image mode)") {
+		t.Errorf("stdout %q", o.stdout)
+	}
+}
+
+// TestDstackVerifyImage: a dcaptest-signed quote of a TD that booted the
+// synthetic test image verifies against the image directory, and
+// os_image_hash binds once the directory has sha256sum.txt.
+func TestDstackVerifyImage(t *testing.T) {
+	dir := writeTestImage(t)
+	img := &measure.Image{Firmware: testTDVF(), Kernel: testKernel(), Initrd: []byte("initrd bytes"), Cmdline: testCmdline}
+	acpi := &measure.ACPIDigests{Loader: [48]byte{1}, RSDP: [48]byte{2}, Tables: [48]byte{3}, Source: measure.SourceEventLog}
+	exp, err := measure.MeasureImage(img, measure.Machine{MemorySize: 2 << 30, QEMUVersion: "8.2.2"}, measure.Options{ACPI: acpi})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t, dcaptest.TDXQuoteV4)
+	td := f.QuoteSpec.TD
+	td.MRTD, td.RTMRs = exp.MRTD, [4][48]byte{exp.RTMRs[0].Value, exp.RTMRs[1].Value, exp.RTMRs[2].Value}
+	fe := writeFixture(t, f)
+	q, err := os.ReadFile(fe.quote)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]string{"ACPI table-loader": "acpi-loader", "ACPI RSDP": "acpi-rsdp", "ACPI tables": "acpi-tables"}
+	var events []eventlog.Event
+	for i, r := range exp.RTMRs {
+		for _, e := range r.Events {
+			ev := eventlog.Event{IMR: uint32(i), Type: e.Type, Digest: bytes.Clone(e.Digest[:]), Payload: []byte{}}
+			if n, ok := names[e.Description]; ok {
+				ev.Name, ev.Payload = n, []byte("ACPI DATA")
+			}
+			events = append(events, ev)
+		}
+	}
+	// sha256sum.txt as measure lite writes it: os_image_hash of the image.
+	o := invoke(t, nil, "measure", "lite", "--image", dir, "--format", "json")
+	o.wantCode(t, exitOK)
+	lite := decodeOut[measureLiteOutput](t, o)
+	evidence := func(memory int) string {
+		vm := map[string]any{"os_image_hash": lite.OSImageHash, "cpu_count": 2, "memory_size": memory, "qemu_version": "8.2.2"}
+		return writeEvidence(t, map[string]any{"quote": hex.EncodeToString(q), "event_log": string(eventlog.MarshalEvents(events))}, vm)
+	}
+	args := []string{"dstack", "verify", evidence(2 << 30), "--collateral", fe.collateral, "--trusted-root", fe.rootPEM, "--at", fe.at, "--image", dir}
+	o = invoke(t, nil, append(args, "--format", "json")...)
+	o.wantCode(t, exitOK, args...)
+	var out dstackJSON
+	decodeJSON(t, o, &out)
+	m, _ := out.Result["measurement"].(map[string]any)
+	if out.Result["os_image_hash_verified"] != true || m == nil || m["mode"] != "image" || m["os_image_hash"] != lite.OSImageHash {
+		t.Fatalf("result: verified %v, measurement %v", out.Result["os_image_hash_verified"], m)
+	}
+	o = invoke(t, nil, args...)
+	o.wantCode(t, exitOK, args...)
+	if !strings.Contains(o.stdout, lite.OSImageHash+" verified; MRTD, RTMR0-2 recomputed (image mode") {
+		t.Errorf("human output:\n%s", o.stdout)
+	}
+	// vm_config claims another RAM size: RTMR0 (the TD HOB) differs.
+	args[2] = evidence(4 << 30)
+	o = invoke(t, nil, args...)
+	o.wantCode(t, exitNotAuthentic, args...)
+	if !strings.Contains(o.stdout, "RTMR0 mismatch (image mode)") || !strings.Contains(o.stdout, "likely cause: memory_size") {
+		t.Errorf("stdout %q", o.stdout)
+	}
+	// An image file that does not match sha256sum.txt is malformed input.
+	if err := os.WriteFile(filepath.Join(dir, "initramfs.cpio.gz"), []byte("other"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args[2] = evidence(2 << 30)
+	o = invoke(t, nil, args...)
+	o.wantCode(t, exitMalformed, args...)
 }

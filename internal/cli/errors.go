@@ -92,6 +92,10 @@ func classify(err error) (int, string) {
 		// A PCS or PCCS response that fails verification leaves the
 		// quote without collateral; it says nothing about the quote.
 		return exitCollateralUnavailable, codeCollateralResponseInvalid
+	case errors.Is(err, dstack.ErrMeasurement):
+		// Before the malformed cases: a lite checksum file bound to
+		// os_image_hash may wrap measure.ErrMalformed as well.
+		return exitNotAuthentic, codeNotAuthentic
 	case errors.Is(err, quote.ErrUnsupported), errors.Is(err, dstack.ErrUnsupported), errors.Is(err, measure.ErrUnsupported):
 		return exitMalformed, codeUnsupported
 	case errors.Is(err, quote.ErrMalformed), errors.Is(err, errMalformedInput), errors.Is(err, dstack.ErrMalformed),
