@@ -198,7 +198,7 @@ func (s *session) verifyTwoCertChain(step string, ch *collateral.Chain, rootRevo
 		return nil, stepErr(step, ErrChain, "issuer chain does not end in the trusted root")
 	}
 	leaf := ch.Certs[0]
-	if err := s.checkCertSignature(leaf, s.root); err != nil {
+	if err := leaf.CheckSignatureFrom(s.root); err != nil {
 		return nil, stepErr(step, ErrChain, "%s: %w", leaf.Subject.CommonName, err)
 	}
 	if revoked(rootRevoked, leaf) {

@@ -53,11 +53,6 @@ func evictIfFull[K comparable, V any](m map[K]V, limit int) {
 	}
 }
 
-// checkCertSignature verifies child ← parent, remembering successes for
-// PCK CAs under the session's cache.
-func (s *session) checkCertSignature(child, parent *x509.Certificate) error {
-	return child.CheckSignatureFrom(parent)
-}
 
 // intermediate parses and verifies a PCK CA certificate (DER) against the
 // root, once per distinct DER for a cached session.
