@@ -53,7 +53,6 @@ func evictIfFull[K comparable, V any](m map[K]V, limit int) {
 	}
 }
 
-
 // intermediate parses and verifies a PCK CA certificate (DER) against the
 // root, once per distinct DER for a cached session.
 func (s *session) intermediate(der []byte) (*x509.Certificate, error) {
