@@ -1,0 +1,397 @@
+package claims
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/tdproof/tdproof/dcap"
+	"github.com/tdproof/tdproof/dstack"
+	"github.com/tdproof/tdproof/quote"
+)
+
+// MediaType identifies the JSON schema of a claim set.
+const MediaType = "application/vnd.tdproof.claims.v1+json"
+
+// TEE names, the value of the "tee" claim and the prefix of the TEE's
+// claims.
+const (
+	TEETDX = "tdx"
+	TEESGX = "sgx"
+)
+
+// ErrInvalid: the inputs cannot make a claim set (no DCAP result, or facts
+// that contradict each other).
+var ErrInvalid = errors.New("claims: invalid input")
+
+// Input holds the verified facts a claim set is built from.
+type Input struct {
+	// DCAP is the verification result. If nil, Dstack.DCAP is used; one
+	// of them is required: a claim set always describes an authentic
+	// quote.
+	DCAP *dcap.Result
+	// Quote is the parsed quote; it adds the header claims
+	// (<tee>.quote.header.*). If nil, only the version is reported.
+	Quote *quote.Quote
+	// Replayed are RTMR0–3 recomputed from an event log; they add the
+	// tdx.eventlog.* claims. If nil, none are reported.
+	Replayed *[4][48]byte
+	// Dstack is a dstack verification result; it adds the dstack.*
+	// claims. If nil, none are reported.
+	Dstack *dstack.Result
+}
+
+// Set is a claim set: claim names (dotted, see the package
+// documentation) mapped to their values. Values are string (hex in
+// lowercase, RFC 3339 times in UTC), bool, int64 or []string.
+//
+// A Set marshals to nested JSON ("tdx.quote.body.mr_td" becomes
+// {"tdx":{"quote":{"body":{"mr_td":…}}}}), the shape Trustee's policies
+// read as input, with object keys sorted, so the encoding is
+// deterministic. No claim name is a prefix of another.
+type Set map[string]any
+
+// New builds the claim set of a verified quote. It does not verify
+// anything: the inputs must come from dcap.Verify, eventlog replay and
+// dstack.Verify. On error the set is nil.
+func New(in Input) (Set, error) {
+	r := in.DCAP
+	if r == nil && in.Dstack != nil {
+		r = in.Dstack.DCAP
+	}
+	if r == nil {
+		return nil, fmt.Errorf("%w: no DCAP result", ErrInvalid)
+	}
+	s := Set{}
+	var p string
+	switch {
+	case r.TD != nil && r.Enclave == nil:
+		p = TEETDX
+		if err := s.addTD(r.TD); err != nil {
+			return nil, err
+		}
+	case r.Enclave != nil && r.TD == nil:
+		p = TEESGX
+		s.addEnclave(r.Enclave)
+	default:
+		return nil, fmt.Errorf("%w: DCAP result has neither or both of a TD and an enclave report", ErrInvalid)
+	}
+	s["tee"] = p
+	if err := s.addHeader(p, r, in.Quote); err != nil {
+		return nil, err
+	}
+	s.addDCAP(p, r)
+	if in.Replayed != nil {
+		if p != TEETDX {
+			return nil, fmt.Errorf("%w: replayed RTMRs for an SGX quote", ErrInvalid)
+		}
+		all := true
+		for i, v := range in.Replayed {
+			h := hex.EncodeToString(v[:])
+			s[fmt.Sprintf("tdx.eventlog.rtmr_%d", i)] = h
+			all = all && h == r.TD.RTMRs[i]
+		}
+		s["tdx.eventlog.rtmrs_match"] = all
+	}
+	if in.Dstack != nil {
+		if p != TEETDX {
+			return nil, fmt.Errorf("%w: dstack result for an SGX quote", ErrInvalid)
+		}
+		s.addDstack(in.Dstack)
+	}
+	return s, nil
+}
+
+func (s Set) addTD(td *dcap.TDReport) error {
+	b := "tdx.quote.body."
+	for k, v := range map[string]string{
+		"tcb_svn": td.TEETCBSVN, "mr_seam": td.MRSEAM, "mrsigner_seam": td.MRSignerSEAM,
+		"seam_attributes": td.SEAMAttributes, "td_attributes": td.TDAttributes, "xfam": td.XFAM,
+		"mr_td": td.MRTD, "mr_config_id": td.MRConfigID, "mr_owner": td.MROwner,
+		"mr_owner_config": td.MROwnerConfig, "report_data": td.ReportData,
+		"rtmr_0": td.RTMRs[0], "rtmr_1": td.RTMRs[1], "rtmr_2": td.RTMRs[2], "rtmr_3": td.RTMRs[3],
+	} {
+		s[b+k] = strings.ToLower(v)
+	}
+	if td.TEETCBSVN2 != "" || td.MRServiceTD != "" {
+		s[b+"tee_tcb_svn2"] = strings.ToLower(td.TEETCBSVN2)
+		s[b+"mr_servicetd"] = strings.ToLower(td.MRServiceTD)
+	}
+	s["tdx.mr_servicetd_zero"] = isZeroHex(td.MRServiceTD)
+	attr, err := hex.DecodeString(td.TDAttributes)
+	if err != nil || len(attr) != 8 {
+		return fmt.Errorf("%w: td_attributes %q", ErrInvalid, td.TDAttributes)
+	}
+	a := binary.LittleEndian.Uint64(attr)
+	if a&quote.TDAttributeDebug != 0 != td.Debug {
+		return fmt.Errorf("%w: td_attributes and debug flag disagree", ErrInvalid)
+	}
+	s["tdx.td_attributes.debug"] = td.Debug
+	s["tdx.td_attributes.septve_disable"] = td.SEPTVEDisable
+	s["tdx.td_attributes.protection_keys"] = a&quote.TDAttributePKS != 0
+	s["tdx.td_attributes.key_locker"] = a&quote.TDAttributeKL != 0
+	s["tdx.td_attributes.perfmon"] = a&quote.TDAttributePerfmon != 0
+	return nil
+}
+
+func (s Set) addEnclave(e *dcap.EnclaveReport) {
+	b := "sgx.quote.body."
+	s[b+"cpu_svn"] = strings.ToLower(e.CPUSVN)
+	s[b+"misc_select"] = le32(e.MiscSelect)
+	s[b+"attributes"] = strings.ToLower(e.Attributes)
+	s[b+"mr_enclave"] = strings.ToLower(e.MREnclave)
+	s[b+"mr_signer"] = strings.ToLower(e.MRSigner)
+	s[b+"isv_prod_id"] = le16(e.ISVProdID)
+	s[b+"isv_svn"] = le16(e.ISVSVN)
+	s[b+"report_data"] = strings.ToLower(e.ReportData)
+	s["sgx.debug"] = e.Debug
+}
+
+func (s Set) addHeader(p string, r *dcap.Result, q *quote.Quote) error {
+	h := p + ".quote.header."
+	s[h+"version"] = le16(r.Version)
+	if q == nil {
+		return nil
+	}
+	if q.Header.Version != r.Version || q.IsTDX() != (p == TEETDX) {
+		return fmt.Errorf("%w: quote and DCAP result describe different quotes", ErrInvalid)
+	}
+	s[h+"att_key_type"] = le16(uint16(q.Header.AttestationKeyType))
+	s[h+"tee_type"] = le32(uint32(q.Header.TEEType))
+	s[h+"qe_svn"] = le16(q.Header.QESVN)
+	s[h+"pce_svn"] = le16(q.Header.PCESVN)
+	s[h+"vendor_id"] = hex.EncodeToString(q.Header.QEVendorID[:])
+	s[h+"user_data"] = hex.EncodeToString(q.Header.UserData[:])
+	return nil
+}
+
+func (s Set) addDCAP(p string, r *dcap.Result) {
+	s[p+".tcb_status"] = r.Status.String()
+	s[p+".advisory_ids"] = nonNil(r.AdvisoryIDs)
+	s[p+".tcb_date"] = timeString(r.TCBDate)
+	s[p+".tcb_eval_num"] = int64(r.Collateral.TCBInfo.TCBEvaluationDataNumber)
+	exp := "0"
+	if r.CollateralExpired {
+		exp = "1"
+	}
+	s[p+".collateral_expiration_status"] = exp
+	s[p+".earliest_expiration_date"] = timeString(r.EarliestExpiration)
+	s[p+".fmspc"] = strings.ToLower(r.FMSPC)
+	s[p+".pce_id"] = strings.ToLower(r.PCEID)
+	s[p+".pck_ca"] = r.CAType
+	s[p+".platform.tcb_status"] = r.Platform.Status.String()
+	s[p+".qe.tcb_status"] = r.QE.Status.String()
+	if r.Module != nil {
+		s[p+".module.tcb_status"] = r.Module.Status.String()
+	}
+	c := p + ".collateral."
+	s[c+"tcb_eval_num"] = int64(min(r.Collateral.TCBInfo.TCBEvaluationDataNumber, r.Collateral.QEIdentity.TCBEvaluationDataNumber))
+	issue := r.Collateral.TCBInfo.IssueDate
+	if q := r.Collateral.QEIdentity.IssueDate; q.Before(issue) {
+		issue = q
+	}
+	s[c+"issue_date"] = timeString(issue)
+	s[c+"next_update"] = timeString(r.EarliestExpiration)
+	s[c+"expired"] = r.CollateralExpired
+	s[c+"tcb_info_id"] = r.Collateral.TCBInfo.ID
+	s[c+"intel_root"] = r.IntelRoot
+	s[c+"trusted_root_sha256"] = r.TrustedRootSHA256
+	s[p+".verification_time"] = timeString(r.VerificationTime)
+}
+
+func (s Set) addDstack(d *dstack.Result) {
+	a := d.AppInfo
+	for k, v := range map[string]dstack.HexBytes{
+		"app_id": a.AppID, "compose_hash": a.ComposeHash, "instance_id": a.InstanceID,
+		"device_id": a.DeviceID, "mr_system": a.MRSystem, "mr_aggregated": a.MRAggregated,
+		"os_image_hash": a.OSImageHash,
+	} {
+		if len(v) > 0 {
+			s["dstack."+k] = hex.EncodeToString(v)
+		}
+	}
+	if kp := d.KeyProvider; kp != nil {
+		s["dstack.key_provider"] = kp.Name
+		s["dstack.key_provider_id"] = strings.ToLower(kp.ID)
+	}
+	s["dstack.event_log_verified"] = d.EventLogVerified
+	s["dstack.os_image_hash_verified"] = d.OSImageHashVerified
+}
+
+func le16(v uint16) string { return hex.EncodeToString(binary.LittleEndian.AppendUint16(nil, v)) }
+func le32(v uint32) string { return hex.EncodeToString(binary.LittleEndian.AppendUint32(nil, v)) }
+
+func isZeroHex(h string) bool { return strings.Trim(h, "0") == "" }
+
+func nonNil(s []string) []string {
+	return append(make([]string, 0, len(s)), s...)
+}
+
+func timeString(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+// Get returns the value of a claim.
+func (s Set) Get(name string) (any, bool) {
+	v, ok := s[name]
+	return v, ok
+}
+
+// String returns a string claim; ok is false when it is absent or not a
+// string.
+func (s Set) String(name string) (v string, ok bool) {
+	v, ok = s[name].(string)
+	return v, ok
+}
+
+// Bool returns a bool claim; ok is false when it is absent or not a bool.
+func (s Set) Bool(name string) (v bool, ok bool) {
+	v, ok = s[name].(bool)
+	return v, ok
+}
+
+// Int returns an integer claim; ok is false when it is absent or not an
+// integer.
+func (s Set) Int(name string) (int64, bool) {
+	switch v := s[name].(type) {
+	case int64:
+		return v, true
+	case int:
+		return int64(v), true
+	}
+	return 0, false
+}
+
+// Strings returns a list claim; ok is false when it is absent or not a
+// list of strings.
+func (s Set) Strings(name string) ([]string, bool) {
+	switch v := s[name].(type) {
+	case []string:
+		return v, true
+	case []any:
+		out := make([]string, 0, len(v))
+		for _, e := range v {
+			str, ok := e.(string)
+			if !ok {
+				return nil, false
+			}
+			out = append(out, str)
+		}
+		return out, true
+	}
+	return nil, false
+}
+
+// Time returns an RFC 3339 time claim; ok is false when it is absent,
+// empty or not a time.
+func (s Set) Time(name string) (time.Time, bool) {
+	v, ok := s[name].(string)
+	if !ok || v == "" {
+		return time.Time{}, false
+	}
+	t, err := time.Parse(time.RFC3339, v)
+	return t, err == nil
+}
+
+// TEE returns the "tee" claim: TEETDX, TEESGX or "".
+func (s Set) TEE() string {
+	v, _ := s.String("tee")
+	return v
+}
+
+// Names returns the claim names in sorted order.
+func (s Set) Names() []string {
+	out := make([]string, 0, len(s))
+	for k := range s {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Tree returns the claims as nested maps (the JSON shape). The maps are
+// new; list values are shared with s.
+func (s Set) Tree() map[string]any {
+	root := map[string]any{}
+	for _, name := range s.Names() {
+		parts := strings.Split(name, ".")
+		m := root
+		for _, p := range parts[:len(parts)-1] {
+			next, ok := m[p].(map[string]any)
+			if !ok {
+				next = map[string]any{}
+				m[p] = next
+			}
+			m = next
+		}
+		m[parts[len(parts)-1]] = s[name]
+	}
+	return root
+}
+
+// MarshalJSON encodes the nested form (see [Set]).
+func (s Set) MarshalJSON() ([]byte, error) {
+	return json.Marshal(s.Tree())
+}
+
+// UnmarshalJSON decodes the nested form back into dotted names. Integers
+// become int64, lists of strings []string.
+func (s *Set) UnmarshalJSON(b []byte) error {
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	var tree map[string]any
+	if err := d.Decode(&tree); err != nil {
+		return fmt.Errorf("claims: %w", err)
+	}
+	out := Set{}
+	if err := flatten(out, "", tree); err != nil {
+		return err
+	}
+	*s = out
+	return nil
+}
+
+func flatten(out Set, prefix string, m map[string]any) error {
+	for k, v := range m {
+		name := k
+		if prefix != "" {
+			name = prefix + "." + k
+		}
+		switch v := v.(type) {
+		case map[string]any:
+			if err := flatten(out, name, v); err != nil {
+				return err
+			}
+		case json.Number:
+			n, err := v.Int64()
+			if err != nil {
+				return fmt.Errorf("claims: %s: not an integer: %s", name, v)
+			}
+			out[name] = n
+		case []any:
+			l := make([]string, 0, len(v))
+			for _, e := range v {
+				str, ok := e.(string)
+				if !ok {
+					return fmt.Errorf("claims: %s: list of non-strings", name)
+				}
+				l = append(l, str)
+			}
+			out[name] = l
+		case string, bool:
+			out[name] = v
+		default:
+			return fmt.Errorf("claims: %s: unsupported value %T", name, v)
+		}
+	}
+	return nil
+}

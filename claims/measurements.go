@@ -1,0 +1,49 @@
+package claims
+
+import "sort"
+
+// measurements maps reference-value names to the claims they are compared
+// with. Reference values carry the short names (as `tdproof measure` and
+// dstack publish them); claims carry Trustee's full names.
+var measurements = map[string]string{
+	"tdx.mr_td":              "tdx.quote.body.mr_td",
+	"tdx.rtmr_0":             "tdx.quote.body.rtmr_0",
+	"tdx.rtmr_1":             "tdx.quote.body.rtmr_1",
+	"tdx.rtmr_2":             "tdx.quote.body.rtmr_2",
+	"tdx.rtmr_3":             "tdx.quote.body.rtmr_3",
+	"tdx.mr_config_id":       "tdx.quote.body.mr_config_id",
+	"tdx.mr_owner":           "tdx.quote.body.mr_owner",
+	"tdx.mr_owner_config":    "tdx.quote.body.mr_owner_config",
+	"tdx.mr_seam":            "tdx.quote.body.mr_seam",
+	"tdx.xfam":               "tdx.quote.body.xfam",
+	"sgx.mr_enclave":         "sgx.quote.body.mr_enclave",
+	"sgx.mr_signer":          "sgx.quote.body.mr_signer",
+	"dstack.app_id":          "dstack.app_id",
+	"dstack.compose_hash":    "dstack.compose_hash",
+	"dstack.os_image_hash":   "dstack.os_image_hash",
+	"dstack.mr_system":       "dstack.mr_system",
+	"dstack.mr_aggregated":   "dstack.mr_aggregated",
+	"dstack.key_provider_id": "dstack.key_provider_id",
+}
+
+// MeasurementClaim returns the claim a reference value named name is
+// compared with: the claim of that name for the well-known measurement
+// names (tdx.mr_td → tdx.quote.body.mr_td, tdx.rtmr_0 … tdx.rtmr_3,
+// sgx.mr_enclave, dstack.compose_hash, …, see the package documentation),
+// else ok is false.
+func MeasurementClaim(name string) (claim string, ok bool) {
+	claim, ok = measurements[name]
+	return claim, ok
+}
+
+// MeasurementNames returns the well-known measurement reference-value
+// names, sorted. The default policy compares each one for which a
+// reference value exists.
+func MeasurementNames() []string {
+	out := make([]string, 0, len(measurements))
+	for k := range measurements {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,468 @@
+package policy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/tdproof/tdproof/claims"
+	"github.com/tdproof/tdproof/collateral"
+	"github.com/tdproof/tdproof/refvalue"
+)
+
+// Rule names, the Rule of a Violation. Rego policies should use the same
+// names for the same checks so results compare.
+const (
+	RuleAuthentic         = "authentic"
+	RuleTEE               = "tee"
+	RuleTCBStatus         = "tcb_status"
+	RuleCollateralExpired = "collateral_expired"
+	RuleCollateralAge     = "collateral_age"
+	RuleTCBDateAge        = "tcb_date_age"
+	RuleAdvisoryIDs       = "advisory_ids"
+	RuleTCBEvalNum        = "tcb_eval_num"
+	RuleDebug             = "debug"
+	RuleSEPTVEDisable     = "sept_ve_disable"
+	RuleMRServiceTD       = "mr_servicetd"
+	RuleReferenceValue    = "reference_value"
+	RuleAppID             = "app_id"
+	RuleComposeHash       = "compose_hash"
+	RuleReportData        = "report_data"
+)
+
+// MaxPolicySize bounds a policy document.
+const MaxPolicySize = 1 << 20
+
+// Rules is a declarative policy. The zero value is the secure default
+// (see Default): UpToDate only, collateral not expired, no debug,
+// SEPT_VE_DISABLE set, MRSERVICETD zero, and every well-known measurement
+// for which a reference value exists matches. Switches that weaken a
+// check end in Unsafe.
+//
+// The YAML keys are the snake_case names given in the field tags; unknown
+// keys are errors. Durations are Go durations ("720h").
+type Rules struct {
+	// TEEs restricts the TEE ("tdx", "sgx"). If empty, both.
+	TEEs []string `yaml:"tees,omitempty"`
+	// AcceptedTCBStatuses lists acceptable converged TCB statuses in
+	// Intel's spelling. If empty, only UpToDate. Revoked is rejected
+	// when listed.
+	AcceptedTCBStatuses []string `yaml:"accepted_tcb_statuses,omitempty"`
+	// AllowExpiredCollateralUnsafe accepts results whose collateral had
+	// expired at verification time.
+	AllowExpiredCollateralUnsafe bool `yaml:"allow_expired_collateral_unsafe,omitempty"`
+	// MaxCollateralAge rejects collateral issued longer ago than this
+	// (the earliest issue date of TCB info and QE identity). If zero, no
+	// limit.
+	MaxCollateralAge time.Duration `yaml:"max_collateral_age,omitempty"`
+	// MaxTCBDateAge rejects a platform whose matched TCB level (its
+	// tcb_date) is older than this: after a TCB recovery, a platform that
+	// has not been updated is accepted only until its TCB date is this
+	// old. If zero, no limit.
+	MaxTCBDateAge time.Duration `yaml:"max_tcb_date_age,omitempty"`
+	// RejectedAdvisoryIDs rejects a platform affected by any of these
+	// advisories ("INTEL-SA-00837"). Matching is case-insensitive.
+	RejectedAdvisoryIDs []string `yaml:"rejected_advisory_ids,omitempty"`
+	// MinTCBEvalNum rejects collateral whose TCB evaluation data number
+	// (the lower of TCB info's and QE identity's) is below this. If zero,
+	// no minimum.
+	MinTCBEvalNum int `yaml:"min_tcb_eval_num,omitempty"`
+	// AllowDebugUnsafe accepts debug TDs and enclaves, whose memory the
+	// host can read.
+	AllowDebugUnsafe bool `yaml:"allow_debug_unsafe,omitempty"`
+	// AllowMissingSEPTVEDisableUnsafe accepts TDs without
+	// SEPT_VE_DISABLE.
+	AllowMissingSEPTVEDisableUnsafe bool `yaml:"allow_missing_sept_ve_disable_unsafe,omitempty"`
+	// AllowServiceTDUnsafe accepts a non-zero MRSERVICETD.
+	AllowServiceTDUnsafe bool `yaml:"allow_service_td_unsafe,omitempty"`
+	// IgnoreKnownReferenceValuesUnsafe skips the comparison of every
+	// well-known measurement (claims.MeasurementNames) with its reference
+	// values; only ReferenceValues are compared.
+	IgnoreKnownReferenceValuesUnsafe bool `yaml:"ignore_known_reference_values_unsafe,omitempty"`
+	// ReferenceValues are measurements that must match: a valid
+	// reference value of that name must exist and the claim must equal
+	// one of its values.
+	ReferenceValues []Measurement `yaml:"reference_values,omitempty"`
+	// AllowedAppIDs and AllowedComposeHashes are dstack identity
+	// allow-lists (hex). If empty, any.
+	AllowedAppIDs        []string `yaml:"allowed_app_ids,omitempty"`
+	AllowedComposeHashes []string `yaml:"allowed_compose_hashes,omitempty"`
+	// ExpectedReportData requires report_data to begin with these hex
+	// bytes (all 64 for an exact match). If empty, not checked. See also
+	// Policy.WithExpectedReportData.
+	ExpectedReportData string `yaml:"expected_report_data,omitempty"`
+}
+
+// Measurement names a reference value that a claim must match.
+type Measurement struct {
+	// Name is the reference value's name.
+	Name string `yaml:"name"`
+	// Claim is the claim compared. If empty, claims.MeasurementClaim(Name).
+	Claim string `yaml:"claim,omitempty"`
+}
+
+// UnmarshalYAML accepts a bare name as well as {name, claim}.
+func (m *Measurement) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		return n.Decode(&m.Name)
+	}
+	type plain Measurement
+	var p plain
+	if err := decodeStrict(n, &p); err != nil {
+		return err
+	}
+	*m = Measurement(p)
+	return nil
+}
+
+// decodeStrict decodes a node rejecting unknown keys (Node.Decode does not
+// inherit the decoder's KnownFields).
+func decodeStrict(n *yaml.Node, out any) error {
+	b, err := yaml.Marshal(n)
+	if err != nil {
+		return err
+	}
+	d := yaml.NewDecoder(bytes.NewReader(b))
+	d.KnownFields(true)
+	return d.Decode(out)
+}
+
+type document struct {
+	ID      string `yaml:"id,omitempty"`
+	Version string `yaml:"version,omitempty"`
+	Rules   `yaml:",inline"`
+}
+
+// DefaultID and DefaultVersion identify the built-in default policy.
+const (
+	DefaultID      = "default"
+	DefaultVersion = "1"
+)
+
+// Default returns the built-in policy: the zero Rules. It denies unless
+// the evidence is authentic, UpToDate with unexpired collateral, not
+// debug, a TD with SEPT_VE_DISABLE and a zero MRSERVICETD, and every
+// well-known measurement for which a valid reference value exists
+// matches one.
+func Default() *Policy {
+	p, err := FromRules(DefaultID, DefaultVersion, Rules{})
+	if err != nil {
+		panic(err) // the zero Rules are valid
+	}
+	return p
+}
+
+// FromRules makes a policy from rules built in Go.
+func FromRules(id, version string, r Rules) (*Policy, error) {
+	if err := r.check(); err != nil {
+		return nil, err
+	}
+	src, err := yaml.Marshal(document{ID: id, Version: version, Rules: r})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	return &Policy{id: id, version: version, format: FormatYAML, source: src, rules: &r}, nil
+}
+
+// ParseYAML compiles a declarative policy. Unknown keys, duplicate keys,
+// several documents, unknown TCB statuses and malformed hex are errors
+// (wrapping ErrInvalid). An empty id or version is taken from the
+// document's id and version keys.
+func ParseYAML(id, version string, src []byte) (*Policy, error) {
+	if len(src) > MaxPolicySize {
+		return nil, fmt.Errorf("%w: larger than %d bytes", ErrInvalid, MaxPolicySize)
+	}
+	var doc document
+	d := yaml.NewDecoder(bytes.NewReader(src))
+	d.KnownFields(true)
+	if err := d.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	var extra any
+	if err := d.Decode(&extra); !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("%w: more than one YAML document", ErrInvalid)
+	}
+	if id == "" {
+		id = doc.ID
+	} else if doc.ID != "" && doc.ID != id {
+		return nil, fmt.Errorf("%w: document id %q, want %q", ErrInvalid, doc.ID, id)
+	}
+	if version == "" {
+		version = doc.Version
+	} else if doc.Version != "" && doc.Version != version {
+		return nil, fmt.Errorf("%w: document version %q, want %q", ErrInvalid, doc.Version, version)
+	}
+	r := doc.Rules
+	if err := r.check(); err != nil {
+		return nil, err
+	}
+	return &Policy{id: id, version: version, format: FormatYAML, source: append([]byte(nil), src...), rules: &r}, nil
+}
+
+func (r *Rules) check() error {
+	bad := func(f string, a ...any) error { return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(f, a...)) }
+	for _, t := range r.TEEs {
+		if t != claims.TEETDX && t != claims.TEESGX {
+			return bad("tees: unknown TEE %q", t)
+		}
+	}
+	for _, s := range r.AcceptedTCBStatuses {
+		st, err := collateral.ParseTCBStatus(s)
+		if err != nil || st == collateral.StatusUnknown {
+			return bad("accepted_tcb_statuses: unknown status %q", s)
+		}
+		if st == collateral.Revoked {
+			return bad("accepted_tcb_statuses: Revoked is never acceptable")
+		}
+	}
+	if r.MaxCollateralAge < 0 || r.MaxTCBDateAge < 0 || r.MinTCBEvalNum < 0 {
+		return bad("negative limit")
+	}
+	for _, m := range r.ReferenceValues {
+		if m.Name == "" {
+			return bad("reference_values: empty name")
+		}
+		if _, ok := claims.MeasurementClaim(m.Name); !ok && m.Claim == "" {
+			return bad("reference_values: %q is not a well-known measurement; give its claim", m.Name)
+		}
+	}
+	for _, l := range [][]string{r.AllowedAppIDs, r.AllowedComposeHashes} {
+		for _, h := range l {
+			if !isHex(refvalue.NormalizeValue(h)) || h == "" {
+				return bad("allow-list entry %q is not hex", h)
+			}
+		}
+	}
+	if e := refvalue.NormalizeValue(r.ExpectedReportData); e != "" && (!isHex(e) || len(e) > 128) {
+		return bad("expected_report_data %q is not at most 64 bytes of hex", r.ExpectedReportData)
+	}
+	return nil
+}
+
+const absent = "<absent>"
+
+type evaluator struct {
+	a *Appraisal
+	c claims.Set
+}
+
+func (e *evaluator) fail(rule, claim, want, got string) {
+	e.a.Failed = append(e.a.Failed, Violation{Rule: rule, Claim: claim, Expected: want, Actual: got})
+}
+
+func (e *evaluator) str(name string) string {
+	v, ok := e.c.Get(name)
+	if !ok {
+		return absent
+	}
+	switch v := v.(type) {
+	case string:
+		return v
+	case bool:
+		return strconv.FormatBool(v)
+	case int64:
+		return strconv.FormatInt(v, 10)
+	case []string:
+		return "[" + strings.Join(v, ", ") + "]"
+	}
+	return fmt.Sprint(v)
+}
+
+// wantBool fails rule unless claim is the bool want.
+func (e *evaluator) wantBool(rule, claim string, want bool) {
+	if v, ok := e.c.Bool(claim); !ok || v != want {
+		e.fail(rule, claim, strconv.FormatBool(want), e.str(claim))
+	}
+}
+
+// maxAge fails rule unless claim is a time no older than max at at.
+func (e *evaluator) maxAge(rule, claim string, max time.Duration, at time.Time) {
+	t, ok := e.c.Time(claim)
+	if !ok || at.Sub(t) > max {
+		e.fail(rule, claim, "not before "+at.Add(-max).UTC().Format(time.RFC3339), e.str(claim))
+	}
+}
+
+func (e *evaluator) allowList(rule, claim string, list []string) {
+	v, ok := e.c.String(claim)
+	if !ok || !slices.ContainsFunc(list, func(s string) bool { return refvalue.NormalizeValue(s) == v }) {
+		e.fail(rule, claim, "one of ["+strings.Join(list, ", ")+"]", e.str(claim))
+	}
+}
+
+func (r *Rules) appraise(ctx context.Context, a *Appraisal, c claims.Set, refs refvalue.Store, at time.Time, reportData string) error {
+	e := &evaluator{a: a, c: c}
+	tee := c.TEE()
+	if tee != claims.TEETDX && tee != claims.TEESGX {
+		// Nothing else can be evaluated for evidence of an unknown kind.
+		e.fail(RuleAuthentic, "tee", "tdx or sgx", e.str("tee"))
+		return nil
+	} else if _, ok := c.String(tee + ".tcb_status"); !ok {
+		e.fail(RuleAuthentic, tee+".tcb_status", "a verified quote", absent)
+	}
+	if len(r.TEEs) > 0 && !slices.Contains(r.TEEs, tee) {
+		e.fail(RuleTEE, "tee", strings.Join(r.TEEs, " or "), e.str("tee"))
+	}
+	p := tee + "."
+	accepted := r.AcceptedTCBStatuses
+	if len(accepted) == 0 {
+		accepted = []string{collateral.UpToDate.String()}
+	}
+	if st, ok := c.String(p + "tcb_status"); !ok || !slices.Contains(accepted, st) {
+		e.fail(RuleTCBStatus, p+"tcb_status", "one of ["+strings.Join(accepted, ", ")+"]", e.str(p+"tcb_status"))
+	}
+	if !r.AllowExpiredCollateralUnsafe {
+		e.wantBool(RuleCollateralExpired, p+"collateral.expired", false)
+	}
+	if r.MaxCollateralAge > 0 {
+		e.maxAge(RuleCollateralAge, p+"collateral.issue_date", r.MaxCollateralAge, at)
+	}
+	if r.MaxTCBDateAge > 0 {
+		e.maxAge(RuleTCBDateAge, p+"tcb_date", r.MaxTCBDateAge, at)
+	}
+	if len(r.RejectedAdvisoryIDs) > 0 {
+		ids, ok := c.Strings(p + "advisory_ids")
+		var hit []string
+		for _, id := range ids {
+			if slices.ContainsFunc(r.RejectedAdvisoryIDs, func(s string) bool { return strings.EqualFold(s, id) }) {
+				hit = append(hit, id)
+			}
+		}
+		if !ok || len(hit) > 0 {
+			got := absent
+			if ok {
+				got = "[" + strings.Join(hit, ", ") + "]"
+			}
+			e.fail(RuleAdvisoryIDs, p+"advisory_ids", "none of ["+strings.Join(r.RejectedAdvisoryIDs, ", ")+"]", got)
+		}
+	}
+	if r.MinTCBEvalNum > 0 {
+		if n, ok := c.Int(p + "collateral.tcb_eval_num"); !ok || n < int64(r.MinTCBEvalNum) {
+			e.fail(RuleTCBEvalNum, p+"collateral.tcb_eval_num", ">= "+strconv.Itoa(r.MinTCBEvalNum), e.str(p+"collateral.tcb_eval_num"))
+		}
+	}
+	if !r.AllowDebugUnsafe {
+		if tee == claims.TEESGX {
+			e.wantBool(RuleDebug, "sgx.debug", false)
+		} else {
+			e.wantBool(RuleDebug, "tdx.td_attributes.debug", false)
+		}
+	}
+	if tee == claims.TEETDX && !r.AllowMissingSEPTVEDisableUnsafe {
+		e.wantBool(RuleSEPTVEDisable, "tdx.td_attributes.septve_disable", true)
+	}
+	if tee == claims.TEETDX && !r.AllowServiceTDUnsafe {
+		if z, ok := c.Bool("tdx.mr_servicetd_zero"); !ok || !z {
+			e.fail(RuleMRServiceTD, "tdx.quote.body.mr_servicetd", "zero", e.str("tdx.quote.body.mr_servicetd"))
+		}
+	}
+	a.TrustVector.Hardware = TrustAffirming
+	a.TrustVector.Configuration = TrustAffirming
+	matched, err := r.referenceValues(ctx, e, refs, at)
+	if err != nil {
+		return err
+	}
+	if matched {
+		a.TrustVector.Executables = TrustAffirming
+	}
+	if len(r.AllowedAppIDs) > 0 {
+		e.allowList(RuleAppID, "dstack.app_id", r.AllowedAppIDs)
+	}
+	if len(r.AllowedComposeHashes) > 0 {
+		e.allowList(RuleComposeHash, "dstack.compose_hash", r.AllowedComposeHashes)
+	}
+	for _, want := range []string{refvalue.NormalizeValue(r.ExpectedReportData), reportData} {
+		if want == "" {
+			continue
+		}
+		claim := p + "quote.body.report_data"
+		if v, ok := c.String(claim); !ok || !strings.HasPrefix(v, want) {
+			e.fail(RuleReportData, claim, want+"…", e.str(claim))
+		}
+	}
+	if len(r.AllowedAppIDs)+len(r.AllowedComposeHashes) > 0 || r.ExpectedReportData != "" || reportData != "" {
+		a.TrustVector.InstanceIdentity = TrustAffirming
+	}
+	a.Allow = len(a.Failed) == 0
+	return nil
+}
+
+// referenceValues compares the required and the well-known measurements;
+// matched reports whether at least one comparison was made and passed.
+func (r *Rules) referenceValues(ctx context.Context, e *evaluator, refs refvalue.Store, at time.Time) (matched bool, err error) {
+	lookup := func(name string) ([]string, error) {
+		if refs == nil {
+			return nil, nil
+		}
+		vals, err := refs.Lookup(ctx, name, at)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, fmt.Errorf("%w: reference value %s: %w", ErrEvaluation, name, err)
+		}
+		return refvalue.Accepted(vals), nil
+	}
+	compare := func(name, claim string, required bool) error {
+		acc, err := lookup(name)
+		if err != nil {
+			return err
+		}
+		if len(acc) == 0 {
+			if required {
+				e.fail(RuleReferenceValue, claim, "a valid reference value "+name, e.str(claim))
+			}
+			return nil
+		}
+		if v, ok := e.c.String(claim); ok && slices.Contains(acc, v) {
+			matched = true
+			return nil
+		}
+		e.fail(RuleReferenceValue, claim, name+" one of ["+strings.Join(acc, ", ")+"]", e.str(claim))
+		return nil
+	}
+	explicit := map[string]bool{}
+	for _, m := range r.ReferenceValues {
+		claim := m.Claim
+		if claim == "" {
+			claim, _ = claims.MeasurementClaim(m.Name)
+		}
+		explicit[m.Name] = true
+		if err := compare(m.Name, claim, true); err != nil {
+			return false, err
+		}
+	}
+	if r.IgnoreKnownReferenceValuesUnsafe {
+		return matched, nil
+	}
+	tee := e.c.TEE()
+	dstack := false
+	for n := range e.c {
+		if strings.HasPrefix(n, "dstack.") {
+			dstack = true
+			break
+		}
+	}
+	for _, name := range claims.MeasurementNames() {
+		if explicit[name] {
+			continue
+		}
+		ns, _, _ := strings.Cut(name, ".")
+		if ns != tee && (ns != "dstack" || !dstack) {
+			continue // a measurement of another kind of evidence
+		}
+		claim, _ := claims.MeasurementClaim(name)
+		if err := compare(name, claim, false); err != nil {
+			return false, err
+		}
+	}
+	return matched, nil
+}
