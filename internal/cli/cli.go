@@ -180,6 +180,7 @@ variable named TDPROOF_ plus the flag name in upper case with '-' replaced by '_
 	root.AddCommand(a.quoteCommand(), a.collateralCommand(), a.pccsCommand(), a.versionCommand())
 	root.AddCommand(a.eventlogCommand(), a.dstackCommand())
 	root.AddCommand(a.measureCommand())
+	root.AddCommand(a.serveCommand())
 	describeEnv(root)
 	return root
 }

@@ -1,0 +1,192 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/tdproof/tdproof/ear"
+	"github.com/tdproof/tdproof/internal/store"
+	"github.com/tdproof/tdproof/internal/verifiersvc"
+	"github.com/tdproof/tdproof/pcs/pcscache"
+	"github.com/tdproof/tdproof/policy"
+	"github.com/tdproof/tdproof/policy/rego"
+	"github.com/tdproof/tdproof/verifier"
+	"github.com/tdproof/tdproof/verifier/pcsource"
+)
+
+// serveFlags are the flags of serve.
+type serveFlags struct {
+	source      sourceFlags
+	listen      string
+	dataDir     string
+	db          string
+	trustedRoot string
+	at          timeValue
+	maxBody     int64
+	logFormat   string
+	logLevel    string
+}
+
+func (a *app) serveCommand() *cobra.Command {
+	f := &serveFlags{listen: "127.0.0.1:8080", dataDir: "./tdproof-data", logFormat: "text", logLevel: "info",
+		maxBody: verifiersvc.DefaultMaxBodyBytes}
+	c := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the verification service",
+		Long: `Serve attestation verification over HTTP: POST /v1/verify (native: a DCAP quote or dstack
+evidence, optional nonce and policy id → the appraisal result and a signed EAR token),
+POST /verify (dstack-verifier compatible), GET /.well-known/jwks.json (the EAR keys),
+/healthz, /readyz and /metrics (Prometheus text format).
+
+State lives in a SQLite database under --data-dir (created on first run) or, with
+--db postgres://…, in PostgreSQL shared by any number of replicas. The EAR signing key
+is created on first run and kept in the database. Evidence is appraised with the
+active version of the policy named in the request ("default" when none is named); when
+the database holds no active "default" policy, the built-in default policy applies.
+Reference values come from the database.
+
+Collateral is fetched from --pccs-url (default Intel PCS), verified and cached in
+--collateral-dir (default: memory only); --offline serves only that directory.
+Logs go to stderr. The server stops gracefully on SIGINT or SIGTERM.`,
+		Example: `  tdproof serve
+  tdproof serve --listen 127.0.0.1:9000 --pccs-url http://127.0.0.1:8081
+  tdproof serve --db postgres://tdproof@db/tdproof --collateral-dir /var/cache/tdproof`,
+		Annotations: map[string]string{"exit_codes": `  0  stopped by a signal after a graceful shutdown
+  1  the server failed
+  2  usage, or the listen address cannot be used`},
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			a.ran = true
+			return a.runServe(cmd, f)
+		},
+	}
+	fl := c.Flags()
+	fl.StringVar(&f.listen, "listen", f.listen, "listen on `ADDR` (host:port; port 0 picks one)")
+	fl.StringVar(&f.dataDir, "data-dir", f.dataDir, "keep the SQLite database in `DIR` (created on first run)")
+	fl.StringVar(&f.db, "db", "", "use the database at `DSN` (postgres://… or a SQLite path) instead of --data-dir")
+	f.source.register(fl, "cache `DIR`: collateral is kept here across restarts (default: memory only)", true)
+	fl.StringVar(&f.trustedRoot, "trusted-root", "", "verify quotes and collateral up to the certificate in `FILE` (PEM or DER) instead of the Intel SGX Root CA")
+	fl.Var(&f.at, "at", "verify at `TIME` instead of now (for archived evidence)")
+	fl.Int64Var(&f.maxBody, "max-body", f.maxBody, "reject request bodies larger than `BYTES`")
+	fl.StringVar(&f.logFormat, "log-format", f.logFormat, "log `FORMAT` on stderr: text or json")
+	fl.StringVar(&f.logLevel, "log-level", f.logLevel, "log `LEVEL`: debug, info, warn or error")
+	commandLineOnly(fl, "trusted-root")
+	return c
+}
+
+func (a *app) runServe(cmd *cobra.Command, f *serveFlags) error {
+	log, err := a.newLogger(f.logFormat, f.logLevel)
+	if err != nil {
+		return err
+	}
+	root, err := a.readTrustedRoot(f.trustedRoot)
+	if err != nil {
+		return err
+	}
+	if f.maxBody <= 0 {
+		return &usageError{err: fmt.Errorf("invalid --max-body %d", f.maxBody)}
+	}
+	ch, err := f.source.channel()
+	if err != nil {
+		return err
+	}
+	ctx := cmd.Context()
+	dsn := f.db
+	if dsn == "" {
+		if f.dataDir == "" {
+			return &usageError{err: errors.New("--data-dir is empty (give a directory or --db)")}
+		}
+		dsn = filepath.Join(f.dataDir, "tdproof.db")
+	}
+	st, err := store.Open(ctx, dsn)
+	if err != nil {
+		return fmt.Errorf("serve: open the database: %w", err)
+	}
+	defer st.Close()
+	keys, err := store.LoadOrCreateKeySet(ctx, st)
+	if err != nil {
+		return fmt.Errorf("serve: EAR keys: %w", err)
+	}
+	now := clockAt(f.at.t)
+	signer, err := ear.NewSigner(keys, ear.WithClock(now))
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	cache, src, done, err := f.source.openSource(cmd.Flags(), root, now, pcscache.WithLogger(log))
+	if err != nil {
+		return err
+	}
+	defer done()
+	opts := []verifier.Option{verifier.WithClock(now), verifier.WithPolicyResolver(storePolicyResolver(st))}
+	if root != nil {
+		opts = append(opts, verifier.WithTrustedRoot(root))
+	}
+	v, err := verifier.New(pcsource.Source{Src: cache, Channel: ch}, st.RefValues(), signer, opts...)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	svc, err := verifiersvc.New(v, func() []byte {
+		b, err := keys.JWKS()
+		if err != nil {
+			log.Error("serve: JWKS", "err", err)
+			return nil
+		}
+		return b
+	}, verifiersvc.Options{
+		MaxBodyBytes: f.maxBody,
+		Logger:       log,
+		Ready: func() error {
+			pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			defer cancel()
+			return st.Ping(pctx)
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	ln, err := net.Listen("tcp", f.listen)
+	if err != nil {
+		return &usageError{err: fmt.Errorf("--listen: %w", err)}
+	}
+	fmt.Fprintf(a.stdout, "serve: listening on http://%s (database %s, collateral %s %s)\n", ln.Addr(), st.Dialect(), src.Kind, src.Path)
+	log.Info("serve: serving", "addr", ln.Addr().String(), "database", string(st.Dialect()), "collateral", src.Path)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return cache.Run(gctx) })
+	g.Go(func() error { return svc.Serve(gctx, ln) })
+	if err := g.Wait(); err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	log.Info("serve: stopped")
+	return nil
+}
+
+// storePolicyResolver resolves a policy id to the active version stored
+// under that id ("" means policy.DefaultID), compiled once per version. The
+// id "default" without an active stored version is the built-in default
+// policy; any other id without one is verifier.ErrUnknownPolicy.
+func storePolicyResolver(st *store.Store) verifier.PolicyResolver {
+	cache := policy.NewCache(0, rego.Parse)
+	return func(ctx context.Context, id string) (*policy.Policy, error) {
+		if id == "" {
+			id = policy.DefaultID
+		}
+		p, err := st.ActivePolicy(ctx, id)
+		switch {
+		case errors.Is(err, store.ErrNotFound) && id == policy.DefaultID:
+			return policy.Default(), nil
+		case errors.Is(err, store.ErrNotFound):
+			return nil, fmt.Errorf("%w %q", verifier.ErrUnknownPolicy, id)
+		case err != nil:
+			return nil, err
+		}
+		return cache.Get(policy.Format(p.Kind), p.ID, strconv.Itoa(p.Version), []byte(p.Body))
+	}
+}

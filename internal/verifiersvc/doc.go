@@ -1,0 +1,68 @@
+// Package verifiersvc is the HTTP front of the verification pipeline
+// (package verifier), served by "tdproof serve".
+//
+// # Routes
+//
+//	POST /v1/verify              native request, versioned result + EAR token
+//	POST /verify                 dstack-verifier compatible
+//	GET  /.well-known/jwks.json  the EAR verification keys
+//	GET  /healthz                the process is up
+//	GET  /readyz                 the store is reachable
+//	GET  /metrics                Prometheus text format
+//
+// # POST /v1/verify
+//
+// The request is a JSON object (unknown members are rejected):
+//
+//	{
+//	  "quote":     "<DCAP quote (TDX or SGX): hex, optionally 0x-prefixed, or base64>",
+//	  "dstack":    <dstack evidence>,
+//	  "nonce":     "<hex, at most 64 bytes: a prefix of REPORTDATA, returned as eat_nonce>",
+//	  "policy_id": "<policy id; absent or empty: the active policy>"
+//	}
+//
+// Exactly one of quote and dstack is given. dstack is any evidence
+// dstack.ParseEvidence reads: a JSON object as is (a guest GetQuote/Attest
+// response, or {"attestation": "<hex>"}), or a string holding a PEM RA-TLS
+// certificate, hex or base64 (standard or URL alphabet) of a
+// VersionedAttestation, a DER certificate or the JSON.
+//
+// The response (200, Content-Type verifier.MediaType) is
+//
+//	{"media_type": "…verification-result.v1+json", "result": <verifier.Result>, "token": "<EAR JWT>"}
+//
+// Evidence that is not authentic or that the policy rejects is a 200 whose
+// result says so (authentic, allow, ear_status, appraisal.failed). The token
+// verifies with the keys of /.well-known/jwks.json and carries the nonce as
+// eat_nonce (base64url, verifier.NonceClaim).
+//
+// # POST /verify
+//
+// dstack-verifier's request ({"quote", "event_log", "vm_config", "debug"}
+// or {"attestation"}, hex without 0x; an attestation wins) and response
+// ({"is_valid", "details", "reason"}). is_valid is true only when the
+// evidence is authentic and the active policy allows it; reason is null
+// then, and otherwise starts with "Quote verification failed:",
+// "Event log verification failed:", "OS image hash verification failed:" or
+// "Policy rejected:". details has dstack-verifier's members; those tdproof
+// cannot know (os_image_is_dev, os_image_version) are null.
+//
+// # Errors
+//
+// Errors are RFC 9457 problem details (application/problem+json) with a
+// stable "code" member:
+//
+//	400 malformed_request      the body is not the JSON expected (syntax, types, unknown members)
+//	400 malformed_evidence     the evidence does not parse (truncated quote, bad nonce, …)
+//	404 not_found              no such route
+//	404 unknown_policy         policy_id names no policy
+//	405 method_not_allowed
+//	408 request_timeout        the client was too slow or went away
+//	413 body_too_large         the body exceeds the size limit (default 1 MiB)
+//	500 internal               a failure of the service (never caused by the evidence)
+//	503 collateral_unavailable the collateral could not be obtained
+//	503 not_ready              /readyz: the store is unreachable
+//
+// On /verify the problem additionally carries "is_valid": false and
+// "reason", so that dstack-verifier clients read a failure.
+package verifiersvc

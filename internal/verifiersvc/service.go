@@ -1,0 +1,301 @@
+package verifiersvc
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/tdproof/tdproof/verifier"
+)
+
+// Defaults of Options.
+const (
+	DefaultMaxBodyBytes      = 1 << 20
+	DefaultReadHeaderTimeout = 5 * time.Second
+	DefaultReadTimeout       = 30 * time.Second
+	DefaultWriteTimeout      = 60 * time.Second
+	DefaultIdleTimeout       = 120 * time.Second
+	DefaultShutdownTimeout   = 10 * time.Second
+)
+
+// ProblemMediaType is the Content-Type of error responses (RFC 9457).
+const ProblemMediaType = "application/problem+json"
+
+// Options configure a Service. Zero values select the defaults.
+type Options struct {
+	// MaxBodyBytes limits request bodies (DefaultMaxBodyBytes).
+	MaxBodyBytes int64
+	// Server timeouts, used by Serve and Server.
+	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
+	// ShutdownTimeout bounds the graceful shutdown of Serve.
+	ShutdownTimeout time.Duration
+	// Ready reports whether the service's dependencies (the store) are
+	// reachable, for /readyz. Nil: always ready.
+	Ready func() error
+	// Logger receives request failures. Nil: discarded.
+	Logger *slog.Logger
+}
+
+// Service is the verification HTTP service. It is safe for concurrent use.
+type Service struct {
+	v       *verifier.Verifier
+	jwks    func() []byte
+	opts    Options
+	log     *slog.Logger
+	handler http.Handler
+	metrics *metrics
+}
+
+// New returns the service for v, publishing the JWK Set jwks returns.
+func New(v *verifier.Verifier, jwks func() []byte, opts Options) (*Service, error) {
+	if v == nil {
+		return nil, errors.New("verifiersvc: nil verifier")
+	}
+	if jwks == nil {
+		return nil, errors.New("verifiersvc: nil JWKS source")
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	def(&opts.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	def(&opts.ReadTimeout, DefaultReadTimeout)
+	def(&opts.WriteTimeout, DefaultWriteTimeout)
+	def(&opts.IdleTimeout, DefaultIdleTimeout)
+	def(&opts.ShutdownTimeout, DefaultShutdownTimeout)
+	log := opts.Logger
+	if log == nil {
+		log = discardLogger()
+	}
+	s := &Service{v: v, jwks: jwks, opts: opts, log: log, metrics: newMetrics()}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/v1/verify", s.method(http.MethodPost, s.handleNative))
+	mux.HandleFunc("/verify", s.method(http.MethodPost, s.handleDstack))
+	mux.HandleFunc("/.well-known/jwks.json", s.method(http.MethodGet, s.handleJWKS))
+	mux.HandleFunc("/healthz", s.method(http.MethodGet, s.handleHealth))
+	mux.HandleFunc("/readyz", s.method(http.MethodGet, s.handleReady))
+	mux.HandleFunc("/metrics", s.method(http.MethodGet, s.handleMetrics))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, http.StatusNotFound, "not_found", "no such route: "+r.URL.Path, nil)
+	})
+	s.handler = s.recoverer(mux)
+	return s, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// Server returns an http.Server for the service with the configured
+// timeouts.
+func (s *Service) Server() *http.Server {
+	return &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: s.opts.ReadHeaderTimeout,
+		ReadTimeout:       s.opts.ReadTimeout,
+		WriteTimeout:      s.opts.WriteTimeout,
+		IdleTimeout:       s.opts.IdleTimeout,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+}
+
+// Serve serves on ln until ctx is done, then shuts down gracefully (in-flight
+// requests get ShutdownTimeout to finish). It returns nil after a shutdown
+// caused by ctx.
+func (s *Service) Serve(ctx context.Context, ln net.Listener) error {
+	srv := s.Server()
+	srv.BaseContext = func(net.Listener) context.Context { return context.WithoutCancel(ctx) }
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), s.opts.ShutdownTimeout)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) && err == nil {
+		err = serr
+	}
+	if err != nil {
+		return fmt.Errorf("verifiersvc: shutdown: %w", err)
+	}
+	return nil
+}
+
+func (s *Service) method(m string, h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != m && !(m == http.MethodGet && r.Method == http.MethodHead) {
+			w.Header().Set("Allow", m)
+			writeProblem(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed on "+r.URL.Path, nil)
+			return
+		}
+		h(w, r)
+	}
+}
+
+// recoverer turns a panic into a 500 problem (unless the response has
+// started) and logs it.
+func (s *Service) recoverer(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rw := &trackingWriter{ResponseWriter: w}
+		defer func() {
+			p := recover()
+			if p == nil {
+				return
+			}
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			s.log.Error("verifiersvc: panic", "path", r.URL.Path, "panic", fmt.Sprint(p))
+			if !rw.wrote {
+				writeProblem(rw, http.StatusInternalServerError, "internal", "internal error", nil)
+			}
+		}()
+		h.ServeHTTP(rw, r)
+	})
+}
+
+type trackingWriter struct {
+	http.ResponseWriter
+	wrote bool
+}
+
+func (t *trackingWriter) WriteHeader(code int) {
+	t.wrote = true
+	t.ResponseWriter.WriteHeader(code)
+}
+
+func (t *trackingWriter) Write(b []byte) (int, error) {
+	t.wrote = true
+	return t.ResponseWriter.Write(b)
+}
+
+func (t *trackingWriter) Unwrap() http.ResponseWriter { return t.ResponseWriter }
+
+// problem is an RFC 9457 problem document with tdproof's stable code.
+type problem struct {
+	Type   string `json:"type"`
+	Title  string `json:"title"`
+	Status int    `json:"status"`
+	Detail string `json:"detail,omitempty"`
+	Code   string `json:"code"`
+}
+
+// writeProblem writes a problem document; ext adds extension members.
+func writeProblem(w http.ResponseWriter, status int, code, detail string, ext map[string]any) {
+	p := problem{Type: "about:blank", Title: http.StatusText(status), Status: status, Detail: detail, Code: code}
+	var body []byte
+	if len(ext) == 0 {
+		body, _ = json.Marshal(p)
+	} else {
+		m := map[string]any{"type": p.Type, "title": p.Title, "status": p.Status, "code": p.Code}
+		if detail != "" {
+			m["detail"] = detail
+		}
+		for k, v := range ext {
+			m[k] = v
+		}
+		body, _ = json.Marshal(m)
+	}
+	w.Header().Set("Content-Type", ProblemMediaType)
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(body, '\n'))
+}
+
+func writeJSON(w http.ResponseWriter, contentType string, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		writeProblem(w, http.StatusInternalServerError, "internal", "encode response", nil)
+		return
+	}
+	w.Header().Set("Content-Type", contentType)
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(append(body, '\n'))
+}
+
+// apiError is a failure mapped to a problem.
+type apiError struct {
+	status int
+	code   string
+	detail string
+}
+
+func (e *apiError) Error() string { return e.detail }
+
+func badRequest(code, format string, a ...any) *apiError {
+	return &apiError{status: http.StatusBadRequest, code: code, detail: fmt.Sprintf(format, a...)}
+}
+
+// readJSON reads the body (within the limit) and decodes it into v.
+func (s *Service) readJSON(w http.ResponseWriter, r *http.Request, v any, strict bool) ([]byte, *apiError) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes))
+	if err != nil {
+		if mbe, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return nil, &apiError{status: http.StatusRequestEntityTooLarge, code: "body_too_large",
+				detail: fmt.Sprintf("request body larger than %d bytes", mbe.Limit)}
+		}
+		return nil, &apiError{status: http.StatusRequestTimeout, code: "request_timeout", detail: "reading the request body: " + err.Error()}
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if strict {
+		dec.DisallowUnknownFields()
+	}
+	if err := dec.Decode(v); err != nil {
+		return nil, badRequest("malformed_request", "request body: %v", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, badRequest("malformed_request", "request body: data after the JSON object")
+	}
+	return body, nil
+}
+
+// verifyError maps an error of verifier.Verify.
+func verifyError(ctx context.Context, err error) *apiError {
+	switch {
+	case errors.Is(err, verifier.ErrMalformedEvidence):
+		return badRequest("malformed_evidence", "%v", err)
+	case errors.Is(err, verifier.ErrUnknownPolicy):
+		return &apiError{status: http.StatusNotFound, code: "unknown_policy", detail: err.Error()}
+	case errors.Is(err, verifier.ErrCollateralUnavailable):
+		return &apiError{status: http.StatusServiceUnavailable, code: "collateral_unavailable", detail: err.Error()}
+	case ctx.Err() != nil:
+		return &apiError{status: http.StatusRequestTimeout, code: "request_timeout", detail: "request canceled: " + err.Error()}
+	}
+	return &apiError{status: http.StatusInternalServerError, code: "internal", detail: err.Error()}
+}
+
+// decodeBytes decodes hex (optionally 0x-prefixed) or base64 (standard or
+// URL alphabet, padded or not).
+func decodeBytes(s string) ([]byte, error) {
+	s = strings.TrimSpace(s)
+	h := strings.TrimPrefix(strings.TrimPrefix(s, "0x"), "0X")
+	if b, err := hex.DecodeString(h); err == nil {
+		return b, nil
+	}
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if b, err := enc.DecodeString(s); err == nil {
+			return b, nil
+		}
+	}
+	return nil, errors.New("neither hex nor base64")
+}
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
