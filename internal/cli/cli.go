@@ -181,6 +181,7 @@ variable named TDPROOF_ plus the flag name in upper case with '-' replaced by '_
 	root.AddCommand(a.eventlogCommand(), a.dstackCommand())
 	root.AddCommand(a.measureCommand())
 	root.AddCommand(a.serveCommand())
+	root.AddCommand(a.refvalueCommand())
 	describeEnv(root)
 	return root
 }

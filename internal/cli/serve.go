@@ -33,6 +33,7 @@ type serveFlags struct {
 	maxBody     int64
 	logFormat   string
 	logLevel    string
+	adminToken  string
 }
 
 func (a *app) serveCommand() *cobra.Command {
@@ -78,7 +79,9 @@ Logs go to stderr. The server stops gracefully on SIGINT or SIGTERM.`,
 	fl.Int64Var(&f.maxBody, "max-body", f.maxBody, "reject request bodies larger than `BYTES`")
 	fl.StringVar(&f.logFormat, "log-format", f.logFormat, "log `FORMAT` on stderr: text or json")
 	fl.StringVar(&f.logLevel, "log-level", f.logLevel, "log `LEVEL`: debug, info, warn or error")
+	fl.StringVar(&f.adminToken, "admin-token", "", "enable the admin API (/admin/v1/…) for bearer `TOKEN` (prefer TDPROOF_ADMIN_TOKEN; empty: disabled)")
 	commandLineOnly(fl, "trusted-root")
+	a.withConfigFile(c)
 	return c
 }
 
@@ -125,7 +128,7 @@ func (a *app) runServe(cmd *cobra.Command, f *serveFlags) error {
 		return err
 	}
 	defer done()
-	opts := []verifier.Option{verifier.WithClock(now), verifier.WithPolicyResolver(storePolicyResolver(st))}
+	opts := []verifier.Option{verifier.WithClock(now), verifier.WithPolicyResolver(verifiersvc.DryRunResolver(storePolicyResolver(st)))}
 	if root != nil {
 		opts = append(opts, verifier.WithTrustedRoot(root))
 	}
@@ -143,6 +146,10 @@ func (a *app) runServe(cmd *cobra.Command, f *serveFlags) error {
 	}, verifiersvc.Options{
 		MaxBodyBytes: f.maxBody,
 		Logger:       log,
+		AdminToken:   f.adminToken,
+		Policies:     st,
+		RefValues:    st.RefValues(),
+		Collateral:   cache,
 		Ready: func() error {
 			pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 			defer cancel()

@@ -9,6 +9,9 @@
 //	GET  /healthz                the process is up
 //	GET  /readyz                 the store is reachable
 //	GET  /metrics                Prometheus text format
+//	GET  /openapi.json           OpenAPI 3.1 description of every route
+//
+// and the admin API (below) under /admin/v1/.
 //
 // # POST /v1/verify
 //
@@ -47,6 +50,34 @@
 // "Policy rejected:". details has dstack-verifier's members; those tdproof
 // cannot know (os_image_is_dev, os_image_version) are null.
 //
+// # Admin API
+//
+// Options.AdminToken enables it; without a token every /admin/v1/ route
+// answers 404 not_found, as if it did not exist. Each request carries
+// "Authorization: Bearer <token>", compared in constant time (of SHA-256
+// digests); a missing or wrong token is 401 unauthorized with
+// WWW-Authenticate. mTLS is not offered. Policies and reference values
+// come from Options.Policies and Options.RefValues (*store.Store and its
+// RefValues()), the cache report from Options.Collateral
+// (*pcscache.Cache).
+//
+//	GET    /admin/v1/policies[?id=ID]                       {"policies": [{id, version, kind, body, description, author, active, created_at, activated_at}]}
+//	POST   /admin/v1/policies                               {id, kind: yaml|rego, body, description, activate} → 201 the stored version
+//	POST   /admin/v1/policies/{id}/versions/{version}/activate
+//	POST   /admin/v1/policies/dry-run                       {kind, body, id?, quote | dstack, nonce?} → {media_type, result}, no token, nothing stored
+//	GET    /admin/v1/refvalues                              {"refvalues": [refvalue.Value]}
+//	POST   /admin/v1/refvalues                              refvalue.Value → 201 the normalized value with its id
+//	DELETE /admin/v1/refvalues/{id}                         204
+//	GET    /admin/v1/collateral                             counters and items {key, issue_date, next_update, valid_until, fetched_at, age_seconds, failures}
+//
+// A policy body must compile (YAML with policy.ParseYAML, Rego with
+// policy/rego) or the request is 400 invalid_policy with the compiler's
+// message. Activation is seen by the next verification of every replica
+// on the same database: the resolver reads the active version per request
+// (compiled once per id, version and source hash). A dry run needs the
+// verifier's resolver wrapped with DryRunResolver, otherwise it is 501
+// dry_run_unavailable; its result names policy version "dry-run".
+//
 // # Errors
 //
 // Errors are RFC 9457 problem details (application/problem+json) with a
@@ -54,12 +85,19 @@
 //
 //	400 malformed_request      the body is not the JSON expected (syntax, types, unknown members)
 //	400 malformed_evidence     the evidence does not parse (truncated quote, bad nonce, …)
+//	400 invalid_policy         admin: the policy does not compile, or kind/id is wrong
+//	400 invalid_refvalue       admin: the reference value is malformed
+//	400 invalid_request        admin: the store rejected an argument
+//	401 unauthorized           admin: missing or wrong bearer token
 //	404 not_found              no such route
-//	404 unknown_policy         policy_id names no policy
+//	404 unknown_policy         policy_id names no policy (admin: no such policy version)
+//	404 unknown_refvalue       admin: no reference value has that id
 //	405 method_not_allowed
 //	408 request_timeout        the client was too slow or went away
+//	409 conflict               admin: the policy version exists
 //	413 body_too_large         the body exceeds the size limit (default 1 MiB)
 //	500 internal               a failure of the service (never caused by the evidence)
+//	501 dry_run_unavailable    admin: the verifier's resolver lacks DryRunResolver
 //	503 collateral_unavailable the collateral could not be obtained
 //	503 not_ready              /readyz: the store is unreachable
 //

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tdproof/tdproof/refvalue"
 	"github.com/tdproof/tdproof/verifier"
 )
 
@@ -44,6 +45,17 @@ type Options struct {
 	Ready func() error
 	// Logger receives request failures. Nil: discarded.
 	Logger *slog.Logger
+
+	// AdminToken is the bearer token of the admin API (/admin/v1/…).
+	// Empty: the admin API is disabled and its routes answer 404.
+	AdminToken string
+	// Policies and RefValues are what the admin API manages (*store.Store
+	// and its RefValues()); both are required with an AdminToken.
+	Policies  PolicyStore
+	RefValues refvalue.Store
+	// Collateral reports the collateral cache for GET
+	// /admin/v1/collateral. Nil: the report says configured: false.
+	Collateral CollateralStatus
 }
 
 // Service is the verification HTTP service. It is safe for concurrent use.
@@ -64,6 +76,9 @@ func New(v *verifier.Verifier, jwks func() []byte, opts Options) (*Service, erro
 	if jwks == nil {
 		return nil, errors.New("verifiersvc: nil JWKS source")
 	}
+	if opts.AdminToken != "" && (opts.Policies == nil || opts.RefValues == nil) {
+		return nil, errors.New("verifiersvc: an admin token needs Options.Policies and Options.RefValues")
+	}
 	def := func(d *time.Duration, v time.Duration) {
 		if *d <= 0 {
 			*d = v
@@ -83,12 +98,7 @@ func New(v *verifier.Verifier, jwks func() []byte, opts Options) (*Service, erro
 	}
 	s := &Service{v: v, jwks: jwks, opts: opts, log: log, metrics: newMetrics()}
 	mux := http.NewServeMux()
-	mux.HandleFunc("/v1/verify", s.method(http.MethodPost, s.handleNative))
-	mux.HandleFunc("/verify", s.method(http.MethodPost, s.handleDstack))
-	mux.HandleFunc("/.well-known/jwks.json", s.method(http.MethodGet, s.handleJWKS))
-	mux.HandleFunc("/healthz", s.method(http.MethodGet, s.handleHealth))
-	mux.HandleFunc("/readyz", s.method(http.MethodGet, s.handleReady))
-	mux.HandleFunc("/metrics", s.method(http.MethodGet, s.handleMetrics))
+	s.register(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, http.StatusNotFound, "not_found", "no such route: "+r.URL.Path, nil)
 	})
@@ -136,17 +146,6 @@ func (s *Service) Serve(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("verifiersvc: shutdown: %w", err)
 	}
 	return nil
-}
-
-func (s *Service) method(m string, h http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != m && !(m == http.MethodGet && r.Method == http.MethodHead) {
-			w.Header().Set("Allow", m)
-			writeProblem(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed on "+r.URL.Path, nil)
-			return
-		}
-		h(w, r)
-	}
 }
 
 // recoverer turns a panic into a 500 problem (unless the response has
