@@ -155,3 +155,48 @@ func TestQEIdentityDuplicateLevels(t *testing.T) {
 		t.Fatal("duplicate QE identity levels accepted")
 	}
 }
+
+// TestOutOfDateSince: the date a TCB recovery left a component behind is
+// the tcbDate of the level just newer than the matched one.
+func TestOutOfDateSince(t *testing.T) {
+	shared, _ := pkis(t)
+	cases := []struct {
+		name   string
+		kind   dcaptest.QuoteKind
+		setup  func(f *dcaptest.Fixture)
+		newest func(f *dcaptest.Fixture) time.Time
+	}{
+		{"up to date", dcaptest.TDXQuoteV4, func(*dcaptest.Fixture) {}, func(*dcaptest.Fixture) time.Time { return time.Time{} }},
+		{"module", dcaptest.TDXQuoteV4, func(f *dcaptest.Fixture) { f.QuoteSpec.TD.TEETCBSVN[0] = 2 },
+			func(f *dcaptest.Fixture) time.Time {
+				for _, id := range f.CollateralSpec.TCBInfo.TDXModuleIdentities {
+					if id.ID == "TDX_01" {
+						return id.TCBLevels[0].TCBDate
+					}
+				}
+				return time.Time{}
+			}},
+		{"QE", dcaptest.SGXQuoteV3, func(f *dcaptest.Fixture) { f.QuoteSpec.QEReport.ISVSVN = 3 },
+			func(f *dcaptest.Fixture) time.Time { return f.CollateralSpec.QEIdentity.TCBLevels[0].TCBDate }},
+		{"platform", dcaptest.TDXQuoteV4, func(f *dcaptest.Fixture) {
+			f.CollateralSpec.TCBInfo.TCBLevels[1].TCBStatus = collateral.OutOfDate
+			f.QuoteSpec.TD.TEETCBSVN[2] = 1 // below the newest level's TDX component 2
+		}, func(f *dcaptest.Fixture) time.Time { return f.CollateralSpec.TCBInfo.TCBLevels[0].TCBDate }},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f, err := dcaptest.NewFixture(c.kind, dcaptest.FixtureOptions{PKI: shared})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.setup(f)
+			res, err := verifyFixture(t, f, true, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := c.newest(f); !res.OutOfDateSince.Equal(want) {
+				t.Errorf("OutOfDateSince = %v, want %v (status %v)", res.OutOfDateSince, want, res.Status)
+			}
+		})
+	}
+}

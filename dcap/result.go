@@ -53,6 +53,11 @@ type Result struct {
 	AdvisoryIDs []string `json:"advisory_ids"`
 	// TCBDate is the earliest tcbDate of the matched levels.
 	TCBDate time.Time `json:"tcb_date"`
+	// OutOfDateSince is, when a component is OutOfDate, the earliest
+	// SupersededAt of the OutOfDate components: when the TCB recovery
+	// that left the platform behind was published. Policies grant grace
+	// periods from it. Zero when no component is OutOfDate.
+	OutOfDateSince time.Time `json:"out_of_date_since,omitzero"`
 	// TDXModuleIdentity is the module identity id ("TDX_01") used, if any.
 	TDXModuleIdentity string `json:"tdx_module_identity,omitempty"`
 
@@ -89,6 +94,10 @@ type ComponentStatus struct {
 	Status      Status    `json:"status"`
 	TCBDate     time.Time `json:"tcb_date"`
 	AdvisoryIDs []string  `json:"advisory_ids"`
+	// SupersededAt is the tcbDate of the next newer level of the
+	// component's TCB info or identity (when the matched level stopped
+	// being the newest); zero when the matched level is the newest.
+	SupersededAt time.Time `json:"superseded_at,omitzero"`
 }
 
 // CollateralInfo identifies the collateral a result was computed from.

@@ -136,6 +136,34 @@ func component(status collateral.TCBStatus, date time.Time, ids []string) Compon
 	return ComponentStatus{Status: status, TCBDate: date, AdvisoryIDs: ids}
 }
 
+// platformSupersededAt returns the tcbDate of the level just newer than
+// the matched one (levels are sorted newest first): when the matched
+// level stopped being the newest. Zero when the match is the newest.
+func platformSupersededAt(levels []collateral.TCBLevel, m *collateral.TCBLevel) time.Time {
+	for i := range levels {
+		if &levels[i] == m && i > 0 {
+			return levels[i-1].TCBDate
+		}
+	}
+	return time.Time{}
+}
+
+// isvsvnSupersededAt is platformSupersededAt for module and QE levels.
+func isvsvnSupersededAt(levels []collateral.ISVSVNLevel, m *collateral.ISVSVNLevel) time.Time {
+	for i := range levels {
+		if &levels[i] == m && i > 0 {
+			return levels[i-1].TCBDate
+		}
+	}
+	return time.Time{}
+}
+
+// outOfDate reports whether a status says a TCB recovery left the
+// component behind.
+func outOfDate(s Status) bool {
+	return s == collateral.OutOfDate || s == collateral.OutOfDateConfigurationNeeded
+}
+
 // mergeAdvisories returns the sorted union of the lists.
 func mergeAdvisories(lists ...[]string) []string {
 	out := []string{}

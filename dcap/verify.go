@@ -102,6 +102,7 @@ func (s *session) verify(q *quote.Quote, c *collateral.Collateral, now time.Time
 
 	res := &Result{MediaType: MediaType, TEEType: q.Header.TEEType.String(), Version: q.Header.Version, BodyType: q.BodyType.String()}
 	res.QE = component(qeLevel.TCBStatus, qeLevel.TCBDate, qeLevel.AdvisoryIDs)
+	res.QE.SupersededAt = isvsvnSupersededAt(qeID.TCBLevels, qeLevel)
 	in := convergeInput{qe: qeLevel.TCBStatus}
 	dates := []time.Time{qeLevel.TCBDate}
 
@@ -117,10 +118,14 @@ func (s *session) verify(q *quote.Quote, c *collateral.Collateral, now time.Time
 			return nil, stepErr("tcb level", ErrTCBNotSupported, "no TCB level matches the platform (FMSPC %X)", vp.ext.FMSPC)
 		}
 		res.Platform = component(level.TCBStatus, level.TCBDate, level.AdvisoryIDs)
+		res.Platform.SupersededAt = platformSupersededAt(info.TCBLevels, level)
 		in.platform = level.TCBStatus
 		dates = append(dates, level.TCBDate)
 		if modLevel != nil {
 			m := component(modLevel.TCBStatus, modLevel.TCBDate, modLevel.AdvisoryIDs)
+			if ident := moduleIdentity(info, td.TEETCBSVN[1]); ident != nil {
+				m.SupersededAt = isvsvnSupersededAt(ident.TCBLevels, modLevel)
+			}
 			res.Module = &m
 			res.TDXModuleIdentity = modID
 			in.module = modLevel.TCBStatus
@@ -140,6 +145,7 @@ func (s *session) verify(q *quote.Quote, c *collateral.Collateral, now time.Time
 			return nil, stepErr("tcb level", ErrTCBNotSupported, "no TCB level matches the platform (FMSPC %X)", vp.ext.FMSPC)
 		}
 		res.Platform = component(level.TCBStatus, level.TCBDate, level.AdvisoryIDs)
+		res.Platform.SupersededAt = platformSupersededAt(info.TCBLevels, level)
 		in.platform = level.TCBStatus
 		dates = append(dates, level.TCBDate)
 	}
@@ -154,6 +160,13 @@ func (s *session) verify(q *quote.Quote, c *collateral.Collateral, now time.Time
 	for _, d := range dates {
 		if !d.IsZero() && (res.TCBDate.IsZero() || d.Before(res.TCBDate)) {
 			res.TCBDate = d
+		}
+	}
+	comps := []*ComponentStatus{&res.Platform, &res.QE, res.Module}
+	for _, c := range comps {
+		if c != nil && outOfDate(c.Status) && !c.SupersededAt.IsZero() &&
+			(res.OutOfDateSince.IsZero() || c.SupersededAt.Before(res.OutOfDateSince)) {
+			res.OutOfDateSince = c.SupersededAt
 		}
 	}
 
