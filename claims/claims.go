@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -175,6 +176,7 @@ func (s Set) addDCAP(p string, r *dcap.Result) {
 	s[p+".tcb_status"] = r.Status.String()
 	s[p+".advisory_ids"] = nonNil(r.AdvisoryIDs)
 	s[p+".tcb_date"] = timeString(r.TCBDate)
+	s[p+".out_of_date_since"] = timeString(r.OutOfDateSince)
 	s[p+".tcb_eval_num"] = int64(r.Collateral.TCBInfo.TCBEvaluationDataNumber)
 	exp := "0"
 	if r.CollateralExpired {
@@ -338,9 +340,148 @@ func (s Set) Tree() map[string]any {
 	return root
 }
 
-// MarshalJSON encodes the nested form (see [Set]).
+// MarshalJSON encodes the nested form (see [Set]). The bytes are those
+// of json.Marshal(s.Tree()); the common case (no claim name a prefix of
+// another, values of the types New makes) is encoded directly, without
+// building the tree.
 func (s Set) MarshalJSON() ([]byte, error) {
-	return json.Marshal(s.Tree())
+	return s.AppendJSON(nil)
+}
+
+// AppendJSON appends the encoding of MarshalJSON to dst.
+func (s Set) AppendJSON(dst []byte) ([]byte, error) {
+	if s == nil {
+		return append(dst, "null"...), nil
+	}
+	names := make([][]string, 0, len(s))
+	keys := make([]string, 0, len(s))
+	for k := range s {
+		keys = append(keys, k)
+	}
+	for _, k := range keys {
+		names = append(names, strings.Split(k, "."))
+	}
+	idx := make([]int, len(keys))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.Slice(idx, func(a, b int) bool { return segmentsLess(names[idx[a]], names[idx[b]]) })
+	// A name that is a segment prefix of another makes Tree drop or
+	// overwrite values: leave those sets to the generic encoder.
+	for i := 1; i < len(idx); i++ {
+		if isSegmentPrefix(names[idx[i-1]], names[idx[i]]) {
+			return s.appendTreeJSON(dst)
+		}
+	}
+	start := len(dst)
+	dst = append(dst, '{')
+	var open []string // the objects currently open below the root
+	for i, j := range idx {
+		parts := names[j]
+		common := 0
+		for common < len(open) && common < len(parts)-1 && open[common] == parts[common] {
+			common++
+		}
+		for len(open) > common {
+			dst = append(dst, '}')
+			open = open[:len(open)-1]
+		}
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		for _, p := range parts[len(open) : len(parts)-1] {
+			dst = appendJSONString(dst, p)
+			dst = append(dst, ':', '{')
+			open = append(open, p)
+		}
+		dst = appendJSONString(dst, parts[len(parts)-1])
+		dst = append(dst, ':')
+		var err error
+		if dst, err = appendJSONValue(dst, s[keys[j]]); err != nil {
+			return dst[:start], err
+		}
+	}
+	for range open {
+		dst = append(dst, '}')
+	}
+	return append(dst, '}'), nil
+}
+
+func (s Set) appendTreeJSON(dst []byte) ([]byte, error) {
+	b, err := json.Marshal(s.Tree())
+	if err != nil {
+		return dst, err
+	}
+	return append(dst, b...), nil
+}
+
+// segmentsLess orders names as json.Marshal orders the keys of the nested
+// objects: segment by segment.
+func segmentsLess(a, b []string) bool {
+	for i := 0; i < len(a) && i < len(b); i++ {
+		if a[i] != b[i] {
+			return a[i] < b[i]
+		}
+	}
+	return len(a) < len(b)
+}
+
+// isSegmentPrefix reports whether a's segments are a prefix of b's (or a
+// equals b).
+func isSegmentPrefix(a, b []string) bool {
+	if len(a) > len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// appendJSONString appends s as json.Marshal encodes it.
+func appendJSONString(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			b, _ := json.Marshal(s) // strings always encode
+			return append(dst, b...)
+		}
+	}
+	dst = append(dst, '"')
+	dst = append(dst, s...)
+	return append(dst, '"')
+}
+
+// appendJSONValue appends v as json.Marshal encodes it.
+func appendJSONValue(dst []byte, v any) ([]byte, error) {
+	switch v := v.(type) {
+	case string:
+		return appendJSONString(dst, v), nil
+	case bool:
+		return strconv.AppendBool(dst, v), nil
+	case int64:
+		return strconv.AppendInt(dst, v, 10), nil
+	case int:
+		return strconv.AppendInt(dst, int64(v), 10), nil
+	case []string:
+		if v == nil {
+			return append(dst, "null"...), nil
+		}
+		dst = append(dst, '[')
+		for i, e := range v {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendJSONString(dst, e)
+		}
+		return append(dst, ']'), nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return dst, err
+	}
+	return append(dst, b...), nil
 }
 
 // UnmarshalJSON decodes the nested form back into dotted names. Integers

@@ -68,6 +68,12 @@ type Rules struct {
 	// has not been updated is accepted only until its TCB date is this
 	// old. If zero, no limit.
 	MaxTCBDateAge time.Duration `yaml:"max_tcb_date_age,omitempty"`
+	// TCBRecoveryGrace accepts an OutOfDate platform (status OutOfDate,
+	// or OutOfDateConfigurationNeeded when ConfigurationNeeded is
+	// accepted) for this long after the TCB recovery that left it behind
+	// was published (claim <tee>.out_of_date_since), as Intel's appraisal
+	// policies' platform grace period. If zero, no grace.
+	TCBRecoveryGrace time.Duration `yaml:"tcb_recovery_grace,omitempty"`
 	// RejectedAdvisoryIDs rejects a platform affected by any of these
 	// advisories ("INTEL-SA-00837"). Matching is case-insensitive.
 	RejectedAdvisoryIDs []string `yaml:"rejected_advisory_ids,omitempty"`
@@ -223,7 +229,7 @@ func (r *Rules) check() error {
 			return bad("accepted_tcb_statuses: Revoked is never acceptable")
 		}
 	}
-	if r.MaxCollateralAge < 0 || r.MaxTCBDateAge < 0 || r.MinTCBEvalNum < 0 {
+	if r.MaxCollateralAge < 0 || r.MaxTCBDateAge < 0 || r.MinTCBEvalNum < 0 || r.TCBRecoveryGrace < 0 {
 		return bad("negative limit")
 	}
 	for _, m := range r.ReferenceValues {
@@ -298,6 +304,27 @@ func (e *evaluator) allowList(rule, claim string, list []string) {
 	}
 }
 
+// inRecoveryGrace reports whether an OutOfDate status is accepted because
+// the TCB recovery that caused it is younger than TCBRecoveryGrace: the
+// status it would have without the recovery (OutOfDate → UpToDate,
+// OutOfDateConfigurationNeeded → ConfigurationNeeded) must be accepted.
+func (r *Rules) inRecoveryGrace(c claims.Set, p, status string, accepted []string, at time.Time) bool {
+	if r.TCBRecoveryGrace <= 0 {
+		return false
+	}
+	var base string
+	switch status {
+	case collateral.OutOfDate.String():
+		base = collateral.UpToDate.String()
+	case collateral.OutOfDateConfigurationNeeded.String():
+		base = collateral.ConfigurationNeeded.String()
+	default:
+		return false
+	}
+	since, ok := c.Time(p + "out_of_date_since")
+	return ok && slices.Contains(accepted, base) && at.Before(since.Add(r.TCBRecoveryGrace))
+}
+
 func (r *Rules) appraise(ctx context.Context, a *Appraisal, c claims.Set, refs refvalue.Store, at time.Time, reportData string) error {
 	e := &evaluator{a: a, c: c}
 	tee := c.TEE()
@@ -316,7 +343,7 @@ func (r *Rules) appraise(ctx context.Context, a *Appraisal, c claims.Set, refs r
 	if len(accepted) == 0 {
 		accepted = []string{collateral.UpToDate.String()}
 	}
-	if st, ok := c.String(p + "tcb_status"); !ok || !slices.Contains(accepted, st) {
+	if st, ok := c.String(p + "tcb_status"); !ok || !(slices.Contains(accepted, st) || r.inRecoveryGrace(c, p, st, accepted, at)) {
 		e.fail(RuleTCBStatus, p+"tcb_status", "one of ["+strings.Join(accepted, ", ")+"]", e.str(p+"tcb_status"))
 	}
 	if !r.AllowExpiredCollateralUnsafe {
