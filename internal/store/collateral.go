@@ -19,7 +19,8 @@ type CollateralItem struct {
 	Body []byte
 	// Headers are response headers; nil is stored as an empty object.
 	Headers map[string]string
-	// FetchedAt is when the item was fetched. If zero on put, now.
+	// FetchedAt is when the item was fetched. If zero on put, now. Times
+	// outside 1677-09-21 to 2262-04-11 UTC cannot be stored ([ErrInvalid]).
 	FetchedAt time.Time
 }
 
@@ -38,6 +39,9 @@ func (s *Store) PutCollateral(ctx context.Context, it CollateralItem) error {
 	}
 	if it.FetchedAt.IsZero() {
 		it.FetchedAt = s.now()
+	}
+	if err := checkTime("collateral "+it.Key+": fetched_at", it.FetchedAt); err != nil {
+		return err
 	}
 	body := it.Body
 	if body == nil {

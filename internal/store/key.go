@@ -80,9 +80,13 @@ func (s *Store) RotateKey(ctx context.Context, k Key) (Key, error) {
 	if err := checkNewKey(k); err != nil {
 		return Key{}, err
 	}
+	now, err := s.clock()
+	if err != nil {
+		return Key{}, fmt.Errorf("store: rotate key: %w", err)
+	}
 	var out Key
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, s.q("UPDATE signing_keys SET state = 'retired', retired_at = ? WHERE state = 'active'"), toDB(s.now())); err != nil {
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, s.q("UPDATE signing_keys SET state = 'retired', retired_at = ? WHERE state = 'active'"), toDB(now)); err != nil {
 			return fmt.Errorf("store: rotate key: %w", mapErr(err))
 		}
 		var err error
@@ -107,7 +111,10 @@ func checkNewKey(k Key) error {
 }
 
 func (s *Store) insertKey(ctx context.Context, tx *sql.Tx, k Key) (Key, error) {
-	now := s.now()
+	now, err := s.clock()
+	if err != nil {
+		return Key{}, fmt.Errorf("store: add key %s: %w", k.KID, err)
+	}
 	k.PrivateKey = append([]byte(nil), k.PrivateKey...)
 	k.CreatedAt = fromDB(toDB(now))
 	k.RetiredAt, k.RemovedAt = nil, nil
@@ -116,7 +123,7 @@ func (s *Store) insertKey(ctx context.Context, tx *sql.Tx, k Key) (Key, error) {
 		retired = toDBPtr(&now)
 		k.RetiredAt = fromDBPtr(retired)
 	}
-	_, err := tx.ExecContext(ctx, s.q("INSERT INTO signing_keys ("+keyColumns+") VALUES (?, ?, ?, ?, ?, ?, NULL)"),
+	_, err = tx.ExecContext(ctx, s.q("INSERT INTO signing_keys ("+keyColumns+") VALUES (?, ?, ?, ?, ?, ?, NULL)"),
 		k.KID, k.Algorithm, k.PrivateKey, string(k.State), toDB(now), retired)
 	if err != nil {
 		return Key{}, fmt.Errorf("store: add key %s: %w", k.KID, mapErr(err))
@@ -169,8 +176,12 @@ func (s *Store) ListKeys(ctx context.Context) ([]Key, error) {
 // verifies). Retiring a retired key does nothing; a removed or missing key
 // is [ErrNotFound].
 func (s *Store) RetireKey(ctx context.Context, kid string) error {
+	now, err := s.clock()
+	if err != nil {
+		return fmt.Errorf("store: retire key %s: %w", kid, err)
+	}
 	res, err := s.db.ExecContext(ctx, s.q("UPDATE signing_keys SET state = 'retired', retired_at = ? WHERE kid = ? AND state = 'active'"),
-		toDB(s.now()), kid)
+		toDB(now), kid)
 	if err != nil {
 		return fmt.Errorf("store: retire key %s: %w", kid, err)
 	}
@@ -193,8 +204,12 @@ func (s *Store) RetireKey(ctx context.Context, kid string) error {
 // signed no longer verify against the published key set. Removing a
 // removed key does nothing; a missing kid is [ErrNotFound].
 func (s *Store) RemoveKey(ctx context.Context, kid string) error {
+	now, err := s.clock()
+	if err != nil {
+		return fmt.Errorf("store: remove key %s: %w", kid, err)
+	}
 	res, err := s.db.ExecContext(ctx, s.q("UPDATE signing_keys SET state = 'removed', private_key = NULL, removed_at = ? WHERE kid = ? AND state <> 'removed'"),
-		toDB(s.now()), kid)
+		toDB(now), kid)
 	if err != nil {
 		return fmt.Errorf("store: remove key %s: %w", kid, err)
 	}

@@ -163,8 +163,12 @@ func (s *Store) migrate(ctx context.Context) (err error) {
 			if _, err := tx.ExecContext(ctx, m.sql); err != nil {
 				return err
 			}
-			_, err := tx.ExecContext(ctx, s.q("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)"),
-				m.version, m.name, toDB(s.now()))
+			now, err := s.clock()
+			if err != nil {
+				return err
+			}
+			_, err = tx.ExecContext(ctx, s.q("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)"),
+				m.version, m.name, toDB(now))
 			return err
 		})
 		if err != nil {

@@ -71,10 +71,13 @@ func (s *Store) CreatePolicy(ctx context.Context, p Policy) (Policy, error) {
 }
 
 func (s *Store) createPolicy(ctx context.Context, p Policy) (Policy, error) {
-	now := s.now()
+	now, err := s.clock()
+	if err != nil {
+		return Policy{}, fmt.Errorf("store: create policy %s: %w", p.ID, err)
+	}
 	p.CreatedAt = fromDB(toDB(now))
 	p.ActivatedAt = nil
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		if p.Version == 0 {
 			if err := tx.QueryRowContext(ctx, s.q("SELECT COALESCE(MAX(version), 0) + 1 FROM policies WHERE id = ?"), p.ID).Scan(&p.Version); err != nil {
 				return fmt.Errorf("store: create policy %s: %w", p.ID, err)
@@ -107,6 +110,10 @@ VALUES (?, ?, ?, ?, ?, ?, 0, ?)`), p.ID, p.Version, string(p.Kind), p.Body, p.De
 // previously active version inactive, atomically. Activating the active
 // version does nothing. A missing version is [ErrNotFound].
 func (s *Store) ActivatePolicy(ctx context.Context, id string, version int) error {
+	now, err := s.clock()
+	if err != nil {
+		return fmt.Errorf("store: activate policy %s version %d: %w", id, version, err)
+	}
 	return s.inTx(ctx, func(tx *sql.Tx) error {
 		var n int
 		if err := tx.QueryRowContext(ctx, s.q("SELECT COUNT(*) FROM policies WHERE id = ? AND version = ?"), id, version).Scan(&n); err != nil {
@@ -115,7 +122,7 @@ func (s *Store) ActivatePolicy(ctx context.Context, id string, version int) erro
 		if n == 0 {
 			return fmt.Errorf("store: activate policy %s version %d: %w", id, version, ErrNotFound)
 		}
-		return s.activate(ctx, tx, id, version, s.now())
+		return s.activate(ctx, tx, id, version, now)
 	})
 }
 

@@ -26,7 +26,9 @@ type ReferenceValue struct {
 	// CreatedAt is set by the store.
 	CreatedAt time.Time
 	// NotBefore and Expires bound the validity: the record is valid at t
-	// when NotBefore <= t < Expires. nil leaves that side open.
+	// when NotBefore <= t < Expires. nil leaves that side open. Times are
+	// stored as int64 Unix nanoseconds, so only 1677-09-21 to 2262-04-11
+	// UTC can be stored; add rejects others with [ErrInvalid].
 	NotBefore *time.Time
 	Expires   *time.Time
 }
@@ -34,8 +36,7 @@ type ReferenceValue struct {
 // ValidAt reports whether r is valid at t, with the same rule that
 // [Store.LookupReferenceValues] applies in SQL.
 func (r ReferenceValue) ValidAt(t time.Time) bool {
-	n := t.UnixNano()
-	return (r.NotBefore == nil || r.NotBefore.UnixNano() <= n) && (r.Expires == nil || n < r.Expires.UnixNano())
+	return (r.NotBefore == nil || !t.Before(*r.NotBefore)) && (r.Expires == nil || t.Before(*r.Expires))
 }
 
 // AddReferenceValue stores r and returns it with ID and CreatedAt set.
@@ -56,12 +57,21 @@ func (s *Store) AddReferenceValue(ctx context.Context, r ReferenceValue) (Refere
 	if r.NotBefore != nil && r.Expires != nil && !r.NotBefore.Before(*r.Expires) {
 		return ReferenceValue{}, fmt.Errorf("%w: reference value %s: not_before is not before expires", ErrInvalid, r.Name)
 	}
+	if err := checkTimePtr("reference value "+r.Name+": not_before", r.NotBefore); err != nil {
+		return ReferenceValue{}, err
+	}
+	if err := checkTimePtr("reference value "+r.Name+": expires", r.Expires); err != nil {
+		return ReferenceValue{}, err
+	}
+	now, err := s.clock()
+	if err != nil {
+		return ReferenceValue{}, err
+	}
 	r.Values = append([]string(nil), r.Values...)
-	now := s.now()
 	r.CreatedAt = fromDB(toDB(now))
 	r.NotBefore = fromDBPtr(toDBPtr(r.NotBefore))
 	r.Expires = fromDBPtr(toDBPtr(r.Expires))
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		err := tx.QueryRowContext(ctx, s.q(`INSERT INTO reference_values (name, source, author, artifact_digest, created_at, not_before, expires)
 VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`),
 			r.Name, r.Source, r.Author, r.ArtifactDigest, toDB(now), toDBPtr(r.NotBefore), toDBPtr(r.Expires)).Scan(&r.ID)
@@ -99,8 +109,12 @@ func (s *Store) ListReferenceValues(ctx context.Context, name string) ([]Referen
 // LookupReferenceValues returns the records named name that are valid at
 // at (NotBefore <= at < Expires), ordered by ID. Validity is enforced by the
 // query itself, so an expired record is never returned. No record is an
-// empty list, not an error.
+// empty list, not an error. A time outside the storable range (see
+// [ReferenceValue]) is [ErrInvalid].
 func (s *Store) LookupReferenceValues(ctx context.Context, name string, at time.Time) ([]ReferenceValue, error) {
+	if err := checkTime("lookup time", at); err != nil {
+		return nil, fmt.Errorf("store: lookup reference values %s: %w", name, err)
+	}
 	t := toDB(at)
 	out, err := s.queryReferenceValues(ctx,
 		"WHERE r.name = ? AND (r.not_before IS NULL OR r.not_before <= ?) AND (r.expires IS NULL OR ? < r.expires)",

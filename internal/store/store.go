@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -307,7 +308,39 @@ func mapErr(err error) error {
 	return err
 }
 
-// Timestamps are Unix nanoseconds in the database.
+// Timestamps are Unix nanoseconds in the database: an int64, so only
+// times from minDBTime to maxDBTime (1677-09-21 to 2262-04-11 UTC) can be
+// stored. Every write path checks its times with checkTime first, since
+// time.Time.UnixNano silently wraps outside that range.
+var (
+	minDBTime = time.Unix(0, math.MinInt64).UTC()
+	maxDBTime = time.Unix(0, math.MaxInt64).UTC()
+)
+
+// checkTime fails with [ErrInvalid] if t cannot be stored; what names t.
+func checkTime(what string, t time.Time) error {
+	if t.Before(minDBTime) || t.After(maxDBTime) {
+		return fmt.Errorf("%w: %s %s is outside the storable range %s to %s", ErrInvalid, what,
+			t.UTC().Format(time.RFC3339Nano), minDBTime.Format(time.RFC3339Nano), maxDBTime.Format(time.RFC3339Nano))
+	}
+	return nil
+}
+
+// checkTimePtr is checkTime for an optional time (nil passes).
+func checkTimePtr(what string, t *time.Time) error {
+	if t == nil {
+		return nil
+	}
+	return checkTime(what, *t)
+}
+
+// clock returns the store clock's time, or [ErrInvalid] if it cannot be
+// stored.
+func (s *Store) clock() (time.Time, error) {
+	now := s.now()
+	return now, checkTime("current time", now)
+}
+
 func toDB(t time.Time) int64 { return t.UnixNano() }
 
 func fromDB(n int64) time.Time { return time.Unix(0, n).UTC() }
