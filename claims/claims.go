@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -353,51 +354,61 @@ func (s Set) AppendJSON(dst []byte) ([]byte, error) {
 	if s == nil {
 		return append(dst, "null"...), nil
 	}
-	names := make([][]string, 0, len(s))
-	keys := make([]string, 0, len(s))
+	names := make([]string, 0, len(s))
+	plain := true
 	for k := range s {
-		keys = append(keys, k)
+		names = append(names, k)
+		plain = plain && !hasByteBelowDot(k)
 	}
-	for _, k := range keys {
-		names = append(names, strings.Split(k, "."))
+	if plain {
+		// Without bytes below '.', byte order is segment order.
+		slices.Sort(names)
+	} else {
+		slices.SortFunc(names, compareSegments)
 	}
-	idx := make([]int, len(keys))
-	for i := range idx {
-		idx[i] = i
-	}
-	sort.Slice(idx, func(a, b int) bool { return segmentsLess(names[idx[a]], names[idx[b]]) })
-	// A name that is a segment prefix of another makes Tree drop or
-	// overwrite values: leave those sets to the generic encoder.
-	for i := 1; i < len(idx); i++ {
-		if isSegmentPrefix(names[idx[i-1]], names[idx[i]]) {
+	// A name that is a prefix of another makes Tree drop or overwrite
+	// values: leave those sets to the generic encoder. The names below a
+	// prefix sort right after it.
+	for i := 1; i < len(names); i++ {
+		if a, b := names[i-1], names[i]; strings.HasPrefix(b, a) && b[len(a)] == '.' {
 			return s.appendTreeJSON(dst)
 		}
 	}
 	start := len(dst)
 	dst = append(dst, '{')
-	var open []string // the objects currently open below the root
-	for i, j := range idx {
-		parts := names[j]
-		common := 0
-		for common < len(open) && common < len(parts)-1 && open[common] == parts[common] {
-			common++
+	var stack [8]string
+	open := stack[:0] // the objects currently open below the root
+	for i, name := range names {
+		// Keep the open objects that name is inside of.
+		rest, depth := name, 0
+		for depth < len(open) {
+			seg, after, found := strings.Cut(rest, ".")
+			if !found || seg != open[depth] {
+				break
+			}
+			rest, depth = after, depth+1
 		}
-		for len(open) > common {
+		for len(open) > depth {
 			dst = append(dst, '}')
 			open = open[:len(open)-1]
 		}
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		for _, p := range parts[len(open) : len(parts)-1] {
-			dst = appendJSONString(dst, p)
+		for {
+			seg, after, found := strings.Cut(rest, ".")
+			if !found {
+				break
+			}
+			dst = appendJSONString(dst, seg)
 			dst = append(dst, ':', '{')
-			open = append(open, p)
+			open = append(open, seg)
+			rest = after
 		}
-		dst = appendJSONString(dst, parts[len(parts)-1])
+		dst = appendJSONString(dst, rest)
 		dst = append(dst, ':')
 		var err error
-		if dst, err = appendJSONValue(dst, s[keys[j]]); err != nil {
+		if dst, err = appendJSONValue(dst, s[name]); err != nil {
 			return dst[:start], err
 		}
 	}
@@ -415,29 +426,38 @@ func (s Set) appendTreeJSON(dst []byte) ([]byte, error) {
 	return append(dst, b...), nil
 }
 
-// segmentsLess orders names as json.Marshal orders the keys of the nested
-// objects: segment by segment.
-func segmentsLess(a, b []string) bool {
-	for i := 0; i < len(a) && i < len(b); i++ {
-		if a[i] != b[i] {
-			return a[i] < b[i]
+func hasByteBelowDot(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '.' {
+			return true
 		}
 	}
-	return len(a) < len(b)
+	return false
 }
 
-// isSegmentPrefix reports whether a's segments are a prefix of b's (or a
-// equals b).
-func isSegmentPrefix(a, b []string) bool {
-	if len(a) > len(b) {
-		return false
+// compareSegments orders dotted names as json.Marshal orders the keys of
+// the nested objects: segment by segment.
+func compareSegments(a, b string) int {
+	i := 0
+	for i < len(a) && i < len(b) && a[i] == b[i] {
+		i++
 	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
+	switch {
+	case i == len(a) && i == len(b):
+		return 0
+	case i == len(a):
+		return -1
+	case i == len(b):
+		return 1
+	case a[i] == '.':
+		// a's segment ends first: it is a prefix of b's.
+		return -1
+	case b[i] == '.':
+		return 1
+	case a[i] < b[i]:
+		return -1
 	}
-	return true
+	return 1
 }
 
 // appendJSONString appends s as json.Marshal encodes it.

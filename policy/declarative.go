@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -158,13 +159,22 @@ const (
 // debug, a TD with SEPT_VE_DISABLE and a zero MRSERVICETD, and every
 // well-known measurement for which a valid reference value exists
 // matches one.
+//
+// The policy is compiled once; each call returns a new *Policy sharing
+// that compiled, read-only state (a Policy is immutable: its accessors
+// return copies).
 func Default() *Policy {
+	p := *defaultPolicy()
+	return &p
+}
+
+var defaultPolicy = sync.OnceValue(func() *Policy {
 	p, err := FromRules(DefaultID, DefaultVersion, Rules{})
 	if err != nil {
 		panic(err) // the zero Rules are valid
 	}
 	return p
-}
+})
 
 // FromRules makes a policy from rules built in Go.
 func FromRules(id, version string, r Rules) (*Policy, error) {

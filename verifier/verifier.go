@@ -25,7 +25,6 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -326,7 +325,8 @@ func (v *Verifier) sign(res *Result, s ear.Summary) (*Outcome, error) {
 		PolicyID:    ear.PolicyID(res.Appraisal.PolicyID, res.Appraisal.PolicyVersion),
 	}
 	if res.Claims != nil {
-		b, err := json.Marshal(res.Claims)
+		// The bytes of json.Marshal, without its compaction pass.
+		b, err := res.Claims.MarshalJSON()
 		if err != nil {
 			return nil, fmt.Errorf("verifier: encode claims: %w", err)
 		}

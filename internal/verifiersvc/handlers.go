@@ -30,7 +30,10 @@ type NativeResponse struct {
 func (s *Service) handleNative(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	var req NativeRequest
-	if _, aerr := s.readJSON(w, r, &req, true); aerr != nil {
+	buf := getBuffer()
+	aerr := s.decodeJSON(w, r, buf, &req, true)
+	putBuffer(buf) // req holds copies
+	if aerr != nil {
 		s.fail(w, "/v1/verify", start, aerr, nil)
 		return
 	}

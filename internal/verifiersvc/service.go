@@ -12,7 +12,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tdproof/tdproof/refvalue"
@@ -219,15 +221,36 @@ func writeProblem(w http.ResponseWriter, status int, code, detail string, ext ma
 }
 
 func writeJSON(w http.ResponseWriter, contentType string, v any) {
-	body, err := json.Marshal(v)
-	if err != nil {
+	buf := getBuffer()
+	defer putBuffer(buf)
+	// Encode writes the bytes of json.Marshal and a newline.
+	if err := json.NewEncoder(buf).Encode(v); err != nil {
 		writeProblem(w, http.StatusInternalServerError, "internal", "encode response", nil)
 		return
 	}
-	w.Header().Set("Content-Type", contentType)
-	w.Header().Set("X-Content-Type-Options", "nosniff")
+	h := w.Header()
+	h.Set("Content-Type", contentType)
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Length", strconv.Itoa(buf.Len()))
 	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(append(body, '\n'))
+	_, _ = w.Write(buf.Bytes())
+}
+
+// bufferPool holds the buffers of request and response bodies.
+var bufferPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooledBuffer is the largest buffer returned to bufferPool, so that a
+// rare large body does not stay allocated.
+const maxPooledBuffer = 256 << 10
+
+func getBuffer() *bytes.Buffer { return bufferPool.Get().(*bytes.Buffer) }
+
+func putBuffer(b *bytes.Buffer) {
+	if b.Cap() > maxPooledBuffer {
+		return
+	}
+	b.Reset()
+	bufferPool.Put(b)
 }
 
 // apiError is a failure mapped to a problem.
@@ -245,25 +268,41 @@ func badRequest(code, format string, a ...any) *apiError {
 
 // readJSON reads the body (within the limit) and decodes it into v.
 func (s *Service) readJSON(w http.ResponseWriter, r *http.Request, v any, strict bool) ([]byte, *apiError) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes))
-	if err != nil {
+	buf := getBuffer()
+	defer putBuffer(buf)
+	if aerr := s.decodeJSON(w, r, buf, v, strict); aerr != nil {
+		return nil, aerr
+	}
+	return bytes.Clone(buf.Bytes()), nil
+}
+
+// decodeJSON is readJSON reading into buf, for callers that do not keep
+// the body. v must not retain buf's bytes (encoding/json copies strings
+// and json.RawMessage).
+func (s *Service) decodeJSON(w http.ResponseWriter, r *http.Request, buf *bytes.Buffer, v any, strict bool) *apiError {
+	// Trust the announced length only as far as a typical body, so that a
+	// client cannot reserve the whole limit without sending it.
+	if n := min(r.ContentLength, s.opts.MaxBodyBytes, 64<<10); n > 0 {
+		buf.Grow(int(n) + bytes.MinRead)
+	}
+	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes)); err != nil {
 		if mbe, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			return nil, &apiError{status: http.StatusRequestEntityTooLarge, code: "body_too_large",
+			return &apiError{status: http.StatusRequestEntityTooLarge, code: "body_too_large",
 				detail: fmt.Sprintf("request body larger than %d bytes", mbe.Limit)}
 		}
-		return nil, &apiError{status: http.StatusRequestTimeout, code: "request_timeout", detail: "reading the request body: " + err.Error()}
+		return &apiError{status: http.StatusRequestTimeout, code: "request_timeout", detail: "reading the request body: " + err.Error()}
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
+	dec := json.NewDecoder(bytes.NewReader(buf.Bytes()))
 	if strict {
 		dec.DisallowUnknownFields()
 	}
 	if err := dec.Decode(v); err != nil {
-		return nil, badRequest("malformed_request", "request body: %v", err)
+		return badRequest("malformed_request", "request body: %v", err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return nil, badRequest("malformed_request", "request body: data after the JSON object")
+		return badRequest("malformed_request", "request body: data after the JSON object")
 	}
-	return body, nil
+	return nil
 }
 
 // verifyError maps an error of verifier.Verify.
