@@ -1,0 +1,52 @@
+package verifiersvc_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/tdproof/tdproof/collateral"
+	"github.com/tdproof/tdproof/ear"
+	"github.com/tdproof/tdproof/internal/testvectors"
+	"github.com/tdproof/tdproof/internal/verifiersvc"
+)
+
+// TestEveryDstackVector sends every shared dstack evidence file through
+// both endpoints: the GetQuote JSON of the legacy and lite variants and
+// the SCALE attestation of the lite VM.
+func TestEveryDstackVector(t *testing.T) {
+	t.Parallel()
+	c, err := collateral.ParseQVLJSON(testvectors.ReadFile(t, "dcap", "tdx-v4-90c06f-dstack", "collateral.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, c, nil, time.Unix(1774003274, 0), verifiersvc.Options{})
+	for _, name := range []string{"quote-report.json", "tdx-lite-getquote.json", "tdx-lite-attestation.json"} {
+		t.Run(name, func(t *testing.T) {
+			data := testvectors.ReadFile(t, "dstack", name)
+			out, _ := e.native(t, map[string]any{"dstack": json.RawMessage(data)})
+			r := out.Result
+			if !r.Authentic || !r.Allow || r.Status != ear.StatusAffirming || r.Dstack == nil {
+				t.Fatalf("/v1/verify: authentic %v allow %v status %v", r.Authentic, r.Allow, r.Status)
+			}
+			e.verifyToken(t, out.Token, "")
+
+			resp := e.post(t, "/verify", data)
+			if resp.status != http.StatusOK {
+				t.Fatalf("/verify: status %d: %s", resp.status, resp.body)
+			}
+			var raw map[string]any
+			if err := json.Unmarshal(resp.body, &raw); err != nil {
+				t.Fatal(err)
+			}
+			d, _ := raw["details"].(map[string]any)
+			if raw["is_valid"] != true || d == nil || d["quote_verified"] != true || d["event_log_verified"] != true {
+				t.Errorf("/verify: is_valid %v reason %v details %v", raw["is_valid"], raw["reason"], d)
+			}
+			if got := keysOf(d); len(got) != len(dstackVerifierDetails) {
+				t.Errorf("/verify details members %v, want %v", got, dstackVerifierDetails)
+			}
+		})
+	}
+}
