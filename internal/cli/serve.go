@@ -34,11 +34,13 @@ type serveFlags struct {
 	logFormat   string
 	logLevel    string
 	adminToken  string
+	earKeyFile  string
+	keyReload   time.Duration
 }
 
 func (a *app) serveCommand() *cobra.Command {
 	f := &serveFlags{listen: "127.0.0.1:8080", dataDir: "./tdproof-data", logFormat: "text", logLevel: "info",
-		maxBody: verifiersvc.DefaultMaxBodyBytes}
+		maxBody: verifiersvc.DefaultMaxBodyBytes, keyReload: defaultKeyReload}
 	c := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the verification service",
@@ -49,7 +51,9 @@ POST /verify (dstack-verifier compatible), GET /.well-known/jwks.json (the EAR k
 
 State lives in a SQLite database under --data-dir (created on first run) or, with
 --db postgres://…, in PostgreSQL shared by any number of replicas. The EAR signing key
-is created on first run and kept in the database. Evidence is appraised with the
+is created on first run and kept in the database; the admin API rotates it and removes
+retired keys, and every replica reloads the keys every --key-reload-interval. With
+--ear-key-file that key alone signs and the database keys are not used. Evidence is appraised with the
 active version of the policy named in the request ("default" when none is named); when
 the database holds no active "default" policy, the built-in default policy applies.
 Reference values come from the database.
@@ -59,7 +63,8 @@ Collateral is fetched from --pccs-url (default Intel PCS), verified and cached i
 Logs go to stderr. The server stops gracefully on SIGINT or SIGTERM.`,
 		Example: `  tdproof serve
   tdproof serve --listen 127.0.0.1:9000 --pccs-url http://127.0.0.1:8081
-  tdproof serve --db postgres://tdproof@db/tdproof --collateral-dir /var/cache/tdproof`,
+  tdproof serve --db postgres://tdproof@db/tdproof --collateral-dir /var/cache/tdproof
+  tdproof serve --ear-key-file /run/secrets/ear-key.pem`,
 		Annotations: map[string]string{"exit_codes": `  0  stopped by a signal after a graceful shutdown
   1  the server failed
   2  usage, or the listen address cannot be used`},
@@ -80,6 +85,8 @@ Logs go to stderr. The server stops gracefully on SIGINT or SIGTERM.`,
 	fl.StringVar(&f.logFormat, "log-format", f.logFormat, "log `FORMAT` on stderr: text or json")
 	fl.StringVar(&f.logLevel, "log-level", f.logLevel, "log `LEVEL`: debug, info, warn or error")
 	fl.StringVar(&f.adminToken, "admin-token", "", "enable the admin API (/admin/v1/…) for bearer `TOKEN` (prefer TDPROOF_ADMIN_TOKEN; empty: disabled)")
+	fl.StringVar(&f.earKeyFile, "ear-key-file", "", "sign EAR tokens with the P-256 key in `FILE` (PKCS #8 PEM) instead of the database keys; no rotation through the admin API")
+	fl.DurationVar(&f.keyReload, "key-reload-interval", f.keyReload, "reload the EAR keys from the database every `DURATION` (another replica's rotation shows up within it)")
 	commandLineOnly(fl, "trusted-root")
 	a.withConfigFile(c)
 	return c
@@ -114,12 +121,19 @@ func (a *app) runServe(cmd *cobra.Command, f *serveFlags) error {
 		return fmt.Errorf("serve: open the database: %w", err)
 	}
 	defer st.Close()
-	keys, err := store.LoadOrCreateKeySet(ctx, st)
+	if f.keyReload <= 0 {
+		return &usageError{err: fmt.Errorf("invalid --key-reload-interval %v", f.keyReload)}
+	}
+	keys, err := openEARKeys(ctx, st, f.earKeyFile, log)
 	if err != nil {
+		var ue *usageError
+		if errors.As(err, &ue) {
+			return err
+		}
 		return fmt.Errorf("serve: EAR keys: %w", err)
 	}
 	now := clockAt(f.at.t)
-	signer, err := ear.NewSigner(keys, ear.WithClock(now))
+	signer, err := ear.NewSigner(keys.ks, ear.WithClock(now))
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
@@ -136,20 +150,14 @@ func (a *app) runServe(cmd *cobra.Command, f *serveFlags) error {
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	svc, err := verifiersvc.New(v, func() []byte {
-		b, err := keys.JWKS()
-		if err != nil {
-			log.Error("serve: JWKS", "err", err)
-			return nil
-		}
-		return b
-	}, verifiersvc.Options{
+	svc, err := verifiersvc.New(v, keys.jwks, verifiersvc.Options{
 		MaxBodyBytes: f.maxBody,
 		Logger:       log,
 		AdminToken:   f.adminToken,
 		Policies:     st,
 		RefValues:    st.RefValues(),
 		Collateral:   cache,
+		Keys:         keys,
 		Ready: func() error {
 			pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 			defer cancel()
@@ -167,6 +175,7 @@ func (a *app) runServe(cmd *cobra.Command, f *serveFlags) error {
 	log.Info("serve: serving", "addr", ln.Addr().String(), "database", string(st.Dialect()), "collateral", src.Path)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return cache.Run(gctx) })
+	g.Go(func() error { return keys.runEvery(gctx, f.keyReload) })
 	g.Go(func() error { return svc.Serve(gctx, ln) })
 	if err := g.Wait(); err != nil {
 		return fmt.Errorf("serve: %w", err)

@@ -88,3 +88,66 @@ func loadKeySet(ctx context.Context, s *Store) (*ear.KeySet, error) {
 	}
 	return ear.NewKeySet(active, previous...)
 }
+
+// SyncKeySet makes ks match the EAR keys held in s, in place (a Signer over
+// ks follows): the store's active key becomes ks's active key, retired keys
+// are added for verification, and keys the store no longer publishes
+// (removed, or unknown to it) are dropped. Replicas call it periodically
+// so that another replica's rotation or removal reaches their JWKS and
+// signing. With no active key in s it is [ErrNotFound] and ks is unchanged.
+func SyncKeySet(ctx context.Context, s *Store, ks *ear.KeySet) error {
+	want, err := loadKeySet(ctx, s)
+	if err != nil {
+		return err
+	}
+	if cur := ks.Active(); cur == nil || cur.ID() != want.Active().ID() {
+		if err := ks.Rotate(want.Active()); err != nil {
+			return err
+		}
+	}
+	for _, k := range want.Keys() {
+		if _, ok := ks.Lookup(k.ID()); !ok {
+			if err := ks.Add(k); err != nil {
+				return err
+			}
+		}
+	}
+	for _, k := range ks.Keys() {
+		if _, ok := want.Lookup(k.ID()); !ok {
+			if err := ks.Remove(k.ID()); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// RemoveRetiredEARKey removes the retired key kid ([Store.RemoveKey]): its
+// private key is erased and it is no longer published. The active key is
+// [ErrConflict] (rotate first); a removed key is left as it is; a missing
+// kid is [ErrNotFound]. The check and the removal are one statement, so a
+// concurrent rotation cannot make it remove the active key.
+func RemoveRetiredEARKey(ctx context.Context, s *Store, kid string) error {
+	now, err := s.clock()
+	if err != nil {
+		return fmt.Errorf("store: remove key %s: %w", kid, err)
+	}
+	res, err := s.db.ExecContext(ctx, s.q("UPDATE signing_keys SET state = 'removed', private_key = NULL, removed_at = ? WHERE kid = ? AND state = 'retired'"),
+		toDB(now), kid)
+	if err != nil {
+		return fmt.Errorf("store: remove key %s: %w", kid, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("store: remove key %s: %w", kid, err)
+	} else if n == 1 {
+		return nil
+	}
+	k, err := s.Key(ctx, kid)
+	if err != nil {
+		return fmt.Errorf("store: remove key %s: %w", kid, err)
+	}
+	if k.State == KeyActive {
+		return fmt.Errorf("store: remove key %s: it is the active key (rotate first): %w", kid, ErrConflict)
+	}
+	return nil
+}

@@ -77,3 +77,52 @@ func TestEARKeys(t *testing.T) {
 		}
 	})
 }
+
+// TestSyncKeySet: a second replica's key set follows the first's rotation
+// and removal through SyncKeySet; the active key cannot be removed.
+func TestSyncKeySet(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		dsn := b.newDSN(t)
+		sa, sb := open(t, dsn), open(t, dsn)
+		a, err := store.LoadOrCreateKeySet(t.Context(), sa)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bks, err := store.LoadOrCreateKeySet(t.Context(), sb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		first := a.Active().ID()
+		if err := store.RemoveRetiredEARKey(t.Context(), sa, first); !errors.Is(err, store.ErrConflict) {
+			t.Fatalf("remove the active key: %v, want ErrConflict", err)
+		}
+		if err := store.RemoveRetiredEARKey(t.Context(), sa, "nope"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("remove a missing key: %v, want ErrNotFound", err)
+		}
+		next, err := store.RotateEARKey(t.Context(), sa, a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bks.Active().ID() != first {
+			t.Fatal("B changed before its sync")
+		}
+		if err := store.SyncKeySet(t.Context(), sb, bks); err != nil {
+			t.Fatal(err)
+		}
+		if bks.Active().ID() != next.ID() || len(bks.Keys()) != 2 {
+			t.Fatalf("B after sync: active %s, keys %v", bks.Active().ID(), bks.Keys())
+		}
+		if err := store.RemoveRetiredEARKey(t.Context(), sa, first); err != nil {
+			t.Fatal(err)
+		}
+		if err := store.RemoveRetiredEARKey(t.Context(), sa, first); err != nil {
+			t.Fatalf("second removal: %v", err)
+		}
+		if err := store.SyncKeySet(t.Context(), sb, bks); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := bks.Lookup(first); ok || len(bks.Keys()) != 1 {
+			t.Fatalf("B after removal: %v", bks.Keys())
+		}
+	})
+}

@@ -64,6 +64,9 @@ func (s *Service) routes() []route {
 		{method: http.MethodPost, path: AdminPrefix + "refvalues", admin: true, h: s.handleAddRefValue},
 		{method: http.MethodDelete, path: AdminPrefix + "refvalues/{id}", admin: true, h: s.handleRemoveRefValue},
 		{method: http.MethodGet, path: AdminPrefix + "collateral", admin: true, h: s.handleCollateral},
+		{method: http.MethodGet, path: AdminPrefix + "keys", admin: true, h: s.handleListKeys},
+		{method: http.MethodPost, path: AdminPrefix + "keys/rotate", admin: true, h: s.handleRotateKey},
+		{method: http.MethodDelete, path: AdminPrefix + "keys/{kid}", admin: true, h: s.handleRemoveKey},
 	}
 }
 

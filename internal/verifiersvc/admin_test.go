@@ -399,3 +399,15 @@ func TestAdminCollateral(t *testing.T) {
 		t.Fatalf("collateral: %s (%v)", r.body, err)
 	}
 }
+
+// TestAdminKeysUnmanaged: without Options.Keys the key routes exist (401
+// without the token) but answer 501 keys_unavailable.
+func TestAdminKeysUnmanaged(t *testing.T) {
+	_, col, f := outOfDateFixture(t)
+	e := adminReplica(t, sqliteDSN(t), adminToken, col, f)
+	wantProblem(t, e.admin(t, http.MethodGet, "/admin/v1/keys", "", nil), http.StatusUnauthorized, "unauthorized")
+	wantProblem(t, e.admin(t, http.MethodGet, "/admin/v1/keys", adminToken, nil), http.StatusNotImplemented, "keys_unavailable")
+	wantProblem(t, e.admin(t, http.MethodPost, "/admin/v1/keys/rotate", adminToken, nil), http.StatusNotImplemented, "keys_unavailable")
+	wantProblem(t, e.admin(t, http.MethodDelete, "/admin/v1/keys/x", adminToken, nil), http.StatusNotImplemented, "keys_unavailable")
+	wantProblem(t, e.admin(t, http.MethodGet, "/admin/v1/keys/rotate", adminToken, nil), http.StatusMethodNotAllowed, "method_not_allowed")
+}

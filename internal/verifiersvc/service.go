@@ -58,6 +58,9 @@ type Options struct {
 	// Collateral reports the collateral cache for GET
 	// /admin/v1/collateral. Nil: the report says configured: false.
 	Collateral CollateralStatus
+	// Keys manages the EAR signing keys for /admin/v1/keys. Nil: those
+	// routes answer 501 keys_unavailable.
+	Keys KeyManager
 }
 
 // Service is the verification HTTP service. It is safe for concurrent use.
