@@ -164,7 +164,7 @@ func TestPCCSServeEndToEnd(t *testing.T) {
 
 func httpGet(t *testing.T, u string) string {
 	t.Helper()
-	c := &http.Client{Timeout: 10 * time.Second}
+	c := &http.Client{Timeout: 30 * time.Second}
 	resp, err := c.Get(u)
 	if err != nil {
 		t.Fatal(err)

@@ -55,7 +55,7 @@ func postJSON(t *testing.T, url string, body any) (int, []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &http.Client{Timeout: 10 * time.Second}
+	c := &http.Client{Timeout: 30 * time.Second}
 	resp, err := c.Post(url, "application/json", bytes.NewReader(b))
 	if err != nil {
 		t.Fatal(err)

@@ -6,7 +6,10 @@
 // latency. Only correctness is asserted, never timing. The package has no
 // non-test code.
 //
-//	go test -run TestLoad -v ./internal/loadtest
-//	go test -run TestLoad -v ./internal/loadtest -loadtest.n 50000 -loadtest.c 32
+//	go test -run TestLoad -v ./internal/loadtest -loadtest.n 20000 -loadtest.d 8s -loadtest.c 16
+//
 //	go test -run '^$' -bench VerifyHTTP ./internal/loadtest
+//
+// The defaults (300 requests, 3 s, 4 clients) only check correctness, so
+// that make test does not saturate the machine under other tests.
 package loadtest

@@ -27,9 +27,9 @@ import (
 )
 
 var (
-	maxRequests = flag.Int("loadtest.n", 20000, "stop the load test after `N` requests")
-	maxDuration = flag.Duration("loadtest.d", 8*time.Second, "stop the load test after `DURATION`")
-	concurrency = flag.Int("loadtest.c", 16, "`N` concurrent keep-alive clients")
+	maxRequests = flag.Int("loadtest.n", 300, "stop the load test after `N` requests")
+	maxDuration = flag.Duration("loadtest.d", 3*time.Second, "stop the load test after `DURATION`")
+	concurrency = flag.Int("loadtest.c", 4, "`N` concurrent keep-alive clients")
 )
 
 // service is a verifier service on a loopback listener.
