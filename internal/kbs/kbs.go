@@ -1,0 +1,468 @@
+// Package kbs is tdproof's key broker: the Trustee KBS protocol 0.4.0
+// (package kbs/protocol) over HTTP, releasing resources only to TDs whose
+// evidence the verifier appraised.
+//
+// Routes: POST /kbs/v0/auth issues a challenge (a fresh nonce) and a
+// kbs-session-id cookie whose session expires after Config.SessionTimeout.
+// POST /kbs/v0/attest, with the cookie, consumes the session's nonce (once:
+// a second attest on the same session, or one after the expiry, is refused
+// with AttestationError), checks that the quote's REPORTDATA equals
+// protocol.ReportData(nonce, tee-pubkey, additional-evidence), verifies the
+// evidence with the verifier (the expected report data is its nonce, so the
+// token's eat_nonce binds it) and returns {"token": EAR}; evidence that is
+// not authentic is refused (AttestationError). GET
+// /kbs/v0/resource/<repo>/<type>/<tag>, with the cookie of an attested
+// session or Authorization: Bearer <EAR>, verifies the token with
+// Config.TokenKeys (TokenVerifierError), finds the session it was issued for
+// (its TEE key; TokenNotFound otherwise), evaluates the resource policy
+// (PolicyDeny) and answers the resource encrypted to the TEE key
+// (protocol.EncryptResource).
+//
+// # Resource policy
+//
+// A Rego (v1) module of package "policy" defining a boolean allow, as in
+// Trustee. input is the verified EAR claims (eat_nonce, submods, …);
+// data["resource-path"] is "repo/type/tag". The default
+// (DefaultResourcePolicy) allows only tokens whose every submodule has
+// ear.status "affirming". http.send, net.lookup_ip_addr, opa.runtime,
+// rego.parse_module and trace are not available.
+//
+// # Resources at rest
+//
+// Resources are sealed with AES-256-GCM under the key-encryption key given
+// to New, a fresh 96-bit nonce per record and the resource path
+// ("repo/type/tag") as additional data, so a record moved to another path
+// does not open.
+//
+// # Errors
+//
+// Every failure is a Trustee problem document (protocol.ErrorInfo, status
+// 401, or 404 for a resource that does not exist: PluginNotFound). The
+// attestation failures of a session consume it.
+package kbs
+
+import (
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/resolver"
+
+	"github.com/tdproof/tdproof/ear"
+	"github.com/tdproof/tdproof/internal/store"
+	"github.com/tdproof/tdproof/kbs/protocol"
+	"github.com/tdproof/tdproof/quote"
+	"github.com/tdproof/tdproof/verifier"
+)
+
+// DefaultResourcePolicy releases a resource only to a token whose every
+// submodule is affirming.
+const DefaultResourcePolicy = `package policy
+
+default allow := false
+
+allow if {
+	count(input.submods) > 0
+	every _, s in input.submods {
+		s["ear.status"] == "affirming"
+	}
+}
+`
+
+// maxBody bounds request bodies (protocol.MaxMessageSize).
+const maxBody = protocol.MaxMessageSize
+
+var resourcePathRef = ast.MustParseRef(`data["resource-path"]`)
+
+type constant struct{ v ast.Value }
+
+func (c constant) Eval(context.Context, resolver.Input) (resolver.Result, error) {
+	return resolver.Result{Value: c.v}, nil
+}
+
+var deniedBuiltins = []string{"http.send", "net.lookup_ip_addr", "opa.runtime", "rego.parse_module", "trace"}
+
+// Config configures a Broker.
+type Config struct {
+	// Store keeps sessions and resources. Required.
+	Store *store.Store
+	// Verifier appraises evidence and signs EAR tokens. Required.
+	Verifier *verifier.Verifier
+	// TokenKeys verifies EAR tokens presented to the resource route (the
+	// verifier's key set). Required.
+	TokenKeys *ear.KeySet
+	// KEK is the 32-byte AES-256 key sealing resources at rest. Required.
+	KEK []byte
+	// ResourcePolicy is the Rego resource policy; empty means
+	// DefaultResourcePolicy.
+	ResourcePolicy string
+	// AttestationPolicyID selects the verifier policy ("": its default).
+	AttestationPolicyID string
+	// SessionTimeout is the session lifetime; zero means
+	// protocol.DefaultSessionTimeout.
+	SessionTimeout time.Duration
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Broker is the key broker, an http.Handler. It is safe for concurrent use.
+type Broker struct {
+	cfg    Config
+	aead   cipher.AEAD
+	policy rego.PreparedEvalQuery
+	mux    *http.ServeMux
+}
+
+// New returns a Broker.
+func New(cfg Config) (*Broker, error) {
+	if cfg.Store == nil || cfg.Verifier == nil || cfg.TokenKeys == nil {
+		return nil, errors.New("kbs: store, verifier and token keys are required")
+	}
+	if len(cfg.KEK) != 32 {
+		return nil, fmt.Errorf("kbs: key-encryption key of %d bytes, want 32", len(cfg.KEK))
+	}
+	if cfg.SessionTimeout == 0 {
+		cfg.SessionTimeout = protocol.DefaultSessionTimeout
+	}
+	if cfg.SessionTimeout < 0 {
+		return nil, errors.New("kbs: negative session timeout")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.ResourcePolicy == "" {
+		cfg.ResourcePolicy = DefaultResourcePolicy
+	}
+	block, err := aes.NewCipher(slices.Clone(cfg.KEK))
+	if err != nil {
+		return nil, fmt.Errorf("kbs: %w", err)
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, fmt.Errorf("kbs: %w", err)
+	}
+	pq, err := compilePolicy(cfg.ResourcePolicy)
+	if err != nil {
+		return nil, err
+	}
+	b := &Broker{cfg: cfg, aead: aead, policy: pq, mux: http.NewServeMux()}
+	b.mux.HandleFunc("POST "+protocol.PathAuth, b.auth)
+	b.mux.HandleFunc("POST "+protocol.PathAttest, b.attest)
+	b.mux.HandleFunc("GET "+protocol.PathResource+"/{repo}/{type}/{tag}", b.resource)
+	return b, nil
+}
+
+func compilePolicy(src string) (rego.PreparedEvalQuery, error) {
+	mod, err := ast.ParseModuleWithOpts("resource.rego", src, ast.ParserOptions{RegoVersion: ast.RegoV1})
+	if err != nil {
+		return rego.PreparedEvalQuery{}, fmt.Errorf("kbs: resource policy: %w", err)
+	}
+	if got := mod.Package.Path.String(); got != "data.policy" {
+		return rego.PreparedEvalQuery{}, fmt.Errorf("kbs: resource policy: package %s, want policy", strings.TrimPrefix(got, "data."))
+	}
+	caps := ast.CapabilitiesForThisVersion()
+	caps.Builtins = slices.DeleteFunc(slices.Clone(caps.Builtins), func(b *ast.Builtin) bool {
+		return slices.Contains(deniedBuiltins, b.Name)
+	})
+	pq, err := rego.New(
+		rego.Query("data.policy.allow"),
+		rego.ParsedModule(mod),
+		rego.Capabilities(caps),
+		rego.StrictBuiltinErrors(true),
+		rego.SetRegoVersion(ast.RegoV1),
+	).PrepareForEval(context.Background())
+	if err != nil {
+		return rego.PreparedEvalQuery{}, fmt.Errorf("kbs: resource policy: %w", err)
+	}
+	return pq, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (b *Broker) ServeHTTP(w http.ResponseWriter, r *http.Request) { b.mux.ServeHTTP(w, r) }
+
+// PutResource seals value and stores it at id.
+func (b *Broker) PutResource(ctx context.Context, id protocol.ResourceID, value []byte) error {
+	if err := id.Validate(); err != nil {
+		return err
+	}
+	nonce := make([]byte, b.aead.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		return fmt.Errorf("kbs: %w", err)
+	}
+	ct := b.aead.Seal(nil, nonce, value, []byte(id.String()))
+	return b.cfg.Store.PutKBSResource(ctx, store.KBSResource{Path: id.String(), Nonce: nonce, Ciphertext: ct, UpdatedAt: b.cfg.Now()})
+}
+
+// openResource reads and unseals the resource at id.
+func (b *Broker) openResource(ctx context.Context, id protocol.ResourceID) ([]byte, error) {
+	rec, err := b.cfg.Store.KBSResource(ctx, id.String())
+	if err != nil {
+		return nil, err
+	}
+	if len(rec.Nonce) != b.aead.NonceSize() {
+		return nil, fmt.Errorf("kbs: resource %s: bad nonce", id)
+	}
+	pt, err := b.aead.Open(nil, rec.Nonce, rec.Ciphertext, []byte(id.String()))
+	if err != nil {
+		return nil, fmt.Errorf("kbs: resource %s: %w", id, err)
+	}
+	return pt, nil
+}
+
+func problem(w http.ResponseWriter, t protocol.ProblemType, detail string) {
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(t.HTTPStatus())
+	_ = json.NewEncoder(w).Encode(protocol.NewErrorInfo(t, detail))
+}
+
+func protocolProblem(w http.ResponseWriter, err error) {
+	if info, ok := protocol.ErrorInfoFor(err); ok {
+		if t, ok := info.Problem(); ok {
+			problem(w, t, info.Detail)
+			return
+		}
+	}
+	problem(w, protocol.ProblemSerdeError, err.Error())
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	return io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+}
+
+func (b *Broker) auth(w http.ResponseWriter, r *http.Request) {
+	body, err := readBody(w, r)
+	if err != nil {
+		problem(w, protocol.ProblemSerdeError, "request body: "+err.Error())
+		return
+	}
+	req, err := protocol.ParseRequest(body)
+	if err != nil {
+		protocolProblem(w, err)
+		return
+	}
+	ch, err := protocol.NewChallenge()
+	if err != nil {
+		problem(w, protocol.ProblemAttestationError, "challenge: "+err.Error())
+		return
+	}
+	id, err := protocol.NewSessionID()
+	if err != nil {
+		problem(w, protocol.ProblemAttestationError, "session: "+err.Error())
+		return
+	}
+	exp := b.cfg.Now().Add(b.cfg.SessionTimeout)
+	if err := b.cfg.Store.CreateKBSSession(r.Context(), store.KBSSession{ID: id, Nonce: ch.Nonce, Tee: string(req.Tee), ExpiresAt: exp}); err != nil {
+		problem(w, protocol.ProblemAttestationError, "session could not be stored")
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: protocol.SessionCookie, Value: id, Path: protocol.APIPrefix, Expires: exp})
+	writeJSON(w, ch)
+}
+
+func (b *Broker) attest(w http.ResponseWriter, r *http.Request) {
+	c, err := r.Cookie(protocol.SessionCookie)
+	if err != nil || c.Value == "" {
+		problem(w, protocol.ProblemAttestationError, "no kbs-session-id cookie: call "+protocol.PathAuth+" first")
+		return
+	}
+	body, err := readBody(w, r)
+	if err != nil {
+		problem(w, protocol.ProblemSerdeError, "request body: "+err.Error())
+		return
+	}
+	att, err := protocol.ParseAttestation(body)
+	if err != nil {
+		protocolProblem(w, err)
+		return
+	}
+	ctx := r.Context()
+	// The nonce is consumed here, whatever the outcome.
+	ss, err := b.cfg.Store.ClaimKBSSession(ctx, c.Value, b.cfg.Now())
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			problem(w, protocol.ProblemAttestationError, "session unknown, expired or already used: a nonce is single use")
+		} else {
+			problem(w, protocol.ProblemAttestationError, "session could not be read")
+		}
+		return
+	}
+	token, reportData, pub, claims, detail := b.appraise(ctx, ss, att)
+	if token == "" {
+		_ = b.cfg.Store.FinishKBSSession(ctx, ss.ID, nil, "", "", "")
+		problem(w, protocol.ProblemAttestationError, detail)
+		return
+	}
+	if err := b.cfg.Store.FinishKBSSession(ctx, ss.ID, reportData[:], pub, token, claims.ID); err != nil {
+		problem(w, protocol.ProblemAttestationError, "session could not be updated")
+		return
+	}
+	writeJSON(w, protocol.TokenResponse{Token: token})
+}
+
+// appraise checks an attestation against its claimed session; token is ""
+// on refusal, with detail saying why.
+func (b *Broker) appraise(ctx context.Context, ss store.KBSSession, att *protocol.Attestation) (token string, reportData [64]byte, pub string, claims *ear.Claims, detail string) {
+	if subtle.ConstantTimeCompare([]byte(att.RuntimeData.Nonce), []byte(ss.Nonce)) != 1 {
+		return "", reportData, "", nil, "runtime-data nonce is not the session's challenge"
+	}
+	if ss.Tee != string(protocol.TeeTdx) {
+		return "", reportData, "", nil, fmt.Sprintf("TEE %q is not supported (only tdx)", ss.Tee)
+	}
+	reportData, err := att.ReportData()
+	if err != nil {
+		return "", reportData, "", nil, "report data: " + err.Error()
+	}
+	var ev protocol.TDXEvidence
+	if err := json.Unmarshal(att.TeeEvidence.PrimaryEvidence, &ev); err != nil || ev.Quote == "" {
+		return "", reportData, "", nil, "primary evidence is not TDX evidence {quote, cc_eventlog}"
+	}
+	raw, err := base64.StdEncoding.DecodeString(ev.Quote)
+	if err != nil {
+		return "", reportData, "", nil, "quote is not standard base64"
+	}
+	q, err := quote.Parse(raw)
+	if err != nil {
+		return "", reportData, "", nil, "quote: " + err.Error()
+	}
+	if got := q.ReportData(); subtle.ConstantTimeCompare(got[:], reportData[:]) != 1 {
+		return "", reportData, "", nil, "quote REPORTDATA does not bind the session nonce and tee-pubkey"
+	}
+	out, err := b.cfg.Verifier.Verify(ctx, verifier.Evidence{Quote: raw, Nonce: reportData[:], PolicyID: b.cfg.AttestationPolicyID})
+	if err != nil {
+		return "", reportData, "", nil, "verification failed: " + err.Error()
+	}
+	if !out.Result.Authentic {
+		return "", reportData, "", nil, "evidence is not authentic: " + out.Result.Reason
+	}
+	pj, err := json.Marshal(att.RuntimeData.TeePubKey)
+	if err != nil {
+		return "", reportData, "", nil, "tee-pubkey: " + err.Error()
+	}
+	return out.Token, reportData, string(pj), out.TokenClaims, ""
+}
+
+func (b *Broker) resource(w http.ResponseWriter, r *http.Request) {
+	id := protocol.ResourceID{Repository: r.PathValue("repo"), Type: r.PathValue("type"), Tag: r.PathValue("tag")}
+	if err := id.Validate(); err != nil {
+		protocolProblem(w, err)
+		return
+	}
+	ctx := r.Context()
+	now := b.cfg.Now()
+	var (
+		token string
+		ss    store.KBSSession
+		err   error
+	)
+	if h := r.Header.Get("Authorization"); h != "" {
+		t, ok := strings.CutPrefix(h, "Bearer ")
+		if !ok || t == "" {
+			problem(w, protocol.ProblemTokenNotFound, "Authorization is not a Bearer token")
+			return
+		}
+		token = t
+	} else {
+		c, cerr := r.Cookie(protocol.SessionCookie)
+		if cerr != nil || c.Value == "" {
+			problem(w, protocol.ProblemTokenNotFound, "no Bearer token and no kbs-session-id cookie")
+			return
+		}
+		ss, err = b.cfg.Store.KBSSession(ctx, c.Value)
+		if err != nil || ss.State != store.KBSSessionAttested || !now.Before(ss.ExpiresAt) {
+			problem(w, protocol.ProblemTokenNotFound, "session unknown, expired or not attested")
+			return
+		}
+		token = ss.Token
+	}
+	claims, err := ear.Verify(token, b.cfg.TokenKeys, ear.VerifyOptions{Now: func() time.Time { return now }})
+	if err != nil {
+		problem(w, protocol.ProblemTokenVerifierError, "token: "+err.Error())
+		return
+	}
+	if ss.ID == "" {
+		ss, err = b.cfg.Store.KBSSessionByTokenID(ctx, claims.ID)
+		if err != nil {
+			problem(w, protocol.ProblemTokenNotFound, "token was not issued by this broker's handshake")
+			return
+		}
+	}
+	// The token must be the one issued for the session's report data.
+	if claims.ID != ss.TokenID || claims.Nonce != verifier.NonceClaim(ss.ReportData) {
+		problem(w, protocol.ProblemTokenVerifierError, "token does not belong to the session")
+		return
+	}
+	var jwk protocol.JWK
+	if err := json.Unmarshal([]byte(ss.TeePubKey), &jwk); err != nil {
+		problem(w, protocol.ProblemExtractTeePubKeyFailed, "session TEE key: "+err.Error())
+		return
+	}
+	allow, err := b.allow(ctx, claims, id)
+	if err != nil {
+		problem(w, protocol.ProblemPolicyEngine, "resource policy: "+err.Error())
+		return
+	}
+	if !allow {
+		problem(w, protocol.ProblemPolicyDeny, "resource policy denies "+id.String())
+		return
+	}
+	value, err := b.openResource(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		problem(w, protocol.ProblemPluginNotFound, "no resource "+id.String())
+		return
+	}
+	if err != nil {
+		problem(w, protocol.ProblemPluginInternalError, "resource could not be read")
+		return
+	}
+	resp, err := protocol.EncryptResource(value, jwk)
+	if err != nil {
+		protocolProblem(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_, _ = w.Write(resp)
+}
+
+// allow evaluates the resource policy on the verified claims.
+func (b *Broker) allow(ctx context.Context, claims *ear.Claims, id protocol.ResourceID) (bool, error) {
+	// input is the verified payload as signed (Claims round trip).
+	raw, err := json.Marshal(claims)
+	if err != nil {
+		return false, err
+	}
+	var input map[string]any
+	if err := json.Unmarshal(raw, &input); err != nil {
+		return false, err
+	}
+	rs, err := b.policy.Eval(ctx, rego.EvalInput(input), rego.EvalTime(b.cfg.Now()),
+		rego.EvalResolver(resourcePathRef, constant{ast.String(id.String())}))
+	if err != nil {
+		return false, err
+	}
+	if len(rs) != 1 || len(rs[0].Expressions) != 1 {
+		return false, nil
+	}
+	v, ok := rs[0].Expressions[0].Value.(bool)
+	return ok && v, nil
+}

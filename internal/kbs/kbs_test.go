@@ -1,0 +1,409 @@
+package kbs_test
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/rand"
+	"database/sql"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver, for schema setup
+
+	"github.com/tdproof/tdproof/collateral"
+	"github.com/tdproof/tdproof/ear"
+	"github.com/tdproof/tdproof/internal/kbs"
+	"github.com/tdproof/tdproof/internal/store"
+	"github.com/tdproof/tdproof/kbs/protocol"
+	"github.com/tdproof/tdproof/quote"
+	"github.com/tdproof/tdproof/tdsim"
+	"github.com/tdproof/tdproof/verifier"
+)
+
+const postgresEnv = "TDPROOF_TEST_POSTGRES_DSN"
+
+var secret = []byte("image decryption key 0123456789")
+
+func forEachBackend(t *testing.T, f func(t *testing.T, dsn string)) {
+	t.Run("sqlite", func(t *testing.T) {
+		f(t, "sqlite://"+filepath.Join(t.TempDir(), "data", "tdproof.db"))
+	})
+	t.Run("postgres", func(t *testing.T) {
+		base := os.Getenv(postgresEnv)
+		if base == "" {
+			if os.Getenv("CI") == "true" || os.Getenv("TDPROOF_REQUIRE_POSTGRES") == "1" {
+				t.Fatalf("%s is not set but PostgreSQL tests are required", postgresEnv)
+			}
+			t.Skipf("%s is not set", postgresEnv)
+		}
+		u, err := url.Parse(base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rnd [6]byte
+		_, _ = rand.Read(rnd[:])
+		schema := "tdproof_kbs_" + hex.EncodeToString(rnd[:])
+		admin, err := sql.Open("pgx", base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if _, err := admin.ExecContext(context.Background(), "DROP SCHEMA "+schema+" CASCADE"); err != nil {
+				t.Errorf("drop schema: %v", err)
+			}
+			_ = admin.Close()
+		})
+		if _, err := admin.ExecContext(t.Context(), "CREATE SCHEMA "+schema); err != nil {
+			t.Fatal(err)
+		}
+		q := u.Query()
+		q.Set("search_path", schema)
+		u.RawQuery = q.Encode()
+		f(t, u.String())
+	})
+}
+
+// clock is a settable test clock.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+type env struct {
+	srv   *httptest.Server
+	clock *clock
+	keys  *ear.KeySet
+}
+
+var resourceID = protocol.ResourceID{Repository: "default", Type: "key", Tag: "image"}
+
+// newEnv starts a broker whose verifier trusts root (nil: the Intel root).
+func newEnv(t *testing.T, dsn string, sim *tdsim.Sim, trustSim bool, policy string) *env {
+	t.Helper()
+	clk := &clock{t: time.Now().UTC().Truncate(time.Second)}
+	st, err := store.Open(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	k, err := ear.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := ear.NewKeySet(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := ear.NewSigner(keys, ear.WithClock(clk.Now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	col, err := sim.Collateral(clk.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := verifier.CollateralFunc(func(context.Context, *quote.Quote) (*collateral.Collateral, error) { return col, nil })
+	vopts := []verifier.Option{verifier.WithClock(clk.Now)}
+	if trustSim {
+		vopts = append(vopts, verifier.WithTrustedRoot(sim.TrustRoot()))
+	}
+	v, err := verifier.New(src, nil, signer, vopts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kek := make([]byte, 32)
+	_, _ = rand.Read(kek)
+	b, err := kbs.New(kbs.Config{Store: st, Verifier: v, TokenKeys: keys, KEK: kek, ResourcePolicy: policy, Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.PutResource(t.Context(), resourceID, secret); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(b)
+	t.Cleanup(srv.Close)
+	return &env{srv: srv, clock: clk, keys: keys}
+}
+
+func newSim(t *testing.T, debug bool) *tdsim.Sim {
+	t.Helper()
+	s, err := tdsim.New(tdsim.Config{Debug: debug})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// agent is a minimal KBS client.
+type agent struct {
+	c    *http.Client
+	base string
+	priv crypto.PrivateKey
+	jwk  protocol.JWK
+}
+
+func newAgent(t *testing.T, e *env) *agent {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	priv, jwk, err := protocol.GenerateKey(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &agent{c: &http.Client{Jar: jar}, base: e.srv.URL, priv: priv, jwk: jwk}
+}
+
+func (a *agent) do(t *testing.T, method, path string, body []byte, bearer string) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, a.base+path, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	resp, err := a.c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+func (a *agent) auth(t *testing.T) string {
+	t.Helper()
+	body, _ := json.Marshal(protocol.NewRequest(protocol.TeeTdx))
+	code, resp := a.do(t, http.MethodPost, protocol.PathAuth, body, "")
+	if code != 200 {
+		t.Fatalf("auth: %d %s", code, resp)
+	}
+	ch, err := protocol.ParseChallenge(resp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ch.Nonce
+}
+
+// attestation builds the attestation for nonce, the quote binding bindKey.
+func (a *agent) attestation(t *testing.T, sim *tdsim.Sim, nonce string, bindKey protocol.JWK) []byte {
+	t.Helper()
+	rd, err := protocol.ReportData(nonce, bindKey, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := sim.Quote(t.Context(), rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, _ := json.Marshal(protocol.TDXEvidence{Quote: base64.StdEncoding.EncodeToString(q)})
+	body, err := json.Marshal(protocol.Attestation{
+		RuntimeData: protocol.RuntimeData{Nonce: nonce, TeePubKey: a.jwk},
+		TeeEvidence: protocol.CompositeEvidence{PrimaryEvidence: ev},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return body
+}
+
+func (a *agent) attest(t *testing.T, body []byte) (int, []byte) {
+	t.Helper()
+	return a.do(t, http.MethodPost, protocol.PathAttest, body, "")
+}
+
+func (a *agent) resource(t *testing.T, bearer string) (int, []byte) {
+	t.Helper()
+	p, err := resourceID.Path()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a.do(t, http.MethodGet, p, nil, bearer)
+}
+
+func wantProblem(t *testing.T, what string, code int, body []byte, want protocol.ProblemType) {
+	t.Helper()
+	var info protocol.ErrorInfo
+	if err := json.Unmarshal(body, &info); err != nil {
+		t.Fatalf("%s: %d %s: not a problem document", what, code, body)
+	}
+	got, _ := info.Problem()
+	if code != want.HTTPStatus() || got != want {
+		t.Fatalf("%s: %d %s, want %d %s", what, code, body, want.HTTPStatus(), want)
+	}
+	if bytes.Contains(body, secret) {
+		t.Fatalf("%s: secret in response", what)
+	}
+}
+
+func (a *agent) attestOK(t *testing.T, att []byte) string {
+	t.Helper()
+	code, body := a.attest(t, att)
+	if code != 200 {
+		t.Fatalf("attest: %d %s", code, body)
+	}
+	var tr protocol.TokenResponse
+	if err := json.Unmarshal(body, &tr); err != nil || tr.Token == "" {
+		t.Fatalf("attest: %s", body)
+	}
+	return tr.Token
+}
+
+func (a *agent) wantSecret(t *testing.T, bearer string) {
+	t.Helper()
+	code, body := a.resource(t, bearer)
+	if code != 200 {
+		t.Fatalf("resource: %d %s", code, body)
+	}
+	pt, err := protocol.DecryptResource(body, a.priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(pt, secret) {
+		t.Fatalf("resource = %q", pt)
+	}
+}
+
+func TestHandshakeReleasesSecret(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dsn string) {
+		sim := newSim(t, false)
+		e := newEnv(t, dsn, sim, true, "")
+		a := newAgent(t, e)
+		// No session yet: nothing released.
+		code, body := a.resource(t, "")
+		wantProblem(t, "resource before auth", code, body, protocol.ProblemTokenNotFound)
+		nonce := a.auth(t)
+		code, body = a.resource(t, "")
+		wantProblem(t, "resource before attest", code, body, protocol.ProblemTokenNotFound)
+		tok := a.attestOK(t, (a.attestation(t, sim, nonce, a.jwk)))
+		a.wantSecret(t, "") // cookie
+		// Bearer, from a client without the cookie.
+		b := newAgent(t, e)
+		b.priv = a.priv
+		b.wantSecret(t, tok)
+	})
+}
+
+func TestRefusals(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dsn string) {
+		sim := newSim(t, false)
+
+		t.Run("replayed nonce", func(t *testing.T) {
+			e := newEnv(t, dsn, sim, true, "")
+			a := newAgent(t, e)
+			att := a.attestation(t, sim, a.auth(t), a.jwk)
+			a.attestOK(t, (att))
+			code, body := a.attest(t, att)
+			wantProblem(t, "second attest", code, body, protocol.ProblemAttestationError)
+		})
+		t.Run("replayed nonce after failure", func(t *testing.T) {
+			e := newEnv(t, dsn, sim, true, "")
+			a := newAgent(t, e)
+			nonce := a.auth(t)
+			bad := a.attestation(t, sim, nonce, a.jwk)
+			bad = bytes.Replace(bad, []byte(nonce), []byte(base64.StdEncoding.EncodeToString(make([]byte, 32))), 1)
+			code, body := a.attest(t, bad)
+			wantProblem(t, "wrong nonce", code, body, protocol.ProblemAttestationError)
+			code, body = a.attest(t, a.attestation(t, sim, nonce, a.jwk))
+			wantProblem(t, "attest after a failed one", code, body, protocol.ProblemAttestationError)
+			code, body = a.resource(t, "")
+			wantProblem(t, "resource", code, body, protocol.ProblemTokenNotFound)
+		})
+		t.Run("expired session", func(t *testing.T) {
+			e := newEnv(t, dsn, sim, true, "")
+			a := newAgent(t, e)
+			nonce := a.auth(t)
+			e.clock.Add(protocol.DefaultSessionTimeout + time.Second)
+			code, body := a.attest(t, a.attestation(t, sim, nonce, a.jwk))
+			wantProblem(t, "attest on an expired session", code, body, protocol.ProblemAttestationError)
+			code, body = a.resource(t, "")
+			wantProblem(t, "resource", code, body, protocol.ProblemTokenNotFound)
+		})
+		t.Run("expired session after attest", func(t *testing.T) {
+			e := newEnv(t, dsn, sim, true, "")
+			a := newAgent(t, e)
+			a.attestOK(t, (a.attestation(t, sim, a.auth(t), a.jwk)))
+			e.clock.Add(protocol.DefaultSessionTimeout + time.Second)
+			code, body := a.resource(t, "")
+			wantProblem(t, "resource", code, body, protocol.ProblemTokenNotFound)
+		})
+		t.Run("report data bound to another key", func(t *testing.T) {
+			e := newEnv(t, dsn, sim, true, "")
+			a := newAgent(t, e)
+			_, other, err := protocol.GenerateKey(0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			code, body := a.attest(t, a.attestation(t, sim, a.auth(t), other))
+			wantProblem(t, "attest", code, body, protocol.ProblemAttestationError)
+			code, body = a.resource(t, "")
+			wantProblem(t, "resource", code, body, protocol.ProblemTokenNotFound)
+		})
+		t.Run("debug TD", func(t *testing.T) {
+			dbg, err := tdsim.New(tdsim.Config{Debug: true, PKI: sim.PKI()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			e := newEnv(t, dsn, dbg, true, "")
+			a := newAgent(t, e)
+			code, body := a.attest(t, a.attestation(t, dbg, a.auth(t), a.jwk))
+			if code == 200 {
+				// Authentic but contraindicated: the token is issued,
+				// the default resource policy denies.
+				code, body = a.resource(t, "")
+				wantProblem(t, "resource", code, body, protocol.ProblemPolicyDeny)
+			} else {
+				wantProblem(t, "attest", code, body, protocol.ProblemAttestationError)
+			}
+		})
+		t.Run("path not allowed by policy", func(t *testing.T) {
+			pol := `package policy
+default allow := false
+allow if {
+	data["resource-path"] == "default/key/other"
+	every _, s in input.submods { s["ear.status"] == "affirming" }
+}
+`
+			e := newEnv(t, dsn, sim, true, pol)
+			a := newAgent(t, e)
+			a.attestOK(t, (a.attestation(t, sim, a.auth(t), a.jwk)))
+			code, body := a.resource(t, "")
+			wantProblem(t, "resource", code, body, protocol.ProblemPolicyDeny)
+		})
+		t.Run("token from another verifier key", func(t *testing.T) {
+			e1 := newEnv(t, dsn, sim, true, "")
+			e2 := newEnv(t, dsn, sim, true, "")
+			a := newAgent(t, e2)
+			tok := a.attestOK(t, (a.attestation(t, sim, a.auth(t), a.jwk)))
+			b := newAgent(t, e1)
+			code, body := b.resource(t, tok)
+			wantProblem(t, "resource", code, body, protocol.ProblemTokenVerifierError)
+		})
+		t.Run("simulator root not trusted", func(t *testing.T) {
+			e := newEnv(t, dsn, sim, false, "")
+			a := newAgent(t, e)
+			code, body := a.attest(t, a.attestation(t, sim, a.auth(t), a.jwk))
+			wantProblem(t, "attest", code, body, protocol.ProblemAttestationError)
+			code, body = a.resource(t, "")
+			wantProblem(t, "resource", code, body, protocol.ProblemTokenNotFound)
+		})
+	})
+}

@@ -1,0 +1,200 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// KBS session states (kbs_sessions.state).
+const (
+	KBSSessionPending   = "pending"   // challenge issued, nonce unused
+	KBSSessionAttesting = "attesting" // nonce consumed, evidence being verified
+	KBSSessionAttested  = "attested"  // token issued
+	KBSSessionFailed    = "failed"    // attestation refused
+)
+
+// KBSSession is one key broker handshake (RCAR).
+type KBSSession struct {
+	ID        string
+	Nonce     string
+	Tee       string
+	State     string
+	ExpiresAt time.Time
+	// ReportData, TeePubKey (JWK JSON), Token and TokenID are set when
+	// the session is attested.
+	ReportData []byte
+	TeePubKey  string
+	Token      string
+	TokenID    string
+}
+
+// KBSResource is one key broker resource as stored: sealed by the broker.
+type KBSResource struct {
+	Path       string
+	Nonce      []byte
+	Ciphertext []byte
+	UpdatedAt  time.Time
+}
+
+const kbsSessionColumns = "id, nonce, tee, state, expires_at, report_data, tee_pubkey, token, token_id"
+
+// CreateKBSSession inserts a pending session; [ErrConflict] if the id
+// exists.
+func (s *Store) CreateKBSSession(ctx context.Context, ss KBSSession) error {
+	if ss.ID == "" || ss.Nonce == "" {
+		return fmt.Errorf("%w: empty session id or nonce", ErrInvalid)
+	}
+	if err := checkTime("kbs session "+ss.ID+": expires_at", ss.ExpiresAt); err != nil {
+		return err
+	}
+	_, err := s.db.ExecContext(ctx, s.q("INSERT INTO kbs_sessions (id, nonce, tee, state, expires_at) VALUES (?, ?, ?, ?, ?)"),
+		ss.ID, ss.Nonce, ss.Tee, KBSSessionPending, toDB(ss.ExpiresAt))
+	if err != nil {
+		return fmt.Errorf("store: create kbs session: %w", mapErr(err))
+	}
+	return nil
+}
+
+// ClaimKBSSession atomically moves the session id from pending to
+// attesting if it has not expired at now, and returns it: the nonce of a
+// session can be claimed once. [ErrNotFound] if there is no such pending,
+// unexpired session.
+func (s *Store) ClaimKBSSession(ctx context.Context, id string, now time.Time) (KBSSession, error) {
+	ss, err := scanKBSSession(s.db.QueryRowContext(ctx, s.q("UPDATE kbs_sessions SET state = ? WHERE id = ? AND state = ? AND expires_at > ? RETURNING "+kbsSessionColumns),
+		KBSSessionAttesting, id, KBSSessionPending, toDB(now)))
+	if err != nil {
+		return KBSSession{}, fmt.Errorf("store: claim kbs session: %w", err)
+	}
+	return ss, nil
+}
+
+// FinishKBSSession records the outcome of a claimed session: attested with
+// its report data, TEE key, token and token id, or failed (when token is
+// empty). [ErrNotFound] if the session is not attesting.
+func (s *Store) FinishKBSSession(ctx context.Context, id string, reportData []byte, teePubKey, token, tokenID string) error {
+	state := KBSSessionAttested
+	if token == "" {
+		state = KBSSessionFailed
+	}
+	if reportData == nil {
+		reportData = []byte{}
+	}
+	res, err := s.db.ExecContext(ctx, s.q("UPDATE kbs_sessions SET state = ?, report_data = ?, tee_pubkey = ?, token = ?, token_id = ? WHERE id = ? AND state = ?"),
+		state, reportData, teePubKey, token, tokenID, id, KBSSessionAttesting)
+	if err != nil {
+		return fmt.Errorf("store: finish kbs session: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("store: finish kbs session: %w", err)
+	} else if n == 0 {
+		return fmt.Errorf("store: finish kbs session %s: %w", id, ErrNotFound)
+	}
+	return nil
+}
+
+// KBSSession returns the session id; [ErrNotFound] if none.
+func (s *Store) KBSSession(ctx context.Context, id string) (KBSSession, error) {
+	ss, err := scanKBSSession(s.db.QueryRowContext(ctx, s.q("SELECT "+kbsSessionColumns+" FROM kbs_sessions WHERE id = ?"), id))
+	if err != nil {
+		return KBSSession{}, fmt.Errorf("store: kbs session: %w", err)
+	}
+	return ss, nil
+}
+
+// KBSSessionByTokenID returns the attested session whose token has the
+// given id ("jti"); [ErrNotFound] if none.
+func (s *Store) KBSSessionByTokenID(ctx context.Context, tokenID string) (KBSSession, error) {
+	if tokenID == "" {
+		return KBSSession{}, fmt.Errorf("store: kbs session by token: %w", ErrNotFound)
+	}
+	ss, err := scanKBSSession(s.db.QueryRowContext(ctx, s.q("SELECT "+kbsSessionColumns+" FROM kbs_sessions WHERE token_id = ? AND state = ?"), tokenID, KBSSessionAttested))
+	if err != nil {
+		return KBSSession{}, fmt.Errorf("store: kbs session by token: %w", err)
+	}
+	return ss, nil
+}
+
+// DeleteExpiredKBSSessions removes the sessions that expired at or before
+// t and returns how many.
+func (s *Store) DeleteExpiredKBSSessions(ctx context.Context, t time.Time) (int64, error) {
+	res, err := s.db.ExecContext(ctx, s.q("DELETE FROM kbs_sessions WHERE expires_at <= ?"), toDB(t))
+	if err != nil {
+		return 0, fmt.Errorf("store: delete expired kbs sessions: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("store: delete expired kbs sessions: %w", err)
+	}
+	return n, nil
+}
+
+func scanKBSSession(r scanner) (KBSSession, error) {
+	var (
+		ss  KBSSession
+		exp int64
+	)
+	err := r.Scan(&ss.ID, &ss.Nonce, &ss.Tee, &ss.State, &exp, &ss.ReportData, &ss.TeePubKey, &ss.Token, &ss.TokenID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return KBSSession{}, ErrNotFound
+	}
+	if err != nil {
+		return KBSSession{}, err
+	}
+	ss.ExpiresAt = fromDB(exp)
+	return ss, nil
+}
+
+// PutKBSResource inserts or replaces a sealed resource.
+func (s *Store) PutKBSResource(ctx context.Context, r KBSResource) error {
+	if r.Path == "" || len(r.Nonce) == 0 || r.Ciphertext == nil {
+		return fmt.Errorf("%w: kbs resource without path, nonce or ciphertext", ErrInvalid)
+	}
+	if r.UpdatedAt.IsZero() {
+		r.UpdatedAt = s.now()
+	}
+	if err := checkTime("kbs resource "+r.Path+": updated_at", r.UpdatedAt); err != nil {
+		return err
+	}
+	_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO kbs_resources (path, nonce, ciphertext, updated_at) VALUES (?, ?, ?, ?)
+ON CONFLICT (path) DO UPDATE SET nonce = excluded.nonce, ciphertext = excluded.ciphertext, updated_at = excluded.updated_at`),
+		r.Path, r.Nonce, r.Ciphertext, toDB(r.UpdatedAt))
+	if err != nil {
+		return fmt.Errorf("store: put kbs resource %s: %w", r.Path, err)
+	}
+	return nil
+}
+
+// KBSResource returns the sealed resource at path; [ErrNotFound] if none.
+func (s *Store) KBSResource(ctx context.Context, path string) (KBSResource, error) {
+	var (
+		r  KBSResource
+		at int64
+	)
+	err := s.db.QueryRowContext(ctx, s.q("SELECT path, nonce, ciphertext, updated_at FROM kbs_resources WHERE path = ?"), path).
+		Scan(&r.Path, &r.Nonce, &r.Ciphertext, &at)
+	if errors.Is(err, sql.ErrNoRows) {
+		return KBSResource{}, fmt.Errorf("store: kbs resource %s: %w", path, ErrNotFound)
+	}
+	if err != nil {
+		return KBSResource{}, fmt.Errorf("store: kbs resource %s: %w", path, err)
+	}
+	r.UpdatedAt = fromDB(at)
+	return r, nil
+}
+
+// DeleteKBSResource removes the resource at path; [ErrNotFound] if none.
+func (s *Store) DeleteKBSResource(ctx context.Context, path string) error {
+	res, err := s.db.ExecContext(ctx, s.q("DELETE FROM kbs_resources WHERE path = ?"), path)
+	if err != nil {
+		return fmt.Errorf("store: delete kbs resource %s: %w", path, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("store: delete kbs resource %s: %w", path, err)
+	} else if n == 0 {
+		return fmt.Errorf("store: delete kbs resource %s: %w", path, ErrNotFound)
+	}
+	return nil
+}
