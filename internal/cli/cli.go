@@ -182,6 +182,7 @@ variable named TDPROOF_ plus the flag name in upper case with '-' replaced by '_
 	root.AddCommand(a.measureCommand())
 	root.AddCommand(a.serveCommand())
 	root.AddCommand(a.refvalueCommand())
+	root.AddCommand(a.demoCommand(), a.kbsCommand())
 	describeEnv(root)
 	return root
 }

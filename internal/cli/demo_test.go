@@ -1,0 +1,28 @@
+package cli
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestDemo(t *testing.T) {
+	o := invoke(t, nil, "demo")
+	o.wantCode(t, exitOK, "demo")
+	for _, want := range []string{
+		"1. simulated TD booted: MRTD ",
+		"2. verifier ready:",
+		"SIMULATOR root CA",
+		"3. KBS listening on http://127.0.0.1:",
+		"4. secret released: ",
+		"5. tampered TD refused ",
+		"PolicyDeny",
+		"demo complete",
+	} {
+		if !strings.Contains(o.stdout, want) {
+			t.Errorf("stdout lacks %q:\n%s", want, o.stdout)
+		}
+	}
+	if o.stderr != "" {
+		t.Errorf("stderr: %s", o.stderr)
+	}
+}

@@ -1,0 +1,99 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tdproof/tdproof/internal/agent"
+	"github.com/tdproof/tdproof/kbs/protocol"
+	"github.com/tdproof/tdproof/tdsim"
+	"github.com/tdproof/tdproof/tsm"
+)
+
+// newSimulatedTD creates the TD of kbs get-resource --simulate (tests
+// replace it to share a trust root with an in-process KBS).
+var newSimulatedTD = func() (*tdsim.Sim, error) { return tdsim.New(tdsim.Config{}) }
+
+type kbsGetFlags struct {
+	url      string
+	simulate bool
+	timeout  time.Duration
+}
+
+func (a *app) kbsCommand() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "kbs",
+		Short: "Talk to a key broker (Trustee KBS protocol 0.4.0)",
+		Args:  cobra.NoArgs,
+	}
+	c.AddCommand(a.kbsGetResourceCommand())
+	return c
+}
+
+func (a *app) kbsGetResourceCommand() *cobra.Command {
+	f := &kbsGetFlags{timeout: time.Minute}
+	c := &cobra.Command{
+		Use:   "get-resource REPO/TYPE/TAG",
+		Short: "Attest this TD to a KBS and print a released resource",
+		Long: `Run the KBS handshake (auth; attest with a TDX quote whose REPORTDATA binds the
+KBS nonce and a fresh TEE key; resource, a JWE encrypted to that key) and write the
+decrypted resource to stdout, unmodified.
+
+The quote comes from configfs-tsm and the boot event log from the CCEL table: run it
+inside a TDX guest. With --simulate a software TD (tdsim) quotes instead; its quotes
+chain to a root CA generated in this process, which no KBS accepts unless it was
+configured with that very root.`,
+		Example: `  tdproof kbs get-resource default/key/1 --kbs-url https://kbs.example:8080 > key.bin`,
+		Annotations: map[string]string{"exit_codes": `  0  the resource was released and written to stdout
+  1  the KBS refused, or the handshake failed
+  2  usage`},
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			a.ran = true
+			return a.runKBSGetResource(cmd, f, args[0])
+		},
+	}
+	fl := c.Flags()
+	fl.StringVar(&f.url, "kbs-url", "", "the KBS at `URL` (scheme and host, e.g. http://127.0.0.1:8080)")
+	fl.BoolVar(&f.simulate, "simulate", false, "quote with a simulated TD (tdsim) instead of TDX hardware: forged evidence, for tests")
+	fl.DurationVar(&f.timeout, "timeout", f.timeout, "give up after `DURATION`")
+	a.withConfigFile(c)
+	return c
+}
+
+func (a *app) runKBSGetResource(cmd *cobra.Command, f *kbsGetFlags, resource string) error {
+	if f.url == "" {
+		return &usageError{err: errors.New("--kbs-url is required")}
+	}
+	if _, err := protocol.ParseResourceID(resource); err != nil {
+		return &usageError{err: err}
+	}
+	if f.timeout <= 0 {
+		return &usageError{err: fmt.Errorf("invalid --timeout %v", f.timeout)}
+	}
+	c := &agent.Client{HTTP: &http.Client{Timeout: f.timeout}}
+	if f.simulate {
+		sim, err := newSimulatedTD()
+		if err != nil {
+			return err
+		}
+		a.hint("--simulate: quoting with a SIMULATED TD (tdsim); its evidence is forged and only a KBS configured to trust its root accepts it")
+		c.Quoter, c.CCEL = sim, sim
+	} else {
+		q, err := tsm.NewConfigFSQuoter()
+		if err != nil {
+			return err
+		}
+		c.Quoter, c.CCEL = q, tsm.Sysfs{}
+	}
+	plain, err := c.GetResource(cmd.Context(), f.url, resource)
+	if err != nil {
+		return fmt.Errorf("kbs get-resource: %w", err)
+	}
+	_, err = a.stdout.Write(plain)
+	return err
+}
