@@ -36,6 +36,7 @@ type serveFlags struct {
 	adminToken  string
 	earKeyFile  string
 	keyReload   time.Duration
+	kbs         serveKBSFlags
 }
 
 func (a *app) serveCommand() *cobra.Command {
@@ -87,6 +88,7 @@ Logs go to stderr. The server stops gracefully on SIGINT or SIGTERM.`,
 	fl.StringVar(&f.adminToken, "admin-token", "", "enable the admin API (/admin/v1/…) for bearer `TOKEN` (prefer TDPROOF_ADMIN_TOKEN; empty: disabled)")
 	fl.StringVar(&f.earKeyFile, "ear-key-file", "", "sign EAR tokens with the P-256 key in `FILE` (PKCS #8 PEM) instead of the database keys; no rotation through the admin API")
 	fl.DurationVar(&f.keyReload, "key-reload-interval", f.keyReload, "reload the EAR keys from the database every `DURATION` (another replica's rotation shows up within it)")
+	f.kbs.register(fl)
 	commandLineOnly(fl, "trusted-root")
 	a.withConfigFile(c)
 	return c
@@ -107,6 +109,16 @@ func (a *app) runServe(cmd *cobra.Command, f *serveFlags) error {
 	ch, err := f.source.channel()
 	if err != nil {
 		return err
+	}
+	a.resolveRole(&f.kbs)
+	if err := f.kbs.check(); err != nil {
+		return err
+	}
+	var kek []byte
+	if f.kbs.withKBS() {
+		if kek, err = a.kbsKEK(&f.kbs); err != nil {
+			return err
+		}
 	}
 	ctx := cmd.Context()
 	dsn := f.db
@@ -167,16 +179,20 @@ func (a *app) runServe(cmd *cobra.Command, f *serveFlags) error {
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
+	broker, err := newServeBroker(&f.kbs, kek, st, v, keys.ks, now)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
 	ln, err := net.Listen("tcp", f.listen)
 	if err != nil {
 		return &usageError{err: fmt.Errorf("--listen: %w", err)}
 	}
 	fmt.Fprintf(a.stdout, "serve: listening on http://%s (database %s, collateral %s %s)\n", ln.Addr(), st.Dialect(), src.Kind, src.Path)
-	log.Info("serve: serving", "addr", ln.Addr().String(), "database", string(st.Dialect()), "collateral", src.Path)
+	log.Info("serve: serving", "addr", ln.Addr().String(), "role", f.kbs.role, "database", string(st.Dialect()), "collateral", src.Path)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return cache.Run(gctx) })
 	g.Go(func() error { return keys.runEvery(gctx, f.keyReload) })
-	g.Go(func() error { return svc.Serve(gctx, ln) })
+	g.Go(func() error { return serveRole(gctx, ln, f.kbs.role, svc, broker) })
 	if err := g.Wait(); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}

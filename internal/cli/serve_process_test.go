@@ -71,7 +71,7 @@ type serveProcess struct {
 // line names the address). The process is killed when the test ends.
 func startServeProcess(t *testing.T, args ...string) *serveProcess {
 	t.Helper()
-	args = append([]string{"serve", "--listen", "127.0.0.1:0", "--log-level", "warn"}, args...)
+	args = append([]string{"serve", "--listen", "127.0.0.1:0", "--log-level", "warn", "--role", "verifier"}, args...)
 	enc, err := json.Marshal(args)
 	if err != nil {
 		t.Fatal(err)

@@ -27,7 +27,7 @@ func startServe(t *testing.T, args ...string) *serving {
 	ctx, cancel := context.WithCancel(t.Context())
 	s := &serving{stdout: newSyncBuffer(), stderr: newSyncBuffer()}
 	done := make(chan int, 1)
-	args = append([]string{"serve", "--listen", "127.0.0.1:0", "--log-level", "warn"}, args...)
+	args = append([]string{"serve", "--listen", "127.0.0.1:0", "--log-level", "warn", "--role", "verifier"}, args...)
 	go func() {
 		done <- run(ctx, args, func(string) (string, bool) { return "", false }, bytes.NewReader(nil), s.stdout, s.stderr)
 	}()

@@ -1,0 +1,172 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/tdproof/tdproof/ear"
+	"github.com/tdproof/tdproof/internal/kbs"
+	"github.com/tdproof/tdproof/internal/store"
+	"github.com/tdproof/tdproof/internal/verifiersvc"
+	"github.com/tdproof/tdproof/kbs/protocol"
+	"github.com/tdproof/tdproof/verifier"
+)
+
+// Roles of serve.
+const (
+	roleAll      = "all"
+	roleVerifier = "verifier"
+	roleKBS      = "kbs"
+)
+
+// envKBSKEK is the environment variable holding the KBS key-encryption key.
+const envKBSKEK = EnvPrefix + "KBS_KEK"
+
+// serveKBSFlags are serve's key broker flags.
+type serveKBSFlags struct {
+	role    string
+	kekFile string
+}
+
+func (f *serveKBSFlags) register(fl *pflag.FlagSet) {
+	fl.StringVar(&f.role, "role", "", "serve `ROLE`: verifier (verification API only), kbs (key broker under /kbs/v0 only) or all (default: all when a KBS key-encryption key is configured, else verifier)")
+	fl.StringVar(&f.kekFile, "kek-file", "", "seal KBS resources at rest with the 32-byte key in `FILE` (hex or base64; or "+envKBSKEK+"); required with --role kbs or all")
+}
+
+// resolveRole picks the default role: all when a key-encryption key is
+// configured (--kek-file or TDPROOF_KBS_KEK), verifier otherwise, so that
+// serve with no configuration at all starts the verification service.
+func (a *app) resolveRole(f *serveKBSFlags) {
+	if f.role != "" {
+		return
+	}
+	f.role = roleVerifier
+	if v, ok := a.lookupEnv(envKBSKEK); f.kekFile != "" || (ok && v != "") {
+		f.role = roleAll
+	}
+}
+
+// withKBS reports whether the role serves the key broker.
+func (f *serveKBSFlags) withKBS() bool { return f.role == roleAll || f.role == roleKBS }
+
+// check validates the role.
+func (f *serveKBSFlags) check() error {
+	switch f.role {
+	case roleAll, roleVerifier, roleKBS:
+		return nil
+	}
+	return &usageError{err: fmt.Errorf("invalid --role %q (want verifier, kbs or all)", f.role)}
+}
+
+// kek returns the key-encryption key from --kek-file or TDPROOF_KBS_KEK.
+// Without either it refuses: resources in a persistent store must stay
+// readable after a restart, so no key is ever generated.
+func (a *app) kbsKEK(f *serveKBSFlags) ([]byte, error) {
+	var raw []byte
+	var from string
+	switch {
+	case f.kekFile != "":
+		b, err := os.ReadFile(f.kekFile)
+		if err != nil {
+			return nil, &usageError{err: fmt.Errorf("--kek-file: %w", err)}
+		}
+		raw, from = b, "--kek-file "+f.kekFile
+	default:
+		v, ok := a.lookupEnv(envKBSKEK)
+		if !ok || v == "" {
+			return nil, &usageError{err: fmt.Errorf("--role %s serves the key broker and needs its key-encryption key: give --kek-file FILE or %s (32 bytes, hex or base64); use --role verifier to serve without it", f.role, envKBSKEK)}
+		}
+		raw, from = []byte(v), envKBSKEK
+	}
+	k, err := parseKEK(raw)
+	if err != nil {
+		return nil, &usageError{err: fmt.Errorf("%s: %w", from, err)}
+	}
+	return k, nil
+}
+
+// parseKEK decodes a 32-byte key written as hex or base64 (standard or
+// URL alphabet, padded or not), surrounding white space ignored.
+func parseKEK(b []byte) ([]byte, error) {
+	s := string(bytes.TrimSpace(b))
+	if len(s) == 64 {
+		if k, err := hex.DecodeString(s); err == nil {
+			return k, nil
+		}
+	}
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if k, err := enc.DecodeString(s); err == nil && len(k) == 32 {
+			return k, nil
+		}
+	}
+	return nil, errors.New("not a 32-byte key in hex (64 digits) or base64")
+}
+
+// newServeBroker returns the key broker sharing serve's store, verifier
+// and EAR keys, or nil when the role does not include it.
+func newServeBroker(f *serveKBSFlags, kek []byte, st *store.Store, v *verifier.Verifier, keys *ear.KeySet, now func() time.Time) (*kbs.Broker, error) {
+	if !f.withKBS() {
+		return nil, nil
+	}
+	return kbs.New(kbs.Config{Store: st, Verifier: v, TokenKeys: keys, KEK: kek, Now: now})
+}
+
+// serveHandler routes the role's requests: /kbs/… to the broker (nil:
+// none), the rest to the verification service; with --role kbs only
+// /kbs/… and /healthz.
+func serveHandler(role string, svc *verifiersvc.Service, b *kbs.Broker) http.Handler {
+	if b == nil {
+		return svc
+	}
+	mux := http.NewServeMux()
+	mux.Handle(protocol.APIPrefix+"/", b)
+	if role == roleKBS {
+		mux.Handle("GET /healthz", svc)
+		mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", verifiersvc.ProblemMediaType)
+			w.WriteHeader(http.StatusNotFound)
+			fmt.Fprintf(w, `{"type":"about:blank","title":"Not Found","status":404,"detail":%q}`+"\n", "no such route: "+r.URL.Path)
+		})
+	} else {
+		mux.Handle("/", svc)
+	}
+	return mux
+}
+
+// serveRole serves the role on ln until ctx is done, then shuts down
+// gracefully.
+func serveRole(ctx context.Context, ln net.Listener, role string, svc *verifiersvc.Service, b *kbs.Broker) error {
+	if b == nil {
+		return svc.Serve(ctx, ln)
+	}
+	srv := svc.Server()
+	srv.Handler = serveHandler(role, svc, b)
+	srv.BaseContext = func(net.Listener) context.Context { return context.WithoutCancel(ctx) }
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), verifiersvc.DefaultShutdownTimeout)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) && err == nil {
+		err = serr
+	}
+	if err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
