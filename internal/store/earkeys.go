@@ -128,25 +128,11 @@ func SyncKeySet(ctx context.Context, s *Store, ks *ear.KeySet) error {
 // kid is [ErrNotFound]. The check and the removal are one statement, so a
 // concurrent rotation cannot make it remove the active key.
 func RemoveRetiredEARKey(ctx context.Context, s *Store, kid string) error {
-	now, err := s.clock()
+	cur, err := s.transitionKey(ctx, "remove", kid, "state = 'removed', private_key = NULL, removed_at = ?", "state = 'retired'")
 	if err != nil {
-		return fmt.Errorf("store: remove key %s: %w", kid, err)
+		return err
 	}
-	res, err := s.db.ExecContext(ctx, s.q("UPDATE signing_keys SET state = 'removed', private_key = NULL, removed_at = ? WHERE kid = ? AND state = 'retired'"),
-		toDB(now), kid)
-	if err != nil {
-		return fmt.Errorf("store: remove key %s: %w", kid, err)
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("store: remove key %s: %w", kid, err)
-	} else if n == 1 {
-		return nil
-	}
-	k, err := s.Key(ctx, kid)
-	if err != nil {
-		return fmt.Errorf("store: remove key %s: %w", kid, err)
-	}
-	if k.State == KeyActive {
+	if cur != nil && cur.State == KeyActive {
 		return fmt.Errorf("store: remove key %s: it is the active key (rotate first): %w", kid, ErrConflict)
 	}
 	return nil

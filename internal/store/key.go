@@ -172,29 +172,41 @@ func (s *Store) ListKeys(ctx context.Context) ([]Key, error) {
 	return out, nil
 }
 
+// transitionKey runs one conditional UPDATE of kid's row ("UPDATE
+// signing_keys SET <set> WHERE kid = ? AND <where>", the first placeholder
+// of set being the current time). It returns nil when a row changed;
+// otherwise the key as it is now (so the caller can say why nothing
+// changed), or an error wrapping ErrNotFound when kid does not exist.
+func (s *Store) transitionKey(ctx context.Context, op, kid, set, where string) (*Key, error) {
+	now, err := s.clock()
+	if err != nil {
+		return nil, fmt.Errorf("store: %s key %s: %w", op, kid, err)
+	}
+	res, err := s.db.ExecContext(ctx, s.q("UPDATE signing_keys SET "+set+" WHERE kid = ? AND "+where), toDB(now), kid)
+	if err != nil {
+		return nil, fmt.Errorf("store: %s key %s: %w", op, kid, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return nil, fmt.Errorf("store: %s key %s: %w", op, kid, err)
+	} else if n == 1 {
+		return nil, nil
+	}
+	cur, err := s.Key(ctx, kid)
+	if err != nil {
+		return nil, fmt.Errorf("store: %s key %s: %w", op, kid, err)
+	}
+	return &cur, nil
+}
+
 // RetireKey moves an active key to retired (it stops signing, still
 // verifies). Retiring a retired key does nothing; a removed or missing key
 // is [ErrNotFound].
 func (s *Store) RetireKey(ctx context.Context, kid string) error {
-	now, err := s.clock()
+	cur, err := s.transitionKey(ctx, "retire", kid, "state = 'retired', retired_at = ?", "state = 'active'")
 	if err != nil {
-		return fmt.Errorf("store: retire key %s: %w", kid, err)
+		return err
 	}
-	res, err := s.db.ExecContext(ctx, s.q("UPDATE signing_keys SET state = 'retired', retired_at = ? WHERE kid = ? AND state = 'active'"),
-		toDB(now), kid)
-	if err != nil {
-		return fmt.Errorf("store: retire key %s: %w", kid, err)
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("store: retire key %s: %w", kid, err)
-	} else if n == 1 {
-		return nil
-	}
-	k, err := s.Key(ctx, kid)
-	if err != nil {
-		return fmt.Errorf("store: retire key %s: %w", kid, err)
-	}
-	if k.State == KeyRemoved {
+	if cur != nil && cur.State == KeyRemoved {
 		return fmt.Errorf("store: retire key %s: removed: %w", kid, ErrNotFound)
 	}
 	return nil
@@ -204,24 +216,8 @@ func (s *Store) RetireKey(ctx context.Context, kid string) error {
 // signed no longer verify against the published key set. Removing a
 // removed key does nothing; a missing kid is [ErrNotFound].
 func (s *Store) RemoveKey(ctx context.Context, kid string) error {
-	now, err := s.clock()
-	if err != nil {
-		return fmt.Errorf("store: remove key %s: %w", kid, err)
-	}
-	res, err := s.db.ExecContext(ctx, s.q("UPDATE signing_keys SET state = 'removed', private_key = NULL, removed_at = ? WHERE kid = ? AND state <> 'removed'"),
-		toDB(now), kid)
-	if err != nil {
-		return fmt.Errorf("store: remove key %s: %w", kid, err)
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("store: remove key %s: %w", kid, err)
-	} else if n == 1 {
-		return nil
-	}
-	if _, err := s.Key(ctx, kid); err != nil {
-		return fmt.Errorf("store: remove key %s: %w", kid, err)
-	}
-	return nil
+	_, err := s.transitionKey(ctx, "remove", kid, "state = 'removed', private_key = NULL, removed_at = ?", "state <> 'removed'")
+	return err
 }
 
 func scanKey(r scanner) (Key, error) {
