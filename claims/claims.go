@@ -223,6 +223,9 @@ func (s Set) addDstack(d *dstack.Result) {
 		s["dstack.key_provider"] = kp.Name
 		s["dstack.key_provider_id"] = strings.ToLower(kp.ID)
 	}
+	if id := d.Identity; id != nil {
+		s["dstack.events_after_system_ready"] = nonNil(id.Ignored)
+	}
 	s["dstack.event_log_verified"] = d.EventLogVerified
 	s["dstack.os_image_hash_verified"] = d.OSImageHashVerified
 }

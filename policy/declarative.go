@@ -37,6 +37,10 @@ const (
 	RuleAppID             = "app_id"
 	RuleComposeHash       = "compose_hash"
 	RuleReportData        = "report_data"
+	// RuleEventsAfterSystemReady rejects dstack evidence whose RTMR3 was
+	// extended after "system-ready" (claim
+	// dstack.events_after_system_ready).
+	RuleEventsAfterSystemReady = "events_after_system_ready"
 )
 
 // MaxPolicySize bounds a policy document.
@@ -90,6 +94,12 @@ type Rules struct {
 	AllowMissingSEPTVEDisableUnsafe bool `yaml:"allow_missing_sept_ve_disable_unsafe,omitempty"`
 	// AllowServiceTDUnsafe accepts a non-zero MRSERVICETD.
 	AllowServiceTDUnsafe bool `yaml:"allow_service_td_unsafe,omitempty"`
+	// AllowEventsAfterSystemReadyUnsafe accepts dstack evidence whose
+	// RTMR3 was extended after "system-ready". Such events are never part
+	// of the identity; dstack no longer lets applications emit them, so
+	// by default they are a sign that something in the TD extended the
+	// register on its own.
+	AllowEventsAfterSystemReadyUnsafe bool `yaml:"allow_events_after_system_ready_unsafe,omitempty"`
 	// IgnoreKnownReferenceValuesUnsafe skips the comparison of every
 	// well-known measurement (claims.MeasurementNames) with its reference
 	// values; only ReferenceValues are compared.
@@ -412,6 +422,9 @@ func (r *Rules) appraise(ctx context.Context, a *Appraisal, c claims.Set, refs r
 	}
 	if len(r.AllowedAppIDs) > 0 {
 		e.allowList(RuleAppID, "dstack.app_id", r.AllowedAppIDs)
+	}
+	if evs, ok := c.Strings("dstack.events_after_system_ready"); ok && len(evs) > 0 && !r.AllowEventsAfterSystemReadyUnsafe {
+		e.fail(RuleEventsAfterSystemReady, "dstack.events_after_system_ready", "none", strings.Join(evs, ", "))
 	}
 	if len(r.AllowedComposeHashes) > 0 {
 		e.allowList(RuleComposeHash, "dstack.compose_hash", r.AllowedComposeHashes)

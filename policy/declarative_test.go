@@ -322,7 +322,8 @@ func TestDefaultReal(t *testing.T) {
 		"tdx-v4-b0c06f":        nil,
 		"sgx-v3-00a067":        {policy.RuleTCBStatus}, // ConfigurationAndSWHardeningNeeded
 		"tdx-v4-90c06f-dstack": nil,
-		"dstack-quote-report":  nil,
+		// LIUM_MINER_HOTKEY was emitted after system-ready.
+		"dstack-quote-report": {policy.RuleEventsAfterSystemReady},
 	}
 	for _, ev := range realEvidence(t) {
 		a, err := policy.Appraise(t.Context(), policy.Default(), ev.claims, nil, ev.at)
@@ -331,6 +332,23 @@ func TestDefaultReal(t *testing.T) {
 		}
 		if got := failedRules(a); !slices.Equal(got, want[ev.name]) {
 			t.Errorf("%s: failed %v, want %v", ev.name, a.Failed, want[ev.name])
+		}
+	}
+	// The opt-out accepts the event after system-ready.
+	p, err := policy.FromRules("lenient", "1", policy.Rules{AllowEventsAfterSystemReadyUnsafe: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range realEvidence(t) {
+		if ev.name != "dstack-quote-report" {
+			continue
+		}
+		a, err := policy.Appraise(t.Context(), p, ev.claims, nil, ev.at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !a.Allow {
+			t.Errorf("%s with allow_events_after_system_ready_unsafe: failed %v", ev.name, a.Failed)
 		}
 	}
 }

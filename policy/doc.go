@@ -35,6 +35,8 @@
 //	allowed_app_ids: [hex]                 app_id              dstack.app_id
 //	allowed_compose_hashes: [hex]          compose_hash        dstack.compose_hash
 //	expected_report_data: hex              report_data         <tee>.quote.body.report_data (prefix)
+//	allow_events_after_system_ready_unsafe events_after_system_ready
+//	                                                           dstack.events_after_system_ready (none by default)
 //
 // A missing claim fails its rule. Evidence of an unknown TEE fails
 // "authentic" and nothing else is evaluated. Well-known measurements are
@@ -58,7 +60,8 @@
 //
 // Category maps rules to AR4SI categories: hardware (authentic, TCB and
 // collateral rules; 97 on failure), configuration (debug, SEPT_VE_DISABLE,
-// MRSERVICETD and unknown rules; 96), executables (reference_value; 96)
+// MRSERVICETD and unknown rules; 96), executables (reference_value,
+// events_after_system_ready; 96)
 // and instance-identity (app_id, compose_hash, report_data; 96).
 // Declarative policies set hardware and configuration to 2 when they
 // pass, executables when a reference value matched, instance-identity

@@ -63,6 +63,8 @@ func TestTwins(t *testing.T) {
 				{"/advisory", func(s claims.Set) { s[s.TEE()+".advisory_ids"] = []string{"intel-sa-00837"} }},
 				{"/old-collateral", func(s claims.Set) { s[s.TEE()+".collateral.issue_date"] = "2020-01-01T00:00:00Z" }},
 				{"/dstack", func(s claims.Set) { s["dstack.compose_hash"] = "c0c0" }},
+				{"/after-ready", func(s claims.Set) { s["dstack.events_after_system_ready"] = []string{"injected"} }},
+				{"/after-ready-none", func(s claims.Set) { s["dstack.events_after_system_ready"] = []string{} }},
 			} {
 				s := clone(ev.claims)
 				if variant.mutate != nil {

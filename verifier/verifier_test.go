@@ -262,11 +262,30 @@ func TestDstackVector(t *testing.T) {
 	}
 	at := time.Unix(1774003274, 0)
 	keys, signer := newSigner(t, at)
-	v, err := pcsource.NewVerifier(memSource{c: c}, refvalue.NewMemoryStore(), signer, verifier.WithClock(func() time.Time { return at }))
+	// The log has an event after system-ready (LIUM_MINER_HOTKEY): the
+	// default policy rejects it, this one does not.
+	lenient, err := policy.FromRules(policy.DefaultID, "after-ready", policy.Rules{AllowEventsAfterSystemReadyUnsafe: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := pcsource.NewVerifier(memSource{c: c}, refvalue.NewMemoryStore(), signer, verifier.WithClock(func() time.Time { return at }),
+		verifier.WithPolicyResolver(func(_ context.Context, id string) (*policy.Policy, error) {
+			if id == "lenient" {
+				return lenient, nil
+			}
+			return verifier.DefaultPolicyResolver(t.Context(), id)
+		}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	o, err := v.Verify(t.Context(), verifier.Evidence{Dstack: data})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := o.Result; !r.Authentic || r.Allow || len(r.Appraisal.Failed) != 1 || r.Appraisal.Failed[0].Rule != policy.RuleEventsAfterSystemReady {
+		t.Fatalf("default policy: authentic %v allow %v failed %v", r.Authentic, r.Allow, r.Appraisal.Failed)
+	}
+	o, err = v.Verify(t.Context(), verifier.Evidence{Dstack: data, PolicyID: "lenient"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,7 +21,7 @@ func TestEveryDstackVector(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := newEnv(t, c, nil, time.Unix(1774003274, 0), verifiersvc.Options{})
+	e := newEnv(t, c, nil, time.Unix(1774003274, 0), verifiersvc.Options{}, afterReadyAllowed(t))
 	for _, name := range []string{"quote-report.json", "tdx-lite-getquote.json", "tdx-lite-attestation.json"} {
 		t.Run(name, func(t *testing.T) {
 			data := testvectors.ReadFile(t, "dstack", name)

@@ -25,6 +25,7 @@ import (
 	"github.com/tdproof/tdproof/ear"
 	"github.com/tdproof/tdproof/internal/testvectors"
 	"github.com/tdproof/tdproof/internal/verifiersvc"
+	"github.com/tdproof/tdproof/policy"
 	"github.com/tdproof/tdproof/quote"
 	"github.com/tdproof/tdproof/verifier"
 )
@@ -330,7 +331,45 @@ func dstackVector(t *testing.T) (*env, []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return newEnv(t, c, nil, time.Unix(1774003274, 0), verifiersvc.Options{}), data
+	return newEnv(t, c, nil, time.Unix(1774003274, 0), verifiersvc.Options{}, afterReadyAllowed(t)), data
+}
+
+// afterReadyAllowed is the default policy with
+// allow_events_after_system_ready_unsafe: quote-report.json's log has an
+// event (LIUM_MINER_HOTKEY) after system-ready, which the default policy
+// rejects (TestDstackVectorDefaultPolicy).
+func afterReadyAllowed(tb testing.TB) verifier.Option {
+	p, err := policy.FromRules(policy.DefaultID, "after-ready", policy.Rules{AllowEventsAfterSystemReadyUnsafe: true})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return verifier.WithPolicyResolver(func(context.Context, string) (*policy.Policy, error) { return p, nil })
+}
+
+// TestDstackVectorDefaultPolicy: under the default policy the event after
+// system-ready makes quote-report.json contraindicated, with the rule
+// named in both endpoints.
+func TestDstackVectorDefaultPolicy(t *testing.T) {
+	t.Parallel()
+	data := testvectors.ReadFile(t, "dstack", "quote-report.json")
+	c, err := collateral.ParseQVLJSON(testvectors.ReadFile(t, "dcap", "tdx-v4-90c06f-dstack", "collateral.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, c, nil, time.Unix(1774003274, 0), verifiersvc.Options{})
+	out, _ := e.native(t, map[string]any{"dstack": json.RawMessage(data)})
+	r := out.Result
+	if !r.Authentic || r.Allow || r.Status != ear.StatusContraindicated || len(r.Appraisal.Failed) != 1 || r.Appraisal.Failed[0].Rule != policy.RuleEventsAfterSystemReady {
+		t.Fatalf("/v1/verify: authentic %v allow %v status %v failed %v", r.Authentic, r.Allow, r.Status, r.Appraisal.Failed)
+	}
+	resp := e.post(t, "/verify", data)
+	var raw map[string]any
+	if err := json.Unmarshal(resp.body, &raw); err != nil {
+		t.Fatal(err)
+	}
+	if reason, _ := raw["reason"].(string); raw["is_valid"] != false || !strings.Contains(reason, policy.RuleEventsAfterSystemReady) {
+		t.Errorf("/verify: is_valid %v reason %v", raw["is_valid"], raw["reason"])
+	}
 }
 
 func TestDstackVectorNative(t *testing.T) {

@@ -90,6 +90,11 @@ violations contains {"rule": "reference_value", "claim": concat(".", path), "exp
 	not actual in acc
 }
 
+violations contains {"rule": "events_after_system_ready", "claim": "dstack.events_after_system_ready"} if {
+	tee
+	count(object.get(input, ["dstack", "events_after_system_ready"], [])) > 0
+}
+
 violations contains {"rule": "report_data", "claim": sprintf("%s.quote.body.report_data", [tee])} if {
 	want := data.tdproof.expected_report_data
 	want != ""
