@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/tdproof/tdproof/eventlog"
 	"github.com/tdproof/tdproof/kbs/protocol"
 	"github.com/tdproof/tdproof/tsm"
 )
@@ -27,8 +28,20 @@ type Client struct {
 	Quoter tsm.Quoter
 	// CCEL, if not nil, supplies the boot event log sent as cc_eventlog.
 	CCEL tsm.EventLogReader
+	// Runtime, if not nil, supplies the runtime events of RTMR3 (a
+	// *Log). The evidence then also carries the event log in dstack's
+	// JSON form (the CCEL's boot events, digests only, then the runtime
+	// events), so the broker verifies the app identity they prove.
+	Runtime RuntimeEvents
+	// VMConfig is dstack's vm_config JSON, sent with the event log.
+	VMConfig string
 	// HTTP is the HTTP client; nil means http.DefaultClient.
 	HTTP *http.Client
+}
+
+// RuntimeEvents is a source of runtime events; *Log implements it.
+type RuntimeEvents interface {
+	Events() ([]eventlog.Event, error)
 }
 
 const maxResponse = protocol.MaxMessageSize
@@ -73,19 +86,17 @@ func (c *Client) GetResource(ctx context.Context, kbsURL, resource string) ([]by
 	if err != nil {
 		return nil, err
 	}
+	// Read the logs before quoting: an event emitted in between makes
+	// RTMR3 run ahead of the log, never behind it.
+	ev, err := c.eventLogs()
+	if err != nil {
+		return nil, err
+	}
 	q, err := c.Quoter.Quote(ctx, rd)
 	if err != nil {
 		return nil, fmt.Errorf("quote: %w", err)
 	}
-	ev := protocol.TDXEvidence{Quote: base64.StdEncoding.EncodeToString(q)}
-	if c.CCEL != nil {
-		raw, err := c.CCEL.ReadCCEL()
-		if err != nil {
-			return nil, fmt.Errorf("read CCEL: %w", err)
-		}
-		s := base64.StdEncoding.EncodeToString(raw)
-		ev.CCEventLog = &s
-	}
+	ev.Quote = base64.StdEncoding.EncodeToString(q)
 	primary, err := json.Marshal(ev)
 	if err != nil {
 		return nil, err
@@ -111,6 +122,39 @@ func (c *Client) GetResource(ctx context.Context, kbsURL, resource string) ([]by
 		return nil, fmt.Errorf("resource %s: %w", id, err)
 	}
 	return plain, nil
+}
+
+// eventLogs returns the evidence's event logs: cc_eventlog from CCEL and,
+// with Runtime, the dstack event log.
+func (c *Client) eventLogs() (protocol.TDXEvidence, error) {
+	var ev protocol.TDXEvidence
+	var boot []eventlog.Event
+	if c.CCEL != nil {
+		raw, err := c.CCEL.ReadCCEL()
+		if err != nil {
+			return ev, fmt.Errorf("read CCEL: %w", err)
+		}
+		s := base64.StdEncoding.EncodeToString(raw)
+		ev.CCEventLog = &s
+		if c.Runtime != nil {
+			cc, err := eventlog.ParseCCEL(raw)
+			if err != nil {
+				return ev, fmt.Errorf("CCEL: %w", err)
+			}
+			if boot, err = cc.TDXEvents(); err != nil {
+				return ev, fmt.Errorf("CCEL: %w", err)
+			}
+		}
+	}
+	if c.Runtime != nil {
+		rt, err := c.Runtime.Events()
+		if err != nil {
+			return ev, err
+		}
+		ev.EventLog = string(eventlog.MarshalEvents(eventlog.Strip(append(boot, rt...))))
+		ev.VMConfig = c.VMConfig
+	}
+	return ev, nil
 }
 
 // do sends one request and returns the body and the session cookie of a

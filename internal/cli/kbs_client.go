@@ -1,9 +1,13 @@
 package cli
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -22,6 +26,8 @@ type kbsGetFlags struct {
 	url      string
 	simulate bool
 	timeout  time.Duration
+	runtime  string
+	vmConfig string
 }
 
 func (a *app) kbsCommand() *cobra.Command {
@@ -61,6 +67,8 @@ configured with that very root.`,
 	fl.StringVar(&f.url, "kbs-url", "", "the KBS at `URL` (scheme and host, e.g. http://127.0.0.1:8080)")
 	fl.BoolVar(&f.simulate, "simulate", false, "quote with a simulated TD (tdsim) instead of TDX hardware: forged evidence, for tests")
 	fl.DurationVar(&f.timeout, "timeout", f.timeout, "give up after `DURATION`")
+	fl.StringVar(&f.runtime, "runtime-log", agent.DefaultLogPath, "send the runtime events of RTMR3 in `FILE` (dstack's runtime event log) with the evidence, so the KBS verifies the app identity; skipped when the default file does not exist")
+	fl.StringVar(&f.vmConfig, "vm-config", "", "send dstack's vm_config JSON in `FILE` with the runtime events")
 	a.withConfigFile(c)
 	return c
 }
@@ -90,10 +98,39 @@ func (a *app) runKBSGetResource(cmd *cobra.Command, f *kbsGetFlags, resource str
 		}
 		c.Quoter, c.CCEL = q, tsm.Sysfs{}
 	}
+	if err := f.setRuntime(c, cmd.Flags().Changed("runtime-log")); err != nil {
+		return err
+	}
 	plain, err := c.GetResource(cmd.Context(), f.url, resource)
 	if err != nil {
 		return fmt.Errorf("kbs get-resource: %w", err)
 	}
 	_, err = a.stdout.Write(plain)
 	return err
+}
+
+// setRuntime gives c the runtime event log and vm_config. The default log
+// path is used only when it exists; an explicit one must.
+func (f *kbsGetFlags) setRuntime(c *agent.Client, explicit bool) error {
+	if f.runtime != "" {
+		if _, err := os.Stat(f.runtime); err == nil {
+			c.Runtime = &agent.Log{Path: f.runtime}
+		} else if explicit || !errors.Is(err, fs.ErrNotExist) {
+			return &usageError{err: fmt.Errorf("--runtime-log: %w", err)}
+		}
+	}
+	if f.vmConfig != "" {
+		if c.Runtime == nil {
+			return &usageError{err: errors.New("--vm-config needs a runtime event log (--runtime-log)")}
+		}
+		b, err := os.ReadFile(f.vmConfig)
+		if err != nil {
+			return &usageError{err: fmt.Errorf("--vm-config: %w", err)}
+		}
+		if !json.Valid(b) {
+			return &usageError{err: fmt.Errorf("--vm-config %s: not JSON", f.vmConfig)}
+		}
+		c.VMConfig = string(bytes.TrimSpace(b))
+	}
+	return nil
 }

@@ -10,7 +10,12 @@
 // protocol.ReportData(nonce, tee-pubkey, additional-evidence), verifies the
 // evidence with the verifier (the expected report data is its nonce, so the
 // token's eat_nonce binds it) and returns {"token": EAR}; evidence that is
-// not authentic is refused (AttestationError). GET
+// not authentic is refused (AttestationError). TDX evidence that carries
+// the tdproof extension "event_log" (dstack's JSON event log, with
+// "vm_config") is verified as dstack evidence: RTMR0–3 are replayed (a
+// log that does not replay to the quote is not authentic) and the app
+// identity (dstack.app_id, dstack.compose_hash, …) becomes claims the
+// attestation policy appraises. GET
 // /kbs/v0/resource/<repo>/<type>/<tag>, with the cookie of an attested
 // session or Authorization: Bearer <EAR>, verifies the token with
 // Config.TokenKeys (TokenVerifierError), finds the session it was issued for
@@ -25,7 +30,18 @@
 // data["resource-path"] is "repo/type/tag". The default
 // (DefaultResourcePolicy) allows only tokens whose every submodule has
 // ear.status "affirming". http.send, net.lookup_ip_addr, opa.runtime,
-// rego.parse_module and trace are not available.
+// rego.parse_module and trace are not available. The policy is kept in
+// the store (kbs_policies), so brokers sharing a database agree and a
+// policy set through the admin API survives restarts; each resource request
+// reads its digest and compiled policies are cached by digest.
+//
+// # Admin routes and app keys
+//
+// With Config.AdminToken, the Trustee admin routes (admin.go) manage
+// resources, the resource policy, the verifier's attestation policy and
+// reference values. With Config.AppKeyRoot, the resource types app-key and
+// instance-key are derived per dstack application (appkey.go). See
+// docs/kbs.md.
 //
 // # Resources at rest
 //
@@ -48,6 +64,7 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -106,8 +123,10 @@ type Config struct {
 	TokenKeys *ear.KeySet
 	// KEK is the 32-byte AES-256 key sealing resources at rest. Required.
 	KEK []byte
-	// ResourcePolicy is the Rego resource policy; empty means
-	// DefaultResourcePolicy.
+	// ResourcePolicy is the initial Rego resource policy; empty means
+	// DefaultResourcePolicy. New stores it only when the store has no
+	// resource policy yet (as Trustee installs its default): a policy set
+	// through the admin API survives restarts.
 	ResourcePolicy string
 	// AttestationPolicyID selects the verifier policy ("": its default).
 	AttestationPolicyID string
@@ -116,14 +135,24 @@ type Config struct {
 	SessionTimeout time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// AdminToken enables the admin routes (admin.go) for requests with
+	// Authorization: Bearer <AdminToken>; empty refuses every admin
+	// request with AdminAuth.
+	AdminToken string
+	// AppKeyRoot, at least 32 secret bytes, enables the derived resource
+	// types app-key and instance-key (appkey.go); nil refuses them.
+	AppKeyRoot []byte
 }
 
 // Broker is the key broker, an http.Handler. It is safe for concurrent use.
 type Broker struct {
-	cfg    Config
-	aead   cipher.AEAD
-	policy rego.PreparedEvalQuery
-	mux    *http.ServeMux
+	cfg  Config
+	aead cipher.AEAD
+	// initial is the compiled Config.ResourcePolicy, used when the store
+	// has no resource policy.
+	initial  rego.PreparedEvalQuery
+	policies policyCache
+	mux      *http.ServeMux
 }
 
 // New returns a Broker.
@@ -154,14 +183,25 @@ func New(cfg Config) (*Broker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kbs: %w", err)
 	}
+	if cfg.AppKeyRoot != nil {
+		if len(cfg.AppKeyRoot) < minAppKeyRoot {
+			return nil, fmt.Errorf("kbs: app key root of %d bytes, want at least %d", len(cfg.AppKeyRoot), minAppKeyRoot)
+		}
+		cfg.AppKeyRoot = slices.Clone(cfg.AppKeyRoot)
+	}
 	pq, err := compilePolicy(cfg.ResourcePolicy)
 	if err != nil {
 		return nil, err
 	}
-	b := &Broker{cfg: cfg, aead: aead, policy: pq, mux: http.NewServeMux()}
+	if _, err := cfg.Store.InitKBSPolicy(context.Background(), store.KBSResourcePolicyName, cfg.ResourcePolicy); err != nil {
+		return nil, fmt.Errorf("kbs: install the resource policy: %w", err)
+	}
+	b := &Broker{cfg: cfg, aead: aead, initial: pq, mux: http.NewServeMux()}
+	b.policies.put(store.KBSPolicyDigest(cfg.ResourcePolicy), pq)
 	b.mux.HandleFunc("POST "+protocol.PathAuth, b.auth)
 	b.mux.HandleFunc("POST "+protocol.PathAttest, b.attest)
 	b.mux.HandleFunc("GET "+protocol.PathResource+"/{repo}/{type}/{tag}", b.resource)
+	b.registerAdmin()
 	return b, nil
 }
 
@@ -347,7 +387,16 @@ func (b *Broker) appraise(ctx context.Context, ss store.KBSSession, att *protoco
 	if got := q.ReportData(); subtle.ConstantTimeCompare(got[:], reportData[:]) != 1 {
 		return "", reportData, "", nil, "quote REPORTDATA does not bind the session nonce and tee-pubkey"
 	}
-	out, err := b.cfg.Verifier.Verify(ctx, verifier.Evidence{Quote: raw, Nonce: reportData[:], PolicyID: b.cfg.AttestationPolicyID})
+	vev := verifier.Evidence{Quote: raw, Nonce: reportData[:], PolicyID: b.cfg.AttestationPolicyID}
+	if ev.EventLog != "" {
+		// dstack evidence: the same quote with its event log, so that
+		// RTMR0–3 are replayed and the app identity becomes claims.
+		if vev.Dstack, err = dstackEvidence(raw, &ev); err != nil {
+			return "", reportData, "", nil, "event_log: " + err.Error()
+		}
+		vev.Quote = nil
+	}
+	out, err := b.cfg.Verifier.Verify(ctx, vev)
 	if err != nil {
 		return "", reportData, "", nil, "verification failed: " + err.Error()
 	}
@@ -359,6 +408,20 @@ func (b *Broker) appraise(ctx context.Context, ss store.KBSSession, att *protoco
 		return "", reportData, "", nil, "tee-pubkey: " + err.Error()
 	}
 	return out.Token, reportData, string(pj), out.TokenClaims, ""
+}
+
+// dstackEvidence builds the dstack GetQuote JSON of a TDX evidence that
+// carries an event log.
+func dstackEvidence(rawQuote []byte, ev *protocol.TDXEvidence) ([]byte, error) {
+	if !json.Valid([]byte(ev.EventLog)) {
+		return nil, errors.New("not JSON")
+	}
+	doc := struct {
+		Quote    string          `json:"quote"`
+		EventLog json.RawMessage `json:"event_log"`
+		VMConfig string          `json:"vm_config,omitempty"`
+	}{hex.EncodeToString(rawQuote), json.RawMessage(ev.EventLog), ev.VMConfig}
+	return json.Marshal(doc)
 }
 
 func (b *Broker) resource(w http.ResponseWriter, r *http.Request) {
@@ -425,6 +488,15 @@ func (b *Broker) resource(w http.ResponseWriter, r *http.Request) {
 		problem(w, protocol.ProblemPolicyDeny, "resource policy denies "+id.String())
 		return
 	}
+	if isDerivedType(id.Type) {
+		value, t, detail := b.appKey(claims, id)
+		if t != "" {
+			problem(w, t, detail)
+			return
+		}
+		b.sendResource(w, value, jwk)
+		return
+	}
 	value, err := b.openResource(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		problem(w, protocol.ProblemPluginNotFound, "no resource "+id.String())
@@ -434,6 +506,11 @@ func (b *Broker) resource(w http.ResponseWriter, r *http.Request) {
 		problem(w, protocol.ProblemPluginInternalError, "resource could not be read")
 		return
 	}
+	b.sendResource(w, value, jwk)
+}
+
+// sendResource answers value encrypted to the TEE key jwk.
+func (b *Broker) sendResource(w http.ResponseWriter, value []byte, jwk protocol.JWK) {
 	resp, err := protocol.EncryptResource(value, jwk)
 	if err != nil {
 		protocolProblem(w, err)
@@ -455,7 +532,11 @@ func (b *Broker) allow(ctx context.Context, claims *ear.Claims, id protocol.Reso
 	if err := json.Unmarshal(raw, &input); err != nil {
 		return false, err
 	}
-	rs, err := b.policy.Eval(ctx, rego.EvalInput(input), rego.EvalTime(b.cfg.Now()),
+	pq, err := b.resourcePolicy(ctx)
+	if err != nil {
+		return false, err
+	}
+	rs, err := pq.Eval(ctx, rego.EvalInput(input), rego.EvalTime(b.cfg.Now()),
 		rego.EvalResolver(resourcePathRef, constant{ast.String(id.String())}))
 	if err != nil {
 		return false, err

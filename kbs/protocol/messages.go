@@ -164,6 +164,17 @@ type TDXEvidence struct {
 	CCEventLog *string `json:"cc_eventlog"`
 	// Quote is the standard base64 of the TD quote.
 	Quote string `json:"quote"`
+	// EventLog (tdproof extension, omitted when empty) is the TD's event
+	// log in dstack's JSON form (the event_log of dstack's GetQuote: a
+	// JSON array of events, boot events of RTMR0–2 and the runtime events
+	// of RTMR3). With it the broker verifies the evidence as dstack
+	// evidence: RTMR0–3 replayed, the app identity (app-id, compose-hash,
+	// instance-id, key-provider) read from RTMR3's events. Trustee's
+	// broker ignores the member.
+	EventLog string `json:"event_log,omitempty"`
+	// VMConfig (tdproof extension, omitted when empty) is dstack's
+	// vm_config JSON, used with EventLog.
+	VMConfig string `json:"vm_config,omitempty"`
 }
 
 // Attestation is the RCAR Attestation, the body of POST PathAttest.
