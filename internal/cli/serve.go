@@ -85,7 +85,7 @@ Logs go to stderr. The server stops gracefully on SIGINT or SIGTERM.`,
 	fl.Int64Var(&f.maxBody, "max-body", f.maxBody, "reject request bodies larger than `BYTES`")
 	fl.StringVar(&f.logFormat, "log-format", f.logFormat, "log `FORMAT` on stderr: text or json")
 	fl.StringVar(&f.logLevel, "log-level", f.logLevel, "log `LEVEL`: debug, info, warn or error")
-	fl.StringVar(&f.adminToken, "admin-token", "", "enable the admin API (/admin/v1/…) for bearer `TOKEN` (prefer TDPROOF_ADMIN_TOKEN; empty: disabled)")
+	fl.StringVar(&f.adminToken, "admin-token", "", "enable the admin API (/admin/v1/…, and the key broker's admin routes under /kbs/v0) for bearer `TOKEN` (prefer TDPROOF_ADMIN_TOKEN; empty: disabled)")
 	fl.StringVar(&f.earKeyFile, "ear-key-file", "", "sign EAR tokens with the P-256 key in `FILE` (PKCS #8 PEM) instead of the database keys; no rotation through the admin API")
 	fl.DurationVar(&f.keyReload, "key-reload-interval", f.keyReload, "reload the EAR keys from the database every `DURATION` (another replica's rotation shows up within it)")
 	f.kbs.register(fl)
@@ -114,9 +114,12 @@ func (a *app) runServe(cmd *cobra.Command, f *serveFlags) error {
 	if err := f.kbs.check(); err != nil {
 		return err
 	}
-	var kek []byte
+	var kek, appKeyRoot []byte
 	if f.kbs.withKBS() {
 		if kek, err = a.kbsKEK(&f.kbs); err != nil {
+			return err
+		}
+		if appKeyRoot, err = a.kbsAppKeyRoot(&f.kbs); err != nil {
 			return err
 		}
 	}
@@ -179,7 +182,7 @@ func (a *app) runServe(cmd *cobra.Command, f *serveFlags) error {
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	broker, err := newServeBroker(&f.kbs, kek, st, v, keys.ks, now)
+	broker, err := newServeBroker(&f.kbs, kek, appKeyRoot, f.adminToken, st, v, keys.ks, now)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}

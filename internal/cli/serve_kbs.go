@@ -32,15 +32,24 @@ const (
 // envKBSKEK is the environment variable holding the KBS key-encryption key.
 const envKBSKEK = EnvPrefix + "KBS_KEK"
 
+// envKBSAppKeyRoot is the environment variable holding the KBS app key
+// root secret.
+const envKBSAppKeyRoot = EnvPrefix + "KBS_APP_KEY_ROOT"
+
+// minAppKeyRoot is the minimum size of the app key root secret.
+const minAppKeyRoot = 32
+
 // serveKBSFlags are serve's key broker flags.
 type serveKBSFlags struct {
-	role    string
-	kekFile string
+	role           string
+	kekFile        string
+	appKeyRootFile string
 }
 
 func (f *serveKBSFlags) register(fl *pflag.FlagSet) {
 	fl.StringVar(&f.role, "role", "", "serve `ROLE`: verifier (verification API only), kbs (key broker under /kbs/v0 only) or all (default: all when a KBS key-encryption key is configured, else verifier)")
 	fl.StringVar(&f.kekFile, "kek-file", "", "seal KBS resources at rest with the 32-byte key in `FILE` (hex or base64; or "+envKBSKEK+"); required with --role kbs or all")
+	fl.StringVar(&f.appKeyRootFile, "app-key-root-file", "", "derive KBS app keys (resource types app-key and instance-key) from the secret of at least 32 bytes in `FILE` (hex or base64; or "+envKBSAppKeyRoot+"); default: app keys disabled")
 }
 
 // resolveRole picks the default role: all when a key-encryption key is
@@ -95,6 +104,51 @@ func (a *app) kbsKEK(f *serveKBSFlags) ([]byte, error) {
 	return k, nil
 }
 
+// kbsAppKeyRoot returns the app key root from --app-key-root-file or
+// TDPROOF_KBS_APP_KEY_ROOT, or nil (app keys disabled) without either.
+func (a *app) kbsAppKeyRoot(f *serveKBSFlags) ([]byte, error) {
+	var raw []byte
+	var from string
+	switch {
+	case f.appKeyRootFile != "":
+		b, err := os.ReadFile(f.appKeyRootFile)
+		if err != nil {
+			return nil, &usageError{err: fmt.Errorf("--app-key-root-file: %w", err)}
+		}
+		raw, from = b, "--app-key-root-file "+f.appKeyRootFile
+	default:
+		v, ok := a.lookupEnv(envKBSAppKeyRoot)
+		if !ok || v == "" {
+			return nil, nil
+		}
+		raw, from = []byte(v), envKBSAppKeyRoot
+	}
+	k, err := parseSecret(raw, minAppKeyRoot)
+	if err != nil {
+		return nil, &usageError{err: fmt.Errorf("%s: %w", from, err)}
+	}
+	return k, nil
+}
+
+// parseSecret decodes a secret of at least minLen bytes written as hex or
+// base64 (standard or URL alphabet, padded or not), surrounding white
+// space ignored. A text of an even number of hex digits is read as hex.
+func parseSecret(b []byte, minLen int) ([]byte, error) {
+	s := string(bytes.TrimSpace(b))
+	if k, err := hex.DecodeString(s); err == nil && s != "" {
+		if len(k) < minLen {
+			return nil, fmt.Errorf("%d bytes of hex, want at least %d", len(k), minLen)
+		}
+		return k, nil
+	}
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if k, err := enc.DecodeString(s); err == nil && len(k) >= minLen {
+			return k, nil
+		}
+	}
+	return nil, fmt.Errorf("not a secret of at least %d bytes in hex or base64", minLen)
+}
+
 // parseKEK decodes a 32-byte key written as hex or base64 (standard or
 // URL alphabet, padded or not), surrounding white space ignored.
 func parseKEK(b []byte) ([]byte, error) {
@@ -114,11 +168,13 @@ func parseKEK(b []byte) ([]byte, error) {
 
 // newServeBroker returns the key broker sharing serve's store, verifier
 // and EAR keys, or nil when the role does not include it.
-func newServeBroker(f *serveKBSFlags, kek []byte, st *store.Store, v *verifier.Verifier, keys *ear.KeySet, now func() time.Time) (*kbs.Broker, error) {
+// adminToken (serve's --admin-token) enables the broker's admin routes;
+// appKeyRoot (nil: none) its app keys.
+func newServeBroker(f *serveKBSFlags, kek, appKeyRoot []byte, adminToken string, st *store.Store, v *verifier.Verifier, keys *ear.KeySet, now func() time.Time) (*kbs.Broker, error) {
 	if !f.withKBS() {
 		return nil, nil
 	}
-	return kbs.New(kbs.Config{Store: st, Verifier: v, TokenKeys: keys, KEK: kek, Now: now})
+	return kbs.New(kbs.Config{Store: st, Verifier: v, TokenKeys: keys, KEK: kek, AppKeyRoot: appKeyRoot, AdminToken: adminToken, Now: now})
 }
 
 // serveHandler routes the role's requests: /kbs/… to the broker (nil:

@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/hex"
 	"net/http"
 	"net/http/httptest"
@@ -108,9 +109,30 @@ func TestServeKBS(t *testing.T) {
 	}
 	s.stop()
 
-	s = startServe(t, append(args, "--role", "kbs", "--kek-file", kekFile)...)
+	appRoot := filepath.Join(dir, "app-key-root")
+	if err := os.WriteFile(appRoot, []byte(hex.EncodeToString(bytes.Repeat([]byte{9}, 48))), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s = startServe(t, append(args, "--role", "kbs", "--kek-file", kekFile, "--admin-token", "kbs-admin-tok", "--app-key-root-file", appRoot)...)
 	if code, _ := postJSON(t, s.url+"/v1/verify", map[string]any{}); code != http.StatusNotFound {
 		t.Errorf("--role kbs: /v1/verify answered %d", code)
+	}
+	for _, tc := range []struct {
+		bearer string
+		want   int
+	}{{"", http.StatusUnauthorized}, {"wrong", http.StatusUnauthorized}, {"kbs-admin-tok", http.StatusOK}} {
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, s.url+protocol.PathResourcePolicy, nil)
+		if tc.bearer != "" {
+			req.Header.Set("Authorization", "Bearer "+tc.bearer)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("--admin-token: GET resource-policy with bearer %q: %d, want %d", tc.bearer, resp.StatusCode, tc.want)
+		}
 	}
 	if got := httpGet(t, s.url+"/healthz"); !bytes.Contains([]byte(got), []byte("ok")) {
 		t.Errorf("--role kbs: /healthz %q", got)
@@ -125,6 +147,8 @@ func TestServeKBS(t *testing.T) {
 		{"serve", "--data-dir", t.TempDir(), "--role", "all"},
 		{"serve", "--data-dir", t.TempDir(), "--role", "kbs"},
 		{"serve", "--data-dir", t.TempDir(), "--kek-file", bad},
+		{"serve", "--data-dir", t.TempDir(), "--kek-file", kekFile, "--app-key-root-file", bad},
+		{"serve", "--data-dir", t.TempDir(), "--kek-file", kekFile, "--app-key-root-file", filepath.Join(dir, "missing")},
 		{"serve", "--data-dir", t.TempDir(), "--role", "nope"},
 	} {
 		invoke(t, nil, a...).wantCode(t, exitUsage, a...)
@@ -143,6 +167,22 @@ func TestParseKEK(t *testing.T) {
 	for _, in := range []string{"", "00", hex.EncodeToString(k[:31]), "q6urq6urq6urq6urq6urq6urq6urq6urq6urq6urq6urqw==", string(k)} {
 		if _, err := parseKEK([]byte(in)); err == nil {
 			t.Errorf("parseKEK(%q) accepted", in)
+		}
+	}
+}
+
+func TestParseSecret(t *testing.T) {
+	t.Parallel()
+	k := bytes.Repeat([]byte{0xab}, 40)
+	for _, in := range []string{hex.EncodeToString(k), " " + hex.EncodeToString(k) + "\n", base64.StdEncoding.EncodeToString(k), base64.RawURLEncoding.EncodeToString(k)} {
+		got, err := parseSecret([]byte(in), 32)
+		if err != nil || !bytes.Equal(got, k) {
+			t.Errorf("parseSecret(%q) = %x, %v", in, got, err)
+		}
+	}
+	for _, in := range []string{"", "00", hex.EncodeToString(k[:31]), base64.StdEncoding.EncodeToString(k[:31]), string(k)} {
+		if _, err := parseSecret([]byte(in), 32); err == nil {
+			t.Errorf("parseSecret(%q) accepted", in)
 		}
 	}
 }
