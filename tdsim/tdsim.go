@@ -31,6 +31,7 @@ import (
 	"github.com/tdproof/tdproof/dcaptest"
 	"github.com/tdproof/tdproof/eventlog"
 	"github.com/tdproof/tdproof/measure"
+	"github.com/tdproof/tdproof/quote"
 	"github.com/tdproof/tdproof/tsm"
 )
 
@@ -115,6 +116,7 @@ type Sim struct {
 	ak       *ecdsa.PrivateKey
 
 	mu      sync.Mutex
+	qeSig   *[quote.SignatureSize]byte // the QE report signature of the first quote
 	rtmrs   eventlog.RTMRs
 	boot    []eventlog.Event
 	runtime []eventlog.Event
@@ -191,13 +193,28 @@ func (s *Sim) Quote(ctx context.Context, reportData [64]byte) ([]byte, error) {
 	}
 	s.mu.Lock()
 	td.RTMRs = s.rtmrs
+	qeSig := s.qeSig
 	s.mu.Unlock()
+	if qeSig != nil {
+		// The QE report is the same for every quote of this attestation
+		// key: reuse its first signature, as a real QE signs it once per
+		// key (verifiers cache the platform part by these bytes).
+		spec.MutateAfterSign = func(q *quote.Quote) { q.Signature.QEReportSignature = *qeSig }
+	}
 	q, err := s.platform.BuildQuote(spec)
 	if err != nil {
 		return nil, fmt.Errorf("tdsim: quote: %w", err)
 	}
 	if q.ParseErr != nil {
 		return nil, fmt.Errorf("tdsim: quote: %w", q.ParseErr)
+	}
+	if qeSig == nil {
+		sig := q.Parsed.Signature.QEReportSignature
+		s.mu.Lock()
+		if s.qeSig == nil {
+			s.qeSig = &sig
+		}
+		s.mu.Unlock()
 	}
 	return q.Raw, nil
 }

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"time"
 
@@ -113,6 +115,9 @@ func (a *app) runServe(cmd *cobra.Command, f *serveFlags) error {
 	a.resolveRole(&f.kbs)
 	if err := f.kbs.check(); err != nil {
 		return err
+	}
+	if _, ok := os.LookupEnv("GOGC"); !ok {
+		debug.SetGCPercent(verifiersvc.GCPercent)
 	}
 	var kek, appKeyRoot []byte
 	if f.kbs.withKBS() {

@@ -170,6 +170,7 @@ func (s *service) checkResponse(b []byte) error {
 // whichever comes first) and logs throughput and latency. It asserts
 // correctness only: every response is 200 and every 500th token verifies.
 func TestLoad(t *testing.T) {
+	serveGC(t)
 	if testing.Short() {
 		t.Skip("load test skipped with -short")
 	}
@@ -251,6 +252,7 @@ func TestLoad(t *testing.T) {
 // listener with b.RunParallel (GOMAXPROCS × -cpu clients; raise with
 // b.SetParallelism through -loadtest.c).
 func BenchmarkVerifyHTTP(b *testing.B) {
+	serveGC(b)
 	s := startService(b)
 	par := max(1, *concurrency/runtime.GOMAXPROCS(0))
 	c := client(par * runtime.GOMAXPROCS(0))

@@ -31,6 +31,13 @@ const (
 	DefaultShutdownTimeout   = 10 * time.Second
 )
 
+// GCPercent is the garbage-collection target (GOGC) tdproof serve runs
+// with unless the GOGC environment variable is set. The service's live
+// heap is a few MiB, so Go's default of 100 collects every few hundred
+// requests; 400 trades about 20 MiB of heap for about 30% less CPU per
+// request (internal/loadtest measures with it).
+const GCPercent = 400
+
 // ProblemMediaType is the Content-Type of error responses (RFC 9457).
 const ProblemMediaType = "application/problem+json"
 
