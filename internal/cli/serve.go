@@ -2,6 +2,8 @@ package cli
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -14,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/tdproof/tdproof/dcap"
 	"github.com/tdproof/tdproof/ear"
 	"github.com/tdproof/tdproof/internal/store"
 	"github.com/tdproof/tdproof/internal/verifiersvc"
@@ -165,6 +168,13 @@ func (a *app) runServe(cmd *cobra.Command, f *serveFlags) error {
 	opts := []verifier.Option{verifier.WithClock(now), verifier.WithPolicyResolver(verifiersvc.DryRunResolver(storePolicyResolver(st)))}
 	if root != nil {
 		opts = append(opts, verifier.WithTrustedRoot(root))
+		if sum := sha256.Sum256(root.Raw); hex.EncodeToString(sum[:]) != dcap.IntelRootSHA256 {
+			// A test PKI or a simulator (tdsim): say so at start, and
+			// every result says so (claim <tee>.collateral.intel_root
+			// false, with the root's SHA-256).
+			log.Warn("serve: trusting a root CA that is NOT Intel's SGX Root CA: quotes it signs are accepted (test PKI or simulator only)",
+				"subject", root.Subject.String(), "sha256", hex.EncodeToString(sum[:]))
+		}
 	}
 	v, err := verifier.New(pcsource.Source{Src: cache, Channel: ch}, st.RefValues(), signer, opts...)
 	if err != nil {

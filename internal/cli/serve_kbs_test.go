@@ -96,6 +96,9 @@ func TestServeKBS(t *testing.T) {
 	if !bytes.Equal(got, secret) {
 		t.Fatalf("released %q, want %q", got, secret)
 	}
+	if !strings.Contains(s.stderr.String(), "NOT Intel's SGX Root CA") {
+		t.Errorf("serve trusted the simulator root without a warning:\n%s", s.stderr.String())
+	}
 	if code, body := postJSON(t, s.url+"/v1/verify", map[string]any{}); code == http.StatusNotFound {
 		t.Errorf("--role all: /v1/verify is 404: %s", body)
 	}
