@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tdproof/tdproof/collateral"
+	"github.com/tdproof/tdproof/dstack"
 	"github.com/tdproof/tdproof/ear"
 	"github.com/tdproof/tdproof/eventlog"
 	"github.com/tdproof/tdproof/internal/agent"
@@ -41,17 +42,19 @@ func (a *app) demoCommand() *cobra.Command {
 		Use:   "demo",
 		Short: "Run the whole attestation and key-release story in one process",
 		Long: `Run the whole story in one process, without network access beyond loopback:
-a simulated TD (tdsim) boots; a verifier that explicitly trusts the SIMULATOR
-root CA gets the TD's MRTD and RTMR0–2 as reference values (in a temporary
-SQLite store); a key broker (KBS, Trustee protocol 0.4.0) listens on
-127.0.0.1 with a secret stored at ` + demoResource + `; the attestation agent's KBS
-client, quoting with the simulated TD, attests and receives the secret;
-then a tampered TD (a changed RTMR1 boot event, as a modified kernel would
-give) attests and is refused.
+a simulated TD (tdsim) boots and the agent records its app's identity
+(compose hash, app id, instance id) in RTMR3; a verifier that explicitly
+trusts the SIMULATOR root CA gets the TD's MRTD, RTMR0–2 and compose hash as
+reference values (in a temporary SQLite store); a key broker (KBS, Trustee
+protocol 0.4.0) listens on 127.0.0.1 with a secret stored at ` + demoResource + `;
+the attestation agent's KBS client, quoting with the simulated TD and
+sending its event log, attests and receives the secret; then a tampered TD
+(a changed RTMR1 boot event, as a modified kernel would give) and a TD
+running another app on the same image attest and are refused.
 
 Every step is printed. The simulator root is trusted only inside this
 process: nothing the demo does is evidence about real hardware.`,
-		Annotations: map[string]string{"exit_codes": `  0  the story went as expected (secret released, tampered TD refused)
+		Annotations: map[string]string{"exit_codes": `  0  the story went as expected (secret released, tampered TD and other app refused)
   1  it did not`},
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -151,6 +154,23 @@ func simRefValues(sim *tdsim.Sim) []refvalue.Value {
 	return out
 }
 
+// The demo's app-compose.json documents: the genuine app and another one.
+const (
+	demoAppCompose   = `{"manifest_version":2,"name":"demo","runner":"docker-compose","docker_compose_file":"services: {web: {image: nginx}}"}`
+	demoOtherCompose = `{"manifest_version":2,"name":"demo","runner":"docker-compose","docker_compose_file":"services: {web: {image: attacker/nginx}}"}`
+)
+
+// bootDemoApp records the identity events of appCompose on a runtime
+// event log at path, extending sim's RTMR3, as the agent does at boot.
+func bootDemoApp(path string, sim *tdsim.Sim, appCompose string) (*agent.Log, *dstack.Identity, error) {
+	l := &agent.Log{Path: path, Extender: sim}
+	id, err := agent.EmitBootEvents(l, agent.Boot{AppCompose: []byte(appCompose)})
+	if err != nil {
+		return nil, nil, fmt.Errorf("boot events: %w", err)
+	}
+	return l, id, nil
+}
+
 func hexOf(b [48]byte) string { return hex.EncodeToString(b[:]) }
 
 // tamperedBootEvents returns the synthetic boot events with the RTMR1
@@ -185,13 +205,22 @@ func (a *app) runDemo(ctx context.Context) error {
 	for i := range 3 {
 		fmt.Fprintf(w, "   RTMR%d %s\n", i, hex.EncodeToString(rt[i][:]))
 	}
+	log, ident, err := bootDemoApp(filepath.Join(dir, "good.log"), sim, demoAppCompose)
+	if err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	rt = sim.RTMRs()
+	fmt.Fprintf(w, "   agent recorded the app identity in RTMR3 (system-preparing … system-ready): compose hash %s, app id %s; RTMR3 %s\n",
+		ident.ComposeHash, ident.AppID, hex.EncodeToString(rt[3][:]))
 
-	k, err := startSimKBS(ctx, dir, sim, simRefValues(sim))
+	refs := append(simRefValues(sim), refvalue.Value{Name: "dstack.compose_hash", Values: []string{ident.ComposeHash.String()},
+		Provenance: refvalue.Provenance{Source: "tdproof demo (app-compose.json)"}})
+	k, err := startSimKBS(ctx, dir, sim, refs)
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
 	defer k.close()
-	fmt.Fprintf(w, "2. verifier ready: default policy, reference values for MRTD and RTMR0–2 in a temporary SQLite store, EAR signing key generated\n")
+	fmt.Fprintf(w, "2. verifier ready: default policy, reference values for MRTD, RTMR0–2 and the compose hash in a temporary SQLite store, EAR signing key generated\n")
 	fmt.Fprintf(w, "   !!! %s\n", simulatorWarning)
 	fp := sha256.Sum256(sim.TrustRoot().Raw)
 	fmt.Fprintf(w, "   !!! trusted root: SHA-256 %s, generated in this process (its subject imitates Intel's)\n", hex.EncodeToString(fp[:]))
@@ -206,7 +235,7 @@ func (a *app) runDemo(ctx context.Context) error {
 	}
 	fmt.Fprintf(w, "3. KBS listening on %s (Trustee protocol 0.4.0), secret stored at %s (AES-256-GCM at rest)\n", k.url, demoResource)
 
-	c := &agent.Client{Quoter: sim, CCEL: sim}
+	c := &agent.Client{Quoter: sim, CCEL: sim, Runtime: log}
 	got, err := c.GetResource(ctx, k.url, demoResource)
 	if err != nil {
 		return fmt.Errorf("demo: the genuine TD was refused: %w", err)
@@ -214,7 +243,7 @@ func (a *app) runDemo(ctx context.Context) error {
 	if string(got) != string(secret) {
 		return errors.New("demo: the released secret differs from the stored one")
 	}
-	fmt.Fprintf(w, "4. secret released: agent attested (auth, attest with a quote bound to a fresh TEE key, resource as JWE) and decrypted %q\n", got)
+	fmt.Fprintf(w, "4. secret released: agent attested (auth, attest with a quote bound to a fresh TEE key and the event log proving the app identity, resource as JWE) and decrypted %q\n", got)
 
 	bad, err := tdsim.New(tdsim.Config{BootEvents: tamperedBootEvents(), PKI: sim.PKI()})
 	if err != nil {
@@ -230,6 +259,24 @@ func (a *app) runDemo(ctx context.Context) error {
 		return fmt.Errorf("demo: tampered TD: %w", err)
 	}
 	fmt.Fprintf(w, "5. tampered TD refused (its RTMR1 %s differs from the reference value): %v\n", hex.EncodeToString(badRT[1][:]), err)
-	fmt.Fprintf(w, "demo complete: the secret went only to the TD whose measurements match (simulated hardware, SIMULATOR root trusted)\n")
+
+	other, err := tdsim.New(tdsim.Config{PKI: sim.PKI()})
+	if err != nil {
+		return err
+	}
+	otherLog, otherID, err := bootDemoApp(filepath.Join(dir, "other.log"), other, demoOtherCompose)
+	if err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	c = &agent.Client{Quoter: other, CCEL: other, Runtime: otherLog}
+	got, err = c.GetResource(ctx, k.url, demoResource)
+	if err == nil {
+		return fmt.Errorf("demo: the TD running another app (compose hash %s) received %d bytes", otherID.ComposeHash, len(got))
+	}
+	if !errors.Is(err, agent.ErrKBS) {
+		return fmt.Errorf("demo: other app: %w", err)
+	}
+	fmt.Fprintf(w, "6. same image, another app refused (compose hash %s is not the reference value): %v\n", otherID.ComposeHash, err)
+	fmt.Fprintf(w, "demo complete: the secret went only to the TD whose measurements and app match (simulated hardware, SIMULATOR root trusted)\n")
 	return nil
 }

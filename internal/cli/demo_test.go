@@ -14,7 +14,9 @@ func TestDemo(t *testing.T) {
 		"SIMULATOR root CA",
 		"3. KBS listening on http://127.0.0.1:",
 		"4. secret released: ",
+		"agent recorded the app identity in RTMR3",
 		"5. tampered TD refused ",
+		"6. same image, another app refused ",
 		"PolicyDeny",
 		"demo complete",
 	} {
