@@ -50,7 +50,7 @@ func (s *Store) CreateKBSSession(ctx context.Context, ss KBSSession) error {
 	if err := checkTime("kbs session "+ss.ID+": expires_at", ss.ExpiresAt); err != nil {
 		return err
 	}
-	_, err := s.db.ExecContext(ctx, s.q("INSERT INTO kbs_sessions (id, nonce, tee, state, expires_at) VALUES (?, ?, ?, ?, ?)"),
+	_, err := s.execPrepared(ctx, s.q("INSERT INTO kbs_sessions (id, nonce, tee, state, expires_at) VALUES (?, ?, ?, ?, ?)"),
 		ss.ID, ss.Nonce, ss.Tee, KBSSessionPending, toDB(ss.ExpiresAt))
 	if err != nil {
 		return fmt.Errorf("store: create kbs session: %w", mapErr(err))
@@ -63,7 +63,7 @@ func (s *Store) CreateKBSSession(ctx context.Context, ss KBSSession) error {
 // session can be claimed once. [ErrNotFound] if there is no such pending,
 // unexpired session.
 func (s *Store) ClaimKBSSession(ctx context.Context, id string, now time.Time) (KBSSession, error) {
-	ss, err := scanKBSSession(s.db.QueryRowContext(ctx, s.q("UPDATE kbs_sessions SET state = ? WHERE id = ? AND state = ? AND expires_at > ? RETURNING "+kbsSessionColumns),
+	ss, err := scanKBSSession(s.queryRowPrepared(ctx, s.q("UPDATE kbs_sessions SET state = ? WHERE id = ? AND state = ? AND expires_at > ? RETURNING "+kbsSessionColumns),
 		KBSSessionAttesting, id, KBSSessionPending, toDB(now)))
 	if err != nil {
 		return KBSSession{}, fmt.Errorf("store: claim kbs session: %w", err)
@@ -82,7 +82,7 @@ func (s *Store) FinishKBSSession(ctx context.Context, id string, reportData []by
 	if reportData == nil {
 		reportData = []byte{}
 	}
-	res, err := s.db.ExecContext(ctx, s.q("UPDATE kbs_sessions SET state = ?, report_data = ?, tee_pubkey = ?, token = ?, token_id = ? WHERE id = ? AND state = ?"),
+	res, err := s.execPrepared(ctx, s.q("UPDATE kbs_sessions SET state = ?, report_data = ?, tee_pubkey = ?, token = ?, token_id = ? WHERE id = ? AND state = ?"),
 		state, reportData, teePubKey, token, tokenID, id, KBSSessionAttesting)
 	if err != nil {
 		return fmt.Errorf("store: finish kbs session: %w", err)
@@ -97,7 +97,7 @@ func (s *Store) FinishKBSSession(ctx context.Context, id string, reportData []by
 
 // KBSSession returns the session id; [ErrNotFound] if none.
 func (s *Store) KBSSession(ctx context.Context, id string) (KBSSession, error) {
-	ss, err := scanKBSSession(s.db.QueryRowContext(ctx, s.q("SELECT "+kbsSessionColumns+" FROM kbs_sessions WHERE id = ?"), id))
+	ss, err := scanKBSSession(s.queryRowPrepared(ctx, s.q("SELECT "+kbsSessionColumns+" FROM kbs_sessions WHERE id = ?"), id))
 	if err != nil {
 		return KBSSession{}, fmt.Errorf("store: kbs session: %w", err)
 	}
@@ -110,7 +110,7 @@ func (s *Store) KBSSessionByTokenID(ctx context.Context, tokenID string) (KBSSes
 	if tokenID == "" {
 		return KBSSession{}, fmt.Errorf("store: kbs session by token: %w", ErrNotFound)
 	}
-	ss, err := scanKBSSession(s.db.QueryRowContext(ctx, s.q("SELECT "+kbsSessionColumns+" FROM kbs_sessions WHERE token_id = ? AND state = ?"), tokenID, KBSSessionAttested))
+	ss, err := scanKBSSession(s.queryRowPrepared(ctx, s.q("SELECT "+kbsSessionColumns+" FROM kbs_sessions WHERE token_id = ? AND state = ?"), tokenID, KBSSessionAttested))
 	if err != nil {
 		return KBSSession{}, fmt.Errorf("store: kbs session by token: %w", err)
 	}
@@ -173,7 +173,7 @@ func (s *Store) KBSResource(ctx context.Context, path string) (KBSResource, erro
 		r  KBSResource
 		at int64
 	)
-	err := s.db.QueryRowContext(ctx, s.q("SELECT path, nonce, ciphertext, updated_at FROM kbs_resources WHERE path = ?"), path).
+	err := s.queryRowPrepared(ctx, s.q("SELECT path, nonce, ciphertext, updated_at FROM kbs_resources WHERE path = ?"), path).
 		Scan(&r.Path, &r.Nonce, &r.Ciphertext, &at)
 	if errors.Is(err, sql.ErrNoRows) {
 		return KBSResource{}, fmt.Errorf("store: kbs resource %s: %w", path, ErrNotFound)

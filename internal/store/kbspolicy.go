@@ -99,7 +99,7 @@ func (s *Store) KBSPolicy(ctx context.Context, name string) (KBSPolicy, error) {
 // [ErrNotFound] if there is none.
 func (s *Store) KBSPolicySHA256(ctx context.Context, name string) (string, error) {
 	var d string
-	err := s.db.QueryRowContext(ctx, s.q("SELECT sha256 FROM kbs_policies WHERE name = ?"), name).Scan(&d)
+	err := s.queryRowPrepared(ctx, s.q("SELECT sha256 FROM kbs_policies WHERE name = ?"), name).Scan(&d)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", fmt.Errorf("store: kbs policy %s: %w", name, ErrNotFound)
 	}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -56,6 +57,9 @@ type Store struct {
 	db      *sql.DB
 	dialect Dialect
 	now     func() time.Time
+	// stmts caches prepared statements of the hot queries (query text →
+	// *sql.Stmt), so SQLite does not parse them on every call.
+	stmts sync.Map
 
 	// testHookPolicyInserted, when set by tests, runs inside the
 	// CreatePolicy transaction after the new version row is written.
@@ -236,6 +240,11 @@ func openPostgres(dsn string, cfg config) (*sql.DB, error) {
 // Close closes the database. It does not wait for other Stores on the
 // same database.
 func (s *Store) Close() error {
+	s.stmts.Range(func(k, v any) bool {
+		_ = v.(*sql.Stmt).Close()
+		s.stmts.Delete(k)
+		return true
+	})
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("store: close: %w", err)
 	}
@@ -251,6 +260,43 @@ func (s *Store) Ping(ctx context.Context) error {
 		return fmt.Errorf("store: ping: %w", err)
 	}
 	return nil
+}
+
+// stmt returns the prepared statement of query (already rewritten by q),
+// preparing it on first use.
+func (s *Store) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	if v, ok := s.stmts.Load(query); ok {
+		return v.(*sql.Stmt), nil
+	}
+	st, err := s.db.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if v, loaded := s.stmts.LoadOrStore(query, st); loaded {
+		_ = st.Close()
+		return v.(*sql.Stmt), nil
+	}
+	return st, nil
+}
+
+// execPrepared is ExecContext through the cached statement of query.
+func (s *Store) execPrepared(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	st, err := s.stmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(ctx, args...)
+}
+
+// queryRowPrepared is QueryRowContext through the cached statement of
+// query; if it cannot be prepared, the unprepared query reports the error
+// through the Row.
+func (s *Store) queryRowPrepared(ctx context.Context, query string, args ...any) *sql.Row {
+	st, err := s.stmt(ctx, query)
+	if err != nil {
+		return s.db.QueryRowContext(ctx, query, args...)
+	}
+	return st.QueryRowContext(ctx, args...)
 }
 
 // q rewrites the '?' placeholders of a query for the backend. Queries in
