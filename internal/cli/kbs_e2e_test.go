@@ -10,7 +10,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,8 +19,6 @@ import (
 	"github.com/tdproof/tdproof/eventlog"
 	"github.com/tdproof/tdproof/internal/agent"
 	"github.com/tdproof/tdproof/kbs/protocol"
-	"github.com/tdproof/tdproof/pcs"
-	"github.com/tdproof/tdproof/pcs/pcstest"
 	"github.com/tdproof/tdproof/tdsim"
 )
 
@@ -90,26 +87,17 @@ func newKBSE2E(t *testing.T, dsn string) *kbsE2E {
 	}
 
 	// 3. Collateral for the simulator's platform, and its root.
-	rc, err := sim.RawCollateral(time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	spec := sim.Platform().Spec
-	pccs := pcstest.New()
-	pccs.AddCollateral(pcs.Key{TEE: pcs.TEETDX, FMSPC: spec.FMSPC, CA: spec.CA}, rc)
-	ts := httptest.NewServer(pccs)
-	t.Cleanup(ts.Close)
-	root := filepath.Join(dir, "root.pem")
+	pccsURL, root := simPCCS(t, sim)
 	kek := filepath.Join(dir, "kek")
 	appRoot := filepath.Join(dir, "app-key-root")
-	for name, b := range map[string][]byte{root: sim.TrustRootPEM(), kek: []byte(strings.Repeat("5a", 32)), appRoot: []byte(strings.Repeat("c3", 32))} {
+	for name, b := range map[string][]byte{kek: []byte(strings.Repeat("5a", 32)), appRoot: []byte(strings.Repeat("c3", 32))} {
 		if err := os.WriteFile(name, b, 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
 
 	e := &kbsE2E{adminToken: "e2e-admin-token", boot: cfg}
-	e.srv = startServe(t, "--role", "all", "--db", dsn, "--pccs-url", ts.URL, "--pcs-retries", "0",
+	e.srv = startServe(t, "--role", "all", "--db", dsn, "--pccs-url", pccsURL, "--pcs-retries", "0",
 		"--trusted-root", root, "--kek-file", kek, "--admin-token", e.adminToken, "--app-key-root-file", appRoot)
 	vm, err := json.Marshal(map[string]any{"os_image_hash": m.OSImageHash, "cpu_count": 2, "memory_size": 2 << 30})
 	if err != nil {

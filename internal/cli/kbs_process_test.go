@@ -13,7 +13,6 @@ import (
 	"io"
 	"maps"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,8 +27,6 @@ import (
 
 	"github.com/tdproof/tdproof/ear"
 	"github.com/tdproof/tdproof/kbs/protocol"
-	"github.com/tdproof/tdproof/pcs"
-	"github.com/tdproof/tdproof/pcs/pcstest"
 	"github.com/tdproof/tdproof/tdsim"
 )
 
@@ -50,26 +47,14 @@ func newKBSProcEnv(t *testing.T) *kbsProcEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rc, err := sim.RawCollateral(time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	spec := sim.Platform().Spec
-	srv := pcstest.New()
-	srv.AddCollateral(pcs.Key{TEE: pcs.TEETDX, FMSPC: spec.FMSPC, CA: spec.CA}, rc)
-	ts := httptest.NewServer(srv)
-	t.Cleanup(ts.Close)
+	pccsURL, root := simPCCS(t, sim)
 	dir := t.TempDir()
-	root := filepath.Join(dir, "root.pem")
-	if err := os.WriteFile(root, sim.TrustRootPEM(), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	kekFile := filepath.Join(dir, "kek")
 	if err := os.WriteFile(kekFile, []byte(hex.EncodeToString(bytes.Repeat([]byte{0x5a}, 32))+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return &kbsProcEnv{sim: sim, args: []string{"--role", "all", "--kek-file", kekFile, "--admin-token", kbsProcAdminToken,
-		"--pccs-url", ts.URL, "--trusted-root", root, "--pcs-retries", "0"}}
+		"--pccs-url", pccsURL, "--trusted-root", root, "--pcs-retries", "0"}}
 }
 
 // start starts tdproof serve as key broker on the database dsn.

@@ -35,21 +35,8 @@ func TestServeKBS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	now := time.Now()
-	rc, err := sim.RawCollateral(now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	spec := sim.Platform().Spec
-	srv := pcstest.New()
-	srv.AddCollateral(pcs.Key{TEE: pcs.TEETDX, FMSPC: spec.FMSPC, CA: spec.CA}, rc)
-	ts := httptest.NewServer(srv)
-	t.Cleanup(ts.Close)
+	pccsURL, root := simPCCS(t, sim)
 	dir := t.TempDir()
-	root := filepath.Join(dir, "root.pem")
-	if err := os.WriteFile(root, sim.TrustRootPEM(), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	kek := bytes.Repeat([]byte{7}, 32)
 	kekFile := filepath.Join(dir, "kek")
 	if err := os.WriteFile(kekFile, []byte(hex.EncodeToString(kek)+"\n"), 0o600); err != nil {
@@ -86,7 +73,7 @@ func TestServeKBS(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	args := []string{"--data-dir", data, "--pccs-url", ts.URL, "--trusted-root", root, "--pcs-retries", "0"}
+	args := []string{"--data-dir", data, "--pccs-url", pccsURL, "--trusted-root", root, "--pcs-retries", "0"}
 	s := startServe(t, append(args, "--role", "all", "--kek-file", kekFile)...)
 	c := &agent.Client{Quoter: sim, CCEL: sim, HTTP: &http.Client{Timeout: 30 * time.Second}}
 	got, err := c.GetResource(t.Context(), s.url, id.String())
@@ -156,6 +143,27 @@ func TestServeKBS(t *testing.T) {
 	} {
 		invoke(t, nil, a...).wantCode(t, exitUsage, a...)
 	}
+}
+
+// simPCCS serves sim's collateral from a fake PCS until the test ends and
+// writes sim's root CA to a PEM file: the --pccs-url and --trusted-root
+// of a serve that accepts sim's quotes.
+func simPCCS(t *testing.T, sim *tdsim.Sim) (pccsURL, rootFile string) {
+	t.Helper()
+	rc, err := sim.RawCollateral(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := sim.Platform().Spec
+	srv := pcstest.New()
+	srv.AddCollateral(pcs.Key{TEE: pcs.TEETDX, FMSPC: spec.FMSPC, CA: spec.CA}, rc)
+	ts := httptest.NewServer(srv)
+	t.Cleanup(ts.Close)
+	rootFile = filepath.Join(t.TempDir(), "root.pem")
+	if err := os.WriteFile(rootFile, sim.TrustRootPEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return ts.URL, rootFile
 }
 
 func TestParseKEK(t *testing.T) {
