@@ -3,15 +3,12 @@ package cli
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -21,10 +18,9 @@ import (
 	"testing"
 	"time"
 
-	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver, for schema setup
-
 	"github.com/tdproof/tdproof/dcaptest"
 	"github.com/tdproof/tdproof/ear"
+	"github.com/tdproof/tdproof/internal/store/storetest"
 	"github.com/tdproof/tdproof/internal/verifiersvc"
 )
 
@@ -32,12 +28,6 @@ import (
 // re-executed test binary (TestHelperServeProcess). It is deliberately not
 // a TDPROOF_* name: TestMain clears those.
 const serveArgsEnv = "GO_TEST_TDPROOF_SERVE_ARGS"
-
-// The PostgreSQL test settings, read before TestMain clears TDPROOF_*.
-var (
-	processPostgresDSN     = os.Getenv("TDPROOF_TEST_POSTGRES_DSN")
-	processRequirePostgres = os.Getenv("CI") == "true" || os.Getenv("TDPROOF_REQUIRE_POSTGRES") == "1"
-)
 
 // TestHelperServeProcess is not a test: in a test binary re-executed by
 // startServeProcess it runs tdproof with the arguments in serveArgsEnv
@@ -124,49 +114,9 @@ func (p *serveProcess) kill(t *testing.T) {
 	}
 }
 
-// processPostgresSchemaDSN returns a DSN for a fresh schema of the test
-// PostgreSQL server (search_path in the DSN; dropped when the test ends).
-// Without TDPROOF_TEST_POSTGRES_DSN the test is skipped, unless CI=true or
-// TDPROOF_REQUIRE_POSTGRES=1, where it fails.
-func processPostgresSchemaDSN(t *testing.T) string {
-	t.Helper()
-	base := processPostgresDSN
-	if base == "" {
-		if processRequirePostgres {
-			t.Fatal("TDPROOF_TEST_POSTGRES_DSN is not set, but CI=true or TDPROOF_REQUIRE_POSTGRES=1 requires the PostgreSQL tests; run scripts/start-postgres.sh and export its output")
-		}
-		t.Skip("PostgreSQL test skipped: TDPROOF_TEST_POSTGRES_DSN is not set (run scripts/start-postgres.sh and export its output)")
-	}
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatalf("TDPROOF_TEST_POSTGRES_DSN: %v", err)
-	}
-	var rnd [6]byte
-	if _, err := rand.Read(rnd[:]); err != nil {
-		t.Fatal(err)
-	}
-	schema := "tdproof_cli_test_" + hex.EncodeToString(rnd[:])
-	admin, err := sql.Open("pgx", base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		// Runs after the processes' cleanups (LIFO): nothing uses the schema.
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if _, err := admin.ExecContext(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-		_ = admin.Close()
-	})
-	if _, err := admin.ExecContext(t.Context(), "CREATE SCHEMA "+schema); err != nil {
-		t.Fatalf("create schema %s: %v", schema, err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
+// processPostgresSchemaDSN returns a fresh PostgreSQL schema (storetest;
+// it reads TDPROOF_TEST_POSTGRES_DSN before TestMain clears TDPROOF_*).
+func processPostgresSchemaDSN(t *testing.T) string { return storetest.PostgresDSN(t) }
 
 // do sends one request with a bounded timeout and returns status and body.
 func (p *serveProcess) do(t *testing.T, method, path, token string, body any) (int, []byte) {

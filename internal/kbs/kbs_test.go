@@ -5,74 +5,33 @@ import (
 	"context"
 	"crypto"
 	"crypto/rand"
-	"database/sql"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
-	"net/url"
-	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
-
-	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver, for schema setup
 
 	"github.com/tdproof/tdproof/collateral"
 	"github.com/tdproof/tdproof/ear"
 	"github.com/tdproof/tdproof/internal/kbs"
 	"github.com/tdproof/tdproof/internal/store"
+	"github.com/tdproof/tdproof/internal/store/storetest"
 	"github.com/tdproof/tdproof/kbs/protocol"
 	"github.com/tdproof/tdproof/quote"
 	"github.com/tdproof/tdproof/tdsim"
 	"github.com/tdproof/tdproof/verifier"
 )
 
-const postgresEnv = "TDPROOF_TEST_POSTGRES_DSN"
-
 var secret = []byte("image decryption key 0123456789")
 
+// forEachBackend runs f on a fresh SQLite database and a fresh PostgreSQL
+// schema (storetest).
 func forEachBackend(t *testing.T, f func(t *testing.T, dsn string)) {
-	t.Run("sqlite", func(t *testing.T) {
-		f(t, "sqlite://"+filepath.Join(t.TempDir(), "data", "tdproof.db"))
-	})
-	t.Run("postgres", func(t *testing.T) {
-		base := os.Getenv(postgresEnv)
-		if base == "" {
-			if os.Getenv("CI") == "true" || os.Getenv("TDPROOF_REQUIRE_POSTGRES") == "1" {
-				t.Fatalf("%s is not set but PostgreSQL tests are required", postgresEnv)
-			}
-			t.Skipf("%s is not set", postgresEnv)
-		}
-		u, err := url.Parse(base)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var rnd [6]byte
-		_, _ = rand.Read(rnd[:])
-		schema := "tdproof_kbs_" + hex.EncodeToString(rnd[:])
-		admin, err := sql.Open("pgx", base)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			if _, err := admin.ExecContext(context.Background(), "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-				t.Errorf("drop schema: %v", err)
-			}
-			_ = admin.Close()
-		})
-		if _, err := admin.ExecContext(t.Context(), "CREATE SCHEMA "+schema); err != nil {
-			t.Fatal(err)
-		}
-		q := u.Query()
-		q.Set("search_path", schema)
-		u.RawQuery = q.Encode()
-		f(t, u.String())
-	})
+	storetest.ForEachBackend(t, f)
 }
 
 // clock is a settable test clock.

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"database/sql"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -14,8 +13,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
-	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -24,12 +21,11 @@ import (
 	"testing"
 	"time"
 
-	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver, for schema setup
-
 	"github.com/tdproof/tdproof/collateral"
 	"github.com/tdproof/tdproof/ear"
 	"github.com/tdproof/tdproof/internal/kbs"
 	"github.com/tdproof/tdproof/internal/store"
+	"github.com/tdproof/tdproof/internal/store/storetest"
 	"github.com/tdproof/tdproof/kbs/protocol"
 	"github.com/tdproof/tdproof/quote"
 	"github.com/tdproof/tdproof/refvalue"
@@ -42,10 +38,6 @@ var (
 	kbsDuration    = flag.Duration("loadtest.kbs.d", time.Minute, "stop the KBS load test after `DURATION`")
 	kbsConcurrency = flag.Int("loadtest.kbs.c", 4, "`N` concurrent KBS clients")
 )
-
-// postgresEnv names a PostgreSQL DSN; when set, the KBS load test also
-// runs on PostgreSQL, in a schema of its own.
-const postgresEnv = "TDPROOF_TEST_POSTGRES_DSN"
 
 var kbsResourceID = protocol.ResourceID{Repository: "default", Type: "key", Tag: "loadtest"}
 
@@ -288,42 +280,10 @@ func (b *broker) checkToken(tok string) error {
 	return nil
 }
 
-// kbsBackends runs f on SQLite in a temporary directory and, if
-// TDPROOF_TEST_POSTGRES_DSN is set, on PostgreSQL in a fresh schema.
+// kbsBackends runs f on a fresh SQLite database and a fresh PostgreSQL
+// schema (storetest).
 func kbsBackends(t *testing.T, f func(t *testing.T, dsn string)) {
-	t.Run("sqlite", func(t *testing.T) {
-		f(t, "sqlite://"+filepath.Join(t.TempDir(), "tdproof.db"))
-	})
-	t.Run("postgres", func(t *testing.T) {
-		base := os.Getenv(postgresEnv)
-		if base == "" {
-			t.Skipf("%s is not set", postgresEnv)
-		}
-		u, err := url.Parse(base)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var rnd [6]byte
-		_, _ = rand.Read(rnd[:])
-		schema := "tdproof_loadtest_" + hex.EncodeToString(rnd[:])
-		admin, err := sql.Open("pgx", base)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			if _, err := admin.ExecContext(context.Background(), "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-				t.Errorf("drop schema: %v", err)
-			}
-			_ = admin.Close()
-		})
-		if _, err := admin.ExecContext(t.Context(), "CREATE SCHEMA "+schema); err != nil {
-			t.Fatal(err)
-		}
-		q := u.Query()
-		q.Set("search_path", schema)
-		u.RawQuery = q.Encode()
-		f(t, u.String())
-	})
+	storetest.ForEachBackend(t, f)
 }
 
 // TestKBSHandshakeLoad runs -loadtest.kbs.n full handshakes (auth, attest,

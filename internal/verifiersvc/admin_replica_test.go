@@ -1,57 +1,14 @@
 package verifiersvc_test
 
 import (
-	"context"
-	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
 	"net/http"
-	"net/url"
-	"os"
 	"testing"
 
-	_ "github.com/jackc/pgx/v5/stdlib"
+	"github.com/tdproof/tdproof/internal/store/storetest"
 )
 
-const postgresEnv = "TDPROOF_TEST_POSTGRES_DSN"
-
-// postgresDSN returns a DSN for a fresh schema of the test server (dropped
-// at the end). Without TDPROOF_TEST_POSTGRES_DSN the test is skipped,
-// unless CI=true or TDPROOF_REQUIRE_POSTGRES=1, where it fails.
-func postgresDSN(t *testing.T) string {
-	t.Helper()
-	base := os.Getenv(postgresEnv)
-	if base == "" {
-		if os.Getenv("CI") == "true" || os.Getenv("TDPROOF_REQUIRE_POSTGRES") == "1" {
-			t.Fatalf("%s is not set, but CI=true or TDPROOF_REQUIRE_POSTGRES=1 requires the PostgreSQL tests; run scripts/start-postgres.sh and export its output", postgresEnv)
-		}
-		t.Skipf("PostgreSQL test skipped: %s is not set (run scripts/start-postgres.sh and export its output)", postgresEnv)
-	}
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatalf("%s: %v", postgresEnv, err)
-	}
-	var rnd [6]byte
-	_, _ = rand.Read(rnd[:])
-	schema := "tdproof_svc_test_" + hex.EncodeToString(rnd[:])
-	admin, err := sql.Open("pgx", base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if _, err := admin.ExecContext(context.Background(), "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-		_ = admin.Close()
-	})
-	if _, err := admin.ExecContext(t.Context(), "CREATE SCHEMA "+schema); err != nil {
-		t.Fatalf("create schema: %v", err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
+// postgresDSN returns a fresh PostgreSQL schema (storetest).
+func postgresDSN(t *testing.T) string { return storetest.PostgresDSN(t) }
 
 // TestTwoReplicasSharePolicies: a policy created and activated through
 // replica A's admin API changes replica B's /v1/verify decision at once.
