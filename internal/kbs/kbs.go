@@ -10,7 +10,8 @@
 // protocol.ReportData(nonce, tee-pubkey, additional-evidence), verifies the
 // evidence with the verifier (the expected report data is its nonce, so the
 // token's eat_nonce binds it) and returns {"token": EAR}; evidence that is
-// not authentic is refused (AttestationError). TDX evidence that carries
+// not authentic is refused (AttestationError), and so is a cc_eventlog
+// that does not replay to the quote's RTMR0–2. TDX evidence that carries
 // the tdproof extension "event_log" (dstack's JSON event log, with
 // "vm_config") is verified as dstack evidence: RTMR0–3 are replayed (a
 // log that does not replay to the quote is not authentic) and the app
@@ -79,6 +80,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/resolver"
 
 	"github.com/tdproof/tdproof/ear"
+	"github.com/tdproof/tdproof/eventlog"
 	"github.com/tdproof/tdproof/internal/store"
 	"github.com/tdproof/tdproof/kbs/protocol"
 	"github.com/tdproof/tdproof/quote"
@@ -387,6 +389,13 @@ func (b *Broker) appraise(ctx context.Context, ss store.KBSSession, att *protoco
 	if got := q.ReportData(); subtle.ConstantTimeCompare(got[:], reportData[:]) != 1 {
 		return "", reportData, "", nil, "quote REPORTDATA does not bind the session nonce and tee-pubkey"
 	}
+	if ev.CCEventLog != nil && ev.EventLog == "" {
+		// A CCEL sent with the quote must explain its RTMR0–2 (with an
+		// event_log, dstack verification replays the log instead).
+		if detail := checkCCEL(*ev.CCEventLog, q); detail != "" {
+			return "", reportData, "", nil, detail
+		}
+	}
 	vev := verifier.Evidence{Quote: raw, Nonce: reportData[:], PolicyID: b.cfg.AttestationPolicyID}
 	if ev.EventLog != "" {
 		// dstack evidence: the same quote with its event log, so that
@@ -408,6 +417,36 @@ func (b *Broker) appraise(ctx context.Context, ss store.KBSSession, att *protoco
 		return "", reportData, "", nil, "tee-pubkey: " + err.Error()
 	}
 	return out.Token, reportData, string(pj), out.TokenClaims, ""
+}
+
+// checkCCEL replays the base64 CCEL's boot events and compares RTMR0–2
+// with the quote's; it returns why they disagree, or "".
+func checkCCEL(b64 string, q *quote.Quote) string {
+	if q.TD == nil {
+		return "cc_eventlog with a quote that is not a TD quote"
+	}
+	raw, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil {
+		return "cc_eventlog is not standard base64"
+	}
+	c, err := eventlog.ParseCCEL(raw)
+	if err != nil {
+		return "cc_eventlog: " + err.Error()
+	}
+	evs, err := c.TDXEvents()
+	if err != nil {
+		return "cc_eventlog: " + err.Error()
+	}
+	got, err := eventlog.Replay(evs)
+	if err != nil {
+		return "cc_eventlog: " + err.Error()
+	}
+	for i := range 3 {
+		if got[i] != q.TD.RTMRs[i] {
+			return fmt.Sprintf("cc_eventlog does not replay to the quote's RTMR%d (replayed %x, quote %x)", i, got[i], q.TD.RTMRs[i])
+		}
+	}
+	return ""
 }
 
 // dstackEvidence builds the dstack GetQuote JSON of a TDX evidence that

@@ -371,3 +371,54 @@ allow if {
 		})
 	})
 }
+
+// TestCCELMustReplay: a cc_eventlog sent with a plain TDX quote must
+// replay to the quote's RTMR0–2; its own CCEL passes, another TD's is
+// refused and releases nothing.
+func TestCCELMustReplay(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dsn string) {
+		sim := newSim(t, false)
+		other, err := tdsim.New(tdsim.Config{BootEvents: tdsim.SyntheticBootEvents()[:2], PKI: sim.PKI()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		withCCEL := func(body []byte, from *tdsim.Sim) []byte {
+			t.Helper()
+			var att map[string]json.RawMessage
+			if err := json.Unmarshal(body, &att); err != nil {
+				t.Fatal(err)
+			}
+			var te map[string]json.RawMessage
+			if err := json.Unmarshal(att["tee-evidence"], &te); err != nil {
+				t.Fatal(err)
+			}
+			var ev protocol.TDXEvidence
+			if err := json.Unmarshal(te["primary_evidence"], &ev); err != nil {
+				t.Fatal(err)
+			}
+			raw, err := from.ReadCCEL()
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := base64.StdEncoding.EncodeToString(raw)
+			ev.CCEventLog = &s
+			te["primary_evidence"], _ = json.Marshal(ev)
+			att["tee-evidence"], _ = json.Marshal(te)
+			out, _ := json.Marshal(att)
+			return out
+		}
+		e := newEnv(t, dsn, sim, true, "")
+		a := newAgent(t, e)
+		a.attestOK(t, withCCEL(a.attestation(t, sim, a.auth(t), a.jwk), sim))
+		a.wantSecret(t, "")
+
+		b := newAgent(t, e)
+		code, body := b.attest(t, withCCEL(b.attestation(t, sim, b.auth(t), b.jwk), other))
+		wantProblem(t, "attest with another TD's CCEL", code, body, protocol.ProblemAttestationError)
+		if !bytes.Contains(body, []byte("does not replay")) {
+			t.Errorf("detail: %s", body)
+		}
+		code, body = b.resource(t, "")
+		wantProblem(t, "resource", code, body, protocol.ProblemTokenNotFound)
+	})
+}
