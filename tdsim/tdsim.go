@@ -9,7 +9,9 @@
 // # Security
 //
 // A Sim's quotes are forged evidence: they chain to a root CA generated in
-// memory ([Sim.TrustRoot]), not to Intel's. Nothing may accept that root
+// memory ([Sim.TrustRoot]), not to Intel's; [Sim.Save] and [Load] keep that
+// root and its private keys in a state directory so that other processes
+// can be the same TD. Nothing may accept that root
 // by default; a verifier accepts a Sim's quotes only when explicitly
 // configured with its root, and must say so in every result.
 package tdsim
@@ -66,6 +68,11 @@ type Config struct {
 	// PKI is the fake Intel PKI signing quotes; nil creates a new one.
 	// Sims sharing a PKI share a trust root.
 	PKI *dcaptest.PKI
+	// Measurement is an optional opaque document the configuration was
+	// built from (tdproof measure --format json output). The Sim keeps it
+	// and [Sim.Save] stores it with the state (measurement.json), so the
+	// reference values of the simulated TD can be exported later.
+	Measurement []byte
 }
 
 // SyntheticBootEvents returns deterministic boot events for RTMR0–2: for
@@ -126,32 +133,11 @@ type Sim struct {
 // zero. It creates the PKI if cfg has none, a TDX platform (PCK
 // certificate) and the quoting attestation key.
 func New(cfg Config) (*Sim, error) {
-	if cfg.MRTD == ([48]byte{}) {
-		cfg.MRTD = sha512.Sum384([]byte("tdsim MRTD"))
-	}
-	if cfg.BootEvents == nil {
-		cfg.BootEvents = SyntheticBootEvents()
-	}
-	if cfg.RuntimeEventVersion > 2 {
-		return nil, fmt.Errorf("%w: runtime event version %d", ErrConfig, cfg.RuntimeEventVersion)
-	}
-	boot := make([]eventlog.Event, len(cfg.BootEvents))
-	for i, e := range cfg.BootEvents {
-		if e.IMR > 2 || e.IsRuntime() {
-			return nil, fmt.Errorf("%w: boot event %d: imr %d type %s (want RTMR0–2 firmware events)", ErrConfig, i, e.IMR, e.Type)
-		}
-		if len(e.Digest) != 48 {
-			return nil, fmt.Errorf("%w: boot event %d: digest is %d bytes, want 48", ErrConfig, i, len(e.Digest))
-		}
-		e.Digest = slices.Clone(e.Digest)
-		e.Payload = slices.Clone(e.Payload)
-		boot[i] = e
-	}
-	cfg.BootEvents = boot
-	rtmrs, err := eventlog.Replay(boot)
+	cfg, rtmrs, err := checkConfig(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("%w: boot events: %w", ErrConfig, err)
+		return nil, err
 	}
+	boot := cfg.BootEvents
 	pki := cfg.PKI
 	if pki == nil {
 		if pki, err = dcaptest.NewPKI(dcaptest.PKIOptions{}); err != nil {
@@ -166,7 +152,41 @@ func New(cfg Config) (*Sim, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tdsim: %w", err)
 	}
+	cfg.PKI = pki
+	cfg.Measurement = slices.Clone(cfg.Measurement)
 	return &Sim{cfg: cfg, pki: pki, platform: platform, ak: ak, rtmrs: rtmrs, boot: boot}, nil
+}
+
+// checkConfig resolves the defaults of cfg, validates it and returns it
+// with a private copy of its boot events and their replay.
+func checkConfig(cfg Config) (Config, eventlog.RTMRs, error) {
+	if cfg.MRTD == ([48]byte{}) {
+		cfg.MRTD = sha512.Sum384([]byte("tdsim MRTD"))
+	}
+	if cfg.BootEvents == nil {
+		cfg.BootEvents = SyntheticBootEvents()
+	}
+	if cfg.RuntimeEventVersion > 2 {
+		return Config{}, eventlog.RTMRs{}, fmt.Errorf("%w: runtime event version %d", ErrConfig, cfg.RuntimeEventVersion)
+	}
+	boot := make([]eventlog.Event, len(cfg.BootEvents))
+	for i, e := range cfg.BootEvents {
+		if e.IMR > 2 || e.IsRuntime() {
+			return Config{}, eventlog.RTMRs{}, fmt.Errorf("%w: boot event %d: imr %d type %s (want RTMR0–2 firmware events)", ErrConfig, i, e.IMR, e.Type)
+		}
+		if len(e.Digest) != 48 {
+			return Config{}, eventlog.RTMRs{}, fmt.Errorf("%w: boot event %d: digest is %d bytes, want 48", ErrConfig, i, len(e.Digest))
+		}
+		e.Digest = slices.Clone(e.Digest)
+		e.Payload = slices.Clone(e.Payload)
+		boot[i] = e
+	}
+	cfg.BootEvents = boot
+	rtmrs, err := eventlog.Replay(boot)
+	if err != nil {
+		return Config{}, eventlog.RTMRs{}, fmt.Errorf("%w: boot events: %w", ErrConfig, err)
+	}
+	return cfg, rtmrs, nil
 }
 
 // Quote returns a TDX v4 quote (TD 1.0 body) over the TD's current

@@ -21,6 +21,7 @@ type agentFlags struct {
 	socket     string
 	log        string
 	appCompose string
+	sim        simStateFlags
 }
 
 func (a *app) agentCommand() *cobra.Command {
@@ -37,9 +38,15 @@ the unix socket --socket until SIGINT or SIGTERM.
 Quotes come from configfs-tsm, RTMR3 is extended through sysfs and the boot event log
 is read from the CCEL table: run it inside a TDX guest. With --simulate a software TD
 (tdsim) stands in; its quotes chain to a root CA generated in this process, which no
-verifier accepts unless configured with that very root.`,
+verifier accepts unless configured with that very root. With --simulator-state DIR the
+simulated TD (its fake Intel PKI, platform, attestation key and measurements) is kept in
+DIR, created on first use: "tdproof tdsim export" then writes the root and collateral a
+verifier in another process needs, and "tdproof kbs get-resource --simulate" with the same
+DIR and --runtime-log quotes as this TD. RTMR3 starts at zero, as after a reboot: --log
+must be a new (empty) log.`,
 		Example: `  tdproof agent --app-compose /dstack/app-compose.json --log /run/tdproof/runtime_events.log
-  tdproof agent --simulate --socket /tmp/agent.sock --log /tmp/events.log --app-compose app-compose.json`,
+  tdproof agent --simulate --socket /tmp/agent.sock --log /tmp/events.log --app-compose app-compose.json
+  tdproof agent --simulate --simulator-state sim/ --socket /tmp/agent.sock --log /tmp/events.log --app-compose app-compose.json`,
 		Annotations: map[string]string{"exit_codes": `  0  stopped by a signal
   1  the agent failed (attestation interface missing, log unusable)
   2  usage`},
@@ -54,6 +61,7 @@ verifier accepts unless configured with that very root.`,
 	fl.StringVar(&f.socket, "socket", f.socket, "serve the guest API on the unix socket `PATH`")
 	fl.StringVar(&f.log, "log", "", "keep the runtime event log in `FILE` (required)")
 	fl.StringVar(&f.appCompose, "app-compose", "", "the app's app-compose.json `FILE` (required)")
+	f.sim.register(fl)
 	a.withConfigFile(c)
 	return c
 }
@@ -62,6 +70,9 @@ func (a *app) runAgent(ctx context.Context, f *agentFlags) error {
 	if f.log == "" || f.appCompose == "" || f.socket == "" {
 		return &usageError{err: errors.New("--log, --app-compose and --socket are required")}
 	}
+	if err := f.sim.check(f.simulate); err != nil {
+		return err
+	}
 	compose, err := os.ReadFile(f.appCompose)
 	if err != nil {
 		return &usageError{err: fmt.Errorf("--app-compose: %w", err)}
@@ -69,7 +80,7 @@ func (a *app) runAgent(ctx context.Context, f *agentFlags) error {
 	srv := &agent.Server{AppCompose: compose}
 	l := &agent.Log{Path: f.log}
 	if f.simulate {
-		sim, err := newSimulatedTD()
+		sim, err := a.simulatedTD(&f.sim, false)
 		if err != nil {
 			return err
 		}

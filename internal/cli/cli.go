@@ -183,7 +183,7 @@ variable named TDPROOF_ plus the flag name in upper case with '-' replaced by '_
 	root.AddCommand(a.serveCommand())
 	root.AddCommand(a.refvalueCommand())
 	root.AddCommand(a.demoCommand(), a.kbsCommand())
-	root.AddCommand(a.agentCommand())
+	root.AddCommand(a.agentCommand(), a.tdsimCommand())
 	describeEnv(root)
 	return root
 }

@@ -15,6 +15,12 @@
 //	tdproof measure (--image DIR | --firmware F --kernel K --initrd I --cmdline S) --memory SIZE
 //	tdproof measure lite --image DIR
 //	tdproof measure diagnose --evidence FILE (--image DIR | lite)
+//	tdproof refvalue add|list|remove
+//	tdproof serve [--role verifier|kbs|all] [--db DSN] [--kek-file FILE] [--admin-token TOKEN]
+//	tdproof agent [--simulate [--simulator-state DIR]] --app-compose FILE
+//	tdproof kbs get-resource REPO/TYPE/TAG --kbs-url URL [--simulate [--simulator-state DIR]]
+//	tdproof tdsim init|export --simulator-state DIR
+//	tdproof demo
 //	tdproof version
 //	tdproof help [COMMAND]
 //

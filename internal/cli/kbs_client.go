@@ -28,6 +28,7 @@ type kbsGetFlags struct {
 	timeout  time.Duration
 	runtime  string
 	vmConfig string
+	sim      simStateFlags
 }
 
 func (a *app) kbsCommand() *cobra.Command {
@@ -52,8 +53,12 @@ decrypted resource to stdout, unmodified.
 The quote comes from configfs-tsm and the boot event log from the CCEL table: run it
 inside a TDX guest. With --simulate a software TD (tdsim) quotes instead; its quotes
 chain to a root CA generated in this process, which no KBS accepts unless it was
-configured with that very root.`,
-		Example: `  tdproof kbs get-resource default/key/1 --kbs-url https://kbs.example:8080 > key.bin`,
+configured with that very root. With --simulator-state DIR the simulated TD is the one
+kept in DIR (created on first use; see tdproof tdsim export for the KBS side), and its
+RTMR3 is the replay of the --runtime-log events, so quote and log agree as on a TD whose
+agent (tdproof agent --simulate --simulator-state DIR) wrote that log.`,
+		Example: `  tdproof kbs get-resource default/key/1 --kbs-url https://kbs.example:8080 > key.bin
+  tdproof kbs get-resource default/key/1 --kbs-url http://127.0.0.1:8080 --simulate --simulator-state sim/ --runtime-log /tmp/events.log`,
 		Annotations: map[string]string{"exit_codes": `  0  the resource was released and written to stdout
   1  the KBS refused, or the handshake failed
   2  usage`},
@@ -69,6 +74,7 @@ configured with that very root.`,
 	fl.DurationVar(&f.timeout, "timeout", f.timeout, "give up after `DURATION`")
 	fl.StringVar(&f.runtime, "runtime-log", agent.DefaultLogPath, "send the runtime events of RTMR3 in `FILE` (dstack's runtime event log) with the evidence, so the KBS verifies the app identity; skipped when the default file does not exist")
 	fl.StringVar(&f.vmConfig, "vm-config", "", "send dstack's vm_config JSON in `FILE` with the runtime events")
+	f.sim.register(fl)
 	a.withConfigFile(c)
 	return c
 }
@@ -83,13 +89,30 @@ func (a *app) runKBSGetResource(cmd *cobra.Command, f *kbsGetFlags, resource str
 	if f.timeout <= 0 {
 		return &usageError{err: fmt.Errorf("invalid --timeout %v", f.timeout)}
 	}
+	if err := f.sim.check(f.simulate); err != nil {
+		return err
+	}
 	c := &agent.Client{HTTP: &http.Client{Timeout: f.timeout}}
+	if err := f.setRuntime(c, cmd.Flags().Changed("runtime-log")); err != nil {
+		return err
+	}
 	if f.simulate {
-		sim, err := newSimulatedTD()
+		sim, err := a.simulatedTD(&f.sim, false)
 		if err != nil {
 			return err
 		}
 		a.hint("--simulate: quoting with a SIMULATED TD (tdsim); its evidence is forged and only a KBS configured to trust its root accepts it")
+		if c.Runtime != nil && f.sim.state != "" {
+			// RTMR3 of this process's TD is the replay of the log the
+			// TD's agent wrote, as on a real TD.
+			evs, err := c.Runtime.Events()
+			if err != nil {
+				return fmt.Errorf("kbs get-resource: --runtime-log: %w", err)
+			}
+			if err := sim.ReplayRuntime(evs); err != nil {
+				return fmt.Errorf("kbs get-resource: --runtime-log: %w", err)
+			}
+		}
 		c.Quoter, c.CCEL = sim, sim
 	} else {
 		q, err := tsm.NewConfigFSQuoter()
@@ -97,9 +120,6 @@ func (a *app) runKBSGetResource(cmd *cobra.Command, f *kbsGetFlags, resource str
 			return err
 		}
 		c.Quoter, c.CCEL = q, tsm.Sysfs{}
-	}
-	if err := f.setRuntime(c, cmd.Flags().Changed("runtime-log")); err != nil {
-		return err
 	}
 	plain, err := c.GetResource(cmd.Context(), f.url, resource)
 	if err != nil {

@@ -8,6 +8,8 @@
 //
 // # Security
 //
-// Test use only. Collateral built from package dcaptest is signed by
-// keys anyone can generate.
+// Test and simulation use only: besides tests, tdproof tdsim export
+// serves a simulated TD's collateral through it, in process, to write a
+// collateral directory. Collateral built from package dcaptest is signed
+// by keys anyone can generate.
 package pcstest
