@@ -192,18 +192,28 @@ func resourcePolicyResponse(p store.KBSPolicy) ResourcePolicyResponse {
 	return ResourcePolicyResponse{Policy: base64.RawURLEncoding.EncodeToString([]byte(p.Body)), SHA256: p.SHA256, UpdatedAt: p.UpdatedAt}
 }
 
+// policySource decodes the base64 "policy" member of an admin request, or
+// answers SerdeError and returns false.
+func policySource(w http.ResponseWriter, b64 string) ([]byte, bool) {
+	if b64 == "" {
+		problem(w, protocol.ProblemSerdeError, `"policy" is missing or empty`)
+		return nil, false
+	}
+	src, err := decodeB64(b64)
+	if err != nil {
+		problem(w, protocol.ProblemSerdeError, `"policy" is not base64 (URL-safe without padding, or standard)`)
+		return nil, false
+	}
+	return src, true
+}
+
 func (b *Broker) handleSetResourcePolicy(w http.ResponseWriter, r *http.Request) {
 	var req protocol.ResourcePolicyRequest
 	if !readAdminJSON(w, r, &req) {
 		return
 	}
-	if req.Policy == "" {
-		problem(w, protocol.ProblemSerdeError, `"policy" is missing or empty`)
-		return
-	}
-	src, err := decodeB64(req.Policy)
-	if err != nil {
-		problem(w, protocol.ProblemSerdeError, `"policy" is not base64 (URL-safe without padding, or standard)`)
+	src, ok := policySource(w, req.Policy)
+	if !ok {
 		return
 	}
 	p, err := b.SetResourcePolicy(r.Context(), string(src))
@@ -244,13 +254,8 @@ func (b *Broker) handleAttestationPolicy(w http.ResponseWriter, r *http.Request)
 	if id == "" {
 		id = policy.DefaultID
 	}
-	if req.Policy == "" {
-		problem(w, protocol.ProblemSerdeError, `"policy" is missing or empty`)
-		return
-	}
-	src, err := decodeB64(req.Policy)
-	if err != nil {
-		problem(w, protocol.ProblemSerdeError, `"policy" is not base64 (URL-safe without padding, or standard)`)
+	src, ok := policySource(w, req.Policy)
+	if !ok {
 		return
 	}
 	if _, err := rego.Parse(policy.Format(kind), id, "candidate", src); err != nil {
