@@ -41,8 +41,9 @@ type Input struct {
 	// Quote is the parsed quote; it adds the header claims
 	// (<tee>.quote.header.*). If nil, only the version is reported.
 	Quote *quote.Quote
-	// Replayed are RTMR0–3 recomputed from an event log; they add the
-	// tdx.eventlog.* claims. If nil, none are reported.
+	// Replayed are the RTMRs recomputed from the boot event log (CCEL);
+	// RTMR0–2 become the tdx.eventlog.* claims. If nil, none are
+	// reported.
 	Replayed *[4][48]byte
 	// Dstack is a dstack verification result; it adds the dstack.*
 	// claims. If nil, none are reported.
@@ -93,8 +94,10 @@ func New(in Input) (Set, error) {
 		if p != TEETDX {
 			return nil, fmt.Errorf("%w: replayed RTMRs for an SGX quote", ErrInvalid)
 		}
+		// The boot registers: RTMR3 is the runtime register, which
+		// dstack evidence (the dstack.* claims) accounts for.
 		all := true
-		for i, v := range in.Replayed {
+		for i, v := range in.Replayed[:3] {
 			h := hex.EncodeToString(v[:])
 			s[fmt.Sprintf("tdx.eventlog.rtmr_%d", i)] = h
 			all = all && h == r.TD.RTMRs[i]

@@ -34,6 +34,7 @@ import (
 	"github.com/tdproof/tdproof/dcap"
 	"github.com/tdproof/tdproof/dstack"
 	"github.com/tdproof/tdproof/ear"
+	"github.com/tdproof/tdproof/eventlog"
 	"github.com/tdproof/tdproof/pckcert"
 	"github.com/tdproof/tdproof/policy"
 	"github.com/tdproof/tdproof/quote"
@@ -58,6 +59,9 @@ var (
 	// ErrUnknownPolicy: the default PolicyResolver knows only the built-in
 	// default policy.
 	ErrUnknownPolicy = errors.New("verifier: unknown policy")
+	// ErrEventLog is the cause (Result.Reason) of evidence whose CCEL does
+	// not replay to the quote's RTMR0–2: not authentic, not an error.
+	ErrEventLog = errors.New("verifier: event log does not match the quote")
 )
 
 // CollateralSource provides verified DCAP collateral for a quote.
@@ -165,6 +169,11 @@ type Evidence struct {
 	Quote []byte
 	// Dstack is dstack evidence in any format dstack.ParseEvidence reads.
 	Dstack []byte
+	// CCEL, with a TDX Quote only, is the TD's boot event log as the
+	// CCEL ACPI table holds it (/sys/firmware/acpi/tables/data/CCEL). It
+	// must replay to the quote's RTMR0–2, else the evidence is not
+	// authentic; the replayed registers become the tdx.eventlog.* claims.
+	CCEL []byte
 	// Nonce, if not empty, must be a prefix of the quote's REPORTDATA (at
 	// most 64 bytes; policy rule "report_data"); it is returned as the
 	// token's eat_nonce (see NonceClaim).
@@ -223,6 +232,9 @@ func (v *Verifier) Verify(ctx context.Context, ev Evidence) (*Outcome, error) {
 	if (len(ev.Quote) == 0) == (len(ev.Dstack) == 0) {
 		return nil, fmt.Errorf("%w: give exactly one of a quote and dstack evidence", ErrMalformedEvidence)
 	}
+	if len(ev.CCEL) > 0 && len(ev.Quote) == 0 {
+		return nil, fmt.Errorf("%w: a CCEL goes with a quote (dstack evidence carries its own event log)", ErrMalformedEvidence)
+	}
 	if len(ev.Nonce) > MaxNonceSize {
 		return nil, fmt.Errorf("%w: nonce of %d bytes, at most %d", ErrMalformedEvidence, len(ev.Nonce), MaxNonceSize)
 	}
@@ -240,9 +252,18 @@ func (v *Verifier) Verify(ctx context.Context, ev Evidence) (*Outcome, error) {
 		q  *quote.Quote
 		de *dstack.Evidence
 	)
+	var replayed *[4][48]byte
 	if len(ev.Quote) > 0 {
 		if q, err = quote.Parse(ev.Quote); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrMalformedEvidence, err)
+		}
+		if len(ev.CCEL) > 0 {
+			if q.TD == nil {
+				return nil, fmt.Errorf("%w: a CCEL goes with a TDX quote", ErrMalformedEvidence)
+			}
+			if replayed, err = replayCCEL(ev.CCEL); err != nil {
+				return nil, fmt.Errorf("%w: %w", ErrMalformedEvidence, err)
+			}
 		}
 	} else {
 		if de, err = dstack.ParseEvidence(ev.Dstack); err != nil {
@@ -268,6 +289,14 @@ func (v *Verifier) Verify(ctx context.Context, ev Evidence) (*Outcome, error) {
 			return v.notAuthentic(res, pol, now, err)
 		}
 		res.DCAP, in.DCAP = r, r
+		if replayed != nil {
+			for i := range 3 {
+				if replayed[i] != q.TD.RTMRs[i] {
+					return v.notAuthentic(res, pol, now, fmt.Errorf("%w: the CCEL replays RTMR%d to %x, the quote has %x", ErrEventLog, i, replayed[i], q.TD.RTMRs[i]))
+				}
+			}
+			in.Replayed = replayed
+		}
 	} else {
 		r, err := dstack.Verify(de, col, dstack.Options{
 			Now:      now,
@@ -396,4 +425,23 @@ func classifySourceError(ctx context.Context, err error) error {
 		return fmt.Errorf("verifier: collateral: %w", err)
 	}
 	return fmt.Errorf("%w: %w", ErrCollateralUnavailable, err)
+}
+
+// replayCCEL parses a CCEL and replays its events (RTMR0–2 from the
+// firmware; RTMR3 from any events the log holds for it).
+func replayCCEL(raw []byte) (*[4][48]byte, error) {
+	c, err := eventlog.ParseCCEL(raw)
+	if err != nil {
+		return nil, err
+	}
+	evs, err := c.TDXEvents()
+	if err != nil {
+		return nil, err
+	}
+	r, err := eventlog.Replay(evs)
+	if err != nil {
+		return nil, err
+	}
+	out := [4][48]byte(r)
+	return &out, nil
 }

@@ -80,7 +80,6 @@ import (
 	"github.com/open-policy-agent/opa/v1/resolver"
 
 	"github.com/tdproof/tdproof/ear"
-	"github.com/tdproof/tdproof/eventlog"
 	"github.com/tdproof/tdproof/internal/store"
 	"github.com/tdproof/tdproof/kbs/protocol"
 	"github.com/tdproof/tdproof/quote"
@@ -389,14 +388,14 @@ func (b *Broker) appraise(ctx context.Context, ss store.KBSSession, att *protoco
 	if got := q.ReportData(); subtle.ConstantTimeCompare(got[:], reportData[:]) != 1 {
 		return "", reportData, "", nil, "quote REPORTDATA does not bind the session nonce and tee-pubkey"
 	}
+	vev := verifier.Evidence{Quote: raw, Nonce: reportData[:], PolicyID: b.cfg.AttestationPolicyID}
 	if ev.CCEventLog != nil && ev.EventLog == "" {
-		// A CCEL sent with the quote must explain its RTMR0–2 (with an
-		// event_log, dstack verification replays the log instead).
-		if detail := checkCCEL(*ev.CCEventLog, q); detail != "" {
-			return "", reportData, "", nil, detail
+		// The verifier checks that the CCEL replays to RTMR0–2 (with an
+		// event_log, dstack verification replays that log instead).
+		if vev.CCEL, err = base64.StdEncoding.DecodeString(*ev.CCEventLog); err != nil {
+			return "", reportData, "", nil, "cc_eventlog is not standard base64"
 		}
 	}
-	vev := verifier.Evidence{Quote: raw, Nonce: reportData[:], PolicyID: b.cfg.AttestationPolicyID}
 	if ev.EventLog != "" {
 		// dstack evidence: the same quote with its event log, so that
 		// RTMR0–3 are replayed and the app identity becomes claims.
@@ -417,36 +416,6 @@ func (b *Broker) appraise(ctx context.Context, ss store.KBSSession, att *protoco
 		return "", reportData, "", nil, "tee-pubkey: " + err.Error()
 	}
 	return out.Token, reportData, string(pj), out.TokenClaims, ""
-}
-
-// checkCCEL replays the base64 CCEL's boot events and compares RTMR0–2
-// with the quote's; it returns why they disagree, or "".
-func checkCCEL(b64 string, q *quote.Quote) string {
-	if q.TD == nil {
-		return "cc_eventlog with a quote that is not a TD quote"
-	}
-	raw, err := base64.StdEncoding.DecodeString(b64)
-	if err != nil {
-		return "cc_eventlog is not standard base64"
-	}
-	c, err := eventlog.ParseCCEL(raw)
-	if err != nil {
-		return "cc_eventlog: " + err.Error()
-	}
-	evs, err := c.TDXEvents()
-	if err != nil {
-		return "cc_eventlog: " + err.Error()
-	}
-	got, err := eventlog.Replay(evs)
-	if err != nil {
-		return "cc_eventlog: " + err.Error()
-	}
-	for i := range 3 {
-		if got[i] != q.TD.RTMRs[i] {
-			return fmt.Sprintf("cc_eventlog does not replay to the quote's RTMR%d (replayed %x, quote %x)", i, got[i], q.TD.RTMRs[i])
-		}
-	}
-	return ""
 }
 
 // dstackEvidence builds the dstack GetQuote JSON of a TDX evidence that

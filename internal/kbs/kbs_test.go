@@ -415,7 +415,7 @@ func TestCCELMustReplay(t *testing.T) {
 		b := newAgent(t, e)
 		code, body := b.attest(t, withCCEL(b.attestation(t, sim, b.auth(t), b.jwk), other))
 		wantProblem(t, "attest with another TD's CCEL", code, body, protocol.ProblemAttestationError)
-		if !bytes.Contains(body, []byte("does not replay")) {
+		if !bytes.Contains(body, []byte("event log does not match the quote")) {
 			t.Errorf("detail: %s", body)
 		}
 		code, body = b.resource(t, "")

@@ -18,13 +18,16 @@
 // The request is a JSON object (unknown members are rejected):
 //
 //	{
-//	  "quote":     "<DCAP quote (TDX or SGX): hex, optionally 0x-prefixed, or base64>",
-//	  "dstack":    <dstack evidence>,
+//	  "quote":       "<DCAP quote (TDX or SGX): hex, optionally 0x-prefixed, or base64>",
+//	  "cc_eventlog": "<with a TDX quote: the CCEL boot event log, hex or base64>",
+//	  "dstack":      <dstack evidence>,
 //	  "nonce":     "<hex, at most 64 bytes: a prefix of REPORTDATA, returned as eat_nonce>",
 //	  "policy_id": "<policy id; absent or empty: the active policy>"
 //	}
 //
-// Exactly one of quote and dstack is given. dstack is any evidence
+// Exactly one of quote and dstack is given. A cc_eventlog must replay to
+// the quote's RTMR0–2 (else the result is not authentic, reason
+// verifier.ErrEventLog) and adds the tdx.eventlog.* claims. dstack is any evidence
 // dstack.ParseEvidence reads: a JSON object as is (a guest GetQuote/Attest
 // response, or {"attestation": "<hex>"}), or a string holding a PEM RA-TLS
 // certificate, hex or base64 (standard or URL alphabet) of a

@@ -14,10 +14,12 @@ import (
 // NativeRequest is the body of POST /v1/verify (see the package
 // documentation).
 type NativeRequest struct {
-	Quote    *string         `json:"quote,omitempty"`
-	Dstack   json.RawMessage `json:"dstack,omitempty"`
-	Nonce    string          `json:"nonce,omitempty"`
-	PolicyID string          `json:"policy_id,omitempty"`
+	Quote *string `json:"quote,omitempty"`
+	// CCEventLog, with a TDX quote, is the TD's CCEL (hex or base64).
+	CCEventLog *string         `json:"cc_eventlog,omitempty"`
+	Dstack     json.RawMessage `json:"dstack,omitempty"`
+	Nonce      string          `json:"nonce,omitempty"`
+	PolicyID   string          `json:"policy_id,omitempty"`
 }
 
 // NativeResponse is the body of a 200 from POST /v1/verify.
@@ -59,6 +61,16 @@ func nativeEvidence(req *NativeRequest) (verifier.Evidence, *apiError) {
 			return ev, badRequest("malformed_evidence", "quote: %v", err)
 		}
 		ev.Quote = b
+	}
+	if req.CCEventLog != nil {
+		if req.Quote == nil {
+			return ev, badRequest("malformed_evidence", "cc_eventlog goes with a quote (dstack evidence carries its own event log)")
+		}
+		b, err := decodeBytes(*req.CCEventLog)
+		if err != nil {
+			return ev, badRequest("malformed_evidence", "cc_eventlog: %v", err)
+		}
+		ev.CCEL = b
 	}
 	if d := req.Dstack; len(d) > 0 && string(d) != "null" {
 		switch d[0] {

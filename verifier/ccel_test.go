@@ -1,0 +1,85 @@
+package verifier_test
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tdproof/tdproof/collateral"
+	"github.com/tdproof/tdproof/ear"
+	"github.com/tdproof/tdproof/quote"
+	"github.com/tdproof/tdproof/refvalue"
+	"github.com/tdproof/tdproof/tdsim"
+	"github.com/tdproof/tdproof/verifier"
+)
+
+// TestCCEL: a TDX quote with its own CCEL is authentic and carries the
+// replayed RTMR0–2; another TD's CCEL makes it not authentic
+// (ErrEventLog); a CCEL that does not parse, or one without a TDX quote,
+// is malformed evidence.
+func TestCCEL(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	sim, err := tdsim.New(tdsim.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := tdsim.New(tdsim.Config{BootEvents: tdsim.SyntheticBootEvents()[:3], PKI: sim.PKI()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, signer := newSigner(t, now)
+	src := verifier.CollateralFunc(func(context.Context, *quote.Quote) (*collateral.Collateral, error) { return sim.Collateral(now) })
+	v, err := verifier.New(src, refvalue.NewMemoryStore(), signer, verifier.WithTrustedRoot(sim.TrustRoot()), verifier.WithClock(func() time.Time { return now }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := sim.Quote(t.Context(), [64]byte{1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	own, err := sim.ReadCCEL()
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign, err := other.ReadCCEL()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	o, err := v.Verify(t.Context(), verifier.Evidence{Quote: q, CCEL: own})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := o.Result
+	rt := sim.RTMRs()
+	if !r.Authentic || !r.Allow || r.Status != ear.StatusAffirming {
+		t.Fatalf("own CCEL: authentic %v allow %v status %v reason %q", r.Authentic, r.Allow, r.Status, r.Reason)
+	}
+	if m, _ := r.Claims.Bool("tdx.eventlog.rtmrs_match"); !m {
+		t.Error("tdx.eventlog.rtmrs_match is not true")
+	}
+	if got, _ := r.Claims.String("tdx.eventlog.rtmr_1"); got != hex.EncodeToString(rt[1][:]) {
+		t.Errorf("tdx.eventlog.rtmr_1 %s, want %s", got, hex.EncodeToString(rt[1][:]))
+	}
+
+	o, err = v.Verify(t.Context(), verifier.Evidence{Quote: q, CCEL: foreign})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := o.Result; r.Authentic || r.Allow || r.Status != ear.StatusContraindicated || !strings.Contains(r.Reason, verifier.ErrEventLog.Error()) || !strings.Contains(r.Reason, "RTMR1 ") {
+		t.Errorf("foreign CCEL: authentic %v allow %v status %v reason %q", r.Authentic, r.Allow, r.Status, r.Reason)
+	}
+
+	for name, ev := range map[string]verifier.Evidence{
+		"garbage CCEL":     {Quote: q, CCEL: []byte("not a CCEL")},
+		"CCEL with dstack": {Dstack: []byte(`{"quote":"00"}`), CCEL: own},
+	} {
+		if _, err := v.Verify(t.Context(), ev); !errors.Is(err, verifier.ErrMalformedEvidence) {
+			t.Errorf("%s: %v, want ErrMalformedEvidence", name, err)
+		}
+	}
+}
