@@ -36,9 +36,6 @@ const envKBSKEK = EnvPrefix + "KBS_KEK"
 // root secret.
 const envKBSAppKeyRoot = EnvPrefix + "KBS_APP_KEY_ROOT"
 
-// minAppKeyRoot is the minimum size of the app key root secret.
-const minAppKeyRoot = 32
-
 // serveKBSFlags are serve's key broker flags.
 type serveKBSFlags struct {
 	role           string
@@ -77,93 +74,76 @@ func (f *serveKBSFlags) check() error {
 	return &usageError{err: fmt.Errorf("invalid --role %q (want verifier, kbs or all)", f.role)}
 }
 
-// kek returns the key-encryption key from --kek-file or TDPROOF_KBS_KEK.
-// Without either it refuses: resources in a persistent store must stay
-// readable after a restart, so no key is ever generated.
+// kbsKEK returns the key-encryption key from --kek-file or
+// TDPROOF_KBS_KEK. Without either it refuses: resources in a persistent
+// store must stay readable after a restart, so no key is ever generated.
 func (a *app) kbsKEK(f *serveKBSFlags) ([]byte, error) {
-	var raw []byte
-	var from string
-	switch {
-	case f.kekFile != "":
-		b, err := os.ReadFile(f.kekFile)
-		if err != nil {
-			return nil, &usageError{err: fmt.Errorf("--kek-file: %w", err)}
-		}
-		raw, from = b, "--kek-file "+f.kekFile
-	default:
-		v, ok := a.lookupEnv(envKBSKEK)
-		if !ok || v == "" {
-			return nil, &usageError{err: fmt.Errorf("--role %s serves the key broker and needs its key-encryption key: give --kek-file FILE or %s (32 bytes, hex or base64); use --role verifier to serve without it", f.role, envKBSKEK)}
-		}
-		raw, from = []byte(v), envKBSKEK
+	k, err := a.readSecret("--kek-file", f.kekFile, envKBSKEK, parseKEK)
+	if err == nil && k == nil {
+		err = &usageError{err: fmt.Errorf("--role %s serves the key broker and needs its key-encryption key: give --kek-file FILE or %s (32 bytes, hex or base64); use --role verifier to serve without it", f.role, envKBSKEK)}
 	}
-	k, err := parseKEK(raw)
-	if err != nil {
-		return nil, &usageError{err: fmt.Errorf("%s: %w", from, err)}
-	}
-	return k, nil
+	return k, err
 }
 
 // kbsAppKeyRoot returns the app key root from --app-key-root-file or
 // TDPROOF_KBS_APP_KEY_ROOT, or nil (app keys disabled) without either.
 func (a *app) kbsAppKeyRoot(f *serveKBSFlags) ([]byte, error) {
+	return a.readSecret("--app-key-root-file", f.appKeyRootFile, envKBSAppKeyRoot, func(b []byte) ([]byte, error) {
+		return parseSecret(b, kbs.MinAppKeyRoot, 0)
+	})
+}
+
+// readSecret reads the secret in file (given with flag) or, without a
+// file, in the environment variable env, and decodes it with parse; it
+// returns nil, nil when neither is set. Errors are usage errors naming
+// where the secret came from.
+func (a *app) readSecret(flag, file, env string, parse func([]byte) ([]byte, error)) ([]byte, error) {
 	var raw []byte
-	var from string
-	switch {
-	case f.appKeyRootFile != "":
-		b, err := os.ReadFile(f.appKeyRootFile)
+	from := env
+	if file != "" {
+		b, err := os.ReadFile(file)
 		if err != nil {
-			return nil, &usageError{err: fmt.Errorf("--app-key-root-file: %w", err)}
+			return nil, &usageError{err: fmt.Errorf("%s: %w", flag, err)}
 		}
-		raw, from = b, "--app-key-root-file "+f.appKeyRootFile
-	default:
-		v, ok := a.lookupEnv(envKBSAppKeyRoot)
-		if !ok || v == "" {
-			return nil, nil
-		}
-		raw, from = []byte(v), envKBSAppKeyRoot
+		raw, from = b, flag+" "+file
+	} else if v, ok := a.lookupEnv(env); ok && v != "" {
+		raw = []byte(v)
+	} else {
+		return nil, nil
 	}
-	k, err := parseSecret(raw, minAppKeyRoot)
+	k, err := parse(raw)
 	if err != nil {
 		return nil, &usageError{err: fmt.Errorf("%s: %w", from, err)}
 	}
 	return k, nil
 }
 
-// parseSecret decodes a secret of at least minLen bytes written as hex or
-// base64 (standard or URL alphabet, padded or not), surrounding white
-// space ignored. A text of an even number of hex digits is read as hex.
-func parseSecret(b []byte, minLen int) ([]byte, error) {
+// parseKEK decodes a 32-byte key written as hex or base64.
+func parseKEK(b []byte) ([]byte, error) { return parseSecret(b, 32, 32) }
+
+// parseSecret decodes a secret of minLen to maxLen bytes (maxLen 0: no
+// limit) written as hex or base64 (standard or URL alphabet, padded or
+// not), surrounding white space ignored. A text of an even number of hex
+// digits is read as hex.
+func parseSecret(b []byte, minLen, maxLen int) ([]byte, error) {
+	want := fmt.Sprintf("at least %d bytes", minLen)
+	if maxLen == minLen {
+		want = fmt.Sprintf("%d bytes", minLen)
+	}
+	fits := func(k []byte) bool { return len(k) >= minLen && (maxLen == 0 || len(k) <= maxLen) }
 	s := string(bytes.TrimSpace(b))
 	if k, err := hex.DecodeString(s); err == nil && s != "" {
-		if len(k) < minLen {
-			return nil, fmt.Errorf("%d bytes of hex, want at least %d", len(k), minLen)
+		if !fits(k) {
+			return nil, fmt.Errorf("%d bytes of hex, want %s", len(k), want)
 		}
 		return k, nil
 	}
 	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
-		if k, err := enc.DecodeString(s); err == nil && len(k) >= minLen {
+		if k, err := enc.DecodeString(s); err == nil && fits(k) {
 			return k, nil
 		}
 	}
-	return nil, fmt.Errorf("not a secret of at least %d bytes in hex or base64", minLen)
-}
-
-// parseKEK decodes a 32-byte key written as hex or base64 (standard or
-// URL alphabet, padded or not), surrounding white space ignored.
-func parseKEK(b []byte) ([]byte, error) {
-	s := string(bytes.TrimSpace(b))
-	if len(s) == 64 {
-		if k, err := hex.DecodeString(s); err == nil {
-			return k, nil
-		}
-	}
-	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
-		if k, err := enc.DecodeString(s); err == nil && len(k) == 32 {
-			return k, nil
-		}
-	}
-	return nil, errors.New("not a 32-byte key in hex (64 digits) or base64")
+	return nil, fmt.Errorf("not a secret of %s in hex or base64", want)
 }
 
 // newServeBroker returns the key broker sharing serve's store, verifier

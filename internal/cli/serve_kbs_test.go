@@ -186,13 +186,13 @@ func TestParseSecret(t *testing.T) {
 	t.Parallel()
 	k := bytes.Repeat([]byte{0xab}, 40)
 	for _, in := range []string{hex.EncodeToString(k), " " + hex.EncodeToString(k) + "\n", base64.StdEncoding.EncodeToString(k), base64.RawURLEncoding.EncodeToString(k)} {
-		got, err := parseSecret([]byte(in), 32)
+		got, err := parseSecret([]byte(in), 32, 0)
 		if err != nil || !bytes.Equal(got, k) {
 			t.Errorf("parseSecret(%q) = %x, %v", in, got, err)
 		}
 	}
 	for _, in := range []string{"", "00", hex.EncodeToString(k[:31]), base64.StdEncoding.EncodeToString(k[:31]), string(k)} {
-		if _, err := parseSecret([]byte(in), 32); err == nil {
+		if _, err := parseSecret([]byte(in), 32, 0); err == nil {
 			t.Errorf("parseSecret(%q) accepted", in)
 		}
 	}

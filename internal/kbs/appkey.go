@@ -30,8 +30,8 @@ const AppKeySalt = "tdproof-kbs-app-key-v1"
 // AppKeySize is the size of a derived key in bytes.
 const AppKeySize = 32
 
-// minAppKeyRoot is the minimum size of Config.AppKeyRoot.
-const minAppKeyRoot = 32
+// MinAppKeyRoot is the minimum size of Config.AppKeyRoot in bytes.
+const MinAppKeyRoot = 32
 
 // Identity claims read from the verified token (package claims names).
 const (

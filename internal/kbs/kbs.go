@@ -185,8 +185,8 @@ func New(cfg Config) (*Broker, error) {
 		return nil, fmt.Errorf("kbs: %w", err)
 	}
 	if cfg.AppKeyRoot != nil {
-		if len(cfg.AppKeyRoot) < minAppKeyRoot {
-			return nil, fmt.Errorf("kbs: app key root of %d bytes, want at least %d", len(cfg.AppKeyRoot), minAppKeyRoot)
+		if len(cfg.AppKeyRoot) < MinAppKeyRoot {
+			return nil, fmt.Errorf("kbs: app key root of %d bytes, want at least %d", len(cfg.AppKeyRoot), MinAppKeyRoot)
 		}
 		cfg.AppKeyRoot = slices.Clone(cfg.AppKeyRoot)
 	}
