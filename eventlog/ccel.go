@@ -196,6 +196,16 @@ func isEndMarker(rem []byte) bool {
 	return allByte(rem[:min(len(rem), 4)], 0xFF) || allByte(rem[:min(len(rem), 12)], 0)
 }
 
+// ParseCCELEvents parses a CCEL event log and returns its events in the
+// common [Event] form: [ParseCCEL] then [CCEL.TDXEvents].
+func ParseCCELEvents(data []byte) ([]Event, error) {
+	c, err := ParseCCEL(data)
+	if err != nil {
+		return nil, err
+	}
+	return c.TDXEvents()
+}
+
 // TDXEvents converts the log to the common [Event] form the way dstack
 // does (its TdxEvent conversion): records with MR index 0 (MRTD) are
 // dropped, IMR is MR index − 1, Digest is the record's SHA-384 digest,

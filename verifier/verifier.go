@@ -430,11 +430,7 @@ func classifySourceError(ctx context.Context, err error) error {
 // replayCCEL parses a CCEL and replays its events (RTMR0–2 from the
 // firmware; RTMR3 from any events the log holds for it).
 func replayCCEL(raw []byte) (*[4][48]byte, error) {
-	c, err := eventlog.ParseCCEL(raw)
-	if err != nil {
-		return nil, err
-	}
-	evs, err := c.TDXEvents()
+	evs, err := eventlog.ParseCCELEvents(raw)
 	if err != nil {
 		return nil, err
 	}

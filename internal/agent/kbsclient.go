@@ -137,11 +137,7 @@ func (c *Client) eventLogs() (protocol.TDXEvidence, error) {
 		s := base64.StdEncoding.EncodeToString(raw)
 		ev.CCEventLog = &s
 		if c.Runtime != nil {
-			cc, err := eventlog.ParseCCEL(raw)
-			if err != nil {
-				return ev, fmt.Errorf("CCEL: %w", err)
-			}
-			if boot, err = cc.TDXEvents(); err != nil {
+			if boot, err = eventlog.ParseCCELEvents(raw); err != nil {
 				return ev, fmt.Errorf("CCEL: %w", err)
 			}
 		}

@@ -136,11 +136,7 @@ func (s *Server) state() (*state, error) {
 		if err != nil {
 			return nil, err
 		}
-		c, err := eventlog.ParseCCEL(raw)
-		if err != nil {
-			return nil, err
-		}
-		if st.boot, err = c.TDXEvents(); err != nil {
+		if st.boot, err = eventlog.ParseCCELEvents(raw); err != nil {
 			return nil, err
 		}
 	}

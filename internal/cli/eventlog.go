@@ -102,11 +102,7 @@ func readEvents(data []byte) ([]eventlog.Event, string, error) {
 		ev, err := eventlog.ParseJSON([]byte(*gq.EventLog))
 		return ev, "getquote-json", err
 	}
-	log, err := eventlog.ParseCCEL(data)
-	if err != nil {
-		return nil, "", err
-	}
-	ev, err := log.TDXEvents()
+	ev, err := eventlog.ParseCCELEvents(data)
 	return ev, "ccel", err
 }
 

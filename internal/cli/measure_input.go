@@ -191,11 +191,7 @@ func parseMeasureEventLog(b []byte) ([]eventlog.Event, error) {
 		}
 		return eventlog.ParseJSON([]byte(*obj.EventLog))
 	}
-	c, err := eventlog.ParseCCEL(b)
-	if err != nil {
-		return nil, err
-	}
-	return c.TDXEvents()
+	return eventlog.ParseCCELEvents(b)
 }
 
 // measureVMConfig is the part of dstack's vm_config that measure reads.
