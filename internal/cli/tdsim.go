@@ -81,11 +81,12 @@ func (a *app) simulatedTD(f *simStateFlags, debug bool) (*tdsim.Sim, error) {
 		return sim, nil
 	}
 	if f.measurement != "" {
-		want, err := tdsim.New(cfg)
+		want, err := eventlog.Replay(cfg.BootEvents)
 		if err != nil {
 			return nil, err
 		}
-		if want.MRTD() != sim.MRTD() || want.RTMRs() != sim.RTMRs() {
+		got := sim.RTMRs()
+		if cfg.MRTD != sim.MRTD() || [3][48]byte(want[:3]) != [3][48]byte(got[:3]) {
 			return nil, &usageError{err: fmt.Errorf("--simulator-measurement %s differs from the measurements of the existing --simulator-state %s (the measurement is used only when the state is created)", f.measurement, f.state)}
 		}
 	}
@@ -137,12 +138,12 @@ func (a *app) simConfigFromMeasure(path string) (tdsim.Config, error) {
 			cfg.BootEvents = append(cfg.BootEvents, eventlog.Event{IMR: uint32(r.Index), Type: eventlog.EventType(e.Type), Digest: d, Payload: []byte(e.Description)})
 		}
 	}
-	sim, err := tdsim.New(cfg)
+	replayed, err := eventlog.Replay(cfg.BootEvents)
 	if err != nil {
 		return tdsim.Config{}, bad("%v", err)
 	}
 	for _, r := range m.RTMRs {
-		if got := sim.RTMRs()[r.Index]; hex.EncodeToString(got[:]) != r.Value {
+		if got := replayed[r.Index]; hex.EncodeToString(got[:]) != r.Value {
 			return tdsim.Config{}, bad("RTMR%d: the events replay to %x, the file says %s", r.Index, got, r.Value)
 		}
 	}
