@@ -3,6 +3,7 @@ package dcaptest
 import (
 	"bytes"
 	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
@@ -176,6 +177,33 @@ type configJSON struct {
 	SMTEnabled      *bool `json:"smt_enabled,omitempty"`
 }
 
+// MarshalECKey encodes a private key as one PEM "EC PRIVATE KEY" block
+// (SEC 1), the form the state files use for every key.
+func MarshalECKey(k *ecdsa.PrivateKey) ([]byte, error) {
+	der, err := x509.MarshalECPrivateKey(k)
+	if err != nil {
+		return nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}), nil
+}
+
+// ParseECKey decodes the output of [MarshalECKey]: exactly one PEM "EC
+// PRIVATE KEY" block holding a P-256 key.
+func ParseECKey(b []byte) (*ecdsa.PrivateKey, error) {
+	blk, rest := pem.Decode(b)
+	if blk == nil || blk.Type != "EC PRIVATE KEY" || len(bytes.TrimSpace(rest)) != 0 {
+		return nil, errors.New("not one PEM EC PRIVATE KEY block")
+	}
+	k, err := x509.ParseECPrivateKey(blk.Bytes)
+	if err != nil {
+		return nil, err
+	}
+	if k.Curve != elliptic.P256() {
+		return nil, errors.New("not a P-256 key")
+	}
+	return k, nil
+}
+
 // MarshalPlatform encodes a platform as JSON: its resolved spec (CA,
 // FMSPC, PCE-ID, PPID, TCB, SGX type, platform instance ID and
 // configuration; not CertOptions, which the certificate embodies) and
@@ -185,7 +213,7 @@ func MarshalPlatform(p *Platform) ([]byte, error) {
 	if p.PCK == nil || p.PCK.Key == nil {
 		return nil, errors.New("dcaptest: marshal platform: PCK certificate or key missing")
 	}
-	key, err := x509.MarshalECPrivateKey(p.PCK.Key)
+	key, err := MarshalECKey(p.PCK.Key)
 	if err != nil {
 		return nil, fmt.Errorf("dcaptest: marshal platform: %w", err)
 	}
@@ -196,7 +224,7 @@ func MarshalPlatform(p *Platform) ([]byte, error) {
 		Components: hex.EncodeToString(s.Components[:]), PCESVN: s.PCESVN, SGXType: int(s.SGXType),
 		OmitPlatformFields: s.OmitPlatformFields, RawExtension: hex.EncodeToString(s.RawExtension), OmitExtension: s.OmitExtension,
 		PCKCertificate: string(p.PCK.PEM()),
-		PCKKey:         string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: key})),
+		PCKKey:         string(key),
 	}
 	if s.CPUSVN != nil {
 		j.CPUSVN = hex.EncodeToString(s.CPUSVN[:])
@@ -266,13 +294,9 @@ func UnmarshalPlatform(pki *PKI, data []byte) (*Platform, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: platform: PCK certificate: %v", ErrState, err)
 	}
-	kb, _ := pem.Decode([]byte(j.PCKKey))
-	if kb == nil || kb.Type != "EC PRIVATE KEY" {
-		return nil, fmt.Errorf("%w: platform: pck_key is not a PEM EC private key", ErrState)
-	}
-	key, err := x509.ParseECPrivateKey(kb.Bytes)
+	key, err := ParseECKey([]byte(j.PCKKey))
 	if err != nil {
-		return nil, fmt.Errorf("%w: platform: PCK key: %v", ErrState, err)
+		return nil, fmt.Errorf("%w: platform: pck_key: %v", ErrState, err)
 	}
 	if !key.PublicKey.Equal(cert.PublicKey) {
 		return nil, fmt.Errorf("%w: platform: the PCK key does not match the PCK certificate", ErrState)

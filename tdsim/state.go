@@ -2,13 +2,9 @@ package tdsim
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/sha512"
-	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -191,7 +187,7 @@ func (s *Sim) stateFiles() (map[string][]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tdsim: save: %w", err)
 	}
-	akDER, err := x509.MarshalECPrivateKey(s.ak)
+	akPEM, err := dcaptest.MarshalECKey(s.ak)
 	if err != nil {
 		return nil, fmt.Errorf("tdsim: save: %w", err)
 	}
@@ -199,7 +195,7 @@ func (s *Sim) stateFiles() (map[string][]byte, error) {
 		StateFile:          append(stateB, '\n'),
 		PKIFile:            pkiB,
 		PlatformFile:       append(platB, '\n'),
-		AttestationKeyFile: pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: akDER}),
+		AttestationKeyFile: akPEM,
 	}
 	if s.cfg.Measurement != nil {
 		files[MeasurementFile] = slices.Clone(s.cfg.Measurement)
@@ -263,7 +259,7 @@ func Load(dir string) (*Sim, error) {
 	if b, err = read(AttestationKeyFile); err != nil {
 		return nil, err
 	}
-	ak, err := parseAK(b)
+	ak, err := dcaptest.ParseECKey(b)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrState, filepath.Join(dir, AttestationKeyFile), err)
 	}
@@ -277,21 +273,6 @@ func Load(dir string) (*Sim, error) {
 		return nil, fmt.Errorf("%w: %s: %w", ErrState, filepath.Join(dir, StateFile), err)
 	}
 	return &Sim{cfg: cfg, pki: cfg.PKI, platform: platform, ak: ak, rtmrs: rtmrs, boot: cfg.BootEvents}, nil
-}
-
-func parseAK(b []byte) (*ecdsa.PrivateKey, error) {
-	blk, rest := pem.Decode(b)
-	if blk == nil || blk.Type != "EC PRIVATE KEY" || len(bytes.TrimSpace(rest)) != 0 {
-		return nil, errors.New("not one PEM EC PRIVATE KEY block")
-	}
-	k, err := x509.ParseECPrivateKey(blk.Bytes)
-	if err != nil {
-		return nil, err
-	}
-	if k.Curve != elliptic.P256() {
-		return nil, errors.New("the attestation key is not a P-256 key")
-	}
-	return k, nil
 }
 
 func (st *stateJSON) config() (Config, error) {
