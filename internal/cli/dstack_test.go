@@ -15,6 +15,7 @@ import (
 	"github.com/tdproof/tdproof/eventlog"
 	"github.com/tdproof/tdproof/internal/testvectors"
 	"github.com/tdproof/tdproof/measure"
+	"github.com/tdproof/tdproof/measure/measuretest"
 	"github.com/tdproof/tdproof/pckcert"
 	"github.com/tdproof/tdproof/pcs"
 	"github.com/tdproof/tdproof/pcs/pcstest"
@@ -270,7 +271,7 @@ func TestDstackVerifyLiteMeasurement(t *testing.T) {
 // os_image_hash binds once the directory has sha256sum.txt.
 func TestDstackVerifyImage(t *testing.T) {
 	dir := writeTestImage(t)
-	img := &measure.Image{Firmware: testTDVF(), Kernel: testKernel(), Initrd: []byte("initrd bytes"), Cmdline: testCmdline}
+	img := &measure.Image{Firmware: measuretest.Firmware(), Kernel: measuretest.Kernel(), Initrd: []byte("initrd bytes"), Cmdline: testCmdline}
 	acpi := &measure.ACPIDigests{Loader: [48]byte{1}, RSDP: [48]byte{2}, Tables: [48]byte{3}, Source: measure.SourceEventLog}
 	exp, err := measure.MeasureImage(img, measure.Machine{MemorySize: 2 << 30, QEMUVersion: "8.2.2"}, measure.Options{ACPI: acpi})
 	if err != nil {
