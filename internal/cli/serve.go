@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
-	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -21,8 +20,6 @@ import (
 	"github.com/tdproof/tdproof/internal/store"
 	"github.com/tdproof/tdproof/internal/verifiersvc"
 	"github.com/tdproof/tdproof/pcs/pcscache"
-	"github.com/tdproof/tdproof/policy"
-	"github.com/tdproof/tdproof/policy/rego"
 	"github.com/tdproof/tdproof/verifier"
 	"github.com/tdproof/tdproof/verifier/pcsource"
 )
@@ -165,7 +162,7 @@ func (a *app) runServe(cmd *cobra.Command, f *serveFlags) error {
 		return err
 	}
 	defer done()
-	opts := []verifier.Option{verifier.WithClock(now), verifier.WithPolicyResolver(verifiersvc.DryRunResolver(storePolicyResolver(st)))}
+	opts := []verifier.Option{verifier.WithClock(now), verifier.WithPolicyResolver(verifiersvc.DryRunResolver(verifiersvc.StorePolicyResolver(st)))}
 	if root != nil {
 		opts = append(opts, verifier.WithTrustedRoot(root))
 		if sum := sha256.Sum256(root.Raw); hex.EncodeToString(sum[:]) != dcap.IntelRootSHA256 {
@@ -216,27 +213,4 @@ func (a *app) runServe(cmd *cobra.Command, f *serveFlags) error {
 	}
 	log.Info("serve: stopped")
 	return nil
-}
-
-// storePolicyResolver resolves a policy id to the active version stored
-// under that id ("" means policy.DefaultID), compiled once per version. The
-// id "default" without an active stored version is the built-in default
-// policy; any other id without one is verifier.ErrUnknownPolicy.
-func storePolicyResolver(st *store.Store) verifier.PolicyResolver {
-	cache := policy.NewCache(0, rego.Parse)
-	return func(ctx context.Context, id string) (*policy.Policy, error) {
-		if id == "" {
-			id = policy.DefaultID
-		}
-		p, err := st.ActivePolicy(ctx, id)
-		switch {
-		case errors.Is(err, store.ErrNotFound) && id == policy.DefaultID:
-			return policy.Default(), nil
-		case errors.Is(err, store.ErrNotFound):
-			return nil, fmt.Errorf("%w %q", verifier.ErrUnknownPolicy, id)
-		case err != nil:
-			return nil, err
-		}
-		return cache.Get(policy.Format(p.Kind), p.ID, strconv.Itoa(p.Version), []byte(p.Body))
-	}
 }

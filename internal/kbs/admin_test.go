@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -18,9 +17,8 @@ import (
 	"github.com/tdproof/tdproof/ear"
 	"github.com/tdproof/tdproof/internal/kbs"
 	"github.com/tdproof/tdproof/internal/store"
+	"github.com/tdproof/tdproof/internal/verifiersvc"
 	"github.com/tdproof/tdproof/kbs/protocol"
-	"github.com/tdproof/tdproof/policy"
-	"github.com/tdproof/tdproof/policy/rego"
 	"github.com/tdproof/tdproof/quote"
 	"github.com/tdproof/tdproof/tdsim"
 	"github.com/tdproof/tdproof/verifier"
@@ -70,21 +68,8 @@ func newAdminEnv(t *testing.T, dsn string, sim *tdsim.Sim, o envOpts) *adminEnv 
 		t.Fatal(err)
 	}
 	src := verifier.CollateralFunc(func(context.Context, *quote.Quote) (*collateral.Collateral, error) { return col, nil })
-	resolve := func(ctx context.Context, id string) (*policy.Policy, error) {
-		if id == "" {
-			id = policy.DefaultID
-		}
-		p, err := st.ActivePolicy(ctx, id)
-		if errors.Is(err, store.ErrNotFound) && id == policy.DefaultID {
-			return policy.Default(), nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		return rego.Parse(policy.Format(p.Kind), p.ID, fmt.Sprint(p.Version), []byte(p.Body))
-	}
 	v, err := verifier.New(src, st.RefValues(), signer, verifier.WithClock(clk.Now),
-		verifier.WithTrustedRoot(sim.TrustRoot()), verifier.WithPolicyResolver(resolve))
+		verifier.WithTrustedRoot(sim.TrustRoot()), verifier.WithPolicyResolver(verifiersvc.StorePolicyResolver(st)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
@@ -293,6 +294,29 @@ func (s *Service) handleActivate(w http.ResponseWriter, r *http.Request) {
 
 // dryRunKey carries a dry-run policy in a request context.
 type dryRunKey struct{}
+
+// StorePolicyResolver resolves policy ids to the active version in st
+// ("" means policy.DefaultID; with no active default, policy.Default()),
+// compiling each version once (policy.Cache). An id with no active version
+// is verifier.ErrUnknownPolicy.
+func StorePolicyResolver(st *store.Store) verifier.PolicyResolver {
+	cache := policy.NewCache(0, rego.Parse)
+	return func(ctx context.Context, id string) (*policy.Policy, error) {
+		if id == "" {
+			id = policy.DefaultID
+		}
+		p, err := st.ActivePolicy(ctx, id)
+		switch {
+		case errors.Is(err, store.ErrNotFound) && id == policy.DefaultID:
+			return policy.Default(), nil
+		case errors.Is(err, store.ErrNotFound):
+			return nil, fmt.Errorf("%w %q", verifier.ErrUnknownPolicy, id)
+		case err != nil:
+			return nil, err
+		}
+		return cache.Get(policy.Format(p.Kind), p.ID, strconv.Itoa(p.Version), []byte(p.Body))
+	}
+}
 
 // DryRunResolver wraps next so that POST /admin/v1/policies/dry-run can
 // appraise with a candidate policy: the verifier given to New must be

@@ -5,12 +5,9 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
@@ -20,8 +17,6 @@ import (
 	"github.com/tdproof/tdproof/internal/store"
 	"github.com/tdproof/tdproof/internal/verifiersvc"
 	"github.com/tdproof/tdproof/pcs/pcscache"
-	"github.com/tdproof/tdproof/policy"
-	"github.com/tdproof/tdproof/policy/rego"
 	"github.com/tdproof/tdproof/quote"
 	"github.com/tdproof/tdproof/verifier"
 )
@@ -30,27 +25,6 @@ const adminToken = "s3cret-admin-token"
 
 // acceptOutOfDate is a declarative policy that also accepts OutOfDate.
 const acceptOutOfDate = "accepted_tcb_statuses: [UpToDate, OutOfDate]\n"
-
-// storeResolver mirrors tdproof serve's: the active stored version per
-// request, compiled once per id, version and source hash.
-func storeResolver(st *store.Store) verifier.PolicyResolver {
-	cache := policy.NewCache(0, rego.Parse)
-	return func(ctx context.Context, id string) (*policy.Policy, error) {
-		if id == "" {
-			id = policy.DefaultID
-		}
-		p, err := st.ActivePolicy(ctx, id)
-		switch {
-		case errors.Is(err, store.ErrNotFound) && id == policy.DefaultID:
-			return policy.Default(), nil
-		case errors.Is(err, store.ErrNotFound):
-			return nil, fmt.Errorf("%w %q", verifier.ErrUnknownPolicy, id)
-		case err != nil:
-			return nil, err
-		}
-		return cache.Get(policy.Format(p.Kind), p.ID, strconv.Itoa(p.Version), []byte(p.Body))
-	}
-}
 
 type fakeCollateral struct{ now time.Time }
 
@@ -101,7 +75,7 @@ func adminReplica(tb testing.TB, dsn, token string, col *collateral.Collateral, 
 	}
 	src := verifier.CollateralFunc(func(context.Context, *quote.Quote) (*collateral.Collateral, error) { return col, nil })
 	v, err := verifier.New(src, st.RefValues(), signer, verifier.WithClock(now), verifier.WithTrustedRoot(f.PKI.Root.Certificate),
-		verifier.WithPolicyResolver(verifiersvc.DryRunResolver(storeResolver(st))))
+		verifier.WithPolicyResolver(verifiersvc.DryRunResolver(verifiersvc.StorePolicyResolver(st))))
 	if err != nil {
 		tb.Fatal(err)
 	}
