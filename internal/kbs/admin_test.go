@@ -345,27 +345,32 @@ func TestAdminAttestationPolicy(t *testing.T) {
 			t.Fatalf("active policy %+v, %v", p, err)
 		}
 
-		// A later attestation is appraised with it: not affirmed, so the
-		// default resource policy denies (or the attestation is refused).
+		// A later attestation is appraised with it: the evidence is
+		// authentic, so a token is issued, contraindicated under
+		// default@1, and the default resource policy denies.
 		b := newAgent(t, e.env)
 		code, resp = b.attest(t, b.attestation(t, sim, b.auth(t), b.jwk))
-		if code != 200 {
-			wantProblem(t, "attest under deny policy", code, resp, protocol.ProblemAttestationError)
-		} else {
-			var tr protocol.TokenResponse
-			_ = json.Unmarshal(resp, &tr)
-			c, err := ear.Verify(tr.Token, e.keys, ear.VerifyOptions{Now: e.clock.Now})
-			if err != nil {
-				t.Fatal(err)
-			}
-			for name, s := range c.Submods {
-				if s.Status == ear.StatusAffirming || !strings.HasPrefix(s.PolicyID, "default@1") {
-					t.Fatalf("submod %s under deny policy: %v %s", name, s.Status, s.PolicyID)
-				}
-			}
-			code, resp = b.resource(t, "")
-			wantProblem(t, "resource under deny policy", code, resp, protocol.ProblemPolicyDeny)
+		if code != http.StatusOK {
+			t.Fatalf("attest under deny policy: %d %s", code, resp)
 		}
+		var tr protocol.TokenResponse
+		if err := json.Unmarshal(resp, &tr); err != nil {
+			t.Fatal(err)
+		}
+		c, err := ear.Verify(tr.Token, e.keys, ear.VerifyOptions{Now: e.clock.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(c.Submods) == 0 {
+			t.Fatal("token without submodules")
+		}
+		for name, s := range c.Submods {
+			if s.Status != ear.StatusContraindicated || !strings.HasPrefix(s.PolicyID, "default@1") {
+				t.Fatalf("submod %s under deny policy: %v %s", name, s.Status, s.PolicyID)
+			}
+		}
+		code, resp = b.resource(t, "")
+		wantProblem(t, "resource under deny policy", code, resp, protocol.ProblemPolicyDeny)
 
 		// A YAML version, padded base64, becomes version 2.
 		code, resp = adm.do(t, http.MethodPost, protocol.PathAttestationPolicy,
