@@ -51,8 +51,10 @@
 // ([ErrMeasurement], [ErrOSImageHash]). [Result].OSImageHashVerified then
 // says the TD booted the image os_image_hash names; whether that image
 // is trustworthy is for an allowlist. With ACPI digests from the event
-// log, cpu_count and the device topology are not verified
-// ([MeasurementCheck].ACPISource). Package dstack downloads nothing.
+// log, the tables' contents and the device topology are not verified
+// ([MeasurementCheck].ACPISource); cpu_count is checked against the MADT
+// size the measured table loader describes
+// ([MeasurementCheck].CPUCountVerified). Package dstack downloads nothing.
 //
 // Package dstack does not validate RA-TLS certificate chains (that is
 // the TLS stack's job) and does not judge TCB status: OutOfDate and

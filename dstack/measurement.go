@@ -24,8 +24,10 @@ const (
 // ACPI digest sources of MeasurementCheck.ACPISource.
 const (
 	// ACPIFromEventLog: the three ACPI digests of RTMR0 were taken from
-	// the TD's own event log. The ACPI tables, and with them cpu_count
-	// and the device topology, are not verified.
+	// the TD's own event log. The ACPI tables' contents, and with them
+	// the device topology, are not verified; cpu_count is checked against
+	// the MADT size the table loader describes when that layout is
+	// recognised (MeasurementCheck.CPUCountVerified).
 	ACPIFromEventLog = "event_log"
 	// ACPIFromTables: the ACPI digests were computed from the fw_cfg
 	// tables given in Options.ACPI, so RTMR0 binds them.
@@ -56,8 +58,17 @@ type MeasurementCheck struct {
 	// Match is true when every register equals the quote (always true in
 	// a result Verify returns: a mismatch is an error).
 	Match bool `json:"match"`
-	// Notes are facts worth showing, e.g. that cpu_count is not bound
-	// when the ACPI digests come from the event log.
+	// CPUCountVerified is true when cpu_count is bound to RTMR0: the
+	// MADT of the given tables (ACPIFromTables), or the MADT size the
+	// event log's table loader describes (ACPIFromEventLog, see
+	// measure.RecoverACPILayout), lists exactly cpu_count vCPUs.
+	CPUCountVerified bool `json:"cpu_count_verified"`
+	// ACPILayout is the tables layout the event log's ACPI digests
+	// describe; absent when the digests come from tables or the layout
+	// is not recognised.
+	ACPILayout *measure.ACPILayout `json:"acpi_layout,omitempty"`
+	// Notes are facts worth showing, e.g. that the ACPI tables' contents
+	// are not verified when their digests come from the event log.
 	Notes []string `json:"notes"`
 }
 
@@ -173,6 +184,10 @@ func checkMeasurement(ev *Evidence, td *quote.TDReport, opts Options) (*Measurem
 	}
 	chk.PageOrder = exp.PageOrder.String()
 	chk.Notes = append(chk.Notes, exp.Notes...)
+	chk.CPUCountVerified, chk.ACPILayout = exp.CPUsBound, exp.ACPILayout
+	if r0 := exp.RTMRs[0]; r0.IncompleteInput == measure.InputCPUs {
+		return nil, false, fmt.Errorf("%w: cpu_count: %s", ErrMeasurement, r0.Incomplete)
+	}
 
 	regs := []struct {
 		name       string

@@ -95,8 +95,11 @@ func TestLiteMeasurementVerify(t *testing.T) {
 		wantHex(t, r.Name+" expected", r.Expected, w)
 		wantHex(t, r.Name+" quoted", r.Quoted, w)
 	}
-	if !strings.Contains(strings.Join(m.Notes, "\n"), "not bound") {
-		t.Errorf("notes %q do not say cpu_count is not bound", m.Notes)
+	if !m.CPUCountVerified || m.ACPILayout == nil || m.ACPILayout.CPUs != 2 || m.ACPILayout.MADTLength != 238 {
+		t.Errorf("cpu_count verified %v, ACPI layout %+v; want bound by a 2-vCPU MADT", m.CPUCountVerified, m.ACPILayout)
+	}
+	if !strings.Contains(strings.Join(m.Notes, "\n"), "contents (and with them the device topology) are not verified") {
+		t.Errorf("notes %q do not say the ACPI tables' contents are not verified", m.Notes)
 	}
 	// The JSON shape: snake_case members under "measurement".
 	b, err := json.Marshal(res)
@@ -110,7 +113,7 @@ func TestLiteMeasurementVerify(t *testing.T) {
 	if err := json.Unmarshal(b, &j); err != nil {
 		t.Fatal(err)
 	}
-	if !j.Verified || j.Measurement["mode"] != "lite" || j.Measurement["acpi_source"] != "event_log" || j.Measurement["match"] != true {
+	if !j.Verified || j.Measurement["mode"] != "lite" || j.Measurement["acpi_source"] != "event_log" || j.Measurement["match"] != true || j.Measurement["cpu_count_verified"] != true {
 		t.Errorf("JSON %s", b)
 	}
 }
@@ -130,7 +133,8 @@ func TestLiteMeasurementTampering(t *testing.T) {
 		cause    string
 	}{
 		{"unchanged", func(map[string]any) {}, nil, "", ""},
-		{"cpu_count (not bound in lite mode)", func(vm map[string]any) { vm["cpu_count"] = 8 }, nil, "", ""},
+		{"cpu_count", func(vm map[string]any) { vm["cpu_count"] = 8 }, dstack.ErrMeasurement, "", "cpu_count: the ACPI table loader in the event log describes a MADT for 2 vCPUs"},
+		{"cpu_count 3", func(vm map[string]any) { vm["cpu_count"] = 3 }, dstack.ErrMeasurement, "", "not for cpu_count 3"},
 		{"checksum file", func(vm map[string]any) { flipMaterial(t, vm, "checksum_file", 5) }, dstack.ErrOSImageHash, "", ""},
 		{"checksum file, last byte", func(vm map[string]any) {
 			flipMaterial(t, vm, "checksum_file", -1+len(mustMaterial(t, vm, "checksum_file")))
@@ -162,6 +166,9 @@ func TestLiteMeasurementTampering(t *testing.T) {
 				t.Errorf("error %v blames the quote or log", err)
 			}
 			if tc.register == "" {
+				if !strings.Contains(err.Error(), tc.cause) {
+					t.Errorf("error %q lacks %q", err, tc.cause)
+				}
 				return
 			}
 			me, ok := errors.AsType[*dstack.MeasurementMismatchError](err)
@@ -328,6 +335,9 @@ func TestImageMeasurement(t *testing.T) {
 				t.Fatalf("Verify = %v, want %v", err, tc.sentinel)
 			}
 			if tc.register == "" {
+				if !strings.Contains(err.Error(), tc.cause) {
+					t.Errorf("error %q lacks %q", err, tc.cause)
+				}
 				return
 			}
 			me, ok := errors.AsType[*dstack.MeasurementMismatchError](err)

@@ -95,3 +95,36 @@ func cpuTime() time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// BenchmarkRecoverACPILayout recovers the lite fixture's layout without
+// the cache: the RSDP search (8931 candidates) and, from the vCPU hint,
+// the loader match. "nohint" makes the loader search start at 1 vCPU;
+// "unrecognised" is the worst case, digests that match nothing.
+func BenchmarkRecoverACPILayout(b *testing.B) {
+	g := loadGetQuote(b, liteFixture)
+	acpi, err := measure.ACPIFromEventLog(g.events)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, hint := range []int{2, 0} {
+		name := "hint"
+		if hint == 0 {
+			name = "nohint"
+		}
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := measure.RecoverACPILayoutUncached(acpi.Loader, acpi.RSDP, hint); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+	b.Run("unrecognised", func(b *testing.B) {
+		loader, rsdp := sha512.Sum384([]byte("loader")), sha512.Sum384([]byte("rsdp"))
+		for b.Loop() {
+			if _, err := measure.RecoverACPILayoutUncached(loader, rsdp, 0); err == nil {
+				b.Fatal("random digests recognised")
+			}
+		}
+	})
+}

@@ -28,7 +28,9 @@
 // "pre202505") is modelled; any other layout is [ErrUnsupported], never a
 // guess. The ACPI tables are not generated: they come as the fw_cfg blobs
 // (the loader and RSDP can be synthesised from the tables for QEMU's q35
-// TDX table set) or as digests from a reference event log.
+// TDX table set) or as digests from a reference event log. From the
+// digests alone, [RecoverACPILayout] finds the table layout the loader
+// and RSDP describe, whose MADT size gives the vCPU count.
 //
 // Every function is pure and safe for concurrent use, except
 // [LoadImage], which reads files. Results alias their inputs where
@@ -40,8 +42,10 @@
 // reproduce the build before trusting them. Digests taken from an event
 // log ([ACPIFromEventLog], [FirmwareFromEventLog]) prove nothing by
 // themselves; lite mode takes the ACPI digests from the TD's own log, so
-// the ACPI tables, and with them the vCPU count and the device topology,
-// are not verified. [VerifyLiteMaterial] binds the lite document to
+// the ACPI tables' contents, and with them the device topology, are not
+// verified; the vCPU count is, through the MADT size the measured table
+// loader describes ([Measurement].CPUsBound), but that binds lengths, not
+// entries. [VerifyLiteMaterial] binds the lite document to
 // os_image_hash, but anyone can mint a self-consistent os_image_hash:
 // trust comes from allowlisting the hash. This package does not verify
 // quotes (see package dcap) and does not parse vm_config (see package

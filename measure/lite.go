@@ -251,6 +251,6 @@ func (l *LiteMeasurement) Measure(m Machine, acpi *ACPIDigests, fw *FirmwareDige
 	out.RTMRs[0] = newRegister(0, rtmr0Events(hob, SourceComputed, fw, acpi))
 	out.RTMRs[1] = newRegister(1, rtmr1Events(l.KernelAuthenticode, SourceLite))
 	out.RTMRs[2] = newRegister(2, rtmr2Events(l.CmdlineSHA384, l.InitrdSHA384, SourceLite))
-	out.Notes = acpiNotes(acpi, m.CPUs)
+	out.bindACPI(acpi, m.CPUs)
 	return out, nil
 }

@@ -51,6 +51,9 @@ func TestLiteFixture(t *testing.T) {
 	if n := len(m.RTMRs[0].Events); n != 13 || n != want.Lite.RTMR0Events {
 		t.Errorf("RTMR0 has %d events", n)
 	}
+	if !m.CPUsBound || m.ACPILayout == nil || m.ACPILayout.CPUs != 2 {
+		t.Errorf("cpu_count not bound: layout %+v, notes %q", m.ACPILayout, m.Notes)
+	}
 	if m.RTMRs[0].Events[0].Digest != mustDigest(t, want.Lite.TDHOBDigest2GiB) {
 		t.Errorf("TD HOB digest %x, want %s", m.RTMRs[0].Events[0].Digest, want.Lite.TDHOBDigest2GiB)
 	}
@@ -119,8 +122,12 @@ func TestLiteFixtureMutations(t *testing.T) {
 			wrong: []string{"MRTD"}, cause: measure.InputQEMUVersion, detail: "two_pass candidate; qemu_version 9.2.1 selects single_pass"},
 		{name: "qemu_single_pass_add_pages false", mutate: func(m *measure.Machine, _, _, _ *[]byte) { m.QEMUSinglePassAddPages = ptr(false) },
 			wrong: []string{"MRTD"}, cause: measure.InputQEMUVersion, detail: "qemu_single_pass_add_pages false"},
-		{name: "cpu_count 8 (not bound in lite mode)", mutate: func(m *measure.Machine, _, _, _ *[]byte) { m.CPUs = 8 },
-			note: "cpu_count 8 is not bound"},
+		{name: "cpu_count 8", mutate: func(m *measure.Machine, _, _, _ *[]byte) { m.CPUs = 8 },
+			wrong: []string{"RTMR0"}, cause: measure.InputCPUs, detail: "describes a MADT for 2 vCPUs (238 bytes), not for cpu_count 8"},
+		{name: "cpu_count 1", mutate: func(m *measure.Machine, _, _, _ *[]byte) { m.CPUs = 1 },
+			wrong: []string{"RTMR0"}, cause: measure.InputCPUs, detail: "not for cpu_count 1"},
+		{name: "cpu_count unknown", mutate: func(m *measure.Machine, _, _, _ *[]byte) { m.CPUs = 0 },
+			note: "ACPI digests were taken from the event log"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -3,6 +3,7 @@ package measure
 import (
 	"crypto/sha512"
 	"fmt"
+	"slices"
 
 	"github.com/tdproof/tdproof/eventlog"
 )
@@ -88,6 +89,10 @@ type Register struct {
 	// Incomplete, when not empty, says why Value could not be computed
 	// (an event digest is unknown).
 	Incomplete string
+	// IncompleteInput is the input that made the register incomplete:
+	// [InputACPI] (no ACPI digests) or [InputCPUs] (the event log's ACPI
+	// layout is for another vCPU count); empty when complete.
+	IncompleteInput Input
 }
 
 func newRegister(index int, events []Event) Register {
@@ -96,6 +101,7 @@ func newRegister(index int, events []Event) Register {
 	for i, e := range events {
 		if e.Source == SourceUnknown {
 			r.Incomplete = e.Description + " digest is unknown"
+			r.IncompleteInput = InputACPI
 			return r
 		}
 		digests[i] = e.Digest
@@ -120,6 +126,15 @@ type Measurement struct {
 	// Notes are facts about the inputs worth showing (e.g. that ACPI
 	// digests came from an event log and are therefore not verified).
 	Notes []string
+	// ACPILayout is the tables layout the event log's ACPI digests
+	// describe (see [RecoverACPILayout]); nil when the digests were
+	// computed from the blobs, the vCPU count is unknown, or the layout
+	// is not recognised.
+	ACPILayout *ACPILayout
+	// CPUsBound is true when the vCPU count is bound to RTMR0: the MADT
+	// of the ACPI tables (computed from the blobs) or the MADT size the
+	// event log's table loader describes lists exactly Machine.CPUs.
+	CPUsBound bool
 }
 
 // Options are the inputs of [MeasureImage] besides the image and the
@@ -185,25 +200,53 @@ func MeasureImage(img *Image, m Machine, opts Options) (*Measurement, error) {
 	out.RTMRs[0] = newRegister(0, rtmr0Events(hob, SourceComputed, opts.Firmware, opts.ACPI))
 	out.RTMRs[1] = newRegister(1, rtmr1Events(kernel, SourceComputed))
 	out.RTMRs[2] = newRegister(2, rtmr2Events(cmdDigest, sha512.Sum384(img.Initrd), SourceComputed))
-	out.Notes = append(out.Notes, acpiNotes(opts.ACPI, m.CPUs)...)
+	out.bindACPI(opts.ACPI, m.CPUs)
 	return out, nil
 }
 
-// acpiNotes explains where the ACPI digests came from.
-func acpiNotes(a *ACPIDigests, cpus int) []string {
+// bindACPI checks the vCPU count against the ACPI tables and notes
+// where the ACPI digests came from. With digests from an event log the
+// tables are unknown, but the table loader's digest pins the MADT size
+// ([CheckACPICPUs]); when that size is for another vCPU count the ACPI
+// digests for cpus are unknown and RTMR0 becomes incomplete, with
+// [InputCPUs] as the reason.
+func (out *Measurement) bindACPI(a *ACPIDigests, cpus int) {
 	switch {
 	case a == nil:
-		return []string{"RTMR0 is incomplete: no ACPI tables or reference event log given"}
+		out.Notes = append(out.Notes, "RTMR0 is incomplete: no ACPI tables or reference event log given")
 	case a.Source == SourceEventLog:
-		n := "ACPI digests were taken from the event log: the ACPI tables (and with them cpu_count and the device topology) are not verified"
+		n := "ACPI digests were taken from the event log: the tables' contents (and with them the device topology) are not verified"
 		if cpus > 0 {
-			n += fmt.Sprintf("; cpu_count %d is not bound", cpus)
+			chk := CheckACPICPUs(a, cpus)
+			out.ACPILayout, out.CPUsBound = chk.Layout, chk.Bound
+			switch {
+			case chk.Bound:
+				n += fmt.Sprintf("; cpu_count %d is bound by the MADT size the table loader describes", cpus)
+			case chk.Contradiction != "":
+				out.RTMRs[0] = withUnknownACPI(out.RTMRs[0], chk.Contradiction)
+			default:
+				n += fmt.Sprintf("; cpu_count %d is not bound (%s)", cpus, chk.Unrecognised)
+			}
 		}
-		return []string{n}
+		out.Notes = append(out.Notes, n)
 	case cpus > 0 && a.MADTCPUs > 0 && a.MADTCPUs != cpus:
-		return []string{fmt.Sprintf("the ACPI tables' MADT lists %d enabled CPUs but cpu_count is %d", a.MADTCPUs, cpus)}
+		out.Notes = append(out.Notes, fmt.Sprintf("the ACPI tables' MADT lists %d enabled CPUs but cpu_count is %d", a.MADTCPUs, cpus))
+	case cpus > 0 && a.MADTCPUs == cpus:
+		out.CPUsBound = true
 	}
-	return nil
+}
+
+// withUnknownACPI returns reg with its ACPI digests unknown: they were
+// taken from an event log whose tables are for another machine.
+func withUnknownACPI(reg Register, why string) Register {
+	ev := make([]Event, len(reg.Events))
+	for i, e := range reg.Events {
+		if e.Type == eventlog.EvPlatformConfigFlags && slices.Contains(e.DependsOn, InputACPI) {
+			e.Digest, e.Source = [48]byte{}, SourceUnknown
+		}
+		ev[i] = e
+	}
+	return Register{Index: reg.Index, Events: ev, Incomplete: why, IncompleteInput: InputCPUs}
 }
 
 // OVMFVariantPre202505 names the supported RTMR0 layout: OVMF before

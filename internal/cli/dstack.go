@@ -252,7 +252,10 @@ func osImageLine(r *dstack.Result) string {
 		return h + " (not verified: no --image and no tdx_measurement in vm_config)"
 	}
 	acpi := "ACPI tables verified"
-	if m.ACPISource == dstack.ACPIFromEventLog {
+	switch {
+	case m.ACPISource == dstack.ACPIFromEventLog && m.CPUCountVerified:
+		acpi = "ACPI digests taken from the event log, cpu_count verified by the table loader's MADT size"
+	case m.ACPISource == dstack.ACPIFromEventLog:
 		acpi = "ACPI digests taken from the event log, cpu_count not verified"
 	}
 	state := "verified"

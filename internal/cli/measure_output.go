@@ -86,7 +86,13 @@ type measureOutput struct {
 	MRTDCandidates map[string]string     `json:"mrtd_candidates"`
 	RTMRs          []measureRegisterJSON `json:"rtmrs"`
 	ACPISource     string                `json:"acpi_source"`
-	Notes          []string              `json:"notes"`
+	// CPUCountBound: the vCPU count is bound to RTMR0 through the MADT
+	// (of the given tables, or the size the event log's table loader
+	// describes).
+	CPUCountBound bool `json:"cpu_count_bound"`
+	// ACPILayout is the layout the event log's ACPI digests describe.
+	ACPILayout *measure.ACPILayout `json:"acpi_layout,omitempty"`
+	Notes      []string            `json:"notes"`
 	// Lint is present (possibly empty) only with --lint.
 	Lint *[]measure.Finding `json:"lint,omitempty"`
 }
@@ -99,6 +105,8 @@ func newMeasureOutput(l *loadedImage, m measure.Machine, res *measure.Measuremen
 		MRTD:          hex.EncodeToString(res.MRTD[:]),
 		PageOrder:     res.PageOrder.String(),
 		ACPISource:    "none",
+		CPUCountBound: res.CPUsBound,
+		ACPILayout:    res.ACPILayout,
 		Notes:         res.Notes,
 	}
 	if out.Notes == nil {
@@ -170,7 +178,11 @@ func printMeasure(w io.Writer, o *measureOutput) error {
 		mach += fmt.Sprintf(", qemu_single_pass_add_pages %v", *v)
 	}
 	p.kv(1, "machine", mach)
-	p.kv(1, "ACPI digests", o.ACPISource)
+	acpi := o.ACPISource
+	if l := o.ACPILayout; l != nil {
+		acpi += fmt.Sprintf(" (table loader: %d-byte MADT for %d vCPUs, %d-byte DSDT)", l.MADTLength, l.CPUs, l.DSDTLength)
+	}
+	p.kv(1, "ACPI digests", acpi)
 	for _, c := range []string{measure.SinglePass.String(), measure.TwoPass.String()} {
 		if v, ok := o.MRTDCandidates[c]; ok {
 			p.kv(1, "MRTD "+c, v)

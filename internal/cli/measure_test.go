@@ -65,7 +65,9 @@ func TestMeasureDiagnoseLiteFixture(t *testing.T) {
 		{"qemu_version", func(vm map[string]any) { vm["qemu_version"] = "9.2.1" }, exitRejected, "qemu_version"},
 		{"checksum file", func(vm map[string]any) { flipB64(t, vm, "checksum_file", 5) }, exitRejected, "checksum_file"},
 		{"cbor", func(vm map[string]any) { flipB64(t, vm, "measurement", 40) }, exitRejected, "measurement_document"},
-		{"cpu_count (not bound in lite mode)", func(vm map[string]any) { vm["cpu_count"] = 8 }, exitOK, ""},
+		{"cpu_count", func(vm map[string]any) { vm["cpu_count"] = 8 }, exitRejected, "cpu_count"},
+		{"cpu_count 1", func(vm map[string]any) { vm["cpu_count"] = 1 }, exitRejected, "cpu_count"},
+		{"cpu_count beyond the recognised layouts", func(vm map[string]any) { vm["cpu_count"] = 300 }, exitRejected, "cpu_count"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var vm map[string]any
@@ -85,8 +87,8 @@ func TestMeasureDiagnoseLiteFixture(t *testing.T) {
 					t.Errorf("causes %+v, stderr %q", out.Causes, o.stderr)
 				}
 			}
-			if tc.name == "cpu_count (not bound in lite mode)" && !strings.Contains(strings.Join(out.Notes, " "), "cpu_count 8 is not bound") {
-				t.Errorf("notes %q", out.Notes)
+			if tc.cause == "cpu_count" && !strings.Contains(out.Causes[0].Detail, "describes a MADT for 2 vCPUs") {
+				t.Errorf("cpu_count cause %q does not name the vCPUs the tables are for", out.Causes[0].Detail)
 			}
 		})
 	}
@@ -157,6 +159,16 @@ func TestMeasureImageFlow(t *testing.T) {
 	}
 	if m.Lint == nil || len(*m.Lint) != 0 {
 		t.Errorf("lint %+v", m.Lint)
+	}
+	if !m.CPUCountBound || m.ACPILayout == nil || m.ACPILayout.CPUs != 2 {
+		t.Errorf("cpu_count bound %v, ACPI layout %+v", m.CPUCountBound, m.ACPILayout)
+	}
+	// The same with --cpus 4: RTMR0 cannot be predicted, and the text
+	// output says which vCPU count the event log's tables are for.
+	o4 := invoke(t, nil, "measure", "--image", dir, "--memory", "2G", "--cpus", "4", "--qemu-version", "8.2.2", "--acpi-from-eventlog", fixture)
+	o4.wantCode(t, exitOK)
+	if !strings.Contains(o4.stdout, "incomplete: the ACPI table loader in the event log describes a MADT for 2 vCPUs (238 bytes), not for cpu_count 4") {
+		t.Errorf("--cpus 4 output:\n%s", o4.stdout)
 	}
 
 	// Evidence: the fixture's quote with these registers, a log of the

@@ -1,0 +1,5 @@
+package measure
+
+// RecoverACPILayoutUncached is RecoverACPILayout without the cache, for
+// benchmarks.
+var RecoverACPILayoutUncached = recoverACPILayout
