@@ -231,6 +231,7 @@ func (s Set) addDstack(d *dstack.Result) {
 	}
 	s["dstack.event_log_verified"] = d.EventLogVerified
 	s["dstack.os_image_hash_verified"] = d.OSImageHashVerified
+	s["dstack.cpu_count_verified"] = d.Measurement != nil && d.Measurement.CPUCountVerified
 }
 
 func le16(v uint16) string { return hex.EncodeToString(binary.LittleEndian.AppendUint16(nil, v)) }

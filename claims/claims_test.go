@@ -313,6 +313,24 @@ func TestRealDstack(t *testing.T) {
 	if v, _ := s.String("dstack.compose_hash"); v != hex.EncodeToString(r.AppInfo.ComposeHash) {
 		t.Errorf("compose_hash = %q", v)
 	}
+	// Legacy evidence without an image: nothing was recomputed.
+	if v, ok := s.Get("dstack.cpu_count_verified"); !ok || v != false {
+		t.Errorf("dstack.cpu_count_verified = %v, %v; want false", v, ok)
+	}
+	// The lite fixture: cpu_count is bound by the table loader's MADT size.
+	ev, err = dstack.ParseEvidence(testvectors.ReadFile(t, "dstack", "tdx-lite-getquote.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err = dstack.Verify(ev, c, dstack.Options{Now: time.Unix(1774003274, 0)}); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = claims.New(claims.Input{Dstack: r}); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := s.Get("dstack.cpu_count_verified"); v != true {
+		t.Errorf("lite: dstack.cpu_count_verified = %v", v)
+	}
 }
 
 func minTime(a, b time.Time) time.Time {
