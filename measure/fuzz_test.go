@@ -172,3 +172,50 @@ func FuzzParseLiteMeasurement(f *testing.F) {
 		}
 	})
 }
+
+// FuzzACPITables: a tables blob either fails to parse, or its tables lie
+// inside the blob end to end; when the loader and RSDP can be
+// synthesised, the layout recovered from their digests has the blob's
+// MADT length and DSDT length.
+func FuzzACPITables(f *testing.F) {
+	f.Add(layoutBlob(300, 244, 2, 16)[:1024])
+	f.Add(layoutBlob(100, 244, 1, 5)[:600])
+	f.Add(synthTables([]acpiTable{{"FACS", 64}, {"DSDT", 100}, {"SSDT", 50}}, 0)[:256])
+	f.Fuzz(func(t *testing.T, blob []byte) {
+		tables, err := measure.ParseACPITables(blob)
+		if err != nil {
+			if tables != nil {
+				t.Fatal("result with error")
+			}
+			return
+		}
+		end := 0
+		for _, tb := range tables {
+			if tb.Offset != end || tb.Length < 8 || tb.Offset+tb.Length > len(blob) {
+				t.Fatalf("table %+v after %d in a %d-byte blob", tb, end, len(blob))
+			}
+			end += tb.Length
+		}
+		_, _ = measure.MADTCPUCount(blob)
+		d, err := measure.ACPITables(blob, nil, nil)
+		if err != nil {
+			return
+		}
+		l, err := measure.RecoverACPILayout(d, 0)
+		if err != nil {
+			return // a MADT outside the model
+		}
+		var dsdt, madt int
+		for _, tb := range tables {
+			switch tb.Signature {
+			case "DSDT":
+				dsdt = tb.Length
+			case "APIC":
+				madt = tb.Length
+			}
+		}
+		if l.DSDTLength != dsdt || l.MADTLength != madt {
+			t.Fatalf("recovered %+v from tables %+v", l, tables)
+		}
+	})
+}
