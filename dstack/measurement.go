@@ -123,7 +123,10 @@ func checkMeasurement(ev *Evidence, td *quote.TDReport, opts Options) (*Measurem
 	if vm.OVMFVariant != "" && vm.OVMFVariant != measure.OVMFVariantPre202505 {
 		return nil, false, fmt.Errorf("%w: vm_config ovmf_variant %q (only %q is modelled)", ErrUnsupported, vm.OVMFVariant, measure.OVMFVariantPre202505)
 	}
-	m := measure.Machine{CPUs: int(vm.CPUCount), MemorySize: vm.MemorySize, QEMUVersion: vm.QemuVersion, QEMUSinglePassAddPages: vm.QemuSinglePassAddPages}
+	// The vCPU count is bound after the registers match the quote
+	// (Measurement.BindCPUs): the ACPI layout search then only runs on
+	// digests the TD measured, never on whatever a forged log carries.
+	m := measure.Machine{MemorySize: vm.MemorySize, QEMUVersion: vm.QemuVersion, QEMUSinglePassAddPages: vm.QemuSinglePassAddPages}
 	chk := &MeasurementCheck{CPUCount: vm.CPUCount, MemorySize: vm.MemorySize, QEMUVersion: vm.QemuVersion, Notes: []string{}}
 	if chk.QEMUVersion == "" {
 		chk.QEMUVersion = measure.DefaultQEMUVersion
@@ -183,11 +186,6 @@ func checkMeasurement(ev *Evidence, td *quote.TDReport, opts Options) (*Measurem
 		osHashVerified = true
 	}
 	chk.PageOrder = exp.PageOrder.String()
-	chk.Notes = append(chk.Notes, exp.Notes...)
-	chk.CPUCountVerified, chk.ACPILayout = exp.CPUsBound, exp.ACPILayout
-	if r0 := exp.RTMRs[0]; r0.IncompleteInput == measure.InputCPUs {
-		return nil, false, fmt.Errorf("%w: cpu_count: %s", ErrMeasurement, r0.Incomplete)
-	}
 
 	regs := []struct {
 		name       string
@@ -219,6 +217,12 @@ func checkMeasurement(ev *Evidence, td *quote.TDReport, opts Options) (*Measurem
 		}
 		return nil, false, mismatch
 	}
+	exp.BindCPUs(acpi, int(vm.CPUCount))
+	if r0 := exp.RTMRs[0]; r0.IncompleteInput == measure.InputCPUs {
+		return nil, false, fmt.Errorf("%w: cpu_count: %s", ErrMeasurement, r0.Incomplete)
+	}
+	chk.Notes = append(chk.Notes, exp.Notes...)
+	chk.CPUCountVerified, chk.ACPILayout = exp.CPUsBound, exp.ACPILayout
 	return chk, osHashVerified, nil
 }
 

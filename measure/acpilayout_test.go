@@ -160,3 +160,38 @@ func TestRecoverACPILayoutUnrecognised(t *testing.T) {
 		}
 	}
 }
+
+// TestBindCPUsAfterMatch: measured without a vCPU count, the lite fixture
+// matches the quote; binding the count afterwards accepts 2 and makes
+// RTMR0 unpredictable for 8, naming cpu_count.
+func TestBindCPUsAfterMatch(t *testing.T) {
+	g := loadGetQuote(t, liteFixture)
+	tm := g.vm.TDXMeasurement
+	lite, err := measure.ParseLiteMeasurement(tm.Measurement)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acpi, err := measure.ACPIFromEventLog(g.events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := g.vm.machine()
+	m.CPUs = 0
+	for _, tc := range []struct {
+		cpus  int
+		bound bool
+	}{{2, true}, {8, false}} {
+		exp, err := lite.Measure(m, acpi, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if exp.ACPILayout != nil || exp.CPUsBound || exp.RTMRs[0].Value != g.quote.TD.RTMRs[0] {
+			t.Fatalf("without a vCPU count: layout %+v, bound %v", exp.ACPILayout, exp.CPUsBound)
+		}
+		exp.BindCPUs(acpi, tc.cpus)
+		r0 := exp.RTMRs[0]
+		if exp.CPUsBound != tc.bound || (r0.Incomplete == "") != tc.bound || (!tc.bound && r0.IncompleteInput != measure.InputCPUs) {
+			t.Errorf("BindCPUs(%d): bound %v, RTMR0 %q (%s)", tc.cpus, exp.CPUsBound, r0.Incomplete, r0.IncompleteInput)
+		}
+	}
+}

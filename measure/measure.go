@@ -204,34 +204,51 @@ func MeasureImage(img *Image, m Machine, opts Options) (*Measurement, error) {
 	return out, nil
 }
 
-// bindACPI checks the vCPU count against the ACPI tables and notes
-// where the ACPI digests came from. With digests from an event log the
-// tables are unknown, but the table loader's digest pins the MADT size
-// ([CheckACPICPUs]); when that size is for another vCPU count the ACPI
-// digests for cpus are unknown and RTMR0 becomes incomplete, with
-// [InputCPUs] as the reason.
+// bindACPI notes where the ACPI digests came from and, when the vCPU
+// count is known, binds it ([Measurement.BindCPUs]).
 func (out *Measurement) bindACPI(a *ACPIDigests, cpus int) {
 	switch {
 	case a == nil:
 		out.Notes = append(out.Notes, "RTMR0 is incomplete: no ACPI tables or reference event log given")
+		return
 	case a.Source == SourceEventLog:
-		n := "ACPI digests were taken from the event log: the tables' contents (and with them the device topology) are not verified"
-		if cpus > 0 {
-			chk := CheckACPICPUs(a, cpus)
-			out.ACPILayout, out.CPUsBound = chk.Layout, chk.Bound
-			switch {
-			case chk.Bound:
-				n += fmt.Sprintf("; cpu_count %d is bound by the MADT size the table loader describes", cpus)
-			case chk.Contradiction != "":
-				out.RTMRs[0] = withUnknownACPI(out.RTMRs[0], chk.Contradiction)
-			default:
-				n += fmt.Sprintf("; cpu_count %d is not bound (%s)", cpus, chk.Unrecognised)
-			}
+		out.Notes = append(out.Notes, "ACPI digests were taken from the event log: the tables' contents (and with them the device topology) are not verified")
+	}
+	if cpus > 0 {
+		out.BindCPUs(a, cpus)
+	}
+}
+
+// BindCPUs checks a vCPU count against the ACPI digests out was computed
+// with (a must be those digests). Computed from the blobs, their MADT
+// must list cpus enabled processors. Taken from an event log, the tables
+// are unknown, but the table loader's digest pins the MADT size
+// ([CheckACPICPUs]); when that size is for another vCPU count, the ACPI
+// digests for cpus are unknown and RTMR0 becomes incomplete with
+// [InputCPUs] as its IncompleteInput. CPUsBound, ACPILayout and Notes
+// say what was found.
+//
+// [MeasureImage] and [LiteMeasurement.Measure] call it for Machine.CPUs.
+// A verifier facing untrusted event logs can measure with CPUs 0, compare
+// the registers with the quote first, and call BindCPUs only when they
+// match: the layout search then runs only on digests the TD measured.
+func (out *Measurement) BindCPUs(a *ACPIDigests, cpus int) {
+	switch {
+	case a == nil || cpus <= 0:
+	case a.Source == SourceEventLog:
+		chk := CheckACPICPUs(a, cpus)
+		out.ACPILayout, out.CPUsBound = chk.Layout, chk.Bound
+		switch {
+		case chk.Bound:
+			out.Notes = append(out.Notes, fmt.Sprintf("cpu_count %d is bound by the MADT size the ACPI table loader describes", cpus))
+		case chk.Contradiction != "":
+			out.RTMRs[0] = withUnknownACPI(out.RTMRs[0], chk.Contradiction)
+		default:
+			out.Notes = append(out.Notes, fmt.Sprintf("cpu_count %d is not bound: %s", cpus, chk.Unrecognised))
 		}
-		out.Notes = append(out.Notes, n)
-	case cpus > 0 && a.MADTCPUs > 0 && a.MADTCPUs != cpus:
+	case a.MADTCPUs > 0 && a.MADTCPUs != cpus:
 		out.Notes = append(out.Notes, fmt.Sprintf("the ACPI tables' MADT lists %d enabled CPUs but cpu_count is %d", a.MADTCPUs, cpus))
-	case cpus > 0 && a.MADTCPUs == cpus:
+	case a.MADTCPUs == cpus:
 		out.CPUsBound = true
 	}
 }
