@@ -67,14 +67,13 @@ type Identity struct {
 // replay anything.
 func ReadIdentity(events []eventlog.Event) *Identity {
 	id := &Identity{InitScriptHashes: []HexBytes{}, Events: []string{}, Ignored: []string{}}
-	seen := map[string]bool{}
-	first := func(name string) bool {
-		if seen[name] {
-			return false
-		}
-		seen[name] = true
-		return true
+	// The first event of each of these names sets its field (nil when
+	// its payload is empty); later ones are ignored.
+	firsts := map[string]*HexBytes{
+		EventAppID: &id.AppID, EventComposeHash: &id.ComposeHash, EventInstanceID: &id.InstanceID,
+		EventKeyProvider: &id.KeyProviderInfo, EventGPUPolicyHash: &id.GPUPolicyHash, EventOSImageHash: &id.OSImageHashEvent,
 	}
+	storageFSSeen := false
 	for _, e := range events {
 		if !e.IsRuntime() {
 			continue
@@ -84,45 +83,22 @@ func ReadIdentity(events []eventlog.Event) *Identity {
 			continue
 		}
 		id.Events = append(id.Events, e.Name)
-		p := HexBytes(bytes.Clone(e.Payload))
 		switch e.Name {
 		case EventSystemReady:
 			id.SystemReady = true
 		case EventInitScriptHash:
-			id.InitScriptHashes = append(id.InitScriptHashes, p)
-		case EventAppID:
-			if first(e.Name) {
-				id.AppID = p
-			}
-		case EventComposeHash:
-			if first(e.Name) {
-				id.ComposeHash = p
-			}
-		case EventInstanceID:
-			if first(e.Name) {
-				id.InstanceID = p
-			}
-		case EventKeyProvider:
-			if first(e.Name) {
-				id.KeyProviderInfo = p
-			}
-		case EventGPUPolicyHash:
-			if first(e.Name) {
-				id.GPUPolicyHash = p
-			}
-		case EventOSImageHash:
-			if first(e.Name) {
-				id.OSImageHashEvent = p
-			}
+			id.InitScriptHashes = append(id.InitScriptHashes, HexBytes(bytes.Clone(e.Payload)))
 		case EventStorageFS:
-			if first(e.Name) {
-				id.StorageFS = string(p)
+			if !storageFSSeen {
+				storageFSSeen, id.StorageFS = true, string(e.Payload)
 			}
-		}
-	}
-	for _, p := range []*HexBytes{&id.AppID, &id.ComposeHash, &id.InstanceID, &id.KeyProviderInfo, &id.GPUPolicyHash, &id.OSImageHashEvent} {
-		if len(*p) == 0 {
-			*p = nil
+		default:
+			if dst, ok := firsts[e.Name]; ok {
+				if len(e.Payload) > 0 {
+					*dst = HexBytes(bytes.Clone(e.Payload))
+				}
+				delete(firsts, e.Name)
+			}
 		}
 	}
 	return id

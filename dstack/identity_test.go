@@ -59,6 +59,7 @@ func TestReadIdentity(t *testing.T) {
 		ev("gpu-policy-hash", "g"),
 		ev("init-script-hash", "i2"),
 		ev("instance-id", ""),
+		ev("instance-id", "later"), // the first, empty one wins
 		ev("os-image-hash", "o"),
 		ev("key-provider", `{"name":"none","id":""}`),
 		ev("storage-fs", "zfs"),
@@ -74,11 +75,11 @@ func TestReadIdentity(t *testing.T) {
 	if len(id.InitScriptHashes) != 2 || string(id.InitScriptHashes[1]) != "i2" {
 		t.Errorf("init script hashes %q", id.InitScriptHashes)
 	}
-	if len(id.Events) != 12 || !slices.Equal(id.Ignored, []string{"compose-hash", "system-ready"}) {
+	if len(id.Events) != 13 || !slices.Equal(id.Ignored, []string{"compose-hash", "system-ready"}) {
 		t.Errorf("events %q, ignored %q", id.Events, id.Ignored)
 	}
 	// Without system-ready every event counts, as in dstack.
-	id = dstack.ReadIdentity(events[:12])
+	id = dstack.ReadIdentity(events[:13])
 	if id.SystemReady || string(id.AppID) != "first" || len(id.Ignored) != 0 {
 		t.Errorf("identity without system-ready %+v", id)
 	}
