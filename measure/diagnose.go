@@ -195,11 +195,7 @@ func diagnoseRTMR(reg Register, ev Evidence, opts DiagnoseOptions) RegisterDiff 
 
 func rtmrCauses(r *RegisterDiff, reg Register, haveLog bool, opts DiagnoseOptions) []Cause {
 	if r.Incomplete != "" {
-		in := reg.IncompleteInput
-		if in == "" {
-			in = InputACPI
-		}
-		return []Cause{{in, r.Name + " cannot be checked: " + r.Incomplete}}
+		return []Cause{{reg.IncompleteInput, r.Name + " cannot be checked: " + r.Incomplete}}
 	}
 	if !haveLog {
 		return []Cause{{dependsOn(reg.Events)[0], fmt.Sprintf("%s differs; without an event log the cause is one of %v", r.Name, dependsOn(reg.Events))}}
