@@ -216,11 +216,21 @@ func (s Set) addDstack(d *dstack.Result) {
 	for k, v := range map[string]dstack.HexBytes{
 		"app_id": a.AppID, "compose_hash": a.ComposeHash, "instance_id": a.InstanceID,
 		"device_id": a.DeviceID, "mr_system": a.MRSystem, "mr_aggregated": a.MRAggregated,
-		"os_image_hash": a.OSImageHash,
 	} {
 		if len(v) > 0 {
 			s["dstack."+k] = hex.EncodeToString(v)
 		}
+	}
+	if len(a.OSImageHash) > 0 {
+		// vm_config is not signed: its os_image_hash is a claim only once
+		// MRTD and RTMR0–2 recomputed from the image it names matched the
+		// quote; otherwise it is reported as unverified, and no rule can
+		// match it.
+		name := "dstack.os_image_hash"
+		if !d.OSImageHashVerified {
+			name = UnverifiedPrefix + name
+		}
+		s[name] = hex.EncodeToString(a.OSImageHash)
 	}
 	if kp := d.KeyProvider; kp != nil {
 		s["dstack.key_provider"] = kp.Name

@@ -339,3 +339,71 @@ func minTime(a, b time.Time) time.Time {
 	}
 	return a
 }
+
+// TestProvenanceDocumented checks the provenance table of docs/claims.md
+// against ProvenanceOf: every claim listed in a row has that row's
+// provenance.
+func TestProvenanceDocumented(t *testing.T) {
+	t.Parallel()
+	doc, err := os.ReadFile(filepath.Join("..", "docs", "claims.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, table, ok := strings.Cut(string(doc), "## Provenance")
+	if !ok {
+		t.Fatal("docs/claims.md has no Provenance section")
+	}
+	rows := 0
+	for _, line := range strings.Split(table, "\n") {
+		cells := strings.Split(line, "|")
+		if len(cells) != 5 || !strings.HasPrefix(strings.TrimSpace(cells[1]), "`") {
+			continue
+		}
+		prov := claims.Provenance(strings.Trim(strings.TrimSpace(cells[1]), "`"))
+		for _, f := range strings.Split(cells[3], "`") {
+			if !strings.Contains(f, ".") || strings.Contains(f, " ") || strings.HasSuffix(f, "*") {
+				continue
+			}
+			rows++
+			if got := claims.ProvenanceOf(f); got != prov {
+				t.Errorf("docs/claims.md lists %s as %s; ProvenanceOf says %s", f, prov, got)
+			}
+		}
+	}
+	if rows < 15 {
+		t.Errorf("only %d claims in the provenance table", rows)
+	}
+	for name, want := range map[string]claims.Provenance{
+		"tdx.quote.body.mr_td": claims.Signed, "tee": claims.Signed, "dstack.device_id": claims.Signed,
+		"tdx.eventlog.rtmr_1": claims.Replayed, "dstack.compose_hash": claims.Replayed,
+		"dstack.os_image_hash": claims.Bound, "unverified.dstack.os_image_hash": claims.Unverified,
+	} {
+		if got := claims.ProvenanceOf(name); got != want {
+			t.Errorf("ProvenanceOf(%s) = %s, want %s", name, got, want)
+		}
+		if claims.Matchable(name) != (want != claims.Unverified) {
+			t.Errorf("Matchable(%s) = %v", name, claims.Matchable(name))
+		}
+	}
+}
+
+// TestUnverifiedOSImageHash checks that vm_config's os_image_hash is a
+// claim under its own name only when it is bound to the quote.
+func TestUnverifiedOSImageHash(t *testing.T) {
+	t.Parallel()
+	_, q, r := fixtureSet(t, dcaptest.TDXQuoteV4, nil)
+	for _, verified := range []bool{false, true} {
+		s, err := claims.New(claims.Input{DCAP: r, Quote: q, Dstack: &dstack.Result{
+			AppInfo:             dstack.AppInfo{OSImageHash: []byte{0xaa}},
+			OSImageHashVerified: verified,
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, bound := s.String("dstack.os_image_hash")
+		_, unv := s.String("unverified.dstack.os_image_hash")
+		if bound != verified || unv == verified {
+			t.Errorf("verified=%v: dstack.os_image_hash present %v, unverified.dstack.os_image_hash present %v", verified, bound, unv)
+		}
+	}
+}

@@ -256,8 +256,10 @@ type Summary struct {
 //     Revoked → HardwareContraindicated (96); Unknown → HardwareUnrecognized (97).
 //   - Runtime-opaque: MemoryEncrypted (2, TDX/SGX private memory), or
 //     MemoryVisible (96) for a debug TD whose memory the host can read.
-//   - Executables: Passed → RuntimeApproved (2), Failed → RuntimeUnrecognized
-//     (33), NotChecked → NoClaim; a debug TD → RuntimeContraindicated (96).
+//   - Executables: Passed → RuntimeApproved (2), Failed or NotChecked →
+//     RuntimeUnrecognized (33, warning): a result is affirming only when
+//     reference values vouched for the code it runs; a debug TD →
+//     RuntimeContraindicated (96).
 //   - Configuration: Passed → ConfigApproved (2), Failed → ConfigUnsafe (32),
 //     NotChecked → NoClaim; a debug TD → ConfigUnsupportable (96).
 //   - Instance-identity: Passed → InstanceTrustworthy (2), Failed →
@@ -288,7 +290,12 @@ func Derive(s Summary) (TrustVector, Status) {
 		v.Hardware = HardwareUnrecognized
 	}
 	v.RuntimeOpaque = MemoryEncrypted
-	v.Executables = pick(s.Measurements, RuntimeApproved, RuntimeUnrecognized)
+	// Absence is not approval: code no reference value recognised is
+	// unrecognized, never NoClaim.
+	v.Executables = RuntimeUnrecognized
+	if s.Measurements == Passed {
+		v.Executables = RuntimeApproved
+	}
 	v.Configuration = pick(s.Configuration, ConfigApproved, ConfigUnsafe)
 	v.InstanceIdentity = pick(s.Identity, InstanceTrustworthy, InstanceUntrustworthy)
 	if s.Debug {

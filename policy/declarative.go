@@ -41,16 +41,31 @@ const (
 	// extended after "system-ready" (claim
 	// dstack.events_after_system_ready).
 	RuleEventsAfterSystemReady = "events_after_system_ready"
+	// RuleUnpinned is a warning, not a failure: no reference value
+	// vouched for the TD's code (MRTD and RTMR0–2; an enclave's MRENCLAVE
+	// or MRSIGNER), so the result is at most "warning" and the key
+	// broker's default resource policy releases nothing. Rules
+	// AllowUnpinnedUnsafe turns it off.
+	RuleUnpinned = "unpinned"
 )
+
+// pinnedTDX are the reference values that pin a TD's code: all of them
+// must match for an affirming result.
+var pinnedTDX = []string{"tdx.mr_td", "tdx.rtmr_0", "tdx.rtmr_1", "tdx.rtmr_2"}
+
+// pinnedSGX pin an enclave's code: one of them must match.
+var pinnedSGX = []string{"sgx.mr_enclave", "sgx.mr_signer"}
 
 // MaxPolicySize bounds a policy document.
 const MaxPolicySize = 1 << 20
 
 // Rules is a declarative policy. The zero value is the secure default
 // (see Default): UpToDate only, collateral not expired, no debug,
-// SEPT_VE_DISABLE set, MRSERVICETD zero, and every well-known measurement
-// for which a reference value exists matches. Switches that weaken a
-// check end in Unsafe.
+// SEPT_VE_DISABLE set, MRSERVICETD zero, every well-known measurement
+// for which a reference value exists matches (a claim the evidence lacks
+// fails: "claim missing"), and a TD whose MRTD and RTMR0–2 are not all
+// pinned by reference values is at most "warning". Switches that weaken
+// a check end in Unsafe.
 //
 // The YAML keys are the snake_case names given in the field tags; unknown
 // keys are errors. Durations are Go durations ("720h").
@@ -104,6 +119,12 @@ type Rules struct {
 	// well-known measurement (claims.MeasurementNames) with its reference
 	// values; only ReferenceValues are compared.
 	IgnoreKnownReferenceValuesUnsafe bool `yaml:"ignore_known_reference_values_unsafe,omitempty"`
+	// AllowUnpinnedUnsafe lets evidence whose code no reference value
+	// pins (a TD's MRTD, RTMR0–2; an enclave's MRENCLAVE or MRSIGNER) be
+	// affirming. Without it such evidence is at most "warning" (rule
+	// "unpinned" among the appraisal's warnings), which the key broker's
+	// default resource policy refuses.
+	AllowUnpinnedUnsafe bool `yaml:"allow_unpinned_unsafe,omitempty"`
 	// ReferenceValues are measurements that must match: a valid
 	// reference value of that name must exist and the claim must equal
 	// one of its values.
@@ -259,6 +280,9 @@ func (r *Rules) check() error {
 		if _, ok := claims.MeasurementClaim(m.Name); !ok && m.Claim == "" {
 			return bad("reference_values: %q is not a well-known measurement; give its claim", m.Name)
 		}
+		if m.Claim != "" && !claims.Matchable(m.Claim) {
+			return bad("reference_values: claim %q is unverified and can never match", m.Claim)
+		}
 	}
 	for _, l := range [][]string{r.AllowedAppIDs, r.AllowedComposeHashes} {
 		for _, h := range l {
@@ -275,6 +299,14 @@ func (r *Rules) check() error {
 
 const absent = "<absent>"
 
+// missing is the Actual of a rule whose claim the evidence lacks.
+const missing = absent + " (claim missing)"
+
+func isString(v any) bool {
+	_, ok := v.(string)
+	return ok
+}
+
 type evaluator struct {
 	a *Appraisal
 	c claims.Set
@@ -284,10 +316,22 @@ func (e *evaluator) fail(rule, claim, want, got string) {
 	e.a.Failed = append(e.a.Failed, Violation{Rule: rule, Claim: claim, Expected: want, Actual: got})
 }
 
+func (e *evaluator) warn(rule, claim, want, got string) {
+	e.a.Warnings = append(e.a.Warnings, Violation{Rule: rule, Claim: claim, Expected: want, Actual: got})
+}
+
+// get returns a claim a rule may match: present, and not Unverified.
+func (e *evaluator) get(name string) (any, bool) {
+	if !claims.Matchable(name) {
+		return nil, false
+	}
+	return e.c.Get(name)
+}
+
 func (e *evaluator) str(name string) string {
-	v, ok := e.c.Get(name)
+	v, ok := e.get(name)
 	if !ok {
-		return absent
+		return missing
 	}
 	switch v := v.(type) {
 	case string:
@@ -304,7 +348,7 @@ func (e *evaluator) str(name string) string {
 
 // wantBool fails rule unless claim is the bool want.
 func (e *evaluator) wantBool(rule, claim string, want bool) {
-	if v, ok := e.c.Bool(claim); !ok || v != want {
+	if v, ok := e.get(claim); v != want || !ok {
 		e.fail(rule, claim, strconv.FormatBool(want), e.str(claim))
 	}
 }
@@ -318,8 +362,8 @@ func (e *evaluator) maxAge(rule, claim string, max time.Duration, at time.Time) 
 }
 
 func (e *evaluator) allowList(rule, claim string, list []string) {
-	v, ok := e.c.String(claim)
-	if !ok || !slices.ContainsFunc(list, func(s string) bool { return refvalue.NormalizeValue(s) == v }) {
+	v, ok := e.get(claim)
+	if !ok || !isString(v) || !slices.ContainsFunc(list, func(s string) bool { return refvalue.NormalizeValue(s) == v }) {
 		e.fail(rule, claim, "one of ["+strings.Join(list, ", ")+"]", e.str(claim))
 	}
 }
@@ -417,7 +461,7 @@ func (r *Rules) appraise(ctx context.Context, a *Appraisal, c claims.Set, refs r
 	if err != nil {
 		return err
 	}
-	if matched {
+	if r.pinned(e, tee, matched) {
 		a.TrustVector.Executables = TrustAffirming
 	}
 	if len(r.AllowedAppIDs) > 0 {
@@ -445,9 +489,44 @@ func (r *Rules) appraise(ctx context.Context, a *Appraisal, c claims.Set, refs r
 	return nil
 }
 
+// pinned reports whether the evidence's code is pinned: every one of
+// pinnedTDX (a TD) or one of pinnedSGX (an enclave) matched a reference
+// value. When it is not and AllowUnpinnedUnsafe is off, it adds an
+// "unpinned" warning per missing name and returns false.
+func (r *Rules) pinned(e *evaluator, tee string, matched map[string]bool) bool {
+	if r.AllowUnpinnedUnsafe {
+		return true
+	}
+	var lack []string
+	switch tee {
+	case claims.TEETDX:
+		for _, n := range pinnedTDX {
+			if !matched[n] {
+				lack = append(lack, n)
+			}
+		}
+	case claims.TEESGX:
+		if !slices.ContainsFunc(pinnedSGX, func(n string) bool { return matched[n] }) {
+			lack = pinnedSGX
+		}
+	}
+	for _, n := range lack {
+		claim, _ := claims.MeasurementClaim(n)
+		e.warn(RuleUnpinned, claim, "a reference value "+n, e.str(claim))
+	}
+	return len(lack) == 0
+}
+
 // referenceValues compares the required and the well-known measurements;
-// matched reports whether at least one comparison was made and passed.
-func (r *Rules) referenceValues(ctx context.Context, e *evaluator, refs refvalue.Store, at time.Time) (matched bool, err error) {
+// matched holds the names whose comparison was made and passed.
+//
+// A well-known measurement of the evidence's TEE, or a dstack one for a TD
+// quote, with a valid reference value is compared whether or not the
+// evidence carries the claim: a claim the evidence lacks (a quote sent
+// without its event log has no dstack.* claims; an os_image_hash that is
+// not bound to the quote is unverified) fails the rule.
+func (r *Rules) referenceValues(ctx context.Context, e *evaluator, refs refvalue.Store, at time.Time) (matched map[string]bool, err error) {
+	matched = map[string]bool{}
 	lookup := func(name string) ([]string, error) {
 		if refs == nil {
 			return nil, nil
@@ -472,8 +551,8 @@ func (r *Rules) referenceValues(ctx context.Context, e *evaluator, refs refvalue
 			}
 			return nil
 		}
-		if v, ok := e.c.String(claim); ok && slices.Contains(acc, v) {
-			matched = true
+		if v, ok := e.get(claim); ok && slices.Contains(acc, fmt.Sprint(v)) && isString(v) {
+			matched[name] = true
 			return nil
 		}
 		e.fail(RuleReferenceValue, claim, name+" one of ["+strings.Join(acc, ", ")+"]", e.str(claim))
@@ -487,31 +566,24 @@ func (r *Rules) referenceValues(ctx context.Context, e *evaluator, refs refvalue
 		}
 		explicit[m.Name] = true
 		if err := compare(m.Name, claim, true); err != nil {
-			return false, err
+			return nil, err
 		}
 	}
 	if r.IgnoreKnownReferenceValuesUnsafe {
 		return matched, nil
 	}
 	tee := e.c.TEE()
-	dstack := false
-	for n := range e.c {
-		if strings.HasPrefix(n, "dstack.") {
-			dstack = true
-			break
-		}
-	}
 	for _, name := range claims.MeasurementNames() {
 		if explicit[name] {
 			continue
 		}
 		ns, _, _ := strings.Cut(name, ".")
-		if ns != tee && (ns != "dstack" || !dstack) {
+		if ns != tee && (ns != "dstack" || tee != claims.TEETDX) {
 			continue // a measurement of another kind of evidence
 		}
 		claim, _ := claims.MeasurementClaim(name)
 		if err := compare(name, claim, false); err != nil {
-			return false, err
+			return nil, err
 		}
 	}
 	return matched, nil

@@ -157,7 +157,11 @@ type Appraisal struct {
 	// Failed lists every failed rule, in rule order for declarative
 	// policies and sorted for Rego ones. A denial always has at least one
 	// entry (Rego: rule "deny" when the policy gives no reason).
-	Failed        []Violation `json:"failed"`
+	Failed []Violation `json:"failed"`
+	// Warnings lists what keeps an allowed result from being affirming
+	// (rule "unpinned": no reference value pins the TD's code). They do
+	// not deny; they lower the EAR status to warning.
+	Warnings      []Violation `json:"warnings,omitempty"`
 	PolicyID      string      `json:"policy_id"`
 	PolicyVersion string      `json:"policy_version"`
 	// TrustVector is an AR4SI-style trustworthiness vector (see

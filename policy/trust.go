@@ -41,7 +41,7 @@ func Category(rule string) string {
 	case RuleAuthentic, RuleTCBStatus, RuleCollateralExpired, RuleCollateralAge, RuleTCBDateAge,
 		RuleAdvisoryIDs, RuleTCBEvalNum:
 		return "hardware"
-	case RuleReferenceValue, RuleEventsAfterSystemReady:
+	case RuleReferenceValue, RuleEventsAfterSystemReady, RuleUnpinned:
 		return "executables"
 	case RuleAppID, RuleComposeHash, RuleReportData:
 		return "instance-identity"

@@ -82,3 +82,19 @@ func FromMeasure(doc []byte, prov Provenance) ([]Value, error) {
 	}
 	return out, nil
 }
+
+// ForTD returns the reference values that pin a TD's code to the given
+// registers: tdx.mr_td and tdx.rtmr_0 … tdx.rtmr_2, each with prov (Source
+// "manual" when empty). Use it with the registers of a TD known to be good
+// (a quote from a reference boot, or a simulated TD in tests); prefer
+// FromMeasure, which computes them from the image.
+func ForTD(mrtd [48]byte, rtmrs [4][48]byte, prov Provenance) []Value {
+	if prov.Source == "" {
+		prov.Source = "manual"
+	}
+	out := []Value{{Name: "tdx.mr_td", Values: []string{hex.EncodeToString(mrtd[:])}, Provenance: prov}}
+	for i := range 3 {
+		out = append(out, Value{Name: fmt.Sprintf("tdx.rtmr_%d", i), Values: []string{hex.EncodeToString(rtmrs[i][:])}, Provenance: prov})
+	}
+	return out
+}

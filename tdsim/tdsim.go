@@ -34,6 +34,7 @@ import (
 	"github.com/tdproof/tdproof/eventlog"
 	"github.com/tdproof/tdproof/measure"
 	"github.com/tdproof/tdproof/quote"
+	"github.com/tdproof/tdproof/refvalue"
 	"github.com/tdproof/tdproof/tsm"
 )
 
@@ -277,6 +278,15 @@ func (s *Sim) Extend(ev eventlog.Event) (eventlog.Event, error) {
 // Emit is Extend of a runtime event with the configured version.
 func (s *Sim) Emit(name string, payload []byte) (eventlog.Event, error) {
 	return s.Extend(eventlog.Event{Name: name, Payload: payload, Version: s.cfg.RuntimeEventVersion})
+}
+
+// ReferenceValues returns reference values pinning this TD's code: its
+// MRTD and RTMR0–2 (refvalue.ForTD), provenance source "tdsim". With them
+// in the verifier's store the default policy can affirm the TD; without
+// them it is at most warning.
+func (s *Sim) ReferenceValues() []refvalue.Value {
+	r := s.RTMRs()
+	return refvalue.ForTD(s.cfg.MRTD, r, refvalue.Provenance{Source: "tdsim"})
 }
 
 // MRTD returns the build-time measurement.

@@ -11,7 +11,6 @@ import (
 	"github.com/tdproof/tdproof/collateral"
 	"github.com/tdproof/tdproof/ear"
 	"github.com/tdproof/tdproof/quote"
-	"github.com/tdproof/tdproof/refvalue"
 	"github.com/tdproof/tdproof/tdsim"
 	"github.com/tdproof/tdproof/verifier"
 )
@@ -33,11 +32,15 @@ func TestCCEL(t *testing.T) {
 	}
 	_, signer := newSigner(t, now)
 	src := verifier.CollateralFunc(func(context.Context, *quote.Quote) (*collateral.Collateral, error) { return sim.Collateral(now) })
-	v, err := verifier.New(src, refvalue.NewMemoryStore(), signer, verifier.WithTrustedRoot(sim.TrustRoot()), verifier.WithClock(func() time.Time { return now }))
+	q, err := sim.Quote(t.Context(), [64]byte{1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	q, err := sim.Quote(t.Context(), [64]byte{1})
+	pq, err := quote.Parse(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := verifier.New(src, pinned(t, pq), signer, verifier.WithTrustedRoot(sim.TrustRoot()), verifier.WithClock(func() time.Time { return now }))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/tdproof/tdproof/collateral"
 	"github.com/tdproof/tdproof/dcaptest"
+	"github.com/tdproof/tdproof/dstack"
 	"github.com/tdproof/tdproof/ear"
 	"github.com/tdproof/tdproof/internal/testvectors"
 	"github.com/tdproof/tdproof/pcs"
@@ -73,12 +74,29 @@ func newEnv(tb testing.TB, mutate func(*dcaptest.Fixture), refs refvalue.Store, 
 	}
 	keys, signer := newSigner(tb, f.Now)
 	clock := func() time.Time { return f.Now }
+	if refs == nil && q.Parsed != nil {
+		// The fixture's own TD, pinned: without reference values a
+		// result is at most warning.
+		refs = pinned(tb, q.Parsed)
+	}
 	v, err := pcsource.NewVerifier(memSource{c: c, err: srcErr}, refs, signer,
 		verifier.WithTrustedRoot(f.PKI.Root.Certificate), verifier.WithClock(clock))
 	if err != nil {
 		tb.Fatal(err)
 	}
 	return &env{f: f, quote: q.Raw, keys: keys, v: v}
+}
+
+// pinned is a reference-value store pinning q's MRTD and RTMR0–2.
+func pinned(tb testing.TB, q *quote.Quote) *refvalue.MemoryStore {
+	tb.Helper()
+	refs := refvalue.NewMemoryStore()
+	for _, v := range refvalue.ForTD(q.TD.MRTD, q.TD.RTMRs, refvalue.Provenance{Source: "test"}) {
+		if _, err := refs.Add(context.Background(), v); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return refs
 }
 
 func newSigner(tb testing.TB, now time.Time) (*ear.KeySet, *ear.Signer) {
@@ -268,7 +286,11 @@ func TestDstackVector(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := pcsource.NewVerifier(memSource{c: c}, refvalue.NewMemoryStore(), signer, verifier.WithClock(func() time.Time { return at }),
+	ev, err := dstack.ParseEvidence(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := pcsource.NewVerifier(memSource{c: c}, pinned(t, ev.Quote), signer, verifier.WithClock(func() time.Time { return at }),
 		verifier.WithPolicyResolver(func(_ context.Context, id string) (*policy.Policy, error) {
 			if id == "lenient" {
 				return lenient, nil

@@ -111,11 +111,13 @@ func TestTDSimCLIOnlyFlow(t *testing.T) {
 		return invoke(t, nil, args...)
 	}
 
-	t.Run("plain TDX evidence", func(t *testing.T) {
+	t.Run("plain TDX evidence without the runtime log", func(t *testing.T) {
+		// A compose hash is pinned: evidence that omits the event log has
+		// no dstack.compose_hash claim, and a missing claim fails.
 		o := get(t, state, "--runtime-log=")
-		o.wantCode(t, exitOK)
-		if o.stdout != secret {
-			t.Fatalf("released %q, want %q\nserver: %s", o.stdout, secret, e.srv.stderr.String())
+		o.wantCode(t, exitInternal)
+		if o.stdout != "" || !strings.Contains(o.stderr, "PolicyDeny") {
+			t.Fatalf("no runtime log: stdout %q stderr %q\nserver: %s", o.stdout, o.stderr, e.srv.stderr.String())
 		}
 	})
 

@@ -41,6 +41,9 @@ type adminEnv struct {
 type envOpts struct {
 	adminToken string
 	appKeyRoot []byte
+	// unpinned leaves the reference-value store empty (by default it
+	// pins the simulated TD's MRTD and RTMR0–2).
+	unpinned bool
 }
 
 func newAdminEnv(t *testing.T, dsn string, sim *tdsim.Sim, o envOpts) *adminEnv {
@@ -68,6 +71,14 @@ func newAdminEnv(t *testing.T, dsn string, sim *tdsim.Sim, o envOpts) *adminEnv 
 		t.Fatal(err)
 	}
 	src := verifier.CollateralFunc(func(context.Context, *quote.Quote) (*collateral.Collateral, error) { return col, nil })
+	for _, rv := range sim.ReferenceValues() {
+		if o.unpinned {
+			break
+		}
+		if _, err := st.RefValues().Add(t.Context(), rv); err != nil {
+			t.Fatal(err)
+		}
+	}
 	v, err := verifier.New(src, st.RefValues(), signer, verifier.WithClock(clk.Now),
 		verifier.WithTrustedRoot(sim.TrustRoot()), verifier.WithPolicyResolver(verifiersvc.StorePolicyResolver(st)))
 	if err != nil {
@@ -387,7 +398,7 @@ func TestAdminAttestationPolicy(t *testing.T) {
 func TestAdminReferenceValue(t *testing.T) {
 	sim := newSim(t, false)
 	forEachBackend(t, func(t *testing.T, dsn string) {
-		e := newAdminEnv(t, dsn, sim, envOpts{adminToken: adminToken})
+		e := newAdminEnv(t, dsn, sim, envOpts{adminToken: adminToken, unpinned: true})
 		adm := newAgent(t, e.env)
 		msg := func(payload string) kbs.RVPSMessage {
 			return kbs.RVPSMessage{Version: "0.1.0", Type: "sample", Payload: base64.StdEncoding.EncodeToString([]byte(payload))}
@@ -450,5 +461,41 @@ func TestAdminReferenceValue(t *testing.T) {
 		if err != nil || len(vs) != 1 || vs[0].Provenance.Author != "kbs-admin" {
 			t.Fatalf("Lookup: %+v, %v", vs, err)
 		}
+	})
+}
+
+// TestEmptyStoreReleasesNothing: with no reference values the default
+// attestation policy gives at most "warning", and the default resource
+// policy releases nothing; once the TD is pinned, the same TD gets its
+// secret.
+func TestEmptyStoreReleasesNothing(t *testing.T) {
+	sim := newSim(t, false)
+	forEachBackend(t, func(t *testing.T, dsn string) {
+		e := newAdminEnv(t, dsn, sim, envOpts{unpinned: true})
+		if err := e.b.PutResource(t.Context(), resourceID, secret); err != nil {
+			t.Fatal(err)
+		}
+		a := newAgent(t, e.env)
+		tok := a.attestOK(t, a.attestation(t, sim, a.auth(t), a.jwk))
+		c, err := ear.Verify(tok, e.keys, ear.VerifyOptions{Now: e.clock.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, s := range c.Submods {
+			if s.Status != ear.StatusWarning {
+				t.Errorf("submod %s with an empty store: %v, want warning", name, s.Status)
+			}
+		}
+		code, body := a.resource(t, "")
+		wantProblem(t, "resource with an empty store", code, body, protocol.ProblemPolicyDeny)
+
+		for _, rv := range sim.ReferenceValues() {
+			if _, err := e.st.RefValues().Add(t.Context(), rv); err != nil {
+				t.Fatal(err)
+			}
+		}
+		b := newAgent(t, e.env)
+		b.attestOK(t, b.attestation(t, sim, b.auth(t), b.jwk))
+		b.wantSecret(t, "")
 	})
 }

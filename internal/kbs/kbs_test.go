@@ -22,6 +22,7 @@ import (
 	"github.com/tdproof/tdproof/internal/store/storetest"
 	"github.com/tdproof/tdproof/kbs/protocol"
 	"github.com/tdproof/tdproof/quote"
+	"github.com/tdproof/tdproof/refvalue"
 	"github.com/tdproof/tdproof/tdsim"
 	"github.com/tdproof/tdproof/verifier"
 )
@@ -85,7 +86,13 @@ func newEnv(t *testing.T, dsn string, sim *tdsim.Sim, trustSim bool, policy stri
 	if trustSim {
 		vopts = append(vopts, verifier.WithTrustedRoot(sim.TrustRoot()))
 	}
-	v, err := verifier.New(src, nil, signer, vopts...)
+	refs := refvalue.NewMemoryStore()
+	for _, rv := range sim.ReferenceValues() {
+		if _, err := refs.Add(t.Context(), rv); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v, err := verifier.New(src, refs, signer, vopts...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,8 +21,13 @@ func TestEveryDstackVector(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := newEnv(t, c, nil, time.Unix(1774003274, 0), verifiersvc.Options{}, afterReadyAllowed(t))
-	for _, name := range []string{"quote-report.json", "tdx-lite-getquote.json", "tdx-lite-attestation.json"} {
+	names := []string{"quote-report.json", "tdx-lite-getquote.json", "tdx-lite-attestation.json"}
+	var all [][]byte
+	for _, name := range names {
+		all = append(all, testvectors.ReadFile(t, "dstack", name))
+	}
+	e := newEnv(t, c, nil, time.Unix(1774003274, 0), verifiersvc.Options{RefValues: pinned(t, all...)}, afterReadyAllowed(t))
+	for _, name := range names {
 		t.Run(name, func(t *testing.T) {
 			data := testvectors.ReadFile(t, "dstack", name)
 			out, _ := e.native(t, map[string]any{"dstack": json.RawMessage(data)})

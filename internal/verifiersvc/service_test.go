@@ -22,11 +22,13 @@ import (
 
 	"github.com/tdproof/tdproof/collateral"
 	"github.com/tdproof/tdproof/dcaptest"
+	"github.com/tdproof/tdproof/dstack"
 	"github.com/tdproof/tdproof/ear"
 	"github.com/tdproof/tdproof/internal/testvectors"
 	"github.com/tdproof/tdproof/internal/verifiersvc"
 	"github.com/tdproof/tdproof/policy"
 	"github.com/tdproof/tdproof/quote"
+	"github.com/tdproof/tdproof/refvalue"
 	"github.com/tdproof/tdproof/verifier"
 )
 
@@ -70,7 +72,11 @@ func newEnv(tb testing.TB, col *collateral.Collateral, srcErr error, now time.Ti
 		return col, srcErr
 	})
 	vopts = append(vopts, verifier.WithClock(func() time.Time { return now }))
-	v, err := verifier.New(src, nil, signer, vopts...)
+	var refs refvalue.Store
+	if opts.RefValues != nil {
+		refs = opts.RefValues
+	}
+	v, err := verifier.New(src, refs, signer, vopts...)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -107,7 +113,34 @@ func fixtureEnv(tb testing.TB, mutate func(*dcaptest.Fixture), srcErr error) (*e
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return newEnv(tb, c, srcErr, f.Now, verifiersvc.Options{}, verifier.WithTrustedRoot(f.PKI.Root.Certificate)), q.Raw
+	return newEnv(tb, c, srcErr, f.Now, verifiersvc.Options{RefValues: pinned(tb, q.Raw)}, verifier.WithTrustedRoot(f.PKI.Root.Certificate)), q.Raw
+}
+
+// pinned is a reference-value store pinning the MRTD and RTMR0–2 of each
+// piece of evidence (a raw quote or dstack evidence): without reference
+// values a result is at most warning.
+func pinned(tb testing.TB, evidence ...[]byte) *refvalue.MemoryStore {
+	tb.Helper()
+	refs := refvalue.NewMemoryStore()
+	for _, ev := range evidence {
+		q, err := quote.Parse(ev)
+		if err != nil {
+			de, derr := dstack.ParseEvidence(ev)
+			if derr != nil {
+				tb.Fatalf("pinned: neither a quote (%v) nor dstack evidence (%v)", err, derr)
+			}
+			q = de.Quote
+		}
+		if q.TD == nil {
+			continue
+		}
+		for _, v := range refvalue.ForTD(q.TD.MRTD, q.TD.RTMRs, refvalue.Provenance{Source: "test"}) {
+			if _, err := refs.Add(context.Background(), v); err != nil {
+				tb.Fatal(err)
+			}
+		}
+	}
+	return refs
 }
 
 type response struct {
@@ -331,7 +364,7 @@ func dstackVector(t *testing.T) (*env, []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return newEnv(t, c, nil, time.Unix(1774003274, 0), verifiersvc.Options{}, afterReadyAllowed(t)), data
+	return newEnv(t, c, nil, time.Unix(1774003274, 0), verifiersvc.Options{RefValues: pinned(t, data)}, afterReadyAllowed(t)), data
 }
 
 // afterReadyAllowed is the default policy with
@@ -555,7 +588,7 @@ func TestHealthReadyJWKSMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := newEnv(t, c, nil, f.Now, verifiersvc.Options{Ready: func() error {
+	e := newEnv(t, c, nil, f.Now, verifiersvc.Options{RefValues: pinned(t, q.Raw), Ready: func() error {
 		mu.Lock()
 		defer mu.Unlock()
 		return readyErr
