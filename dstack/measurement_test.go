@@ -208,6 +208,14 @@ func TestLiteMeasurementACPITables(t *testing.T) {
 	if err != nil || res.Measurement.ACPISource != dstack.ACPIFromTables {
 		t.Fatalf("Verify: %v, %+v", err, res)
 	}
+	// RTMR0 was recomputed from the tables' contents: only here are the
+	// ACPI tables verified.
+	if !res.ACPITablesVerified {
+		t.Error("acpi_tables_verified false with the tables recomputed")
+	}
+	if res, err := dstack.Verify(ev, c, dstack.Options{Now: quoteReportTime}); err != nil || res.ACPITablesVerified {
+		t.Errorf("lite, digests from the event log: acpi_tables_verified %v (%v)", res != nil && res.ACPITablesVerified, err)
+	}
 	tables.Tables[0] ^= 1
 	_, err = dstack.Verify(ev, c, dstack.Options{Now: quoteReportTime, ACPI: &tables})
 	if me, ok := errors.AsType[*dstack.MeasurementMismatchError](err); !ok || me.Register != "RTMR0" || !strings.HasPrefix(me.Cause, "acpi") {
@@ -290,6 +298,9 @@ func TestImageMeasurement(t *testing.T) {
 	}
 	if m := res.Measurement; !res.OSImageHashVerified || m == nil || m.Mode != dstack.MeasurementImage || m.ACPISource != dstack.ACPIFromEventLog || !m.Match {
 		t.Fatalf("os_image_hash_verified %v, measurement %+v", res.OSImageHashVerified, res.Measurement)
+	}
+	if res.ACPITablesVerified {
+		t.Error("acpi_tables_verified with ACPI digests from the event log")
 	}
 	// Without an image and without lite material nothing is measured.
 	if res, err := dstack.Verify(ie.ev, ie.signed.collateral, ie.signed.options()); err != nil || res.Measurement != nil || res.OSImageHashVerified {

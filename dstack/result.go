@@ -28,6 +28,12 @@ type Result struct {
 	// the quote. It proves the TD booted the image os_image_hash names,
 	// not that the image is trustworthy: allowlist os_image_hash.
 	OSImageHashVerified bool `json:"os_image_hash_verified"`
+	// ACPITablesVerified is true only when RTMR0 was recomputed from the
+	// ACPI tables' contents (Options.ACPI with tables, ACPIFromTables)
+	// and matched the quote. With the ACPI digests taken from the event
+	// log (every lite verification without tables, and
+	// --acpi-from-eventlog) the contents are not verified and it is false.
+	ACPITablesVerified bool `json:"acpi_tables_verified"`
 	// Measurement reports that recomputation; nil when neither an image
 	// was given nor the vm_config carries tdx_measurement.
 	Measurement *MeasurementCheck `json:"measurement"`

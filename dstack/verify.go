@@ -204,6 +204,7 @@ func verify(ev *Evidence, opts Options, dres *dcap.Result) (*Result, error) {
 	if res.Measurement, res.OSImageHashVerified, err = checkMeasurement(ev, td, opts); err != nil {
 		return nil, err
 	}
+	res.ACPITablesVerified = res.Measurement != nil && res.Measurement.Match && res.Measurement.ACPISource == ACPIFromTables
 	res.EventLogVerified = true
 	if len(id.KeyProviderInfo) != 0 {
 		if kp, err := ParseKeyProvider(id.KeyProviderInfo); err == nil {

@@ -189,7 +189,7 @@ func dstackResponse(res *verifier.Result) DstackResponse {
 			QuoteVerified:       d.QuoteVerified,
 			EventLogVerified:    d.EventLogVerified,
 			OSImageHashVerified: d.OSImageHashVerified,
-			ACPITablesVerified:  d.OSImageHashVerified,
+			ACPITablesVerified:  d.ACPITablesVerified,
 			TEEVariant:          d.TEEVariant,
 			ReportData:          hex.EncodeToString(d.ReportData),
 			TCBStatus:           d.TCBStatus,
