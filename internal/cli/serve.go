@@ -198,6 +198,9 @@ func (a *app) runServe(cmd *cobra.Command, f *serveFlags) error {
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
+	if broker != nil {
+		warnUnpinned(ctx, log, st, broker, verifiersvc.StorePolicyResolver(st), now())
+	}
 	ln, err := net.Listen("tcp", f.listen)
 	if err != nil {
 		return &usageError{err: fmt.Errorf("--listen: %w", err)}

@@ -7,9 +7,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -19,6 +21,7 @@ import (
 	"github.com/tdproof/tdproof/internal/store"
 	"github.com/tdproof/tdproof/internal/verifiersvc"
 	"github.com/tdproof/tdproof/kbs/protocol"
+	"github.com/tdproof/tdproof/refvalue"
 	"github.com/tdproof/tdproof/verifier"
 )
 
@@ -205,4 +208,52 @@ func serveRole(ctx context.Context, ln net.Listener, role string, svc *verifiers
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil
+}
+
+// pinnedNames are the reference values that pin a TD's code under the
+// default policy (policy rule "unpinned").
+var pinnedNames = []string{"tdx.mr_td", "tdx.rtmr_0", "tdx.rtmr_1", "tdx.rtmr_2"}
+
+// warnUnpinned logs, at start, how the broker could treat TDs whose code
+// no reference value pins: with the default attestation and resource
+// policies such TDs get at most a "warning" token and no secret, which an
+// operator who forgot to add reference values needs to hear; with a
+// policy that allows unpinned TDs, or a resource policy of their own, the
+// broker could release secrets to any TD on any image, which they need to
+// hear louder. It returns the messages it logged (for tests).
+func warnUnpinned(ctx context.Context, log *slog.Logger, st *store.Store, b *kbs.Broker, resolve verifier.PolicyResolver, at time.Time) []string {
+	var missing []string
+	for _, n := range pinnedNames {
+		vals, err := st.RefValues().Lookup(ctx, n, at)
+		if err != nil {
+			log.Warn("serve: cannot read the reference values", "error", err)
+			return nil
+		}
+		if len(refvalue.ValidAt(vals, at)) == 0 {
+			missing = append(missing, n)
+		}
+	}
+	var out []string
+	warn := func(msg string, args ...any) {
+		out = append(out, msg)
+		log.Warn(msg, args...)
+	}
+	var unsafe, rego bool
+	if p, err := resolve(ctx, ""); err == nil {
+		r := p.Rules()
+		rego = r == nil
+		unsafe = r != nil && (r.AllowUnpinnedUnsafe || r.IgnoreKnownReferenceValuesUnsafe)
+	}
+	rp, err := b.ResourcePolicy(ctx)
+	custom := err != nil || rp.Body != kbs.DefaultResourcePolicy
+	switch {
+	case unsafe:
+		warn("serve: the attestation policy accepts TDs whose MRTD and RTMR0-2 no reference value pins (allow_unpinned_unsafe or ignore_known_reference_values_unsafe): the key broker can release secrets to a TD on any image")
+	case len(missing) > 0 && (custom || rego):
+		warn("serve: no reference value pins "+strings.Join(missing, ", ")+", and the attestation or resource policy is not the default: check that it refuses unpinned TDs, or the key broker could release secrets to a TD on any image",
+			"custom_resource_policy", custom, "rego_attestation_policy", rego)
+	case len(missing) > 0:
+		warn("serve: no reference value pins " + strings.Join(missing, ", ") + ": every TD is at most 'warning' and the key broker releases no secret until they are added (tdproof refvalue add --from-measure)")
+	}
+	return out
 }
