@@ -215,12 +215,12 @@ func (a *app) runDemo(ctx context.Context) error {
 
 	refs := append(simRefValues(sim), refvalue.Value{Name: "dstack.compose_hash", Values: []string{ident.ComposeHash.String()},
 		Provenance: refvalue.Provenance{Source: "tdproof demo (app-compose.json)"}})
-	k, err := startSimKBS(ctx, dir, sim, refs)
+	k, err := startSimKBS(ctx, dir, sim, nil)
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
 	defer k.close()
-	fmt.Fprintf(w, "2. verifier ready: default policy, reference values for MRTD, RTMR0–2 and the compose hash in a temporary SQLite store, EAR signing key generated\n")
+	fmt.Fprintf(w, "2. verifier ready: default policy, an empty reference-value store (temporary SQLite), EAR signing key generated\n")
 	fmt.Fprintf(w, "   !!! %s\n", simulatorWarning)
 	fp := sha256.Sum256(sim.TrustRoot().Raw)
 	fmt.Fprintf(w, "   !!! trusted root: SHA-256 %s, generated in this process (its subject imitates Intel's)\n", hex.EncodeToString(fp[:]))
@@ -237,13 +237,28 @@ func (a *app) runDemo(ctx context.Context) error {
 
 	c := &agent.Client{Quoter: sim, CCEL: sim, Runtime: log}
 	got, err := c.GetResource(ctx, k.url, demoResource)
+	if err == nil {
+		return fmt.Errorf("demo: %d bytes released to a TD no reference value pins", len(got))
+	}
+	if !errors.Is(err, agent.ErrKBS) {
+		return fmt.Errorf("demo: unpinned TD: %w", err)
+	}
+	fmt.Fprintf(w, "4. no reference values yet: the genuine TD is authentic but at most 'warning' (nothing pins its MRTD, RTMR0–2), and the default resource policy refuses it: %v\n", err)
+
+	for _, r := range refs {
+		if _, err := k.st.RefValues().Add(ctx, r); err != nil {
+			return fmt.Errorf("demo: reference value %s: %w", r.Name, err)
+		}
+	}
+	fmt.Fprintf(w, "5. reference values added for MRTD, RTMR0–2 (what tdproof measure computes offline) and the app's compose hash\n")
+	got, err = c.GetResource(ctx, k.url, demoResource)
 	if err != nil {
 		return fmt.Errorf("demo: the genuine TD was refused: %w", err)
 	}
 	if string(got) != string(secret) {
 		return errors.New("demo: the released secret differs from the stored one")
 	}
-	fmt.Fprintf(w, "4. secret released: agent attested (auth, attest with a quote bound to a fresh TEE key and the event log proving the app identity, resource as JWE) and decrypted %q\n", got)
+	fmt.Fprintf(w, "6. secret released: agent attested (auth, attest with a quote bound to a fresh TEE key and the event log proving the app identity, resource as JWE) and decrypted %q\n", got)
 
 	bad, err := tdsim.New(tdsim.Config{BootEvents: tamperedBootEvents(), PKI: sim.PKI()})
 	if err != nil {
@@ -258,7 +273,7 @@ func (a *app) runDemo(ctx context.Context) error {
 	if !errors.Is(err, agent.ErrKBS) {
 		return fmt.Errorf("demo: tampered TD: %w", err)
 	}
-	fmt.Fprintf(w, "5. tampered TD refused (its RTMR1 %s differs from the reference value): %v\n", hex.EncodeToString(badRT[1][:]), err)
+	fmt.Fprintf(w, "7. tampered TD refused (its RTMR1 %s differs from the reference value): %v\n", hex.EncodeToString(badRT[1][:]), err)
 
 	other, err := tdsim.New(tdsim.Config{PKI: sim.PKI()})
 	if err != nil {
@@ -276,7 +291,19 @@ func (a *app) runDemo(ctx context.Context) error {
 	if !errors.Is(err, agent.ErrKBS) {
 		return fmt.Errorf("demo: other app: %w", err)
 	}
-	fmt.Fprintf(w, "6. same image, another app refused (compose hash %s is not the reference value): %v\n", otherID.ComposeHash, err)
+	fmt.Fprintf(w, "8. same image, another app refused (compose hash %s is not the reference value): %v\n", otherID.ComposeHash, err)
+
+	// The other app again, now hiding its event log: RTMR3 still holds
+	// its app, and without the log no claim proves which app it is.
+	c = &agent.Client{Quoter: other, CCEL: other}
+	got, err = c.GetResource(ctx, k.url, demoResource)
+	if err == nil {
+		return fmt.Errorf("demo: the TD running another app received %d bytes by omitting its event log", len(got))
+	}
+	if !errors.Is(err, agent.ErrKBS) {
+		return fmt.Errorf("demo: other app without its log: %w", err)
+	}
+	fmt.Fprintf(w, "9. the same app omitting its event log refused (a pinned compose hash with no claim to match fails): %v\n", err)
 	fmt.Fprintf(w, "demo complete: the secret went only to the TD whose measurements and app match (simulated hardware, SIMULATOR root trusted)\n")
 	return nil
 }
