@@ -294,3 +294,23 @@ func TestRegoExpiredReferenceValue(t *testing.T) {
 		}
 	}
 }
+
+// TestRegoUnverifiedInvisible: an unverified claim is not in a Rego
+// policy's input, so a policy reading it cannot match it.
+func TestRegoUnverifiedInvisible(t *testing.T) {
+	t.Parallel()
+	ev := fixture(t, "tdx-v4", dcaptest.TDXQuoteV4, nil)
+	c := clone(ev.claims)
+	c["unverified.dstack.os_image_hash"] = "aa"
+	p, err := rego.Parse(policy.FormatRego, "p", "1", []byte("package tdproof.policy\n\ndefault allow := false\n\nallow if input.unverified.dstack.os_image_hash == \"aa\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := policy.Appraise(t.Context(), p, c, nil, ev.at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Allow {
+		t.Error("a Rego policy matched an unverified claim")
+	}
+}

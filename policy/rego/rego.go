@@ -49,7 +49,8 @@ func Parse(format policy.Format, id, version string, src []byte) (*policy.Policy
 // expected, actual} listing failed rules (any violation denies), and
 // trust_vector, an object of AR4SI category names to integers.
 //
-// input is the claim set in its nested JSON form;
+// input is the claim set in its nested JSON form, without the unverified
+// claims (claims.Matchable);
 // data.tdproof.reference_values maps each reference-value name to the
 // list of its accepted values valid at the appraisal time; and
 // data.tdproof.expected_report_data is the hex report_data prefix set
@@ -219,6 +220,11 @@ func inputValue(c claims.Set) (ast.Value, error) {
 		return o
 	}
 	for name, v := range c {
+		if !claims.Matchable(name) {
+			// Unverified claims are reported, never appraised: a Rego
+			// policy cannot match them any more than a declarative one.
+			continue
+		}
 		parent, key := "", name
 		if i := strings.LastIndexByte(name, '.'); i >= 0 {
 			parent, key = name[:i], name[i+1:]
