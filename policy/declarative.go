@@ -545,17 +545,25 @@ func (r *Rules) referenceValues(ctx context.Context, e *evaluator, refs refvalue
 		if err != nil {
 			return err
 		}
-		if len(acc) == 0 {
+		cmp := Comparison{Name: name, Claim: claim, Expected: acc, Actual: e.str(claim)}
+		switch v, ok := e.get(claim); {
+		case len(acc) == 0:
+			cmp.Outcome = NoReferenceValue
 			if required {
 				e.fail(RuleReferenceValue, claim, "a valid reference value "+name, e.str(claim))
 			}
-			return nil
-		}
-		if v, ok := e.get(claim); ok && slices.Contains(acc, fmt.Sprint(v)) && isString(v) {
+		case !ok:
+			cmp.Outcome = ClaimMissing
+		case isString(v) && slices.Contains(acc, fmt.Sprint(v)):
+			cmp.Outcome = Match
 			matched[name] = true
-			return nil
+		default:
+			cmp.Outcome = Mismatch
 		}
-		e.fail(RuleReferenceValue, claim, name+" one of ["+strings.Join(acc, ", ")+"]", e.str(claim))
+		e.a.Comparisons = append(e.a.Comparisons, cmp)
+		if cmp.Outcome == ClaimMissing || cmp.Outcome == Mismatch {
+			e.fail(RuleReferenceValue, claim, name+" one of ["+strings.Join(acc, ", ")+"]", e.str(claim))
+		}
 		return nil
 	}
 	explicit := map[string]bool{}

@@ -145,3 +145,31 @@ func TestUnverifiedNeverMatches(t *testing.T) {
 		t.Error("a reference value on an unverified claim parsed")
 	}
 }
+
+// TestComparisons: the appraisal reports each reference-value comparison
+// with its outcome.
+func TestComparisons(t *testing.T) {
+	t.Parallel()
+	td := fixture(t, "tdx-v4", dcaptest.TDXQuoteV4, nil)
+	refs := append(pinTD(t, td), refvalue.Value{Name: "dstack.compose_hash", Values: []string{"ab"}},
+		refvalue.Value{Name: "tdx.mr_owner", Values: []string{"cd"}})
+	a, err := policy.Appraise(t.Context(), policy.Default(), td.claims, storeOf(t, refs...), td.at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, c := range a.Comparisons {
+		got[c.Name] = c.Outcome
+	}
+	for name, want := range map[string]string{
+		"tdx.mr_td": policy.Match, "tdx.rtmr_2": policy.Match, "dstack.compose_hash": policy.ClaimMissing,
+		"tdx.mr_owner": policy.Mismatch, "tdx.mr_config_id": policy.NoReferenceValue,
+	} {
+		if got[name] != want {
+			t.Errorf("comparison %s: %q, want %q", name, got[name], want)
+		}
+	}
+	if _, ok := got["sgx.mr_enclave"]; ok {
+		t.Error("an SGX measurement was compared for a TD")
+	}
+}

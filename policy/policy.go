@@ -138,6 +138,29 @@ type Violation struct {
 	Actual   string `json:"actual,omitempty"`
 }
 
+// Comparison is one reference-value comparison of an appraisal.
+type Comparison struct {
+	// Name is the reference value's name (tdx.mr_td, dstack.compose_hash).
+	Name string `json:"name"`
+	// Claim is the claim compared with it.
+	Claim string `json:"claim"`
+	// Expected are the accepted values valid at the appraisal time
+	// (empty with Outcome NoReferenceValue).
+	Expected []string `json:"expected"`
+	// Actual is the claim's value, or "<absent> (claim missing)".
+	Actual string `json:"actual"`
+	// Outcome is Match, Mismatch, ClaimMissing or NoReferenceValue.
+	Outcome string `json:"outcome"`
+}
+
+// Comparison outcomes.
+const (
+	Match            = "match"
+	Mismatch         = "mismatch"
+	ClaimMissing     = "claim_missing"
+	NoReferenceValue = "no_reference_value"
+)
+
 func (v Violation) String() string {
 	s := v.Rule
 	if v.Claim != "" {
@@ -161,9 +184,13 @@ type Appraisal struct {
 	// Warnings lists what keeps an allowed result from being affirming
 	// (rule "unpinned": no reference value pins the TD's code). They do
 	// not deny; they lower the EAR status to warning.
-	Warnings      []Violation `json:"warnings,omitempty"`
-	PolicyID      string      `json:"policy_id"`
-	PolicyVersion string      `json:"policy_version"`
+	Warnings []Violation `json:"warnings,omitempty"`
+	// Comparisons lists every reference-value comparison a declarative
+	// policy made (nil for Rego policies), for reports: the measurement,
+	// the claim, the accepted values and the outcome.
+	Comparisons   []Comparison `json:"comparisons,omitempty"`
+	PolicyID      string       `json:"policy_id"`
+	PolicyVersion string       `json:"policy_version"`
 	// TrustVector is an AR4SI-style trustworthiness vector (see
 	// TrustVector).
 	TrustVector TrustVector `json:"trust_vector"`
