@@ -231,6 +231,10 @@ func es256(t testing.TB, priv *ecdsa.PrivateKey) func([]byte) []byte {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// EAR tokens carry low-s signatures only (TestLowS).
+		if n := priv.Curve.Params().N; s.Cmp(new(big.Int).Rsh(n, 1)) > 0 {
+			s.Sub(n, s)
+		}
 		out := make([]byte, 64)
 		r.FillBytes(out[:32])
 		s.FillBytes(out[32:])
@@ -502,5 +506,49 @@ func TestSignRejects(t *testing.T) {
 				t.Errorf("Sign(%s) = %q, %v, %v; want ErrClaims", tc.name, tok, out, err)
 			}
 		})
+	}
+}
+
+// TestLowS: tokens are signed in low-s form, and a token whose s was
+// replaced by n − s (an equally valid ECDSA signature) is rejected.
+func TestLowS(t *testing.T) {
+	t.Parallel()
+	k, err := ear.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := ear.NewKeySet(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ear.NewSigner(keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := elliptic.P256().Params().N
+	half := new(big.Int).Rsh(n, 1)
+	for i := range 32 { // about half of raw ECDSA signatures are high-s
+		tok, _, err := s.Sign(ear.Claims{Submods: map[string]ear.Appraisal{ear.SubmodTDX: {Status: ear.StatusAffirming}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		dot := strings.LastIndexByte(tok, '.')
+		sig, err := base64.RawURLEncoding.DecodeString(tok[dot+1:])
+		if err != nil || len(sig) != 64 {
+			t.Fatalf("signature %q", tok[dot+1:])
+		}
+		sv := new(big.Int).SetBytes(sig[32:])
+		if sv.Cmp(half) > 0 {
+			t.Fatalf("token %d signed with a high s", i)
+		}
+		if _, err := ear.Verify(tok, keys, ear.VerifyOptions{}); err != nil {
+			t.Fatalf("token %d: %v", i, err)
+		}
+		sv.Sub(n, sv)
+		sv.FillBytes(sig[32:])
+		high := tok[:dot+1] + base64.RawURLEncoding.EncodeToString(sig)
+		if _, err := ear.Verify(high, keys, ear.VerifyOptions{}); !errors.Is(err, ear.ErrSignature) {
+			t.Fatalf("token %d with s replaced by n-s: %v, want ErrSignature", i, err)
+		}
 	}
 }

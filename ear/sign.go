@@ -130,5 +130,8 @@ func (s *Signer) Sign(c Claims) (string, *Claims, error) {
 	if err != nil {
 		return "", nil, fmt.Errorf("ear: sign: %w", err)
 	}
+	if tok, err = lowS(tok); err != nil {
+		return "", nil, err
+	}
 	return tok, &c, nil
 }

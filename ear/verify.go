@@ -45,7 +45,8 @@ type header struct {
 // verifier's published JWKS) and returns its claims. In order it rejects:
 // an oversized or non-compact token or bad JSON ([ErrMalformed]); an "alg"
 // other than ES256 ([ErrAlgorithm]); a "crit" header ([ErrMalformed]); a
-// "kid" not in keys ([ErrUnknownKey]); a bad signature ([ErrSignature]);
+// "kid" not in keys ([ErrUnknownKey]); a bad or high-s (malleated)
+// signature ([ErrSignature]);
 // missing claims ([ErrMalformed]); another profile ([ErrProfile]); now after
 // exp + leeway ([ErrExpired]); iat after now + leeway ([ErrNotYetValid]);
 // issuer ([ErrIssuer]) and nonce ([ErrNonce]) mismatches. On error the
@@ -81,6 +82,9 @@ func Verify(token string, keys *KeySet, opts VerifyOptions) (*Claims, error) {
 	obj, err := jose.ParseSignedCompact(token, []jose.SignatureAlgorithm{jose.ES256})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	if err := checkLowS(token); err != nil {
+		return nil, fmt.Errorf("kid %s: %w", h.Kid, err)
 	}
 	payload, err := obj.Verify(key.pub)
 	if err != nil {

@@ -4,13 +4,16 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"io"
+	"math/big"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -427,5 +430,31 @@ func TestCCELMustReplay(t *testing.T) {
 		}
 		code, body = b.resource(t, "")
 		wantProblem(t, "resource", code, body, protocol.ProblemTokenNotFound)
+	})
+}
+
+// TestHighSTokenRefused: the broker's own token with its ECDSA s replaced
+// by n − s (a second valid signature) is refused on the resource route.
+func TestHighSTokenRefused(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dsn string) {
+		sim := newSim(t, false)
+		e := newEnv(t, dsn, sim, true, "")
+		a := newAgent(t, e)
+		tok := a.attestOK(t, a.attestation(t, sim, a.auth(t), a.jwk))
+		dot := strings.LastIndexByte(tok, '.')
+		sig, err := base64.RawURLEncoding.DecodeString(tok[dot+1:])
+		if err != nil || len(sig) != 64 {
+			t.Fatalf("token signature %q", tok[dot+1:])
+		}
+		n := elliptic.P256().Params().N
+		s := new(big.Int).SetBytes(sig[32:])
+		s.Sub(n, s)
+		s.FillBytes(sig[32:])
+		high := tok[:dot+1] + base64.RawURLEncoding.EncodeToString(sig)
+		b := newAgent(t, e)
+		b.priv = a.priv
+		code, body := b.resource(t, high)
+		wantProblem(t, "high-s token", code, body, protocol.ProblemTokenVerifierError)
+		b.wantSecret(t, tok) // the genuine token still works
 	})
 }
