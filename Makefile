@@ -8,8 +8,13 @@ FUZZTIME    ?= 5m
 
 all: build
 
+# The version: the nearest tag (or the commit) and whether the tree was
+# dirty; the commit itself comes from Go's VCS stamp (tdproof --version).
+VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+LDFLAGS     := -X github.com/tdproof/tdproof/internal/cli.version=$(VERSION)
+
 build:
-	$(GO) build -o bin/tdproof ./cmd/tdproof
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/tdproof ./cmd/tdproof
 
 # The test command of README.md and CI: formatting, vet, staticcheck, race tests.
 test: fmt-check vet staticcheck unit
