@@ -316,6 +316,22 @@ func negativeCases() []negCase {
 		}, wantErr: dcap.ErrTDXModuleMismatch},
 		{name: "SEAMATTRIBUTES non-zero", kind: dcaptest.TDXQuoteV5TD10, setup: func(t *testing.T, f *dcaptest.Fixture) { f.QuoteSpec.TD.SEAMAttributes[0] = 1 }, wantErr: dcap.ErrTDXModuleMismatch},
 		{name: "module SVN below every level", kind: tdxV4, setup: func(t *testing.T, f *dcaptest.Fixture) { f.QuoteSpec.TD.TEETCBSVN[0] = 1 }, wantErr: dcap.ErrTCBNotSupported},
+		// TD 1.5 current TCB (TEE_TCB_SVN2): Intel evaluates it on every
+		// TD 1.5 quote; a failure is terminal even when the launch TCB is
+		// UpToDate.
+		{name: "TD 1.5 current module without identity", kind: dcaptest.TDXQuoteV5TD15, setup: func(t *testing.T, f *dcaptest.Fixture) {
+			f.QuoteSpec.TD.TEETCBSVN2[1] = 7
+		}, wantErr: dcap.ErrTCBNotSupported},
+		{name: "TD 1.5 current module SVN below every level", kind: dcaptest.TDXQuoteV5TD15, setup: func(t *testing.T, f *dcaptest.Fixture) {
+			f.QuoteSpec.TD.TEETCBSVN2[0] = 1
+		}, wantErr: dcap.ErrTCBNotSupported},
+		{name: "TD 1.5 current TCB below every platform level", kind: dcaptest.TDXQuoteV5TD15, setup: func(t *testing.T, f *dcaptest.Fixture) {
+			f.QuoteSpec.TD.TEETCBSVN2[2] = 0
+		}, wantErr: dcap.ErrTCBNotSupported},
+		{name: "TD 1.5 current module without identity, launch OutOfDate", kind: dcaptest.TDXQuoteV5TD15, setup: func(t *testing.T, f *dcaptest.Fixture) {
+			f.QuoteSpec.TD.TEETCBSVN[0] = 2
+			f.QuoteSpec.TD.TEETCBSVN2 = [16]byte{3, 0x0A, 2}
+		}, wantErr: dcap.ErrTCBNotSupported},
 		// Platform TCB level.
 		{name: "no platform level (PCESVN)", kind: tdxV4, setup: func(t *testing.T, f *dcaptest.Fixture) {
 			spec := dcaptest.DefaultTDXPlatformSpec()

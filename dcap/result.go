@@ -45,8 +45,11 @@ type Result struct {
 	Platform ComponentStatus  `json:"platform"`
 	Module   *ComponentStatus `json:"tdx_module,omitempty"`
 	QE       ComponentStatus  `json:"qe"`
-	// Current is, for TD 1.5 quotes, the evaluation of TEE_TCB_SVN2 (the
-	// module running now) used for the relaunch decision.
+	// Current is, for TD 1.5 quotes, the platform level matched by
+	// TEE_TCB_SVN2 (the TDX module running now); with the current
+	// module's level it decides TD relaunch. Intel evaluates it on every
+	// TD 1.5 quote: a current TCB that matches no level is an error
+	// (ErrTCBNotSupported), never ignored.
 	Current *ComponentStatus `json:"current,omitempty"`
 	// AdvisoryIDs is the union of the component lists, sorted and
 	// de-duplicated. Intel's QvE sa_list holds only Platform.AdvisoryIDs.
