@@ -184,8 +184,33 @@ func (s *session) verifyCollateral(c *collateral.Collateral) (*verifiedCollatera
 	if v.tcbInfo.TCBType != 0 {
 		return nil, stepErr("tcb info", ErrCollateral, "tcbType %d, want 0", v.tcbInfo.TCBType)
 	}
+	if err := checkIdentityLevels(v.tcbInfo, v.qeIdentity); err != nil {
+		return nil, err
+	}
 	v.window = collateralWindow(v)
 	return v, nil
+}
+
+// checkIdentityLevels rejects a QE identity or TDX module identity with a
+// level whose status is not UpToDate, OutOfDate or Revoked, wherever it is
+// in the list: Intel's QVL fails such an identity
+// (QEIDENTITY_UNSUPPORTED_FORMAT) whichever level the quote matches. The
+// collateral package already rejects it when parsing; this keeps
+// hand-built documents to the same rule.
+func checkIdentityLevels(info *collateral.TCBInfo, qe *collateral.QEIdentity) error {
+	for _, l := range qe.TCBLevels {
+		if !collateral.IdentityLevelStatus(l.TCBStatus) {
+			return stepErr("qe identity", ErrCollateral, "level isvsvn %d has status %v; an enclave identity level must be UpToDate, OutOfDate or Revoked", l.ISVSVN, l.TCBStatus)
+		}
+	}
+	for _, m := range info.TDXModuleIdentities {
+		for _, l := range m.TCBLevels {
+			if !collateral.IdentityLevelStatus(l.TCBStatus) {
+				return stepErr("tcb info", ErrCollateral, "module identity %s level isvsvn %d has status %v; a module identity level must be UpToDate, OutOfDate or Revoked", m.ID, l.ISVSVN, l.TCBStatus)
+			}
+		}
+	}
+	return nil
 }
 
 // verifyTwoCertChain checks [leaf, root] where root must be the trusted

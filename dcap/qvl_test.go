@@ -1,0 +1,82 @@
+package dcap_test
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/tdproof/tdproof/collateral"
+	"github.com/tdproof/tdproof/dcap"
+	"github.com/tdproof/tdproof/dcaptest"
+)
+
+// Behaviours confirmed by running Intel's QVL and QvE logic as an oracle
+// on test-PKI quotes; docs/verifier.md lists them with these tests.
+
+// TestQEIdentityLevelStatus: an enclave identity level whose status is
+// not UpToDate, OutOfDate or Revoked makes Intel's QVL fail
+// (QEIDENTITY_UNSUPPORTED_FORMAT), whichever level the QE's ISVSVN
+// matches. tdproof rejects it when parsing (collateral.ErrMalformed) and,
+// for a hand-built identity, when verifying (ErrCollateral).
+func TestQEIdentityLevelStatus(t *testing.T) {
+	shared, _ := pkis(t)
+	// The default QE identity has levels isvsvn 4 (matched by the default
+	// QE, index 0) and 2 (index 1).
+	for _, st := range collateral.AllStatuses() {
+		for _, level := range []int{0, 1} {
+			name := st.String() + map[int]string{0: " matched", 1: " not matched"}[level]
+			t.Run(name, func(t *testing.T) {
+				t.Parallel()
+				f, err := dcaptest.NewFixture(dcaptest.TDXQuoteV4, dcaptest.FixtureOptions{PKI: shared})
+				if err != nil {
+					t.Fatal(err)
+				}
+				qb, err := f.BuildQuote()
+				if err != nil {
+					t.Fatal(err)
+				}
+				opts := dcap.Options{TrustedRoot: f.PKI.Root.Certificate, Now: f.Now}
+				// Parse-time: the signed identity as Intel would receive it.
+				f.CollateralSpec.QEIdentity.TCBLevels[level].TCBStatus = st
+				c, err := f.BuildCollateral()
+				if !collateral.IdentityLevelStatus(st) {
+					if !errors.Is(err, collateral.ErrMalformed) {
+						t.Fatalf("parse: err = %v, want collateral.ErrMalformed", err)
+					}
+				} else {
+					if err != nil {
+						t.Fatal(err)
+					}
+					res, err := dcap.Verify(qb.Parsed, c, opts)
+					if err != nil {
+						t.Fatalf("Verify: %v", err)
+					}
+					want := collateral.UpToDate
+					if level == 0 {
+						want = st // the matched QE level converges into the UpToDate platform
+					}
+					if res.Status != want {
+						t.Errorf("status %v (QE %v), want %v", res.Status, res.QE.Status, want)
+					}
+				}
+				// Verify-time: the same status in an identity built by hand
+				// (bypassing the parser) is rejected too.
+				f.CollateralSpec = dcaptest.DefaultTDXCollateralSpec(f.Platform, f.Now)
+				if c, err = f.BuildCollateral(); err != nil {
+					t.Fatal(err)
+				}
+				id := *c.QEIdentity.Identity
+				id.TCBLevels = append([]collateral.ISVSVNLevel(nil), id.TCBLevels...)
+				id.TCBLevels[level].TCBStatus = st
+				c.QEIdentity = &collateral.SignedQEIdentity{Raw: c.QEIdentity.Raw, Signature: c.QEIdentity.Signature, Identity: &id}
+				res, err := dcap.Verify(qb.Parsed, c, opts)
+				if collateral.IdentityLevelStatus(st) {
+					if err != nil {
+						t.Errorf("hand-built %v level: %v", st, err)
+					}
+				} else if !errors.Is(err, dcap.ErrCollateral) || res != nil {
+					t.Errorf("hand-built %v level: (%v, %v), want ErrCollateral", st, res, err)
+				}
+			})
+		}
+	}
+}
