@@ -3,17 +3,48 @@ package dcap
 import (
 	"bytes"
 	"crypto/x509"
+	"strings"
 	"time"
 
 	"github.com/tdproof/tdproof/collateral"
+	"github.com/tdproof/tdproof/pckcert"
 )
 
-// Intel certificate common names (Intel QVL checks them).
+// What Intel's QVL requires the certificates' common names to contain
+// (containment, not equality: Intel's own are "Intel SGX Root CA",
+// "Intel SGX TCB Signing", "Intel SGX PCK Platform CA", …, and a private
+// PKI may use other names that contain these).
 const (
-	cnRoot       = "Intel SGX Root CA"
-	cnTCBSigning = "Intel SGX TCB Signing"
-	cnPCKLeaf    = "Intel SGX PCK Certificate"
+	cnRoot        = "SGX Root CA"
+	cnTCBSigning  = "SGX TCB Signing"
+	cnPCKLeaf     = "SGX PCK Certificate"
+	cnPlatformCA  = "SGX PCK Platform CA"
+	cnProcessorCA = "SGX PCK Processor CA"
 )
+
+// checkRootName checks the trusted root's CN as Intel checks the root of
+// every chain.
+func (s *session) checkRootName(step string) error {
+	if !strings.Contains(s.root.Subject.CommonName, cnRoot) {
+		return stepErr(step, ErrChain, "trusted root CN %q does not contain %q", s.root.Subject.CommonName, cnRoot)
+	}
+	return nil
+}
+
+// pckCAType names a PCK CA by its CN as Intel does: it contains "SGX PCK
+// Platform CA" or "SGX PCK Processor CA". ok is false when it contains
+// neither, or both.
+func pckCAType(c *x509.Certificate) (t pckcert.CAType, ok bool) {
+	platform := strings.Contains(c.Subject.CommonName, cnPlatformCA)
+	processor := strings.Contains(c.Subject.CommonName, cnProcessorCA)
+	switch {
+	case platform && !processor:
+		return pckcert.CAPlatform, true
+	case processor && !platform:
+		return pckcert.CAProcessor, true
+	}
+	return pckcert.CAUnknown, false
+}
 
 // verifiedCollateral is collateral whose signatures and chains have been
 // checked against a root. It depends only on the bytes it holds copies
@@ -110,6 +141,9 @@ func (s *session) verifyCollateral(c *collateral.Collateral) (*verifiedCollatera
 		c.TCBInfoIssuerChain == nil || c.QEIdentityIssuerChain == nil || c.PCKCRLIssuerChain == nil {
 		return nil, stepErr("collateral", ErrCollateral, "incomplete collateral")
 	}
+	if err := s.checkRootName("collateral"); err != nil {
+		return nil, err
+	}
 	root := s.root
 	v := &verifiedCollateral{
 		root:       root,
@@ -155,8 +189,8 @@ func (s *session) verifyCollateral(c *collateral.Collateral) (*verifiedCollatera
 		if err != nil {
 			return nil, err
 		}
-		if signer.Subject.CommonName != cnTCBSigning {
-			return nil, stepErr(d.step, ErrChain, "signer CN %q, want %q", signer.Subject.CommonName, cnTCBSigning)
+		if !strings.Contains(signer.Subject.CommonName, cnTCBSigning) {
+			return nil, stepErr(d.step, ErrChain, "signer CN %q does not contain %q", signer.Subject.CommonName, cnTCBSigning)
 		}
 		if !verifyRawP256(ecdsaKey(signer), d.raw, d.sig) {
 			return nil, stepErr(d.step, ErrCollateralSignature, "signature does not verify over the exact bytes")

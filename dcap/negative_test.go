@@ -167,10 +167,31 @@ func negativeCases() []negCase {
 			pem := dcaptest.ChainPEM(f.Platform.Chain[0], other.PlatformCA.Certificate, f.PKI.Root.Certificate)
 			f.QuoteSpec.Certification = &quote.CertificationData{Type: quote.CertPCKChain, Data: pem}
 		}, wantErr: dcap.ErrChain},
+		// Names: Intel requires the CNs to contain "SGX PCK Certificate",
+		// "SGX PCK Platform CA" / "SGX PCK Processor CA", "SGX TCB Signing"
+		// and "SGX Root CA" (TestCertificateNamesContain: containment is
+		// enough).
 		{name: "PCK leaf CN", kind: tdxV4, setup: func(t *testing.T, f *dcaptest.Fixture) {
 			spec := dcaptest.DefaultTDXPlatformSpec()
-			spec.CommonName = "Intel SGX PCK Certificate (not)"
+			spec.CommonName = "Intel SGX PCK Cert"
 			replacePlatform(t, f, spec)
+		}, wantErr: dcap.ErrChain},
+		{name: "PCK leaf CN in lower case", kind: dcaptest.SGXQuoteV3, setup: func(t *testing.T, f *dcaptest.Fixture) {
+			spec := dcaptest.DefaultSGXPlatformSpec()
+			spec.CommonName = "intel sgx pck certificate"
+			replacePlatform(t, f, spec)
+		}, wantErr: dcap.ErrChain},
+		{name: "PCK CA CN names no CA type", kind: tdxV4, pki: func(t *testing.T) *dcaptest.PKI {
+			return newPKI(t, dcaptest.PKIOptions{PlatformCA: dcaptest.CertOptions{CommonName: "Intel SGX PCK CA"}})
+		}, wantErr: dcap.ErrChain},
+		{name: "PCK CA CN names both CA types", kind: dcaptest.SGXQuoteV3, pki: func(t *testing.T) *dcaptest.PKI {
+			return newPKI(t, dcaptest.PKIOptions{ProcessorCA: dcaptest.CertOptions{CommonName: "SGX PCK Platform CA / SGX PCK Processor CA"}})
+		}, wantErr: dcap.ErrChain},
+		{name: "TCB signing CN", kind: tdxV4, pki: func(t *testing.T) *dcaptest.PKI {
+			return newPKI(t, dcaptest.PKIOptions{TCBSigning: dcaptest.CertOptions{CommonName: "Intel SGX TCB Signer"}})
+		}, wantErr: dcap.ErrChain},
+		{name: "root CN", kind: dcaptest.SGXQuoteV3, pki: func(t *testing.T) *dcaptest.PKI {
+			return newPKI(t, dcaptest.PKIOptions{Root: dcaptest.CertOptions{CommonName: "Intel SGX Root"}})
 		}, wantErr: dcap.ErrChain},
 		{name: "PCK leaf without SGX extension", kind: tdxV4, setup: func(t *testing.T, f *dcaptest.Fixture) {
 			spec := dcaptest.DefaultTDXPlatformSpec()

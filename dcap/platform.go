@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/pem"
+	"strings"
 
 	"github.com/tdproof/tdproof/pckcert"
 	"github.com/tdproof/tdproof/quote"
@@ -135,6 +136,9 @@ func (s *session) verifyPlatform(q *quote.Quote, chainPEM []byte) (*verifiedPlat
 	if !bytes.Equal(ders[2], s.root.Raw) {
 		return nil, stepErr("pck chain", ErrChain, "PCK chain does not end in the trusted root")
 	}
+	if err := s.checkRootName("pck chain"); err != nil {
+		return nil, err
+	}
 	inter, err := s.intermediate(ders[1])
 	if err != nil {
 		return nil, err
@@ -143,8 +147,8 @@ func (s *session) verifyPlatform(q *quote.Quote, chainPEM []byte) (*verifiedPlat
 	if err != nil {
 		return nil, stepErr("pck chain", ErrChain, "PCK certificate: %w", err)
 	}
-	if leaf.Subject.CommonName != cnPCKLeaf {
-		return nil, stepErr("pck chain", ErrChain, "PCK certificate CN %q, want %q", leaf.Subject.CommonName, cnPCKLeaf)
+	if !strings.Contains(leaf.Subject.CommonName, cnPCKLeaf) {
+		return nil, stepErr("pck chain", ErrChain, "PCK certificate CN %q does not contain %q", leaf.Subject.CommonName, cnPCKLeaf)
 	}
 	if !bytes.Equal(leaf.RawIssuer, inter.RawSubject) {
 		return nil, stepErr("pck chain", ErrChain, "PCK certificate is not issued by the chain's PCK CA")
@@ -156,6 +160,7 @@ func (s *session) verifyPlatform(q *quote.Quote, chainPEM []byte) (*verifiedPlat
 	if err != nil {
 		return nil, stepErr("pck chain", ErrChain, "PCK certificate: %w", err)
 	}
+	caType, _ := pckCAType(inter) // known: s.intermediate checked it
 	pub := ecdsaKey(leaf)
 	if !verifyRawP256(pub, sd.QEReport.Raw, &sd.QEReportSignature) {
 		return nil, stepErr("qe report", ErrQEReportSignature, "not signed by the PCK key")
@@ -177,7 +182,7 @@ func (s *session) verifyPlatform(q *quote.Quote, chainPEM []byte) (*verifiedPlat
 	p := &verifiedPlatform{
 		root: s.root, chainPEM: chainPEM, qeReport: sd.QEReport.Raw, qeAuth: sd.QEAuthData,
 		qeSig: sd.QEReportSignature, attKeyRaw: sd.AttestationKey,
-		leaf: leaf, intermediate: inter, ext: ext, caType: pckcert.CATypeOf(inter, true), attKey: attKey,
+		leaf: leaf, intermediate: inter, ext: ext, caType: caType, attKey: attKey,
 		leafSerial: serialKey(leaf), interSerial: serialKey(inter),
 	}
 	p.window.cert(leaf)

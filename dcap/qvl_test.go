@@ -1,6 +1,7 @@
 package dcap_test
 
 import (
+	"crypto/x509"
 	"errors"
 	"testing"
 
@@ -78,5 +79,57 @@ func TestQEIdentityLevelStatus(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestCertificateNamesContain: Intel's QVL requires the root CN to
+// contain "SGX Root CA", the PCK CA's "SGX PCK Platform CA" or "SGX PCK
+// Processor CA", the PCK leaf's "SGX PCK Certificate" and the TCB signing
+// certificate's "SGX TCB Signing" — containment, so a private PKI with
+// its own names verifies under its own trusted root. Every other chain
+// check still applies (TestNegativeCases: names that do not contain them,
+// signatures, CRLs).
+func TestCertificateNamesContain(t *testing.T) {
+	pki := newPKI(t, dcaptest.PKIOptions{
+		Root:        dcaptest.CertOptions{CommonName: "Acme SGX Root CA (test)"},
+		PlatformCA:  dcaptest.CertOptions{CommonName: "Acme SGX PCK Platform CA"},
+		ProcessorCA: dcaptest.CertOptions{CommonName: "Acme SGX PCK Processor CA 2"},
+		TCBSigning:  dcaptest.CertOptions{CommonName: "Acme SGX TCB Signing"},
+	})
+	for _, c := range []struct {
+		kind dcaptest.QuoteKind
+		ca   string
+	}{{dcaptest.TDXQuoteV4, "platform"}, {dcaptest.TDXQuoteV5TD15, "platform"}, {dcaptest.SGXQuoteV3, "processor"}} {
+		t.Run(c.kind.String(), func(t *testing.T) {
+			var spec dcaptest.PlatformSpec
+			if c.kind.IsTDX() {
+				spec = dcaptest.DefaultTDXPlatformSpec()
+			} else {
+				spec = dcaptest.DefaultSGXPlatformSpec()
+			}
+			spec.CommonName = "Acme SGX PCK Certificate"
+			f, err := dcaptest.NewFixture(c.kind, dcaptest.FixtureOptions{PKI: pki, Platform: &spec})
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := verifyFixture(t, f, true, nil)
+			if err != nil {
+				t.Fatalf("Verify: %v", err)
+			}
+			if res.Status != collateral.UpToDate || res.CAType != c.ca || res.IntelRoot {
+				t.Errorf("status %v, CA %q, Intel root %v; want UpToDate, %q, false", res.Status, res.CAType, res.IntelRoot, c.ca)
+			}
+			qb, err := f.BuildQuote()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := dcap.VerifySignatures(qb.Parsed, dcap.Options{TrustedRoot: pki.Root.Certificate}); err != nil {
+				t.Errorf("VerifySignatures: %v", err)
+			}
+			// Still pinned: the same names under another root fail.
+			if _, err := verifyFixture(t, f, false, func(*dcaptest.Fixture) *x509.Certificate { return dcap.IntelRoot() }); !errors.Is(err, dcap.ErrChain) {
+				t.Errorf("Intel root trusted: err = %v, want ErrChain", err)
+			}
+		})
 	}
 }
