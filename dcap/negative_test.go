@@ -193,6 +193,12 @@ func negativeCases() []negCase {
 		{name: "root CN", kind: dcaptest.SGXQuoteV3, pki: func(t *testing.T) *dcaptest.PKI {
 			return newPKI(t, dcaptest.PKIOptions{Root: dcaptest.CertOptions{CommonName: "Intel SGX Root"}})
 		}, wantErr: dcap.ErrChain},
+		{name: "Scalable platform with a Processor CA PCK", kind: tdxV4, setup: func(t *testing.T, f *dcaptest.Fixture) {
+			spec := dcaptest.DefaultTDXPlatformSpec()
+			spec.CA = pckcert.CAProcessor
+			replacePlatform(t, f, spec)
+			f.CollateralSpec.CA = pckcert.CAProcessor
+		}, wantErr: dcap.ErrPCKCertUnsupported},
 		{name: "PCK leaf without SGX extension", kind: tdxV4, setup: func(t *testing.T, f *dcaptest.Fixture) {
 			spec := dcaptest.DefaultTDXPlatformSpec()
 			spec.OmitExtension = true

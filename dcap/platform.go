@@ -161,6 +161,11 @@ func (s *session) verifyPlatform(q *quote.Quote, chainPEM []byte) (*verifiedPlat
 		return nil, stepErr("pck chain", ErrChain, "PCK certificate: %w", err)
 	}
 	caType, _ := pckCAType(inter) // known: s.intermediate checked it
+	// Intel treats the certificate of a Scalable platform as a Platform
+	// CA certificate and fails it when the Processor CA issued it.
+	if caType == pckcert.CAProcessor && (ext.SGXType == pckcert.SGXTypeScalable || ext.SGXType == pckcert.SGXTypeScalableWithIntegrity) {
+		return nil, stepErr("pck chain", ErrPCKCertUnsupported, "SGX type %v in a certificate issued by the Processor CA", ext.SGXType)
+	}
 	pub := ecdsaKey(leaf)
 	if !verifyRawP256(pub, sd.QEReport.Raw, &sd.QEReportSignature) {
 		return nil, stepErr("qe report", ErrQEReportSignature, "not signed by the PCK key")

@@ -3,11 +3,13 @@ package dcap_test
 import (
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/tdproof/tdproof/collateral"
 	"github.com/tdproof/tdproof/dcap"
 	"github.com/tdproof/tdproof/dcaptest"
+	"github.com/tdproof/tdproof/pckcert"
 )
 
 // Behaviours confirmed by running Intel's QVL and QvE logic as an oracle
@@ -131,5 +133,53 @@ func TestCertificateNamesContain(t *testing.T) {
 				t.Errorf("Intel root trusted: err = %v, want ErrChain", err)
 			}
 		})
+	}
+}
+
+// TestScalablePlatformProcessorCA: Intel's QVL treats the PCK certificate
+// of a platform whose SGX type is Scalable or ScalableWithIntegrity as a
+// Platform CA certificate and fails it (PCK_CERT_UNSUPPORTED_FORMAT) when
+// the Processor CA issued it. Every other SGX type / CA pair verifies.
+func TestScalablePlatformProcessorCA(t *testing.T) {
+	shared, _ := pkis(t)
+	for _, kind := range []dcaptest.QuoteKind{dcaptest.TDXQuoteV4, dcaptest.SGXQuoteV3} {
+		for _, ca := range []pckcert.CAType{pckcert.CAPlatform, pckcert.CAProcessor} {
+			for _, typ := range []pckcert.SGXType{pckcert.SGXTypeStandard, pckcert.SGXTypeScalable, pckcert.SGXTypeScalableWithIntegrity} {
+				reject := ca == pckcert.CAProcessor && typ != pckcert.SGXTypeStandard
+				t.Run(fmt.Sprintf("%v/%v/%v", kind, ca, typ), func(t *testing.T) {
+					t.Parallel()
+					spec := dcaptest.DefaultSGXPlatformSpec()
+					if kind.IsTDX() {
+						spec = dcaptest.DefaultTDXPlatformSpec()
+					}
+					spec.CA, spec.SGXType = ca, typ
+					f, err := dcaptest.NewFixture(kind, dcaptest.FixtureOptions{PKI: shared, Platform: &spec})
+					if err != nil {
+						t.Fatal(err)
+					}
+					res, err := verifyFixture(t, f, true, nil)
+					qb, qerr := f.BuildQuote()
+					if qerr != nil {
+						t.Fatal(qerr)
+					}
+					sigErr := dcap.VerifySignatures(qb.Parsed, dcap.Options{TrustedRoot: f.PKI.Root.Certificate})
+					if reject {
+						if !errors.Is(err, dcap.ErrPCKCertUnsupported) || !errors.Is(err, dcap.ErrChain) || res != nil {
+							t.Errorf("Verify = (%v, %v), want ErrPCKCertUnsupported", res, err)
+						}
+						if !errors.Is(sigErr, dcap.ErrPCKCertUnsupported) {
+							t.Errorf("VerifySignatures = %v, want ErrPCKCertUnsupported", sigErr)
+						}
+						return
+					}
+					if err != nil || sigErr != nil {
+						t.Fatalf("Verify: %v; VerifySignatures: %v", err, sigErr)
+					}
+					if res.Status != collateral.UpToDate || res.CAType != ca.String() || res.SGXType != typ.String() {
+						t.Errorf("status %v, CA %q, SGX type %q", res.Status, res.CAType, res.SGXType)
+					}
+				})
+			}
+		}
 	}
 }
