@@ -273,9 +273,6 @@ func (s *session) verifyTwoCertChain(step string, ch *collateral.Chain, rootRevo
 type window struct {
 	earliestExpiration, earliestIssue, latestIssue time.Time
 	latestIssueWhat                                string
-	// latestCRLThisUpdate is the latest CRL thisUpdate (Intel flags a
-	// CRL that is not valid yet).
-	latestCRLThisUpdate time.Time
 }
 
 func (w *window) expiry(x time.Time) {
@@ -309,9 +306,6 @@ func (w window) merge(o window) window {
 			w.earliestIssue = o.earliestIssue
 		}
 	}
-	if o.latestCRLThisUpdate.After(w.latestCRLThisUpdate) {
-		w.latestCRLThisUpdate = o.latestCRLThisUpdate
-	}
 	return w
 }
 
@@ -320,9 +314,6 @@ func collateralWindow(v *verifiedCollateral) window {
 	for _, l := range []*x509.RevocationList{v.rootCRL, v.pckCRL} {
 		w.expiry(l.NextUpdate)
 		w.issue("CRL", l.ThisUpdate)
-		if l.ThisUpdate.After(w.latestCRLThisUpdate) {
-			w.latestCRLThisUpdate = l.ThisUpdate
-		}
 	}
 	w.expiry(v.tcbInfo.NextUpdate)
 	w.issue("tcb info", v.tcbInfo.IssueDate)
@@ -332,6 +323,30 @@ func collateralWindow(v *verifiedCollateral) window {
 		w.cert(c)
 	}
 	return w
+}
+
+// notYetValid names the collateral issued after now: a CRL whose
+// thisUpdate (Intel flags it as expired collateral) or a TCB info or QE
+// identity whose issueDate (Intel does not look at it; tdproof flags it
+// the same way) is after the verification time. TDX module identities
+// have no dates of their own.
+func (v *verifiedCollateral) notYetValid(now time.Time) (what []string, crl bool) {
+	for _, d := range []struct {
+		what  string
+		issue time.Time
+		crl   bool
+	}{
+		{"root CA CRL", v.rootCRL.ThisUpdate, true},
+		{"PCK CRL", v.pckCRL.ThisUpdate, true},
+		{"TCB info", v.tcbInfo.IssueDate, false},
+		{"QE identity", v.qeIdentity.IssueDate, false},
+	} {
+		if now.Before(d.issue) {
+			what = append(what, d.what)
+			crl = crl || d.crl
+		}
+	}
+	return what, crl
 }
 
 type collateralArg = *collateral.Collateral

@@ -4,7 +4,10 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/tdproof/tdproof/collateral"
 	"github.com/tdproof/tdproof/dcap"
@@ -180,6 +183,75 @@ func TestScalablePlatformProcessorCA(t *testing.T) {
 					}
 				})
 			}
+		}
+	}
+}
+
+// TestCollateralNotYetValidIsAFlag: collateral issued after the
+// verification time is flagged like expired collateral, not an error
+// (Strict: ErrNotYetValid). Intel sets collateral_expiration_status for a
+// CRL whose thisUpdate is in the future; it ignores the TCB info and QE
+// identity issueDate, which tdproof flags the same way (stricter). The
+// "QE identity" case is the one found: issued 2026-02-18, verified at
+// 2025-07-19.
+func TestCollateralNotYetValidIsAFlag(t *testing.T) {
+	shared, _ := pkis(t)
+	at := time.Date(2025, 7, 19, 10, 0, 0, 0, time.UTC)
+	cases := []struct {
+		name  string
+		setup func(f *dcaptest.Fixture)
+		want  []string // CollateralNotYetValid; nil: nothing flagged
+		crl   bool
+	}{
+		{"root CA CRL", func(f *dcaptest.Fixture) { f.CollateralSpec.RootCRL.ThisUpdate = f.Now.Add(time.Hour) }, []string{"root CA CRL"}, true},
+		{"PCK CRL", func(f *dcaptest.Fixture) { f.CollateralSpec.PCKCRL.ThisUpdate = f.Now.Add(time.Second) }, []string{"PCK CRL"}, true},
+		{"TCB info", func(f *dcaptest.Fixture) { f.CollateralSpec.TCBInfo.IssueDate = f.Now.Add(time.Second) }, []string{"TCB info"}, false},
+		{"QE identity", func(f *dcaptest.Fixture) {
+			q := &f.CollateralSpec.QEIdentity
+			q.IssueDate = time.Date(2026, 2, 18, 0, 0, 0, 0, time.UTC)
+			q.NextUpdate = q.IssueDate.Add(30 * 24 * time.Hour)
+		}, []string{"QE identity"}, false},
+		{"TCB info and PCK CRL", func(f *dcaptest.Fixture) {
+			f.CollateralSpec.TCBInfo.IssueDate = f.Now.Add(time.Minute)
+			f.CollateralSpec.PCKCRL.ThisUpdate = f.Now.Add(time.Minute)
+		}, []string{"PCK CRL", "TCB info"}, true},
+		// Issued exactly at the verification time: valid.
+		{"QE identity issued at the verification time", func(f *dcaptest.Fixture) { f.CollateralSpec.QEIdentity.IssueDate = f.Now }, nil, false},
+		{"root CA CRL issued at the verification time", func(f *dcaptest.Fixture) { f.CollateralSpec.RootCRL.ThisUpdate = f.Now }, nil, false},
+	}
+	for _, kind := range []dcaptest.QuoteKind{dcaptest.TDXQuoteV4, dcaptest.SGXQuoteV3} {
+		for _, c := range cases {
+			t.Run(kind.String()+"/"+c.name, func(t *testing.T) {
+				t.Parallel()
+				f, err := dcaptest.NewFixture(kind, dcaptest.FixtureOptions{PKI: shared, Now: at})
+				if err != nil {
+					t.Fatal(err)
+				}
+				c.setup(f)
+				res, err := verifyFixture(t, f, false, nil)
+				if err != nil {
+					t.Fatalf("Verify: %v", err)
+				}
+				flagged := c.want != nil
+				if !slices.Equal(res.CollateralNotYetValid, c.want) || res.CRLNotYetValid != c.crl || res.CollateralExpired != flagged {
+					t.Errorf("not yet valid %q, CRL %v, expired %v; want %q, %v, %v",
+						res.CollateralNotYetValid, res.CRLNotYetValid, res.CollateralExpired, c.want, c.crl, flagged)
+				}
+				if !res.EarliestExpiration.After(f.Now) || res.Status != collateral.UpToDate {
+					t.Errorf("earliest expiration %v, status %v: the case must not expire anything", res.EarliestExpiration, res.Status)
+				}
+				perr := dcap.Policy{RejectExpiredCollateral: true}.Appraise(res)
+				if pe, ok := errors.AsType[*dcap.PolicyError](perr); flagged && (!ok || pe.Violations[0].Rule != "collateral_expired" ||
+					!strings.Contains(pe.Violations[0].Got, c.want[len(c.want)-1])) {
+					t.Errorf("Appraise = %v, want a collateral_expired violation naming %q", perr, c.want)
+				} else if !flagged && perr != nil {
+					t.Errorf("Appraise = %v", perr)
+				}
+				_, err = verifyFixture(t, f, true, nil)
+				if flagged != errors.Is(err, dcap.ErrNotYetValid) || (!flagged && err != nil) {
+					t.Errorf("strict: err = %v, want ErrNotYetValid %v", err, flagged)
+				}
+			})
 		}
 	}
 }

@@ -25,7 +25,9 @@ type Options struct {
 	// not-yet-valid ones (ErrNotYetValid: issue dates, CRL thisUpdate,
 	// certificate notBefore in the future) errors, as dcap-qvl and
 	// go-tdx-guest do. If false, Intel's semantics apply: expiry is
-	// reported in Result.CollateralExpired and verification continues.
+	// reported in Result.CollateralExpired and verification continues;
+	// collateral issued after the verification time is reported the same
+	// way (Result.CollateralNotYetValid).
 	Strict bool
 }
 
@@ -76,14 +78,22 @@ type Result struct {
 	QEReport EnclaveReport  `json:"qe_report"`
 
 	Collateral CollateralInfo `json:"collateral"`
-	// CollateralExpired is true when EarliestExpiration <= the
-	// verification time (inclusive, as Intel).
+	// CollateralExpired is Intel's collateral_expiration_status: true when
+	// EarliestExpiration <= the verification time (inclusive, as Intel),
+	// or when collateral was issued after it (CollateralNotYetValid).
 	CollateralExpired  bool      `json:"collateral_expired"`
 	EarliestExpiration time.Time `json:"earliest_expiration"`
 	EarliestIssue      time.Time `json:"earliest_issue"`
 	LatestIssue        time.Time `json:"latest_issue"`
+	// CollateralNotYetValid names the collateral issued after the
+	// verification time: "root CA CRL" and "PCK CRL" (thisUpdate; Intel
+	// flags these), "TCB info" and "QE identity" (issueDate; Intel does
+	// not check it, tdproof flags it the same way). Each sets
+	// CollateralExpired. Certificates' notBefore is not checked, as in
+	// Intel (Options.Strict checks all of them).
+	CollateralNotYetValid []string `json:"collateral_not_yet_valid,omitempty"`
 	// CRLNotYetValid flags a CRL whose thisUpdate is after the
-	// verification time (Intel flags, does not fail).
+	// verification time (also listed in CollateralNotYetValid).
 	CRLNotYetValid bool `json:"crl_not_yet_valid,omitempty"`
 
 	VerificationTime time.Time `json:"verification_time"`

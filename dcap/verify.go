@@ -161,10 +161,11 @@ func (s *session) verify(q *quote.Quote, c *collateral.Collateral, now time.Time
 	// 10. Time.
 	tw := vc.window.merge(vp.window)
 	res.EarliestExpiration, res.EarliestIssue, res.LatestIssue = tw.earliestExpiration, tw.earliestIssue, tw.latestIssue
-	res.CollateralExpired = !now.Before(tw.earliestExpiration)
-	res.CRLNotYetValid = now.Before(tw.latestCRLThisUpdate)
+	expired := !now.Before(tw.earliestExpiration)
+	res.CollateralNotYetValid, res.CRLNotYetValid = vc.notYetValid(now)
+	res.CollateralExpired = expired || len(res.CollateralNotYetValid) > 0
 	if strict {
-		if res.CollateralExpired {
+		if expired {
 			return nil, stepErr("time", ErrExpired, "collateral or certificate expired at %s", tw.earliestExpiration.UTC().Format(time.RFC3339))
 		}
 		if now.Before(tw.latestIssue) {
