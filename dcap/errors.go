@@ -27,7 +27,8 @@ var (
 	// does not accept (PCK_CERT_UNSUPPORTED_FORMAT): its SGX extension
 	// says the platform is Scalable (or Scalable with integrity), which
 	// only Platform CA certificates describe, but the Processor CA issued
-	// it. It wraps ErrChain.
+	// it or it lacks the platform instance ID and configuration. It wraps
+	// ErrChain.
 	ErrPCKCertUnsupported = fmt.Errorf("%w: PCK certificate format unsupported", ErrChain)
 	// ErrRevoked: a certificate in a chain is revoked.
 	ErrRevoked = errors.New("dcap: certificate revoked")

@@ -161,10 +161,8 @@ func (s *session) verifyPlatform(q *quote.Quote, chainPEM []byte) (*verifiedPlat
 		return nil, stepErr("pck chain", ErrChain, "PCK certificate: %w", err)
 	}
 	caType, _ := pckCAType(inter) // known: s.intermediate checked it
-	// Intel treats the certificate of a Scalable platform as a Platform
-	// CA certificate and fails it when the Processor CA issued it.
-	if caType == pckcert.CAProcessor && (ext.SGXType == pckcert.SGXTypeScalable || ext.SGXType == pckcert.SGXTypeScalableWithIntegrity) {
-		return nil, stepErr("pck chain", ErrPCKCertUnsupported, "SGX type %v in a certificate issued by the Processor CA", ext.SGXType)
+	if err := checkScalable(ext, caType); err != nil {
+		return nil, err
 	}
 	pub := ecdsaKey(leaf)
 	if !verifyRawP256(pub, sd.QEReport.Raw, &sd.QEReportSignature) {
@@ -193,6 +191,27 @@ func (s *session) verifyPlatform(q *quote.Quote, chainPEM []byte) (*verifiedPlat
 	p.window.cert(leaf)
 	p.window.cert(inter)
 	return p, nil
+}
+
+// checkScalable applies Intel's rule for the PCK certificate of a
+// Scalable (or ScalableWithIntegrity) platform: Intel reads it as a
+// Platform CA certificate, whose SGX extension carries the platform
+// instance ID and the configuration, and fails it
+// (PCK_CERT_UNSUPPORTED_FORMAT) when they are missing, which is what a
+// Processor CA certificate looks like. tdproof also rejects a Processor CA
+// certificate that claims a Scalable platform with those fields present:
+// Intel's Processor CA issues none, and the pair contradicts itself.
+func checkScalable(ext *pckcert.Extension, ca pckcert.CAType) error {
+	if ext.SGXType != pckcert.SGXTypeScalable && ext.SGXType != pckcert.SGXTypeScalableWithIntegrity {
+		return nil
+	}
+	if ca == pckcert.CAProcessor {
+		return stepErr("pck chain", ErrPCKCertUnsupported, "SGX type %v in a certificate issued by the Processor CA", ext.SGXType)
+	}
+	if ext.PlatformInstanceID == nil || ext.Configuration == nil {
+		return stepErr("pck chain", ErrPCKCertUnsupported, "SGX type %v without the platform instance ID and configuration of a Platform CA certificate", ext.SGXType)
+	}
+	return nil
 }
 
 func (p *verifiedPlatform) detach() {

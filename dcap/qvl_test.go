@@ -142,7 +142,8 @@ func TestCertificateNamesContain(t *testing.T) {
 // TestScalablePlatformProcessorCA: Intel's QVL treats the PCK certificate
 // of a platform whose SGX type is Scalable or ScalableWithIntegrity as a
 // Platform CA certificate and fails it (PCK_CERT_UNSUPPORTED_FORMAT) when
-// the Processor CA issued it. Every other SGX type / CA pair verifies.
+// the Processor CA issued it (such a certificate has no platform instance
+// ID and configuration). Every other SGX type / CA pair verifies.
 func TestScalablePlatformProcessorCA(t *testing.T) {
 	shared, _ := pkis(t)
 	for _, kind := range []dcaptest.QuoteKind{dcaptest.TDXQuoteV4, dcaptest.SGXQuoteV3} {
@@ -253,5 +254,64 @@ func TestCollateralNotYetValidIsAFlag(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestScalablePlatformFields: the Platform CA format Intel reads a
+// Scalable platform's certificate in needs the platform instance ID and
+// the configuration; without either Intel fails it
+// (PCK_CERT_UNSUPPORTED_FORMAT). A Standard platform's certificate needs
+// neither. A Processor CA certificate claiming a Scalable platform is
+// rejected even when it carries both (stricter than Intel, which reads
+// only the extension; Intel's Processor CA issues no such certificate).
+func TestScalablePlatformFields(t *testing.T) {
+	shared, _ := pkis(t)
+	id := [16]byte{1, 2, 3}
+	yes := true
+	conf := &pckcert.Configuration{DynamicPlatform: &yes, CachedKeys: &yes, SMTEnabled: &yes}
+	cases := []struct {
+		name    string
+		ca      pckcert.CAType
+		typ     pckcert.SGXType
+		omit    bool // leave both fields out
+		id      *[16]byte
+		conf    *pckcert.Configuration
+		wantErr error
+	}{
+		{name: "Scalable, Platform CA, both fields", ca: pckcert.CAPlatform, typ: pckcert.SGXTypeScalable},
+		{name: "Scalable, Platform CA, no fields", ca: pckcert.CAPlatform, typ: pckcert.SGXTypeScalable, omit: true, wantErr: dcap.ErrPCKCertUnsupported},
+		{name: "ScalableWithIntegrity, Platform CA, no fields", ca: pckcert.CAPlatform, typ: pckcert.SGXTypeScalableWithIntegrity, omit: true, wantErr: dcap.ErrPCKCertUnsupported},
+		{name: "Standard, Platform CA, no fields", ca: pckcert.CAPlatform, typ: pckcert.SGXTypeStandard, omit: true},
+		{name: "Scalable, Processor CA, both fields", ca: pckcert.CAProcessor, typ: pckcert.SGXTypeScalable, id: &id, conf: conf, wantErr: dcap.ErrPCKCertUnsupported},
+		{name: "Standard, Processor CA, both fields", ca: pckcert.CAProcessor, typ: pckcert.SGXTypeStandard, id: &id, conf: conf},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			spec := dcaptest.DefaultTDXPlatformSpec()
+			spec.CA, spec.SGXType, spec.OmitPlatformFields = c.ca, c.typ, c.omit
+			spec.PlatformInstanceID, spec.Configuration = c.id, c.conf
+			f, err := dcaptest.NewFixture(dcaptest.TDXQuoteV4, dcaptest.FixtureOptions{PKI: shared, Platform: &spec})
+			if err != nil {
+				t.Fatal(err)
+			}
+			x, err := pckcert.FromCertificate(f.Platform.PCK.Certificate)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.omit != (x.PlatformInstanceID == nil && x.Configuration == nil) {
+				t.Fatalf("fixture: platform instance ID %v, configuration %v", x.PlatformInstanceID, x.Configuration)
+			}
+			res, err := verifyFixture(t, f, true, nil)
+			if c.wantErr != nil {
+				if !errors.Is(err, c.wantErr) || res != nil {
+					t.Errorf("Verify = (%v, %v), want %v", res, err, c.wantErr)
+				}
+				return
+			}
+			if err != nil || res.Status != collateral.UpToDate {
+				t.Errorf("Verify = (%v, %v), want UpToDate", res, err)
+			}
+		})
 	}
 }

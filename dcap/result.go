@@ -53,8 +53,12 @@ type Result struct {
 	// TD 1.5 quote: a current TCB that matches no level is an error
 	// (ErrTCBNotSupported), never ignored.
 	Current *ComponentStatus `json:"current,omitempty"`
-	// AdvisoryIDs is the union of the component lists, sorted and
-	// de-duplicated. Intel's QvE sa_list holds only Platform.AdvisoryIDs.
+	// AdvisoryIDs is Intel's QvE sa_list: the advisory IDs of the matched
+	// platform TCB level only, in the TCB info's order (a copy of
+	// Platform.AdvisoryIDs), never the module's or the QE's, even when
+	// they made the status OutOfDate. Module.AdvisoryIDs and
+	// QE.AdvisoryIDs hold those; a caller that rejects advisories must
+	// look at all three (dcap-qvl and QVL 2026's own list are the union).
 	AdvisoryIDs []string `json:"advisory_ids"`
 	// TCBDate is the earliest tcbDate of the matched levels.
 	TCBDate time.Time `json:"tcb_date"`

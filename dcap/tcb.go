@@ -2,7 +2,6 @@ package dcap
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -162,16 +161,6 @@ func isvsvnSupersededAt(levels []collateral.ISVSVNLevel, m *collateral.ISVSVNLev
 // component behind.
 func outOfDate(s Status) bool {
 	return s == collateral.OutOfDate || s == collateral.OutOfDateConfigurationNeeded
-}
-
-// mergeAdvisories returns the sorted union of the lists.
-func mergeAdvisories(lists ...[]string) []string {
-	out := []string{}
-	for _, l := range lists {
-		out = append(out, l...)
-	}
-	slices.Sort(out)
-	return slices.Compact(out)
 }
 
 // tdTCB is the TCB evaluation of a TD quote: the launch TCB (TEE_TCB_SVN:

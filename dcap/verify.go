@@ -3,6 +3,7 @@ package dcap
 import (
 	"crypto/x509"
 	"encoding/hex"
+	"slices"
 	"time"
 
 	"github.com/tdproof/tdproof/collateral"
@@ -140,11 +141,9 @@ func (s *session) verify(q *quote.Quote, c *collateral.Collateral, now time.Time
 
 	// 9. Convergence, advisories, TCB date.
 	res.Status = converge(in)
-	var modIDs []string
-	if res.Module != nil {
-		modIDs = res.Module.AdvisoryIDs
-	}
-	res.AdvisoryIDs = mergeAdvisories(res.Platform.AdvisoryIDs, res.QE.AdvisoryIDs, modIDs)
+	// Intel's QvE sa_list: the matched platform level's IDs only, as
+	// listed; the module's and the QE's stay in their components.
+	res.AdvisoryIDs = slices.Clone(res.Platform.AdvisoryIDs)
 	for _, d := range dates {
 		if !d.IsZero() && (res.TCBDate.IsZero() || d.Before(res.TCBDate)) {
 			res.TCBDate = d
