@@ -2,6 +2,7 @@ package dcap_test
 
 import (
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -311,6 +312,76 @@ func TestScalablePlatformFields(t *testing.T) {
 			}
 			if err != nil || res.Status != collateral.UpToDate {
 				t.Errorf("Verify = (%v, %v), want UpToDate", res, err)
+			}
+		})
+	}
+}
+
+// TestAdvisoryIDsPlatformOnly: Intel's QvE sa_list is the advisory IDs of
+// the matched platform TCB level only, in the TCB info's order; never the
+// module's or the QE's, even when they made the status OutOfDate (QE
+// OutOfDate → OutOfDate with an empty list). Result.AdvisoryIDs is that
+// list; the component lists keep the others.
+func TestAdvisoryIDsPlatformOnly(t *testing.T) {
+	shared, _ := pkis(t)
+	platformIDs := []string{"INTEL-SA-00615", "INTEL-SA-00289"} // not sorted: Intel keeps the order
+	cases := []struct {
+		name             string
+		kind             dcaptest.QuoteKind
+		setup            func(f *dcaptest.Fixture)
+		status           collateral.TCBStatus
+		want, qe, module []string
+	}{
+		{name: "QE OutOfDate", kind: dcaptest.SGXQuoteV3, setup: func(f *dcaptest.Fixture) { f.QuoteSpec.QEReport.ISVSVN = 3 },
+			status: collateral.OutOfDate, want: []string{}, qe: []string{"INTEL-SA-00837"}},
+		{name: "module OutOfDate", kind: dcaptest.TDXQuoteV4, setup: func(f *dcaptest.Fixture) { f.QuoteSpec.TD.TEETCBSVN[0] = 2 },
+			status: collateral.OutOfDate, want: []string{}, qe: []string{}, module: []string{"INTEL-SA-01036"}},
+		{name: "platform, module and QE", kind: dcaptest.TDXQuoteV5TD15, setup: func(f *dcaptest.Fixture) {
+			f.CollateralSpec.TCBInfo.TCBLevels[0].TCBStatus = collateral.SWHardeningNeeded
+			f.CollateralSpec.TCBInfo.TCBLevels[0].AdvisoryIDs = platformIDs
+			f.QuoteSpec.TD.TEETCBSVN[0] = 2
+			f.QuoteSpec.TD.TEETCBSVN2[0] = 2
+			f.QuoteSpec.QEReport.ISVSVN = 3
+		}, status: collateral.OutOfDate, want: platformIDs, qe: []string{"INTEL-SA-00837"}, module: []string{"INTEL-SA-01036"}},
+		{name: "TD relaunch advised", kind: dcaptest.TDXQuoteV5TD15, setup: func(f *dcaptest.Fixture) {
+			f.CollateralSpec.TCBInfo.TCBLevels[0].AdvisoryIDs = platformIDs
+			f.QuoteSpec.TD.TEETCBSVN[0] = 2
+		}, status: collateral.TDRelaunchAdvised, want: platformIDs, qe: []string{}, module: []string{"INTEL-SA-01036"}},
+		{name: "lower platform level", kind: dcaptest.SGXQuoteV3, setup: func(f *dcaptest.Fixture) {
+			f.QuoteSpec.QEReport.ISVSVN = 3
+			f.CollateralSpec.TCBInfo.TCBLevels[0].SGXComponents[0]++ // the platform now matches the OutOfDate level
+		}, status: collateral.OutOfDate, want: []string{"INTEL-SA-00837", "INTEL-SA-01036"}, qe: []string{"INTEL-SA-00837"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			f, err := dcaptest.NewFixture(c.kind, dcaptest.FixtureOptions{PKI: shared})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.setup(f)
+			res, err := verifyFixture(t, f, true, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Status != c.status {
+				t.Errorf("status %v, want %v", res.Status, c.status)
+			}
+			if res.AdvisoryIDs == nil || !slices.Equal(res.AdvisoryIDs, c.want) || !slices.Equal(res.AdvisoryIDs, res.Platform.AdvisoryIDs) {
+				t.Errorf("AdvisoryIDs %q (platform %q), want %q", res.AdvisoryIDs, res.Platform.AdvisoryIDs, c.want)
+			}
+			if !slices.Equal(res.QE.AdvisoryIDs, c.qe) {
+				t.Errorf("QE advisory IDs %q, want %q", res.QE.AdvisoryIDs, c.qe)
+			}
+			if (res.Module == nil) != (c.module == nil) || res.Module != nil && !slices.Equal(res.Module.AdvisoryIDs, c.module) {
+				t.Errorf("module %+v, want advisory IDs %q", res.Module, c.module)
+			}
+			js, err := json.Marshal(res)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(c.want) == 0 && !strings.Contains(string(js), `"advisory_ids":[]`) {
+				t.Errorf("JSON has no empty advisory_ids list: %s", js)
 			}
 		})
 	}
