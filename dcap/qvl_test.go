@@ -204,22 +204,32 @@ func TestCollateralNotYetValidIsAFlag(t *testing.T) {
 		setup func(f *dcaptest.Fixture)
 		want  []string // CollateralNotYetValid; nil: nothing flagged
 		crl   bool
+		// strictOnly: not flagged (Intel does not check it), but Strict
+		// still fails with ErrNotYetValid.
+		strictOnly bool
 	}{
-		{"root CA CRL", func(f *dcaptest.Fixture) { f.CollateralSpec.RootCRL.ThisUpdate = f.Now.Add(time.Hour) }, []string{"root CA CRL"}, true},
-		{"PCK CRL", func(f *dcaptest.Fixture) { f.CollateralSpec.PCKCRL.ThisUpdate = f.Now.Add(time.Second) }, []string{"PCK CRL"}, true},
-		{"TCB info", func(f *dcaptest.Fixture) { f.CollateralSpec.TCBInfo.IssueDate = f.Now.Add(time.Second) }, []string{"TCB info"}, false},
-		{"QE identity", func(f *dcaptest.Fixture) {
+		{name: "root CA CRL", setup: func(f *dcaptest.Fixture) { f.CollateralSpec.RootCRL.ThisUpdate = f.Now.Add(time.Hour) }, want: []string{"root CA CRL"}, crl: true},
+		{name: "PCK CRL", setup: func(f *dcaptest.Fixture) { f.CollateralSpec.PCKCRL.ThisUpdate = f.Now.Add(time.Second) }, want: []string{"PCK CRL"}, crl: true},
+		{name: "TCB info", setup: func(f *dcaptest.Fixture) { f.CollateralSpec.TCBInfo.IssueDate = f.Now.Add(time.Second) }, want: []string{"TCB info"}},
+		{name: "QE identity", setup: func(f *dcaptest.Fixture) {
 			q := &f.CollateralSpec.QEIdentity
 			q.IssueDate = time.Date(2026, 2, 18, 0, 0, 0, 0, time.UTC)
 			q.NextUpdate = q.IssueDate.Add(30 * 24 * time.Hour)
-		}, []string{"QE identity"}, false},
-		{"TCB info and PCK CRL", func(f *dcaptest.Fixture) {
+		}, want: []string{"QE identity"}},
+		{name: "TCB info and PCK CRL", setup: func(f *dcaptest.Fixture) {
 			f.CollateralSpec.TCBInfo.IssueDate = f.Now.Add(time.Minute)
 			f.CollateralSpec.PCKCRL.ThisUpdate = f.Now.Add(time.Minute)
-		}, []string{"PCK CRL", "TCB info"}, true},
+		}, want: []string{"PCK CRL", "TCB info"}, crl: true},
+		// Certificates' notBefore: Intel does not check it; neither does
+		// tdproof unless Strict.
+		{name: "PCK leaf notBefore", setup: func(f *dcaptest.Fixture) {
+			spec := f.Platform.Spec
+			spec.NotBefore = f.Now.Add(time.Hour)
+			replacePlatformFixture(f, spec)
+		}, strictOnly: true},
 		// Issued exactly at the verification time: valid.
-		{"QE identity issued at the verification time", func(f *dcaptest.Fixture) { f.CollateralSpec.QEIdentity.IssueDate = f.Now }, nil, false},
-		{"root CA CRL issued at the verification time", func(f *dcaptest.Fixture) { f.CollateralSpec.RootCRL.ThisUpdate = f.Now }, nil, false},
+		{name: "QE identity issued at the verification time", setup: func(f *dcaptest.Fixture) { f.CollateralSpec.QEIdentity.IssueDate = f.Now }},
+		{name: "root CA CRL issued at the verification time", setup: func(f *dcaptest.Fixture) { f.CollateralSpec.RootCRL.ThisUpdate = f.Now }},
 	}
 	for _, kind := range []dcaptest.QuoteKind{dcaptest.TDXQuoteV4, dcaptest.SGXQuoteV3} {
 		for _, c := range cases {
@@ -250,8 +260,8 @@ func TestCollateralNotYetValidIsAFlag(t *testing.T) {
 					t.Errorf("Appraise = %v", perr)
 				}
 				_, err = verifyFixture(t, f, true, nil)
-				if flagged != errors.Is(err, dcap.ErrNotYetValid) || (!flagged && err != nil) {
-					t.Errorf("strict: err = %v, want ErrNotYetValid %v", err, flagged)
+				if wantStrict := flagged || c.strictOnly; wantStrict != errors.Is(err, dcap.ErrNotYetValid) || (!wantStrict && err != nil) {
+					t.Errorf("strict: err = %v, want ErrNotYetValid %v", err, wantStrict)
 				}
 			})
 		}
@@ -325,6 +335,10 @@ func TestScalablePlatformFields(t *testing.T) {
 func TestAdvisoryIDsPlatformOnly(t *testing.T) {
 	shared, _ := pkis(t)
 	platformIDs := []string{"INTEL-SA-00615", "INTEL-SA-00289"} // not sorted: Intel keeps the order
+	var manyAdvisories []string
+	for i := range 25 {
+		manyAdvisories = append(manyAdvisories, fmt.Sprintf("INTEL-SA-%05d", 1000+i))
+	}
 	cases := []struct {
 		name             string
 		kind             dcaptest.QuoteKind
@@ -347,6 +361,12 @@ func TestAdvisoryIDsPlatformOnly(t *testing.T) {
 			f.CollateralSpec.TCBInfo.TCBLevels[0].AdvisoryIDs = platformIDs
 			f.QuoteSpec.TD.TEETCBSVN[0] = 2
 		}, status: collateral.TDRelaunchAdvised, want: platformIDs, qe: []string{}, module: []string{"INTEL-SA-01036"}},
+		// Intel's QvE fails with an unexpected error beyond 20 IDs on a
+		// level (a limit of its output buffer); tdproof reports them all.
+		{name: "25 platform advisories", kind: dcaptest.TDXQuoteV4, setup: func(f *dcaptest.Fixture) {
+			f.CollateralSpec.TCBInfo.TCBLevels[0].TCBStatus = collateral.SWHardeningNeeded
+			f.CollateralSpec.TCBInfo.TCBLevels[0].AdvisoryIDs = manyAdvisories
+		}, status: collateral.SWHardeningNeeded, want: manyAdvisories, qe: []string{}, module: []string{}},
 		{name: "lower platform level", kind: dcaptest.SGXQuoteV3, setup: func(f *dcaptest.Fixture) {
 			f.QuoteSpec.QEReport.ISVSVN = 3
 			f.CollateralSpec.TCBInfo.TCBLevels[0].SGXComponents[0]++ // the platform now matches the OutOfDate level
@@ -385,4 +405,15 @@ func TestAdvisoryIDsPlatformOnly(t *testing.T) {
 			}
 		})
 	}
+}
+
+// replacePlatformFixture swaps the fixture's platform for one built from
+// spec on the same PKI (replacePlatform for callers without a
+// testing.T at hand panics on error: a broken fixture).
+func replacePlatformFixture(f *dcaptest.Fixture, spec dcaptest.PlatformSpec) {
+	p, err := f.PKI.NewPlatform(spec)
+	if err != nil {
+		panic(err)
+	}
+	f.Platform = p
 }
