@@ -19,7 +19,8 @@ import (
 // with revocation; the QE report signature and its binding of the
 // attestation key; the quote signature; TCB info id / FMSPC / PCE-ID; QE
 // identity and QE level; TDX module identity and level; platform level;
-// convergence, advisories and time facts.
+// for TD 1.5 the current TCB (TEE_TCB_SVN2); convergence, advisories and
+// time facts.
 func Verify(q *quote.Quote, c *collateral.Collateral, opts Options) (*Result, error) {
 	root := opts.TrustedRoot
 	if root == nil {
