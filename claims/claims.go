@@ -192,9 +192,12 @@ func (s Set) addDCAP(p string, r *dcap.Result) {
 	s[p+".pce_id"] = strings.ToLower(r.PCEID)
 	s[p+".pck_ca"] = r.CAType
 	s[p+".platform.tcb_status"] = r.Platform.Status.String()
+	s[p+".platform.advisory_ids"] = nonNil(r.Platform.AdvisoryIDs)
 	s[p+".qe.tcb_status"] = r.QE.Status.String()
+	s[p+".qe.advisory_ids"] = nonNil(r.QE.AdvisoryIDs)
 	if r.Module != nil {
 		s[p+".module.tcb_status"] = r.Module.Status.String()
+		s[p+".module.advisory_ids"] = nonNil(r.Module.AdvisoryIDs)
 	}
 	c := p + ".collateral."
 	s[c+"tcb_eval_num"] = int64(min(r.Collateral.TCBInfo.TCBEvaluationDataNumber, r.Collateral.QEIdentity.TCBEvaluationDataNumber))

@@ -139,6 +139,61 @@ func TestSGXClaims(t *testing.T) {
 	}
 }
 
+// TestAdvisoryClaims: <tee>.advisory_ids is Intel's sa_list (the platform
+// level's IDs only); the per-component claims carry the platform's, the
+// QE's and the module's.
+func TestAdvisoryClaims(t *testing.T) {
+	t.Parallel()
+	platform := []string{"INTEL-SA-00615", "INTEL-SA-00289"}
+	s, _, _ := fixtureSet(t, dcaptest.TDXQuoteV4, func(f *dcaptest.Fixture) {
+		f.CollateralSpec.TCBInfo.TCBLevels[0].TCBStatus = collateral.SWHardeningNeeded
+		f.CollateralSpec.TCBInfo.TCBLevels[0].AdvisoryIDs = platform
+		f.QuoteSpec.TD.TEETCBSVN[0] = 2 // module TDX_01 OutOfDate: INTEL-SA-01036
+		f.QuoteSpec.QEReport.ISVSVN = 3 // QE OutOfDate: INTEL-SA-00837
+	})
+	for name, want := range map[string][]string{
+		"tdx.advisory_ids":          platform,
+		"tdx.platform.advisory_ids": platform,
+		"tdx.qe.advisory_ids":       {"INTEL-SA-00837"},
+		"tdx.module.advisory_ids":   {"INTEL-SA-01036"},
+	} {
+		if got, ok := s.Strings(name); !ok || !reflect.DeepEqual(got, want) {
+			t.Errorf("%s = %q (present %v), want %q", name, got, ok, want)
+		}
+	}
+	if v, _ := s.String("tdx.tcb_status"); v != "OutOfDate" {
+		t.Errorf("tdx.tcb_status = %q", v)
+	}
+	// SGX: no module claim; empty lists are [] (not absent).
+	s, _, _ = fixtureSet(t, dcaptest.SGXQuoteV3, nil)
+	if _, ok := s.Get("sgx.module.advisory_ids"); ok {
+		t.Error("sgx.module.advisory_ids present")
+	}
+	for _, name := range []string{"sgx.advisory_ids", "sgx.platform.advisory_ids", "sgx.qe.advisory_ids"} {
+		if got, ok := s.Strings(name); !ok || got == nil || len(got) != 0 {
+			t.Errorf("%s = %#v (present %v), want []", name, got, ok)
+		}
+	}
+}
+
+// TestCollateralNotYetValidClaims: collateral issued after the
+// verification time reads as expired collateral.
+func TestCollateralNotYetValidClaims(t *testing.T) {
+	t.Parallel()
+	s, _, r := fixtureSet(t, dcaptest.TDXQuoteV4, func(f *dcaptest.Fixture) {
+		f.CollateralSpec.QEIdentity.IssueDate = f.Now.Add(time.Hour)
+	})
+	if v, _ := s.Bool("tdx.collateral.expired"); !v {
+		t.Error("tdx.collateral.expired = false")
+	}
+	if v, _ := s.String("tdx.collateral_expiration_status"); v != "1" {
+		t.Errorf("tdx.collateral_expiration_status = %q", v)
+	}
+	if !r.EarliestExpiration.After(r.VerificationTime) {
+		t.Errorf("earliest expiration %v: the case must not expire anything", r.EarliestExpiration)
+	}
+}
+
 func TestJSONRoundTrip(t *testing.T) {
 	t.Parallel()
 	for _, kind := range dcaptest.QuoteKinds() {

@@ -49,7 +49,11 @@ type qeIdentityJSON struct {
 }
 
 // ParseQEIdentity parses an enclaveIdentity object (the signed JSON
-// value). Only version 2 is accepted, with id QE, TD_QE or QVE.
+// value). Only version 2 is accepted, with id QE, TD_QE or QVE. A level
+// whose status is not UpToDate, OutOfDate or Revoked makes the whole
+// identity malformed, wherever it is in the list: Intel's QVL rejects
+// such an identity (QEIDENTITY_UNSUPPORTED_FORMAT) whichever level the
+// quote's ISVSVN would match.
 func ParseQEIdentity(raw []byte) (*QEIdentity, error) {
 	var j qeIdentityJSON
 	if err := strictUnmarshal(raw, &j); err != nil {
@@ -102,7 +106,7 @@ func ParseQEIdentity(raw []byte) (*QEIdentity, error) {
 	if q.ISVProdID, err = svn16(j.ISVProdID, "isvprodid"); err != nil {
 		return nil, err
 	}
-	if q.TCBLevels, err = parseISVSVNLevels(j.TCBLevels, what, false); err != nil {
+	if q.TCBLevels, err = parseISVSVNLevels(j.TCBLevels, what); err != nil {
 		return nil, err
 	}
 	return q, nil

@@ -88,3 +88,8 @@ func (s *TCBStatus) UnmarshalText(b []byte) error {
 // collateralStatus reports whether s may appear in a TCB level of
 // collateral (the relaunch statuses are results, never inputs).
 func collateralStatus(s TCBStatus) bool { return s >= UpToDate && s <= Revoked }
+
+// IdentityLevelStatus reports whether s may appear in a TCB level of a
+// TDX module identity or an enclave (QE) identity: Intel's QVL accepts
+// only UpToDate, OutOfDate and Revoked there.
+func IdentityLevelStatus(s TCBStatus) bool { return s == UpToDate || s == OutOfDate || s == Revoked }

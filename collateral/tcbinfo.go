@@ -49,7 +49,8 @@ type TDXModuleIdentity struct {
 }
 
 // ISVSVNLevel is a TCB level keyed by a single ISVSVN (TDX module
-// identities and QE identities).
+// identities and QE identities). Its status is UpToDate, OutOfDate or
+// Revoked (IdentityLevelStatus).
 type ISVSVNLevel struct {
 	ISVSVN      uint16    `json:"isvsvn"`
 	TCBDate     time.Time `json:"tcb_date"`
@@ -193,7 +194,7 @@ func ParseTCBInfo(raw []byte) (*TCBInfo, error) {
 			if err != nil {
 				return nil, err
 			}
-			levels, err := parseISVSVNLevels(mj.TCBLevels, "tcb info "+where, true)
+			levels, err := parseISVSVNLevels(mj.TCBLevels, "tcb info "+where)
 			if err != nil {
 				return nil, err
 			}
@@ -322,7 +323,10 @@ func components(cs []componentJSON, dst []uint8, name string) error {
 	return nil
 }
 
-func parseISVSVNLevels(ls []levelJSON, what string, module bool) ([]ISVSVNLevel, error) {
+// parseISVSVNLevels parses the levels of a TDX module identity or an
+// enclave identity. Their statuses are restricted to UpToDate, OutOfDate
+// and Revoked (IdentityLevelStatus), as Intel's QVL restricts them.
+func parseISVSVNLevels(ls []levelJSON, what string) ([]ISVSVNLevel, error) {
 	if len(ls) == 0 {
 		return nil, missing(what, "tcbLevels")
 	}
@@ -345,7 +349,7 @@ func parseISVSVNLevels(ls []levelJSON, what string, module bool) ([]ISVSVNLevel,
 		if l.TCBDate, err = reqTime(what, "tcbDate", lj.TCBDate); err != nil {
 			return nil, err
 		}
-		if l.TCBStatus, err = levelStatus(lj.TCBStatus, module); err != nil {
+		if l.TCBStatus, err = levelStatus(lj.TCBStatus, true); err != nil {
 			return nil, err
 		}
 		out = append(out, l)
@@ -359,7 +363,9 @@ func parseISVSVNLevels(ls []levelJSON, what string, module bool) ([]ISVSVNLevel,
 	return out, nil
 }
 
-func levelStatus(s *string, module bool) (TCBStatus, error) {
+// levelStatus parses a level's tcbStatus; identity restricts it to the
+// statuses of identity levels.
+func levelStatus(s *string, identity bool) (TCBStatus, error) {
 	if s == nil {
 		return 0, missing("tcb level", "tcbStatus")
 	}
@@ -370,8 +376,8 @@ func levelStatus(s *string, module bool) (TCBStatus, error) {
 	if !collateralStatus(st) {
 		return 0, fmt.Errorf("%w: status %q is not valid in collateral", ErrMalformed, *s)
 	}
-	if module && st != UpToDate && st != OutOfDate && st != Revoked {
-		return 0, fmt.Errorf("%w: status %q is not valid for a module or QE level", ErrMalformed, *s)
+	if identity && !IdentityLevelStatus(st) {
+		return 0, fmt.Errorf("%w: status %q is not valid in a module or enclave identity level", ErrMalformed, *s)
 	}
 	return st, nil
 }

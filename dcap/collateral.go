@@ -3,17 +3,48 @@ package dcap
 import (
 	"bytes"
 	"crypto/x509"
+	"strings"
 	"time"
 
 	"github.com/tdproof/tdproof/collateral"
+	"github.com/tdproof/tdproof/pckcert"
 )
 
-// Intel certificate common names (Intel QVL checks them).
+// What Intel's QVL requires the certificates' common names to contain
+// (containment, not equality: Intel's own are "Intel SGX Root CA",
+// "Intel SGX TCB Signing", "Intel SGX PCK Platform CA", …, and a private
+// PKI may use other names that contain these).
 const (
-	cnRoot       = "Intel SGX Root CA"
-	cnTCBSigning = "Intel SGX TCB Signing"
-	cnPCKLeaf    = "Intel SGX PCK Certificate"
+	cnRoot        = "SGX Root CA"
+	cnTCBSigning  = "SGX TCB Signing"
+	cnPCKLeaf     = "SGX PCK Certificate"
+	cnPlatformCA  = "SGX PCK Platform CA"
+	cnProcessorCA = "SGX PCK Processor CA"
 )
+
+// checkRootName checks the trusted root's CN as Intel checks the root of
+// every chain.
+func (s *session) checkRootName(step string) error {
+	if !strings.Contains(s.root.Subject.CommonName, cnRoot) {
+		return stepErr(step, ErrChain, "trusted root CN %q does not contain %q", s.root.Subject.CommonName, cnRoot)
+	}
+	return nil
+}
+
+// pckCAType names a PCK CA by its CN as Intel does: it contains "SGX PCK
+// Platform CA" or "SGX PCK Processor CA". ok is false when it contains
+// neither, or both.
+func pckCAType(c *x509.Certificate) (t pckcert.CAType, ok bool) {
+	platform := strings.Contains(c.Subject.CommonName, cnPlatformCA)
+	processor := strings.Contains(c.Subject.CommonName, cnProcessorCA)
+	switch {
+	case platform && !processor:
+		return pckcert.CAPlatform, true
+	case processor && !platform:
+		return pckcert.CAProcessor, true
+	}
+	return pckcert.CAUnknown, false
+}
 
 // verifiedCollateral is collateral whose signatures and chains have been
 // checked against a root. It depends only on the bytes it holds copies
@@ -110,6 +141,9 @@ func (s *session) verifyCollateral(c *collateral.Collateral) (*verifiedCollatera
 		c.TCBInfoIssuerChain == nil || c.QEIdentityIssuerChain == nil || c.PCKCRLIssuerChain == nil {
 		return nil, stepErr("collateral", ErrCollateral, "incomplete collateral")
 	}
+	if err := s.checkRootName("collateral"); err != nil {
+		return nil, err
+	}
 	root := s.root
 	v := &verifiedCollateral{
 		root:       root,
@@ -155,8 +189,8 @@ func (s *session) verifyCollateral(c *collateral.Collateral) (*verifiedCollatera
 		if err != nil {
 			return nil, err
 		}
-		if signer.Subject.CommonName != cnTCBSigning {
-			return nil, stepErr(d.step, ErrChain, "signer CN %q, want %q", signer.Subject.CommonName, cnTCBSigning)
+		if !strings.Contains(signer.Subject.CommonName, cnTCBSigning) {
+			return nil, stepErr(d.step, ErrChain, "signer CN %q does not contain %q", signer.Subject.CommonName, cnTCBSigning)
 		}
 		if !verifyRawP256(ecdsaKey(signer), d.raw, d.sig) {
 			return nil, stepErr(d.step, ErrCollateralSignature, "signature does not verify over the exact bytes")
@@ -184,8 +218,33 @@ func (s *session) verifyCollateral(c *collateral.Collateral) (*verifiedCollatera
 	if v.tcbInfo.TCBType != 0 {
 		return nil, stepErr("tcb info", ErrCollateral, "tcbType %d, want 0", v.tcbInfo.TCBType)
 	}
+	if err := checkIdentityLevels(v.tcbInfo, v.qeIdentity); err != nil {
+		return nil, err
+	}
 	v.window = collateralWindow(v)
 	return v, nil
+}
+
+// checkIdentityLevels rejects a QE identity or TDX module identity with a
+// level whose status is not UpToDate, OutOfDate or Revoked, wherever it is
+// in the list: Intel's QVL fails such an identity
+// (QEIDENTITY_UNSUPPORTED_FORMAT) whichever level the quote matches. The
+// collateral package already rejects it when parsing; this keeps
+// hand-built documents to the same rule.
+func checkIdentityLevels(info *collateral.TCBInfo, qe *collateral.QEIdentity) error {
+	for _, l := range qe.TCBLevels {
+		if !collateral.IdentityLevelStatus(l.TCBStatus) {
+			return stepErr("qe identity", ErrCollateral, "level isvsvn %d has status %v; an enclave identity level must be UpToDate, OutOfDate or Revoked", l.ISVSVN, l.TCBStatus)
+		}
+	}
+	for _, m := range info.TDXModuleIdentities {
+		for _, l := range m.TCBLevels {
+			if !collateral.IdentityLevelStatus(l.TCBStatus) {
+				return stepErr("tcb info", ErrCollateral, "module identity %s level isvsvn %d has status %v; a module identity level must be UpToDate, OutOfDate or Revoked", m.ID, l.ISVSVN, l.TCBStatus)
+			}
+		}
+	}
+	return nil
 }
 
 // verifyTwoCertChain checks [leaf, root] where root must be the trusted
@@ -214,9 +273,6 @@ func (s *session) verifyTwoCertChain(step string, ch *collateral.Chain, rootRevo
 type window struct {
 	earliestExpiration, earliestIssue, latestIssue time.Time
 	latestIssueWhat                                string
-	// latestCRLThisUpdate is the latest CRL thisUpdate (Intel flags a
-	// CRL that is not valid yet).
-	latestCRLThisUpdate time.Time
 }
 
 func (w *window) expiry(x time.Time) {
@@ -250,9 +306,6 @@ func (w window) merge(o window) window {
 			w.earliestIssue = o.earliestIssue
 		}
 	}
-	if o.latestCRLThisUpdate.After(w.latestCRLThisUpdate) {
-		w.latestCRLThisUpdate = o.latestCRLThisUpdate
-	}
 	return w
 }
 
@@ -261,9 +314,6 @@ func collateralWindow(v *verifiedCollateral) window {
 	for _, l := range []*x509.RevocationList{v.rootCRL, v.pckCRL} {
 		w.expiry(l.NextUpdate)
 		w.issue("CRL", l.ThisUpdate)
-		if l.ThisUpdate.After(w.latestCRLThisUpdate) {
-			w.latestCRLThisUpdate = l.ThisUpdate
-		}
 	}
 	w.expiry(v.tcbInfo.NextUpdate)
 	w.issue("tcb info", v.tcbInfo.IssueDate)
@@ -273,6 +323,30 @@ func collateralWindow(v *verifiedCollateral) window {
 		w.cert(c)
 	}
 	return w
+}
+
+// notYetValid names the collateral issued after now: a CRL whose
+// thisUpdate (Intel flags it as expired collateral) or a TCB info or QE
+// identity whose issueDate (Intel does not look at it; tdproof flags it
+// the same way) is after the verification time. TDX module identities
+// have no dates of their own.
+func (v *verifiedCollateral) notYetValid(now time.Time) (what []string, crl bool) {
+	for _, d := range []struct {
+		what  string
+		issue time.Time
+		crl   bool
+	}{
+		{"root CA CRL", v.rootCRL.ThisUpdate, true},
+		{"PCK CRL", v.pckCRL.ThisUpdate, true},
+		{"TCB info", v.tcbInfo.IssueDate, false},
+		{"QE identity", v.qeIdentity.IssueDate, false},
+	} {
+		if now.Before(d.issue) {
+			what = append(what, d.what)
+			crl = crl || d.crl
+		}
+	}
+	return what, crl
 }
 
 type collateralArg = *collateral.Collateral

@@ -23,6 +23,9 @@
 // The trust anchor is the embedded Intel SGX Root CA (SHA-256 of its DER
 // 44a0196b…74d3) unless [Options.TrustedRoot] replaces it; a result made
 // with another root says so in [Result.IntelRoot]. Following Intel,
-// certificate notBefore and collateral issue dates are not checked and
-// expiry is reported, not enforced, unless [Options.Strict] is set.
+// certificate notBefore is not checked and expiry is reported
+// ([Result.CollateralExpired]), not enforced, unless [Options.Strict] is
+// set. A CRL, TCB info or QE identity issued after the verification time
+// is reported the same way ([Result.CollateralNotYetValid]); for TCB info
+// and QE identity this is stricter than Intel, which ignores issue dates.
 package dcap

@@ -23,6 +23,13 @@ var (
 	// ErrChain: a certificate chain is malformed, does not lead to the
 	// trusted root, or has a bad signature or name.
 	ErrChain = errors.New("dcap: certificate chain invalid")
+	// ErrPCKCertUnsupported: the PCK certificate is of a kind Intel's QVL
+	// does not accept (PCK_CERT_UNSUPPORTED_FORMAT): its SGX extension
+	// says the platform is Scalable (or Scalable with integrity), which
+	// only Platform CA certificates describe, but the Processor CA issued
+	// it or it lacks the platform instance ID and configuration. It wraps
+	// ErrChain.
+	ErrPCKCertUnsupported = fmt.Errorf("%w: PCK certificate format unsupported", ErrChain)
 	// ErrRevoked: a certificate in a chain is revoked.
 	ErrRevoked = errors.New("dcap: certificate revoked")
 	// ErrCRL: a CRL is not signed by, or not issued by, the expected CA.

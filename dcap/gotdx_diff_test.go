@@ -893,8 +893,11 @@ var gotdxSynthCases = []gotdxSynthCase{
 	},
 	{
 		// §2.8 "Intermediate CA": go-tdx-guest accepts only the Platform CA.
+		// (The real extension says Scalable, which Intel accepts only from
+		// the Platform CA, TestScalablePlatformProcessorCA; the case
+		// rewrites it to Standard.)
 		name:   "processor-ca",
-		spec:   gotdxSpec{processorCA: true},
+		spec:   gotdxSpec{processorCA: true, standardSGX: true},
 		status: collateral.UpToDate,
 		check: func(t testing.TB, res *dcap.Result) {
 			if res.CAType != "processor" {

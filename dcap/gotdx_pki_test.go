@@ -10,6 +10,7 @@ package dcap_test
 // edited per case and signed by our TCB signing key.
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -139,6 +140,7 @@ func newGotdxPKI(t testing.TB) *gotdxPKI {
 // gotdxSpec describes one synthetic case.
 type gotdxSpec struct {
 	processorCA  bool // PCK leaf issued by the Processor CA
+	standardSGX  bool // SGX type Standard instead of the real leaf's Scalable
 	extraLeafExt bool // a seventh, harmless X.509 extension on the PCK leaf
 	revokeLeaf   bool // PCK CRL lists the leaf
 	// quote edits the TD body or the QE report (REPORTDATA[0:32] is already
@@ -165,6 +167,9 @@ func (p *gotdxPKI) pckLeaf(t testing.TB, spec gotdxSpec) (*gotdxCert, gotdxCert)
 		CRLDistributionPoints: []string{"https://api.trustedservices.intel.com/sgx/certification/v4/pckcrl?ca=" + caName + "&encoding=der"},
 		ExtraExtensions:       []pkix.Extension{{Id: pckcert.OIDSGXExtension, Value: p.sgxExtension}},
 	}
+	if spec.standardSGX {
+		tmpl.ExtraExtensions[0].Value = gotdxStandardSGXType(t, p.sgxExtension)
+	}
 	if spec.extraLeafExt {
 		tmpl.ExtraExtensions = append(tmpl.ExtraExtensions, pkix.Extension{Id: asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 57264, 1}, Value: []byte{0x05, 0x00}})
 	}
@@ -178,6 +183,23 @@ func (p *gotdxPKI) pckLeaf(t testing.TB, spec gotdxSpec) (*gotdxCert, gotdxCert)
 		t.Fatal(err)
 	}
 	return ca, gotdxCert{leaf, key}
+}
+
+// gotdxStandardSGXType returns the SGX extension with its SGX type entry
+// (OID 1.2.840.113741.1.13.1.5, ENUMERATED Scalable) set to Standard.
+func gotdxStandardSGXType(t testing.TB, ext []byte) []byte {
+	t.Helper()
+	scalable := []byte{0x06, 0x0A, 0x2A, 0x86, 0x48, 0x86, 0xF8, 0x4D, 0x01, 0x0D, 0x01, 0x05, 0x0A, 0x01, 0x01}
+	if bytes.Count(ext, scalable) != 1 {
+		t.Fatal("SGX extension has no single Scalable SGX type entry")
+	}
+	standard := bytes.Clone(scalable)
+	standard[len(standard)-1] = 0x00
+	out := bytes.Replace(ext, scalable, standard, 1)
+	if x, err := pckcert.ParseExtension(out); err != nil || x.SGXType != pckcert.SGXTypeStandard {
+		t.Fatalf("rewritten SGX extension: %v", err)
+	}
+	return out
 }
 
 func gotdxSign(t testing.TB, key *ecdsa.PrivateKey, msg []byte) [64]byte {

@@ -167,11 +167,38 @@ func negativeCases() []negCase {
 			pem := dcaptest.ChainPEM(f.Platform.Chain[0], other.PlatformCA.Certificate, f.PKI.Root.Certificate)
 			f.QuoteSpec.Certification = &quote.CertificationData{Type: quote.CertPCKChain, Data: pem}
 		}, wantErr: dcap.ErrChain},
+		// Names: Intel requires the CNs to contain "SGX PCK Certificate",
+		// "SGX PCK Platform CA" / "SGX PCK Processor CA", "SGX TCB Signing"
+		// and "SGX Root CA" (TestCertificateNamesContain: containment is
+		// enough).
 		{name: "PCK leaf CN", kind: tdxV4, setup: func(t *testing.T, f *dcaptest.Fixture) {
 			spec := dcaptest.DefaultTDXPlatformSpec()
-			spec.CommonName = "Intel SGX PCK Certificate (not)"
+			spec.CommonName = "Intel SGX PCK Cert"
 			replacePlatform(t, f, spec)
 		}, wantErr: dcap.ErrChain},
+		{name: "PCK leaf CN in lower case", kind: dcaptest.SGXQuoteV3, setup: func(t *testing.T, f *dcaptest.Fixture) {
+			spec := dcaptest.DefaultSGXPlatformSpec()
+			spec.CommonName = "intel sgx pck certificate"
+			replacePlatform(t, f, spec)
+		}, wantErr: dcap.ErrChain},
+		{name: "PCK CA CN names no CA type", kind: tdxV4, pki: func(t *testing.T) *dcaptest.PKI {
+			return newPKI(t, dcaptest.PKIOptions{PlatformCA: dcaptest.CertOptions{CommonName: "Intel SGX PCK CA"}})
+		}, wantErr: dcap.ErrChain},
+		{name: "PCK CA CN names both CA types", kind: dcaptest.SGXQuoteV3, pki: func(t *testing.T) *dcaptest.PKI {
+			return newPKI(t, dcaptest.PKIOptions{ProcessorCA: dcaptest.CertOptions{CommonName: "SGX PCK Platform CA / SGX PCK Processor CA"}})
+		}, wantErr: dcap.ErrChain},
+		{name: "TCB signing CN", kind: tdxV4, pki: func(t *testing.T) *dcaptest.PKI {
+			return newPKI(t, dcaptest.PKIOptions{TCBSigning: dcaptest.CertOptions{CommonName: "Intel SGX TCB Signer"}})
+		}, wantErr: dcap.ErrChain},
+		{name: "root CN", kind: dcaptest.SGXQuoteV3, pki: func(t *testing.T) *dcaptest.PKI {
+			return newPKI(t, dcaptest.PKIOptions{Root: dcaptest.CertOptions{CommonName: "Intel SGX Root"}})
+		}, wantErr: dcap.ErrChain},
+		{name: "Scalable platform with a Processor CA PCK", kind: tdxV4, setup: func(t *testing.T, f *dcaptest.Fixture) {
+			spec := dcaptest.DefaultTDXPlatformSpec()
+			spec.CA = pckcert.CAProcessor
+			replacePlatform(t, f, spec)
+			f.CollateralSpec.CA = pckcert.CAProcessor
+		}, wantErr: dcap.ErrPCKCertUnsupported},
 		{name: "PCK leaf without SGX extension", kind: tdxV4, setup: func(t *testing.T, f *dcaptest.Fixture) {
 			spec := dcaptest.DefaultTDXPlatformSpec()
 			spec.OmitExtension = true
@@ -316,6 +343,22 @@ func negativeCases() []negCase {
 		}, wantErr: dcap.ErrTDXModuleMismatch},
 		{name: "SEAMATTRIBUTES non-zero", kind: dcaptest.TDXQuoteV5TD10, setup: func(t *testing.T, f *dcaptest.Fixture) { f.QuoteSpec.TD.SEAMAttributes[0] = 1 }, wantErr: dcap.ErrTDXModuleMismatch},
 		{name: "module SVN below every level", kind: tdxV4, setup: func(t *testing.T, f *dcaptest.Fixture) { f.QuoteSpec.TD.TEETCBSVN[0] = 1 }, wantErr: dcap.ErrTCBNotSupported},
+		// TD 1.5 current TCB (TEE_TCB_SVN2): Intel evaluates it on every
+		// TD 1.5 quote; a failure is terminal even when the launch TCB is
+		// UpToDate.
+		{name: "TD 1.5 current module without identity", kind: dcaptest.TDXQuoteV5TD15, setup: func(t *testing.T, f *dcaptest.Fixture) {
+			f.QuoteSpec.TD.TEETCBSVN2[1] = 7
+		}, wantErr: dcap.ErrTCBNotSupported},
+		{name: "TD 1.5 current module SVN below every level", kind: dcaptest.TDXQuoteV5TD15, setup: func(t *testing.T, f *dcaptest.Fixture) {
+			f.QuoteSpec.TD.TEETCBSVN2[0] = 1
+		}, wantErr: dcap.ErrTCBNotSupported},
+		{name: "TD 1.5 current TCB below every platform level", kind: dcaptest.TDXQuoteV5TD15, setup: func(t *testing.T, f *dcaptest.Fixture) {
+			f.QuoteSpec.TD.TEETCBSVN2[2] = 0
+		}, wantErr: dcap.ErrTCBNotSupported},
+		{name: "TD 1.5 current module without identity, launch OutOfDate", kind: dcaptest.TDXQuoteV5TD15, setup: func(t *testing.T, f *dcaptest.Fixture) {
+			f.QuoteSpec.TD.TEETCBSVN[0] = 2
+			f.QuoteSpec.TD.TEETCBSVN2 = [16]byte{3, 0x0A, 2}
+		}, wantErr: dcap.ErrTCBNotSupported},
 		// Platform TCB level.
 		{name: "no platform level (PCESVN)", kind: tdxV4, setup: func(t *testing.T, f *dcaptest.Fixture) {
 			spec := dcaptest.DefaultTDXPlatformSpec()

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/pem"
+	"strings"
 
 	"github.com/tdproof/tdproof/pckcert"
 	"github.com/tdproof/tdproof/quote"
@@ -135,6 +136,9 @@ func (s *session) verifyPlatform(q *quote.Quote, chainPEM []byte) (*verifiedPlat
 	if !bytes.Equal(ders[2], s.root.Raw) {
 		return nil, stepErr("pck chain", ErrChain, "PCK chain does not end in the trusted root")
 	}
+	if err := s.checkRootName("pck chain"); err != nil {
+		return nil, err
+	}
 	inter, err := s.intermediate(ders[1])
 	if err != nil {
 		return nil, err
@@ -143,8 +147,8 @@ func (s *session) verifyPlatform(q *quote.Quote, chainPEM []byte) (*verifiedPlat
 	if err != nil {
 		return nil, stepErr("pck chain", ErrChain, "PCK certificate: %w", err)
 	}
-	if leaf.Subject.CommonName != cnPCKLeaf {
-		return nil, stepErr("pck chain", ErrChain, "PCK certificate CN %q, want %q", leaf.Subject.CommonName, cnPCKLeaf)
+	if !strings.Contains(leaf.Subject.CommonName, cnPCKLeaf) {
+		return nil, stepErr("pck chain", ErrChain, "PCK certificate CN %q does not contain %q", leaf.Subject.CommonName, cnPCKLeaf)
 	}
 	if !bytes.Equal(leaf.RawIssuer, inter.RawSubject) {
 		return nil, stepErr("pck chain", ErrChain, "PCK certificate is not issued by the chain's PCK CA")
@@ -155,6 +159,10 @@ func (s *session) verifyPlatform(q *quote.Quote, chainPEM []byte) (*verifiedPlat
 	ext, err := pckcert.FromCertificate(leaf)
 	if err != nil {
 		return nil, stepErr("pck chain", ErrChain, "PCK certificate: %w", err)
+	}
+	caType, _ := pckCAType(inter) // known: s.intermediate checked it
+	if err := checkScalable(ext, caType); err != nil {
+		return nil, err
 	}
 	pub := ecdsaKey(leaf)
 	if !verifyRawP256(pub, sd.QEReport.Raw, &sd.QEReportSignature) {
@@ -177,12 +185,33 @@ func (s *session) verifyPlatform(q *quote.Quote, chainPEM []byte) (*verifiedPlat
 	p := &verifiedPlatform{
 		root: s.root, chainPEM: chainPEM, qeReport: sd.QEReport.Raw, qeAuth: sd.QEAuthData,
 		qeSig: sd.QEReportSignature, attKeyRaw: sd.AttestationKey,
-		leaf: leaf, intermediate: inter, ext: ext, caType: pckcert.CATypeOf(inter, true), attKey: attKey,
+		leaf: leaf, intermediate: inter, ext: ext, caType: caType, attKey: attKey,
 		leafSerial: serialKey(leaf), interSerial: serialKey(inter),
 	}
 	p.window.cert(leaf)
 	p.window.cert(inter)
 	return p, nil
+}
+
+// checkScalable applies Intel's rule for the PCK certificate of a
+// Scalable (or ScalableWithIntegrity) platform: Intel reads it as a
+// Platform CA certificate, whose SGX extension carries the platform
+// instance ID and the configuration, and fails it
+// (PCK_CERT_UNSUPPORTED_FORMAT) when they are missing, which is what a
+// Processor CA certificate looks like. tdproof also rejects a Processor CA
+// certificate that claims a Scalable platform with those fields present:
+// Intel's Processor CA issues none, and the pair contradicts itself.
+func checkScalable(ext *pckcert.Extension, ca pckcert.CAType) error {
+	if ext.SGXType != pckcert.SGXTypeScalable && ext.SGXType != pckcert.SGXTypeScalableWithIntegrity {
+		return nil
+	}
+	if ca == pckcert.CAProcessor {
+		return stepErr("pck chain", ErrPCKCertUnsupported, "SGX type %v in a certificate issued by the Processor CA", ext.SGXType)
+	}
+	if ext.PlatformInstanceID == nil || ext.Configuration == nil {
+		return stepErr("pck chain", ErrPCKCertUnsupported, "SGX type %v without the platform instance ID and configuration of a Platform CA certificate", ext.SGXType)
+	}
+	return nil
 }
 
 func (p *verifiedPlatform) detach() {

@@ -25,7 +25,8 @@ type Policy struct {
 	// MaxCollateralAge rejects collateral (TCB info, QE identity) issued
 	// longer ago than this at verification time. If zero, no limit.
 	MaxCollateralAge time.Duration
-	// RejectExpiredCollateral rejects results whose collateral expired.
+	// RejectExpiredCollateral rejects results whose collateral expired
+	// or was issued after the verification time (Result.CollateralExpired).
 	RejectExpiredCollateral bool
 	// AllowDebugUnsafe accepts DEBUG TDs and enclaves, whose memory the
 	// host can read. Never set it in production.
@@ -80,7 +81,11 @@ func (p Policy) Appraise(r *Result) error {
 		add("tcb_status", strings.Join(names, "|"), r.Status.String())
 	}
 	if p.RejectExpiredCollateral && r.CollateralExpired {
-		add("collateral_expired", "false", "true (earliest expiration "+r.EarliestExpiration.UTC().Format(time.RFC3339)+")")
+		why := "earliest expiration " + r.EarliestExpiration.UTC().Format(time.RFC3339)
+		if len(r.CollateralNotYetValid) > 0 {
+			why += "; issued after the verification time: " + strings.Join(r.CollateralNotYetValid, ", ")
+		}
+		add("collateral_expired", "false", "true ("+why+")")
 	}
 	if p.MaxCollateralAge > 0 {
 		for _, d := range []DocumentInfo{r.Collateral.TCBInfo, r.Collateral.QEIdentity} {

@@ -20,7 +20,9 @@ func TestStatusesEndToEnd(t *testing.T) {
 		kind  dcaptest.QuoteKind
 		setup func(f *dcaptest.Fixture)
 		want  collateral.TCBStatus
-		ids   []string
+		// ids is the sorted union of the component advisory lists (the
+		// top-level list is Intel's: the platform level's only).
+		ids []string
 	}{
 		{"module OutOfDate", dcaptest.TDXQuoteV4, func(f *dcaptest.Fixture) { f.QuoteSpec.TD.TEETCBSVN[0] = 2 },
 			collateral.OutOfDate, []string{"INTEL-SA-01036"}},
@@ -82,14 +84,28 @@ func TestStatusesEndToEnd(t *testing.T) {
 			if res.Status != c.want {
 				t.Errorf("Status = %v, want %v (platform %v, module %+v, QE %v, current %+v)", res.Status, c.want, res.Platform.Status, res.Module, res.QE.Status, res.Current)
 			}
-			if c.ids != nil && !slices.Equal(res.AdvisoryIDs, c.ids) {
-				t.Errorf("AdvisoryIDs = %q, want %q", res.AdvisoryIDs, c.ids)
+			if c.ids != nil && !slices.Equal(componentAdvisories(res), c.ids) {
+				t.Errorf("component advisory IDs = %q, want %q", componentAdvisories(res), c.ids)
+			}
+			if !slices.Equal(res.AdvisoryIDs, res.Platform.AdvisoryIDs) {
+				t.Errorf("AdvisoryIDs = %q, want the platform level's %q", res.AdvisoryIDs, res.Platform.AdvisoryIDs)
 			}
 			if err := (dcap.Policy{}).Appraise(res); err == nil {
 				t.Errorf("default policy accepted %v", res.Status)
 			}
 		})
 	}
+}
+
+// componentAdvisories returns the sorted union of the platform, QE and
+// module advisory IDs of a result.
+func componentAdvisories(res *dcap.Result) []string {
+	out := slices.Concat(res.Platform.AdvisoryIDs, res.QE.AdvisoryIDs)
+	if res.Module != nil {
+		out = append(out, res.Module.AdvisoryIDs...)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // TestEncryptedPPIDWithCollateralChain verifies a quote whose

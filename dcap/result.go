@@ -25,7 +25,9 @@ type Options struct {
 	// not-yet-valid ones (ErrNotYetValid: issue dates, CRL thisUpdate,
 	// certificate notBefore in the future) errors, as dcap-qvl and
 	// go-tdx-guest do. If false, Intel's semantics apply: expiry is
-	// reported in Result.CollateralExpired and verification continues.
+	// reported in Result.CollateralExpired and verification continues;
+	// collateral issued after the verification time is reported the same
+	// way (Result.CollateralNotYetValid).
 	Strict bool
 }
 
@@ -45,11 +47,18 @@ type Result struct {
 	Platform ComponentStatus  `json:"platform"`
 	Module   *ComponentStatus `json:"tdx_module,omitempty"`
 	QE       ComponentStatus  `json:"qe"`
-	// Current is, for TD 1.5 quotes, the evaluation of TEE_TCB_SVN2 (the
-	// module running now) used for the relaunch decision.
+	// Current is, for TD 1.5 quotes, the platform level matched by
+	// TEE_TCB_SVN2 (the TDX module running now); with the current
+	// module's level it decides TD relaunch. Intel evaluates it on every
+	// TD 1.5 quote: a current TCB that matches no level is an error
+	// (ErrTCBNotSupported), never ignored.
 	Current *ComponentStatus `json:"current,omitempty"`
-	// AdvisoryIDs is the union of the component lists, sorted and
-	// de-duplicated. Intel's QvE sa_list holds only Platform.AdvisoryIDs.
+	// AdvisoryIDs is Intel's QvE sa_list: the advisory IDs of the matched
+	// platform TCB level only, in the TCB info's order (a copy of
+	// Platform.AdvisoryIDs), never the module's or the QE's, even when
+	// they made the status OutOfDate. Module.AdvisoryIDs and
+	// QE.AdvisoryIDs hold those; a caller that rejects advisories must
+	// look at all three (dcap-qvl and QVL 2026's own list are the union).
 	AdvisoryIDs []string `json:"advisory_ids"`
 	// TCBDate is the earliest tcbDate of the matched levels.
 	TCBDate time.Time `json:"tcb_date"`
@@ -73,14 +82,22 @@ type Result struct {
 	QEReport EnclaveReport  `json:"qe_report"`
 
 	Collateral CollateralInfo `json:"collateral"`
-	// CollateralExpired is true when EarliestExpiration <= the
-	// verification time (inclusive, as Intel).
+	// CollateralExpired is Intel's collateral_expiration_status: true when
+	// EarliestExpiration <= the verification time (inclusive, as Intel),
+	// or when collateral was issued after it (CollateralNotYetValid).
 	CollateralExpired  bool      `json:"collateral_expired"`
 	EarliestExpiration time.Time `json:"earliest_expiration"`
 	EarliestIssue      time.Time `json:"earliest_issue"`
 	LatestIssue        time.Time `json:"latest_issue"`
+	// CollateralNotYetValid names the collateral issued after the
+	// verification time: "root CA CRL" and "PCK CRL" (thisUpdate; Intel
+	// flags these), "TCB info" and "QE identity" (issueDate; Intel does
+	// not check it, tdproof flags it the same way). Each sets
+	// CollateralExpired. Certificates' notBefore is not checked, as in
+	// Intel (Options.Strict checks all of them).
+	CollateralNotYetValid []string `json:"collateral_not_yet_valid,omitempty"`
 	// CRLNotYetValid flags a CRL whose thisUpdate is after the
-	// verification time (Intel flags, does not fail).
+	// verification time (also listed in CollateralNotYetValid).
 	CRLNotYetValid bool `json:"crl_not_yet_valid,omitempty"`
 
 	VerificationTime time.Time `json:"verification_time"`

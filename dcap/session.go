@@ -74,8 +74,8 @@ func (s *session) intermediate(der []byte) (*x509.Certificate, error) {
 	if err := c.CheckSignatureFrom(s.root); err != nil {
 		return nil, stepErr("pck chain", ErrChain, "PCK CA signature: %w", err)
 	}
-	if c.Subject.CommonName != "Intel SGX PCK Platform CA" && c.Subject.CommonName != "Intel SGX PCK Processor CA" {
-		return nil, stepErr("pck chain", ErrChain, "PCK CA CN %q is not an Intel PCK CA", c.Subject.CommonName)
+	if _, ok := pckCAType(c); !ok {
+		return nil, stepErr("pck chain", ErrChain, "PCK CA CN %q contains neither %q nor %q", c.Subject.CommonName, cnPlatformCA, cnProcessorCA)
 	}
 	if s.cache != nil {
 		s.cache.mu.Lock()

@@ -3,6 +3,7 @@ package dcap
 import (
 	"crypto/x509"
 	"encoding/hex"
+	"slices"
 	"time"
 
 	"github.com/tdproof/tdproof/collateral"
@@ -18,7 +19,8 @@ import (
 // with revocation; the QE report signature and its binding of the
 // attestation key; the quote signature; TCB info id / FMSPC / PCE-ID; QE
 // identity and QE level; TDX module identity and level; platform level;
-// convergence, advisories and time facts.
+// for TD 1.5 the current TCB (TEE_TCB_SVN2); convergence, advisories and
+// time facts.
 func Verify(q *quote.Quote, c *collateral.Collateral, opts Options) (*Result, error) {
 	root := opts.TrustedRoot
 	if root == nil {
@@ -103,42 +105,30 @@ func (s *session) verify(q *quote.Quote, c *collateral.Collateral, now time.Time
 	res := &Result{MediaType: MediaType, TEEType: q.Header.TEEType.String(), Version: q.Header.Version, BodyType: q.BodyType.String()}
 	res.QE = component(qeLevel.TCBStatus, qeLevel.TCBDate, qeLevel.AdvisoryIDs)
 	res.QE.SupersededAt = isvsvnSupersededAt(qeID.TCBLevels, qeLevel)
-	in := convergeInput{qe: qeLevel.TCBStatus}
 	dates := []time.Time{qeLevel.TCBDate}
 
-	// 7–8. Module and platform levels.
+	// 7–8. Module and platform levels; for TD 1.5 also the current TCB.
+	var in convergeInput
 	if q.IsTDX() {
-		td := q.TD
-		modLevel, modID, err := checkModule(info, td, &td.TEETCBSVN)
+		e, err := evaluateTD(info, &vp.ext.TCB, q.TD)
 		if err != nil {
 			return nil, err
 		}
-		level, ok := matchPlatformLevel(info, &vp.ext.TCB, &td.TEETCBSVN)
-		if !ok {
-			return nil, stepErr("tcb level", ErrTCBNotSupported, "no TCB level matches the platform (FMSPC %X)", vp.ext.FMSPC)
-		}
-		res.Platform = component(level.TCBStatus, level.TCBDate, level.AdvisoryIDs)
-		res.Platform.SupersededAt = platformSupersededAt(info.TCBLevels, level)
-		in.platform = level.TCBStatus
-		dates = append(dates, level.TCBDate)
-		if modLevel != nil {
-			m := component(modLevel.TCBStatus, modLevel.TCBDate, modLevel.AdvisoryIDs)
-			if ident := moduleIdentity(info, td.TEETCBSVN[1]); ident != nil {
-				m.SupersededAt = isvsvnSupersededAt(ident.TCBLevels, modLevel)
-			}
+		res.Platform = component(e.platform.TCBStatus, e.platform.TCBDate, e.platform.AdvisoryIDs)
+		res.Platform.SupersededAt = platformSupersededAt(info.TCBLevels, e.platform)
+		dates = append(dates, e.platform.TCBDate)
+		if e.module != nil {
+			m := component(e.module.TCBStatus, e.module.TCBDate, e.module.AdvisoryIDs)
+			m.SupersededAt = isvsvnSupersededAt(e.moduleIdent.TCBLevels, e.module)
 			res.Module = &m
-			res.TDXModuleIdentity = modID
-			in.module = modLevel.TCBStatus
-			dates = append(dates, modLevel.TCBDate)
+			res.TDXModuleIdentity = e.moduleIdent.ID
+			dates = append(dates, e.module.TCBDate)
 		}
-		if td.TD15 {
-			in.td15 = true
-			cur, curModule, ok := currentTCB(info, vp, td)
-			if ok {
-				in.currentPlatform, in.currentModule = cur.Status, curModule
-				res.Current = &cur
-			}
+		if e.current != nil {
+			cur := component(e.current.TCBStatus, e.current.TCBDate, e.current.AdvisoryIDs)
+			res.Current = &cur
 		}
+		in = e.input(qeLevel.TCBStatus)
 	} else {
 		level, ok := matchPlatformLevel(info, &vp.ext.TCB, nil)
 		if !ok {
@@ -146,17 +136,15 @@ func (s *session) verify(q *quote.Quote, c *collateral.Collateral, now time.Time
 		}
 		res.Platform = component(level.TCBStatus, level.TCBDate, level.AdvisoryIDs)
 		res.Platform.SupersededAt = platformSupersededAt(info.TCBLevels, level)
-		in.platform = level.TCBStatus
 		dates = append(dates, level.TCBDate)
+		in = convergeInput{platform: level.TCBStatus, qe: qeLevel.TCBStatus}
 	}
 
 	// 9. Convergence, advisories, TCB date.
 	res.Status = converge(in)
-	var modIDs []string
-	if res.Module != nil {
-		modIDs = res.Module.AdvisoryIDs
-	}
-	res.AdvisoryIDs = mergeAdvisories(res.Platform.AdvisoryIDs, res.QE.AdvisoryIDs, modIDs)
+	// Intel's QvE sa_list: the matched platform level's IDs only, as
+	// listed; the module's and the QE's stay in their components.
+	res.AdvisoryIDs = slices.Clone(res.Platform.AdvisoryIDs)
 	for _, d := range dates {
 		if !d.IsZero() && (res.TCBDate.IsZero() || d.Before(res.TCBDate)) {
 			res.TCBDate = d
@@ -173,10 +161,11 @@ func (s *session) verify(q *quote.Quote, c *collateral.Collateral, now time.Time
 	// 10. Time.
 	tw := vc.window.merge(vp.window)
 	res.EarliestExpiration, res.EarliestIssue, res.LatestIssue = tw.earliestExpiration, tw.earliestIssue, tw.latestIssue
-	res.CollateralExpired = !now.Before(tw.earliestExpiration)
-	res.CRLNotYetValid = now.Before(tw.latestCRLThisUpdate)
+	expired := !now.Before(tw.earliestExpiration)
+	res.CollateralNotYetValid, res.CRLNotYetValid = vc.notYetValid(now)
+	res.CollateralExpired = expired || len(res.CollateralNotYetValid) > 0
 	if strict {
-		if res.CollateralExpired {
+		if expired {
 			return nil, stepErr("time", ErrExpired, "collateral or certificate expired at %s", tw.earliestExpiration.UTC().Format(time.RFC3339))
 		}
 		if now.Before(tw.latestIssue) {
@@ -216,30 +205,6 @@ func pckChainOf(c *collateral.Collateral) []byte {
 		return nil
 	}
 	return []byte(c.PCKCertChain.PEM)
-}
-
-// currentTCB evaluates TEE_TCB_SVN2 (TD 1.5: the module running now)
-// the same way as the launch TCB. ok is false when it matches no level,
-// in which case no relaunch is advised.
-func currentTCB(info *collateral.TCBInfo, vp *verifiedPlatform, td *quote.TDReport) (ComponentStatus, Status, bool) {
-	svn := td.TEETCBSVN2
-	level, ok := matchPlatformLevel(info, &vp.ext.TCB, &svn)
-	if !ok {
-		return ComponentStatus{}, 0, false
-	}
-	var module Status
-	if svn[1] > 0 {
-		ident := moduleIdentity(info, svn[1])
-		if ident == nil {
-			return ComponentStatus{}, 0, false
-		}
-		ml, ok := matchISVSVN(ident.TCBLevels, uint16(svn[0]))
-		if !ok {
-			return ComponentStatus{}, 0, false
-		}
-		module = ml.TCBStatus
-	}
-	return component(level.TCBStatus, level.TCBDate, level.AdvisoryIDs), module, true
 }
 
 func crlInfo(l *x509.RevocationList) CRLInfo {
