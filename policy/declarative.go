@@ -420,20 +420,7 @@ func (r *Rules) appraise(ctx context.Context, a *Appraisal, c claims.Set, refs r
 		e.maxAge(RuleTCBDateAge, p+"tcb_date", r.MaxTCBDateAge, at)
 	}
 	if len(r.RejectedAdvisoryIDs) > 0 {
-		ids, ok := c.Strings(p + "advisory_ids")
-		var hit []string
-		for _, id := range ids {
-			if slices.ContainsFunc(r.RejectedAdvisoryIDs, func(s string) bool { return strings.EqualFold(s, id) }) {
-				hit = append(hit, id)
-			}
-		}
-		if !ok || len(hit) > 0 {
-			got := absent
-			if ok {
-				got = "[" + strings.Join(hit, ", ") + "]"
-			}
-			e.fail(RuleAdvisoryIDs, p+"advisory_ids", "none of ["+strings.Join(r.RejectedAdvisoryIDs, ", ")+"]", got)
-		}
+		r.advisories(e, p)
 	}
 	if r.MinTCBEvalNum > 0 {
 		if n, ok := c.Int(p + "collateral.tcb_eval_num"); !ok || n < int64(r.MinTCBEvalNum) {
@@ -487,6 +474,38 @@ func (r *Rules) appraise(ctx context.Context, a *Appraisal, c claims.Set, refs r
 	}
 	a.Allow = len(a.Failed) == 0
 	return nil
+}
+
+// advisories fails rule advisory_ids when any component of the platform
+// is affected by a rejected advisory. <tee>.advisory_ids is Intel's
+// sa_list, the platform level's IDs only; an advisory of the QE or the
+// TDX module level (which can make the platform OutOfDate) rejects as
+// well, so each component's list is read: platform and QE must be
+// present, the module's when the evidence has a module level.
+func (r *Rules) advisories(e *evaluator, p string) {
+	for _, comp := range []struct {
+		claim    string
+		required bool
+	}{{p + "platform.advisory_ids", true}, {p + "qe.advisory_ids", true}, {p + "module.advisory_ids", false}} {
+		v, present := e.get(comp.claim)
+		if !present && !comp.required {
+			continue
+		}
+		ids, ok := e.c.Strings(comp.claim)
+		if !present || !ok || v == nil {
+			e.fail(RuleAdvisoryIDs, comp.claim, "none of ["+strings.Join(r.RejectedAdvisoryIDs, ", ")+"]", e.str(comp.claim))
+			continue
+		}
+		var hit []string
+		for _, id := range ids {
+			if slices.ContainsFunc(r.RejectedAdvisoryIDs, func(s string) bool { return strings.EqualFold(s, id) }) && !slices.Contains(hit, id) {
+				hit = append(hit, id)
+			}
+		}
+		if len(hit) > 0 {
+			e.fail(RuleAdvisoryIDs, comp.claim, "none of ["+strings.Join(r.RejectedAdvisoryIDs, ", ")+"]", "["+strings.Join(hit, ", ")+"]")
+		}
+	}
 }
 
 // pinned reports whether the evidence's code is pinned: every one of

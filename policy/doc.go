@@ -24,7 +24,7 @@
 //	max_tcb_date_age: 8760h                tcb_date_age        <tee>.tcb_date
 //	tcb_recovery_grace: 720h               tcb_status          <tee>.out_of_date_since (OutOfDate accepted
 //	                                                           while the recovery is younger than this)
-//	rejected_advisory_ids: [INTEL-SA-…]    advisory_ids        <tee>.advisory_ids
+//	rejected_advisory_ids: [INTEL-SA-…]    advisory_ids        <tee>.{platform,qe,module}.advisory_ids
 //	min_tcb_eval_num: 17                   tcb_eval_num        <tee>.collateral.tcb_eval_num
 //	allow_debug_unsafe                     debug               tdx.td_attributes.debug, sgx.debug
 //	allow_missing_sept_ve_disable_unsafe   sept_ve_disable     tdx.td_attributes.septve_disable

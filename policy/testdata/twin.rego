@@ -46,9 +46,20 @@ violations contains {"rule": "collateral_age", "claim": sprintf("%s.collateral.i
 	time.now_ns() - issued > 720 * 3600 * 1000000000
 }
 
-violations contains {"rule": "advisory_ids", "claim": sprintf("%s.advisory_ids", [tee]), "actual": id} if {
-	some id in input[tee].advisory_ids
+# Each component's advisories: <tee>.advisory_ids is the platform level's
+# only (Intel's sa_list); the QE's and the module's reject as well.
+advisory_components := ["platform", "qe", "module"]
+
+violations contains {"rule": "advisory_ids", "claim": sprintf("%s.%s.advisory_ids", [tee, comp]), "actual": id} if {
+	some comp in advisory_components
+	some id in input[tee][comp].advisory_ids
 	upper(id) in rejected_advisories
+}
+
+violations contains {"rule": "advisory_ids", "claim": sprintf("%s.%s.advisory_ids", [tee, comp])} if {
+	some comp in ["platform", "qe"]
+	tee
+	not is_array(object.get(input, [tee, comp, "advisory_ids"], null))
 }
 
 violations contains {"rule": "tcb_eval_num", "claim": sprintf("%s.collateral.tcb_eval_num", [tee])} if {
