@@ -171,8 +171,9 @@ type Evidence struct {
 	Dstack []byte
 	// CCEL, with a TDX Quote only, is the TD's boot event log as the
 	// CCEL ACPI table holds it (/sys/firmware/acpi/tables/data/CCEL). It
-	// must replay to the quote's RTMR0–2, else the evidence is not
-	// authentic; the replayed registers become the tdx.eventlog.* claims.
+	// must replay to the quote's RTMR0–2, and to its RTMR3 when it holds
+	// events for RTMR3, else the evidence is not authentic; the replayed
+	// registers become the tdx.eventlog.* claims.
 	CCEL []byte
 	// Nonce, if not empty, must be a prefix of the quote's REPORTDATA (at
 	// most 64 bytes; policy rule "report_data"); it is returned as the
@@ -253,6 +254,7 @@ func (v *Verifier) Verify(ctx context.Context, ev Evidence) (*Outcome, error) {
 		de *dstack.Evidence
 	)
 	var replayed *[4][48]byte
+	var ccelRTMR3 bool // the CCEL holds RTMR3 events
 	if len(ev.Quote) > 0 {
 		if q, err = quote.Parse(ev.Quote); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrMalformedEvidence, err)
@@ -261,7 +263,7 @@ func (v *Verifier) Verify(ctx context.Context, ev Evidence) (*Outcome, error) {
 			if q.TD == nil {
 				return nil, fmt.Errorf("%w: a CCEL goes with a TDX quote", ErrMalformedEvidence)
 			}
-			if replayed, err = replayCCEL(ev.CCEL); err != nil {
+			if replayed, ccelRTMR3, err = replayCCEL(ev.CCEL); err != nil {
 				return nil, fmt.Errorf("%w: %w", ErrMalformedEvidence, err)
 			}
 		}
@@ -290,7 +292,13 @@ func (v *Verifier) Verify(ctx context.Context, ev Evidence) (*Outcome, error) {
 		}
 		res.DCAP, in.DCAP = r, r
 		if replayed != nil {
-			for i := range 3 {
+			// RTMR3 too when the CCEL records events for it: a log whose
+			// RTMR3 events do not replay to the quote is not the TD's.
+			n := 3
+			if ccelRTMR3 {
+				n = 4
+			}
+			for i := range n {
 				if replayed[i] != q.TD.RTMRs[i] {
 					return v.notAuthentic(res, pol, now, fmt.Errorf("%w: the CCEL replays RTMR%d to %x, the quote has %x", ErrEventLog, i, replayed[i], q.TD.RTMRs[i]))
 				}
@@ -428,16 +436,22 @@ func classifySourceError(ctx context.Context, err error) error {
 }
 
 // replayCCEL parses a CCEL and replays its events (RTMR0–2 from the
-// firmware; RTMR3 from any events the log holds for it).
-func replayCCEL(raw []byte) (*[4][48]byte, error) {
+// firmware; RTMR3 from any events the log holds for it, which rtmr3
+// reports).
+func replayCCEL(raw []byte) (replayed *[4][48]byte, rtmr3 bool, err error) {
 	evs, err := eventlog.ParseCCELEvents(raw)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	r, err := eventlog.Replay(evs)
 	if err != nil {
-		return nil, err
+		return nil, false, err
+	}
+	for _, e := range evs {
+		if e.IMR == 3 && e.Type != eventlog.EvNoAction {
+			rtmr3 = true
+		}
 	}
 	out := [4][48]byte(r)
-	return &out, nil
+	return &out, rtmr3, nil
 }
