@@ -292,16 +292,8 @@ func (v *Verifier) Verify(ctx context.Context, ev Evidence) (*Outcome, error) {
 		}
 		res.DCAP, in.DCAP = r, r
 		if replayed != nil {
-			// RTMR3 too when the CCEL records events for it: a log whose
-			// RTMR3 events do not replay to the quote is not the TD's.
-			n := 3
-			if ccelRTMR3 {
-				n = 4
-			}
-			for i := range n {
-				if replayed[i] != q.TD.RTMRs[i] {
-					return v.notAuthentic(res, pol, now, fmt.Errorf("%w: the CCEL replays RTMR%d to %x, the quote has %x", ErrEventLog, i, replayed[i], q.TD.RTMRs[i]))
-				}
+			if err := matchCCEL(replayed, ccelRTMR3, q.TD); err != nil {
+				return v.notAuthentic(res, pol, now, err)
 			}
 			in.Replayed = replayed
 		}
@@ -433,6 +425,40 @@ func classifySourceError(ctx context.Context, err error) error {
 		return fmt.Errorf("verifier: collateral: %w", err)
 	}
 	return fmt.Errorf("%w: %w", ErrCollateralUnavailable, err)
+}
+
+// CheckCCEL checks that a CCEL (the CCEL ACPI table's event log) is the
+// boot log of the TD that produced td: it must parse (else an error
+// wrapping ErrMalformedEvidence) and replay to td's RTMR0–2, and to its
+// RTMR3 when it records RTMR3 events (else an error wrapping
+// ErrEventLog). It verifies nothing about td itself. Verify applies the
+// same rule to Evidence.CCEL; the key broker uses it for a CCEL sent
+// beside a dstack event log.
+func CheckCCEL(td *quote.TDReport, ccel []byte) error {
+	if td == nil {
+		return fmt.Errorf("%w: a CCEL goes with a TDX quote", ErrMalformedEvidence)
+	}
+	replayed, rtmr3, err := replayCCEL(ccel)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrMalformedEvidence, err)
+	}
+	return matchCCEL(replayed, rtmr3, td)
+}
+
+// matchCCEL compares a CCEL's replay with the quoted registers: RTMR0–2,
+// and RTMR3 when the CCEL records events for it (a log whose RTMR3 events
+// do not replay to the quote is not the TD's).
+func matchCCEL(replayed *[4][48]byte, rtmr3 bool, td *quote.TDReport) error {
+	n := 3
+	if rtmr3 {
+		n = 4
+	}
+	for i := range n {
+		if replayed[i] != td.RTMRs[i] {
+			return fmt.Errorf("%w: the CCEL replays RTMR%d to %x, the quote has %x", ErrEventLog, i, replayed[i], td.RTMRs[i])
+		}
+	}
+	return nil
 }
 
 // replayCCEL parses a CCEL and replays its events (RTMR0–2 from the
