@@ -181,6 +181,9 @@ type Evidence struct {
 	Nonce []byte
 	// PolicyID selects the policy ("": the resolver's default).
 	PolicyID string
+	// DstackInputs, with Dstack evidence only, adds the caller's image
+	// and ACPI tables to the verification (nil: none).
+	DstackInputs *DstackInputs
 }
 
 // Result is the explainable verification result (JSON: MediaType).
@@ -218,6 +221,10 @@ type Outcome struct {
 	Token string
 	// TokenClaims are the signed claims of Token.
 	TokenClaims *ear.Claims
+	// Cause is the verification failure when Result.Authentic is false
+	// (Result.Reason is its text), for callers that classify it (the
+	// CLI's exit codes); nil otherwise.
+	Cause error
 }
 
 // NonceClaim is the eat_nonce Verify writes for nonce: base64url without
@@ -232,6 +239,9 @@ func NonceClaim(nonce []byte) string {
 func (v *Verifier) Verify(ctx context.Context, ev Evidence) (*Outcome, error) {
 	if (len(ev.Quote) == 0) == (len(ev.Dstack) == 0) {
 		return nil, fmt.Errorf("%w: give exactly one of a quote and dstack evidence", ErrMalformedEvidence)
+	}
+	if ev.DstackInputs != nil && len(ev.Dstack) == 0 {
+		return nil, fmt.Errorf("%w: an image or ACPI tables go with dstack evidence", ErrMalformedEvidence)
 	}
 	if len(ev.CCEL) > 0 && len(ev.Quote) == 0 {
 		return nil, fmt.Errorf("%w: a CCEL goes with a quote (dstack evidence carries its own event log)", ErrMalformedEvidence)
@@ -298,14 +308,16 @@ func (v *Verifier) Verify(ctx context.Context, ev Evidence) (*Outcome, error) {
 			in.Replayed = replayed
 		}
 	} else {
-		r, err := dstack.Verify(de, col, dstack.Options{
+		opts := dstack.Options{
 			Now:      now,
 			Verifier: v.dcap,
 			// The policy decides these (rules debug and mr_servicetd),
 			// so that a rejection names the rule.
 			AllowDebugUnsafe:     true,
 			AllowServiceTDUnsafe: true,
-		})
+		}
+		ev.DstackInputs.apply(&opts)
+		r, err := dstack.Verify(de, col, opts)
 		if err != nil {
 			if errors.Is(err, dstack.ErrMalformed) || errors.Is(err, dstack.ErrUnsupported) {
 				return nil, fmt.Errorf("%w: %w", ErrMalformedEvidence, err)
@@ -342,7 +354,11 @@ func (v *Verifier) notAuthentic(res *Result, pol *policy.Policy, now time.Time, 
 		TrustVector:   policy.TrustVector{Hardware: policy.TrustHardwareUnsafe},
 		Time:          now,
 	}
-	return v.sign(res, ear.Summary{Rejected: true})
+	o, err := v.sign(res, ear.Summary{Rejected: true})
+	if o != nil {
+		o.Cause = cause
+	}
+	return o, err
 }
 
 func (v *Verifier) sign(res *Result, s ear.Summary) (*Outcome, error) {
