@@ -123,6 +123,9 @@ func classify(err error) (int, string) {
 		errors.Is(err, dstack.ErrReportData), errors.Is(err, dstack.ErrMRConfigID), errors.Is(err, dstack.ErrQuote):
 		return exitNotAuthentic, codeNotAuthentic
 	}
+	if code, name, ok := classifyNitro(err); ok {
+		return code, name
+	}
 	return exitInternal, codeInternal
 }
 
