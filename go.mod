@@ -14,6 +14,8 @@ require (
 	golang.org/x/sync v0.24.0
 )
 
+require github.com/google/go-tpm v0.9.8
+
 require (
 	github.com/agnivade/levenshtein v1.2.1 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect

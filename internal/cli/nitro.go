@@ -248,5 +248,5 @@ func classifyNitro(err error) (int, string, bool) {
 		errors.Is(err, nitro.ErrPublicKey), errors.Is(err, nitro.ErrPCR):
 		return exitNotAuthentic, codeNotAuthentic, true
 	}
-	return 0, "", false
+	return classifyTPM(err)
 }
