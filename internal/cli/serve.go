@@ -39,6 +39,7 @@ type serveFlags struct {
 	earKeyFile  string
 	keyReload   time.Duration
 	kbs         serveKBSFlags
+	tls         listenTLSFlags
 }
 
 func (a *app) serveCommand() *cobra.Command {
@@ -63,11 +64,18 @@ Reference values come from the database.
 
 Collateral is fetched from --pccs-url (default Intel PCS), verified and cached in
 --collateral-dir (default: memory only); --offline serves only that directory.
+HTTPS with --tls-cert and --tls-key (reread on SIGHUP; TLS 1.3 minimum), or with
+--tls-self-signed for a first try; plain HTTP is refused on an address that is not
+loopback unless --insecure-plaintext. --admin-client-ca requires a client certificate on
+the admin routes (docs/service.md, TLS).
+
 Logs go to stderr. The server stops gracefully on SIGINT or SIGTERM.`,
 		Example: `  tdproof serve
   tdproof serve --listen 127.0.0.1:9000 --pccs-url http://127.0.0.1:8081
   tdproof serve --db postgres://tdproof@db/tdproof --collateral-dir /var/cache/tdproof
-  tdproof serve --ear-key-file /run/secrets/ear-key.pem`,
+  tdproof serve --ear-key-file /run/secrets/ear-key.pem
+  tdproof serve --listen 0.0.0.0:8443 --tls-cert /etc/tdproof/tls.crt --tls-key /etc/tdproof/tls.key
+  tdproof serve --listen 0.0.0.0:8443 --tls-self-signed`,
 		Annotations: map[string]string{"exit_codes": `  0  stopped by a signal after a graceful shutdown
   1  the server failed
   2  usage, or the listen address cannot be used`},
@@ -91,6 +99,7 @@ Logs go to stderr. The server stops gracefully on SIGINT or SIGTERM.`,
 	fl.StringVar(&f.earKeyFile, "ear-key-file", "", "sign EAR tokens with the P-256 key in `FILE` (PKCS #8 PEM) instead of the database keys; no rotation through the admin API")
 	fl.DurationVar(&f.keyReload, "key-reload-interval", f.keyReload, "reload the EAR keys from the database every `DURATION` (another replica's rotation shows up within it)")
 	f.kbs.register(fl)
+	f.tls.register(fl, true)
 	commandLineOnly(fl, "trusted-root")
 	a.withConfigFile(c)
 	return c
@@ -114,6 +123,10 @@ func (a *app) runServe(cmd *cobra.Command, f *serveFlags) error {
 	}
 	a.resolveRole(&f.kbs)
 	if err := f.kbs.check(); err != nil {
+		return err
+	}
+	tc, err := a.listenTLS(&f.tls, f.listen, f.dataDir, true, log, time.Now())
+	if err != nil {
 		return err
 	}
 	if _, ok := os.LookupEnv("GOGC"); !ok {
@@ -201,16 +214,23 @@ func (a *app) runServe(cmd *cobra.Command, f *serveFlags) error {
 	if broker != nil {
 		warnUnpinned(ctx, log, st, broker, verifiersvc.StorePolicyResolver(st), now())
 	}
+	h := serveHandler(f.kbs.role, svc, broker)
+	if tc.config != nil && f.tls.adminClientCA != "" {
+		h = requireAdminClientCert(h)
+	}
 	ln, err := net.Listen("tcp", f.listen)
 	if err != nil {
 		return &usageError{err: fmt.Errorf("--listen: %w", err)}
 	}
-	fmt.Fprintf(a.stdout, "serve: listening on http://%s (database %s, collateral %s %s)\n", ln.Addr(), st.Dialect(), src.Kind, src.Path)
-	log.Info("serve: serving", "addr", ln.Addr().String(), "role", f.kbs.role, "database", string(st.Dialect()), "collateral", src.Path)
+	ln = tc.wrap(ln)
+	reload := tc.watchSIGHUP(log)
+	fmt.Fprintf(a.stdout, "serve: listening on %s://%s (database %s, collateral %s %s)\n", tc.scheme(), ln.Addr(), st.Dialect(), src.Kind, src.Path)
+	log.Info("serve: serving", "addr", ln.Addr().String(), "tls", tc.config != nil, "role", f.kbs.role, "database", string(st.Dialect()), "collateral", src.Path)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return cache.Run(gctx) })
 	g.Go(func() error { return keys.runEvery(gctx, f.keyReload) })
-	g.Go(func() error { return serveRole(gctx, ln, f.kbs.role, svc, broker) })
+	g.Go(func() error { return reload(gctx) })
+	g.Go(func() error { return serveRole(gctx, ln, h, svc) })
 	if err := g.Wait(); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
