@@ -205,7 +205,8 @@ type Result struct {
 	// TrustVector is the EAR trust vector of the token.
 	TrustVector ear.TrustVector `json:"trust_vector"`
 	// DCAP and Dstack are the verification results (nil when not run or
-	// not authentic).
+	// not authentic). DCAP is kept when the quote verified but a later
+	// check (the event log) failed, so that its TCB status is reported.
 	DCAP   *dcap.Result   `json:"dcap,omitempty"`
 	Dstack *dstack.Result `json:"dstack,omitempty"`
 }
@@ -292,15 +293,22 @@ func (v *Verifier) Verify(ctx context.Context, ev Evidence) (*Outcome, error) {
 		if replayed != nil {
 			for i := range 3 {
 				if replayed[i] != q.TD.RTMRs[i] {
+					// res.DCAP stays: the quote itself verified.
 					return v.notAuthentic(res, pol, now, fmt.Errorf("%w: the CCEL replays RTMR%d to %x, the quote has %x", ErrEventLog, i, replayed[i], q.TD.RTMRs[i]))
 				}
 			}
 			in.Replayed = replayed
 		}
 	} else {
-		r, err := dstack.Verify(de, col, dstack.Options{
-			Now:      now,
-			Verifier: v.dcap,
+		if de.Quote.TD == nil {
+			return nil, fmt.Errorf("%w: %w: not a TDX quote", ErrMalformedEvidence, dstack.ErrUnsupported)
+		}
+		dres, err := v.dcap.Verify(q, col, now)
+		if err != nil {
+			return v.notAuthentic(res, pol, now, fmt.Errorf("%w: %w", dstack.ErrQuote, err))
+		}
+		r, err := dstack.VerifyQuoted(de, dres, dstack.Options{
+			Now: now,
 			// The policy decides these (rules debug and mr_servicetd),
 			// so that a rejection names the rule.
 			AllowDebugUnsafe:     true,
@@ -310,6 +318,9 @@ func (v *Verifier) Verify(ctx context.Context, ev Evidence) (*Outcome, error) {
 			if errors.Is(err, dstack.ErrMalformed) || errors.Is(err, dstack.ErrUnsupported) {
 				return nil, fmt.Errorf("%w: %w", ErrMalformedEvidence, err)
 			}
+			// The quote verified: keep its result (TCB status) next to
+			// the reason the event log failed.
+			res.DCAP = dres
 			return v.notAuthentic(res, pol, now, err)
 		}
 		res.Dstack, res.DCAP, in.Dstack = r, r.DCAP, r
@@ -332,7 +343,7 @@ func (v *Verifier) Verify(ctx context.Context, ev Evidence) (*Outcome, error) {
 // notAuthentic makes the outcome of evidence that failed verification.
 func (v *Verifier) notAuthentic(res *Result, pol *policy.Policy, now time.Time, cause error) (*Outcome, error) {
 	res.Reason = cause.Error()
-	res.DCAP, res.Dstack, res.Claims = nil, nil, nil
+	res.Dstack, res.Claims = nil, nil
 	res.Appraisal = &policy.Appraisal{
 		MediaType:     policy.MediaType,
 		Allow:         false,
