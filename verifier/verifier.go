@@ -209,7 +209,8 @@ type Result struct {
 	// TrustVector is the EAR trust vector of the token.
 	TrustVector ear.TrustVector `json:"trust_vector"`
 	// DCAP and Dstack are the verification results (nil when not run or
-	// not authentic).
+	// not authentic). DCAP is kept when the quote verified but a later
+	// check (the event log) failed, so that its TCB status is reported.
 	DCAP   *dcap.Result   `json:"dcap,omitempty"`
 	Dstack *dstack.Result `json:"dstack,omitempty"`
 }
@@ -303,11 +304,19 @@ func (v *Verifier) Verify(ctx context.Context, ev Evidence) (*Outcome, error) {
 		res.DCAP, in.DCAP = r, r
 		if replayed != nil {
 			if err := matchCCEL(replayed, ccelRTMR3, q.TD); err != nil {
+				// res.DCAP stays: the quote itself verified.
 				return v.notAuthentic(res, pol, now, err)
 			}
 			in.Replayed = replayed
 		}
 	} else {
+		if de.Quote.TD == nil {
+			return nil, fmt.Errorf("%w: %w: not a TDX quote", ErrMalformedEvidence, dstack.ErrUnsupported)
+		}
+		dres, err := v.dcap.Verify(q, col, now)
+		if err != nil {
+			return v.notAuthentic(res, pol, now, fmt.Errorf("%w: %w", dstack.ErrQuote, err))
+		}
 		opts := dstack.Options{
 			Now:      now,
 			Verifier: v.dcap,
@@ -317,11 +326,14 @@ func (v *Verifier) Verify(ctx context.Context, ev Evidence) (*Outcome, error) {
 			AllowServiceTDUnsafe: true,
 		}
 		ev.DstackInputs.apply(&opts)
-		r, err := dstack.Verify(de, col, opts)
+		r, err := dstack.VerifyQuoted(de, dres, opts)
 		if err != nil {
 			if errors.Is(err, dstack.ErrMalformed) || errors.Is(err, dstack.ErrUnsupported) {
 				return nil, fmt.Errorf("%w: %w", ErrMalformedEvidence, err)
 			}
+			// The quote verified: keep its result (TCB status) next to
+			// the reason the event log failed.
+			res.DCAP = dres
 			return v.notAuthentic(res, pol, now, err)
 		}
 		res.Dstack, res.DCAP, in.Dstack = r, r.DCAP, r
@@ -344,7 +356,7 @@ func (v *Verifier) Verify(ctx context.Context, ev Evidence) (*Outcome, error) {
 // notAuthentic makes the outcome of evidence that failed verification.
 func (v *Verifier) notAuthentic(res *Result, pol *policy.Policy, now time.Time, cause error) (*Outcome, error) {
 	res.Reason = cause.Error()
-	res.DCAP, res.Dstack, res.Claims = nil, nil, nil
+	res.Dstack, res.Claims = nil, nil
 	res.Appraisal = &policy.Appraisal{
 		MediaType:     policy.MediaType,
 		Allow:         false,

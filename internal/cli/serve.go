@@ -36,6 +36,7 @@ type serveFlags struct {
 	logFormat   string
 	logLevel    string
 	adminToken  string
+	compatPol   bool
 	earKeyFile  string
 	keyReload   time.Duration
 	kbs         serveKBSFlags
@@ -95,6 +96,7 @@ Logs go to stderr. The server stops gracefully on SIGINT or SIGTERM.`,
 	fl.Int64Var(&f.maxBody, "max-body", f.maxBody, "reject request bodies larger than `BYTES`")
 	fl.StringVar(&f.logFormat, "log-format", f.logFormat, "log `FORMAT` on stderr: text or json")
 	fl.StringVar(&f.logLevel, "log-level", f.logLevel, "log `LEVEL`: debug, info, warn or error")
+	fl.BoolVar(&f.compatPol, "dstack-compat-policy", false, "make is_valid of POST /verify dstack-verifier's own rule (quote, event log and OS image verified; TCB status not judged) instead of tdproof's policy; /v1/verify and its tokens are unaffected")
 	fl.StringVar(&f.adminToken, "admin-token", "", "enable the admin API (/admin/v1/…, and the key broker's admin routes under /kbs/v0) for bearer `TOKEN` (prefer TDPROOF_ADMIN_TOKEN; empty: disabled)")
 	fl.StringVar(&f.earKeyFile, "ear-key-file", "", "sign EAR tokens with the P-256 key in `FILE` (PKCS #8 PEM) instead of the database keys; no rotation through the admin API")
 	fl.DurationVar(&f.keyReload, "key-reload-interval", f.keyReload, "reload the EAR keys from the database every `DURATION` (another replica's rotation shows up within it)")
@@ -203,6 +205,7 @@ func (a *app) runServe(cmd *cobra.Command, f *serveFlags) error {
 			defer cancel()
 			return st.Ping(pctx)
 		},
+		DstackCompatPolicy: f.compatPol,
 	})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
