@@ -180,6 +180,9 @@ type Evidence struct {
 	Nonce []byte
 	// PolicyID selects the policy ("": the resolver's default).
 	PolicyID string
+	// Details asks for Result.Chain and Result.EventLog (for reports such
+	// as tdproof report and the serve UI); they are omitted otherwise.
+	Details bool
 }
 
 // Result is the explainable verification result (JSON: MediaType).
@@ -208,6 +211,12 @@ type Result struct {
 	// not authentic).
 	DCAP   *dcap.Result   `json:"dcap,omitempty"`
 	Dstack *dstack.Result `json:"dstack,omitempty"`
+	// Chain describes the verified PCK certificate chain, leaf first
+	// (Evidence.Details only; nil when not authentic).
+	Chain []ChainCert `json:"chain,omitempty"`
+	// EventLog lists the events of the event log the evidence carries
+	// (Evidence.Details only; nil when not authentic or without a log).
+	EventLog []LogEvent `json:"event_log,omitempty"`
 }
 
 // Outcome is a verdict: the result and the EAR token that signs it.
@@ -252,7 +261,10 @@ func (v *Verifier) Verify(ctx context.Context, ev Evidence) (*Outcome, error) {
 		q  *quote.Quote
 		de *dstack.Evidence
 	)
-	var replayed *[4][48]byte
+	var (
+		replayed *[4][48]byte
+		ccel     []eventlog.Event
+	)
 	if len(ev.Quote) > 0 {
 		if q, err = quote.Parse(ev.Quote); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrMalformedEvidence, err)
@@ -261,7 +273,7 @@ func (v *Verifier) Verify(ctx context.Context, ev Evidence) (*Outcome, error) {
 			if q.TD == nil {
 				return nil, fmt.Errorf("%w: a CCEL goes with a TDX quote", ErrMalformedEvidence)
 			}
-			if replayed, err = replayCCEL(ev.CCEL); err != nil {
+			if replayed, ccel, err = replayCCEL(ev.CCEL); err != nil {
 				return nil, fmt.Errorf("%w: %w", ErrMalformedEvidence, err)
 			}
 		}
@@ -315,6 +327,14 @@ func (v *Verifier) Verify(ctx context.Context, ev Evidence) (*Outcome, error) {
 		res.Dstack, res.DCAP, in.Dstack = r, r.DCAP, r
 	}
 	res.Authentic = true
+	if ev.Details {
+		res.Chain = chainDetails(q, col, res.DCAP)
+		if de != nil {
+			res.EventLog = logDetails(de.Events, de.RuntimeEvents)
+		} else if ccel != nil {
+			res.EventLog = logDetails(ccel, eventlog.RuntimeEvents(ccel))
+		}
+	}
 	cs, err := claims.New(in)
 	if err != nil {
 		return nil, fmt.Errorf("verifier: claims: %w", err)
@@ -429,15 +449,16 @@ func classifySourceError(ctx context.Context, err error) error {
 
 // replayCCEL parses a CCEL and replays its events (RTMR0–2 from the
 // firmware; RTMR3 from any events the log holds for it).
-func replayCCEL(raw []byte) (*[4][48]byte, error) {
+// It also returns the events.
+func replayCCEL(raw []byte) (*[4][48]byte, []eventlog.Event, error) {
 	evs, err := eventlog.ParseCCELEvents(raw)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	r, err := eventlog.Replay(evs)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	out := [4][48]byte(r)
-	return &out, nil
+	return &out, evs, nil
 }
