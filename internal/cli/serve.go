@@ -39,6 +39,7 @@ type serveFlags struct {
 	earKeyFile  string
 	keyReload   time.Duration
 	kbs         serveKBSFlags
+	noUI        bool
 }
 
 func (a *app) serveCommand() *cobra.Command {
@@ -50,7 +51,8 @@ func (a *app) serveCommand() *cobra.Command {
 		Long: `Serve attestation verification over HTTP: POST /v1/verify (native: a DCAP quote or dstack
 evidence, optional nonce and policy id → the appraisal result and a signed EAR token),
 POST /verify (dstack-verifier compatible), GET /.well-known/jwks.json (the EAR keys),
-/healthz, /readyz and /metrics (Prometheus text format).
+/healthz, /readyz and /metrics (Prometheus text format), and GET / (the evidence page:
+drop evidence, read the report; --no-ui turns it off; not with --role kbs).
 
 State lives in a SQLite database under --data-dir (created on first run) or, with
 --db postgres://…, in PostgreSQL shared by any number of replicas. The EAR signing key
@@ -91,6 +93,7 @@ Logs go to stderr. The server stops gracefully on SIGINT or SIGTERM.`,
 	fl.StringVar(&f.earKeyFile, "ear-key-file", "", "sign EAR tokens with the P-256 key in `FILE` (PKCS #8 PEM) instead of the database keys; no rotation through the admin API")
 	fl.DurationVar(&f.keyReload, "key-reload-interval", f.keyReload, "reload the EAR keys from the database every `DURATION` (another replica's rotation shows up within it)")
 	f.kbs.register(fl)
+	fl.BoolVar(&f.noUI, "no-ui", false, "do not serve the evidence page (GET /, /ui/…)")
 	commandLineOnly(fl, "trusted-root")
 	a.withConfigFile(c)
 	return c
@@ -210,7 +213,7 @@ func (a *app) runServe(cmd *cobra.Command, f *serveFlags) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return cache.Run(gctx) })
 	g.Go(func() error { return keys.runEvery(gctx, f.keyReload) })
-	g.Go(func() error { return serveRole(gctx, ln, f.kbs.role, svc, broker) })
+	g.Go(func() error { return serveRole(gctx, ln, f.kbs.role, svc, broker, !f.noUI) })
 	if err := g.Wait(); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/tdproof/tdproof/internal/kbs"
 	"github.com/tdproof/tdproof/internal/store"
 	"github.com/tdproof/tdproof/internal/verifiersvc"
+	"github.com/tdproof/tdproof/internal/webui"
 	"github.com/tdproof/tdproof/kbs/protocol"
 	"github.com/tdproof/tdproof/refvalue"
 	"github.com/tdproof/tdproof/verifier"
@@ -183,13 +184,17 @@ func serveHandler(role string, svc *verifiersvc.Service, b *kbs.Broker) http.Han
 }
 
 // serveRole serves the role on ln until ctx is done, then shuts down
-// gracefully.
-func serveRole(ctx context.Context, ln net.Listener, role string, svc *verifiersvc.Service, b *kbs.Broker) error {
-	if b == nil {
+// gracefully. With ui, roles that verify also serve the evidence page.
+func serveRole(ctx context.Context, ln net.Listener, role string, svc *verifiersvc.Service, b *kbs.Broker, ui bool) error {
+	ui = ui && role != roleKBS
+	if b == nil && !ui {
 		return svc.Serve(ctx, ln)
 	}
 	srv := svc.Server()
 	srv.Handler = serveHandler(role, svc, b)
+	if ui {
+		srv.Handler = webui.Handler(srv.Handler)
+	}
 	srv.BaseContext = func(net.Listener) context.Context { return context.WithoutCancel(ctx) }
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
