@@ -184,6 +184,9 @@ type Evidence struct {
 	// DstackInputs, with Dstack evidence only, adds the caller's image
 	// and ACPI tables to the verification (nil: none).
 	DstackInputs *DstackInputs
+	// Details asks for Result.Chain and Result.EventLog (for reports such
+	// as tdproof report and the serve UI); they are omitted otherwise.
+	Details bool
 }
 
 // Result is the explainable verification result (JSON: MediaType).
@@ -213,6 +216,12 @@ type Result struct {
 	// check (the event log) failed, so that its TCB status is reported.
 	DCAP   *dcap.Result   `json:"dcap,omitempty"`
 	Dstack *dstack.Result `json:"dstack,omitempty"`
+	// Chain describes the verified PCK certificate chain, leaf first
+	// (Evidence.Details only; nil when not authentic).
+	Chain []ChainCert `json:"chain,omitempty"`
+	// EventLog lists the events of the event log the evidence carries
+	// (Evidence.Details only; nil when not authentic or without a log).
+	EventLog []LogEvent `json:"event_log,omitempty"`
 }
 
 // Outcome is a verdict: the result and the EAR token that signs it.
@@ -264,8 +273,11 @@ func (v *Verifier) Verify(ctx context.Context, ev Evidence) (*Outcome, error) {
 		q  *quote.Quote
 		de *dstack.Evidence
 	)
-	var replayed *[4][48]byte
-	var ccelRTMR3 bool // the CCEL holds RTMR3 events
+	var (
+		replayed  *[4][48]byte
+		ccel      []eventlog.Event
+		ccelRTMR3 bool // the CCEL holds RTMR3 events
+	)
 	if len(ev.Quote) > 0 {
 		if q, err = quote.Parse(ev.Quote); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrMalformedEvidence, err)
@@ -274,7 +286,7 @@ func (v *Verifier) Verify(ctx context.Context, ev Evidence) (*Outcome, error) {
 			if q.TD == nil {
 				return nil, fmt.Errorf("%w: a CCEL goes with a TDX quote", ErrMalformedEvidence)
 			}
-			if replayed, ccelRTMR3, err = replayCCEL(ev.CCEL); err != nil {
+			if replayed, ccel, ccelRTMR3, err = replayCCEL(ev.CCEL); err != nil {
 				return nil, fmt.Errorf("%w: %w", ErrMalformedEvidence, err)
 			}
 		}
@@ -339,6 +351,14 @@ func (v *Verifier) Verify(ctx context.Context, ev Evidence) (*Outcome, error) {
 		res.Dstack, res.DCAP, in.Dstack = r, r.DCAP, r
 	}
 	res.Authentic = true
+	if ev.Details {
+		res.Chain = chainDetails(q, col, res.DCAP)
+		if de != nil {
+			res.EventLog = logDetails(de.Events, de.RuntimeEvents)
+		} else if ccel != nil {
+			res.EventLog = logDetails(ccel, eventlog.RuntimeEvents(ccel))
+		}
+	}
 	cs, err := claims.New(in)
 	if err != nil {
 		return nil, fmt.Errorf("verifier: claims: %w", err)
@@ -466,7 +486,7 @@ func CheckCCEL(td *quote.TDReport, ccel []byte) error {
 	if td == nil {
 		return fmt.Errorf("%w: a CCEL goes with a TDX quote", ErrMalformedEvidence)
 	}
-	replayed, rtmr3, err := replayCCEL(ccel)
+	replayed, _, rtmr3, err := replayCCEL(ccel)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrMalformedEvidence, err)
 	}
@@ -491,15 +511,15 @@ func matchCCEL(replayed *[4][48]byte, rtmr3 bool, td *quote.TDReport) error {
 
 // replayCCEL parses a CCEL and replays its events (RTMR0–2 from the
 // firmware; RTMR3 from any events the log holds for it, which rtmr3
-// reports).
-func replayCCEL(raw []byte) (replayed *[4][48]byte, rtmr3 bool, err error) {
-	evs, err := eventlog.ParseCCELEvents(raw)
+// reports). It also returns the events.
+func replayCCEL(raw []byte) (replayed *[4][48]byte, evs []eventlog.Event, rtmr3 bool, err error) {
+	evs, err = eventlog.ParseCCELEvents(raw)
 	if err != nil {
-		return nil, false, err
+		return nil, nil, false, err
 	}
 	r, err := eventlog.Replay(evs)
 	if err != nil {
-		return nil, false, err
+		return nil, nil, false, err
 	}
 	for _, e := range evs {
 		if e.IMR == 3 && e.Type != eventlog.EvNoAction {
@@ -507,5 +527,5 @@ func replayCCEL(raw []byte) (replayed *[4][48]byte, rtmr3 bool, err error) {
 		}
 	}
 	out := [4][48]byte(r)
-	return &out, rtmr3, nil
+	return &out, evs, rtmr3, nil
 }

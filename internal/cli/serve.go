@@ -19,6 +19,7 @@ import (
 	"github.com/tdproof/tdproof/ear"
 	"github.com/tdproof/tdproof/internal/store"
 	"github.com/tdproof/tdproof/internal/verifiersvc"
+	"github.com/tdproof/tdproof/internal/webui"
 	"github.com/tdproof/tdproof/pcs/pcscache"
 	"github.com/tdproof/tdproof/verifier"
 	"github.com/tdproof/tdproof/verifier/pcsource"
@@ -41,6 +42,7 @@ type serveFlags struct {
 	keyReload   time.Duration
 	kbs         serveKBSFlags
 	tls         listenTLSFlags
+	noUI        bool
 }
 
 func (a *app) serveCommand() *cobra.Command {
@@ -52,7 +54,8 @@ func (a *app) serveCommand() *cobra.Command {
 		Long: `Serve attestation verification over HTTP: POST /v1/verify (native: a DCAP quote or dstack
 evidence, optional nonce and policy id → the appraisal result and a signed EAR token),
 POST /verify (dstack-verifier compatible), GET /.well-known/jwks.json (the EAR keys),
-/healthz, /readyz and /metrics (Prometheus text format).
+/healthz, /readyz and /metrics (Prometheus text format), and GET / (the evidence page:
+drop evidence, read the report; --no-ui turns it off; not with --role kbs).
 
 State lives in a SQLite database under --data-dir (created on first run) or, with
 --db postgres://…, in PostgreSQL shared by any number of replicas. The EAR signing key
@@ -102,6 +105,7 @@ Logs go to stderr. The server stops gracefully on SIGINT or SIGTERM.`,
 	fl.DurationVar(&f.keyReload, "key-reload-interval", f.keyReload, "reload the EAR keys from the database every `DURATION` (another replica's rotation shows up within it)")
 	f.kbs.register(fl)
 	f.tls.register(fl, true)
+	fl.BoolVar(&f.noUI, "no-ui", false, "do not serve the evidence page (GET /, /ui/…)")
 	commandLineOnly(fl, "trusted-root")
 	a.withConfigFile(c)
 	return c
@@ -218,6 +222,10 @@ func (a *app) runServe(cmd *cobra.Command, f *serveFlags) error {
 		warnUnpinned(ctx, log, st, broker, verifiersvc.StorePolicyResolver(st), now())
 	}
 	h := serveHandler(f.kbs.role, svc, broker)
+	if !f.noUI && f.kbs.role != roleKBS {
+		// The evidence page (GET /, /ui/…) for roles that verify.
+		h = webui.Handler(h)
+	}
 	if tc.config != nil && f.tls.adminClientCA != "" {
 		h = requireAdminClientCert(h)
 	}

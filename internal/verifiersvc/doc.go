@@ -23,7 +23,8 @@
 //	  "cc_eventlog": "<with a TDX quote: the CCEL boot event log, hex or base64>",
 //	  "dstack":      <dstack evidence>,
 //	  "nonce":     "<hex, at most 64 bytes: a prefix of REPORTDATA, returned as eat_nonce>",
-//	  "policy_id": "<policy id; absent or empty: the active policy>"
+//	  "policy_id": "<policy id; absent or empty: the active policy>",
+//	  "details":   <true: add the result's chain and event_log members>
 //	}
 //
 // Exactly one of quote and dstack is given. A cc_eventlog must replay to

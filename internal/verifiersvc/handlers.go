@@ -19,6 +19,9 @@ type NativeRequest struct {
 	Dstack     json.RawMessage `json:"dstack,omitempty"`
 	Nonce      string          `json:"nonce,omitempty"`
 	PolicyID   string          `json:"policy_id,omitempty"`
+	// Details asks for the result's chain and event_log members
+	// (verifier.Evidence.Details).
+	Details bool `json:"details,omitempty"`
 }
 
 // NativeResponse is the body of a 200 from POST /v1/verify.
@@ -53,7 +56,7 @@ func (s *Service) handleNative(w http.ResponseWriter, r *http.Request) {
 }
 
 func nativeEvidence(req *NativeRequest) (verifier.Evidence, *apiError) {
-	ev := verifier.Evidence{PolicyID: req.PolicyID}
+	ev := verifier.Evidence{PolicyID: req.PolicyID, Details: req.Details}
 	if req.Quote != nil {
 		b, err := decodeBytes(*req.Quote)
 		if err != nil {
