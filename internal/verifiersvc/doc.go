@@ -45,7 +45,9 @@
 // # POST /verify
 //
 // dstack-verifier's request ({"quote", "event_log", "vm_config", "debug"}
-// or {"attestation"}, hex without 0x; an attestation wins) and response
+// or {"attestation"}, hex without 0x; beside an attestation, quote,
+// event_log, report_data and vm_config must be its own, where
+// dstack-verifier ignores them) and response
 // ({"is_valid", "details", "reason"}). is_valid is true only when the
 // evidence is authentic and the active policy allows it; reason is null
 // then, and otherwise starts with "Quote verification failed:",

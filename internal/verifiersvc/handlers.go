@@ -149,11 +149,12 @@ func (s *Service) handleDstack(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, "/verify", start, aerr, dstackExt(aerr))
 		return
 	}
+	// As dstack-verifier, an attestation is the evidence; unlike it, the
+	// quote, event_log, report_data and vm_config members beside it must
+	// be the attestation's own (dstack.ParseEvidence), not ignored.
 	ev := verifier.Evidence{Dstack: body}
 	switch {
-	case req.Attestation != nil:
-		// As dstack-verifier: an attestation wins over the other members.
-		ev.Dstack, _ = json.Marshal(map[string]string{"attestation": *req.Attestation})
+	case req.Attestation != nil && *req.Attestation != "":
 	case req.Quote == nil:
 		aerr := badRequest("malformed_evidence", "give quote (with event_log) or attestation")
 		s.fail(w, "/verify", start, aerr, dstackExt(aerr))
