@@ -594,6 +594,7 @@ func runCampaign(t *testing.T, f *fleet, newDSN func(testing.TB) string) {
 			campaignGetQuote(t, f, e)
 			campaignAttestation(t, f, e)
 			campaignRATLS(t, f, e)
+			campaignMixedJSON(t, f, e)
 		}
 		r := e.results
 		total.tried += r.tried
@@ -866,5 +867,41 @@ func campaignKBS(t *testing.T, f *fleet, e *env) {
 			return ev
 		})
 		e.record(t, "kbs", combo, own, ok, detail)
+	})
+}
+
+// campaignMixedJSON: one JSON object carrying an attestation and
+// GetQuote members (quote, event_log) of the same or another TD, on
+// /v1/verify and /verify.
+func campaignMixedJSON(t *testing.T, f *fleet, e *env) {
+	attOf := func(d *td) []byte {
+		b, err := d.parts.Attestation(1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	slots := []slot{
+		{name: "attestation", choices: []choice{{"A", true, attOf(f.a)}, {"B", false, attOf(f.b)}}},
+		{name: "quote", choices: []choice{{"omitted", true, []byte(nil)}, {"A", true, f.a.parts.Quote}, {"B", false, f.b.parts.Quote}}},
+		{name: "event_log", choices: []choice{{"omitted", true, []eventlog.Event(nil)}, {"A", true, f.a.parts.EventLog}, {"B", false, f.b.parts.EventLog}}},
+	}
+	product(slots, func(p []choice) {
+		combo, own := describe(slots, p)
+		req := map[string]any{"attestation": hex.EncodeToString(p[0].v.([]byte))}
+		if q := p[1].v.([]byte); q != nil {
+			req["quote"] = hex.EncodeToString(q)
+		}
+		if l := p[2].v.([]eventlog.Event); l != nil {
+			req["event_log"] = string(eventlog.MarshalEvents(l))
+		}
+		body, err := json.Marshal(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ok, detail := e.native(t, map[string]any{"dstack": json.RawMessage(body)})
+		e.record(t, "mixed-json /v1/verify", combo, own, ok, detail)
+		ok, detail = e.dstackVerify(t, req)
+		e.record(t, "mixed-json /verify", combo, own, ok, detail)
 	})
 }
