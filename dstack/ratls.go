@@ -160,6 +160,16 @@ func sameLegacy(ev *Evidence, rawQuote, rawLog []byte) error {
 	if err != nil {
 		return wrapParse(field, err)
 	}
+	if !sameEvents(ev, legacy) {
+		return malformed(field, -1, "a legacy event log that is not the %s attestation's", OIDAttestation)
+	}
+	return nil
+}
+
+// sameEvents reports whether log lists the events of ev, an attestation's
+// evidence: its boot events (register, type, digest) then its runtime
+// events (name, payload, version).
+func sameEvents(ev *Evidence, log []eventlog.Event) bool {
 	var want []eventlog.Event
 	for _, e := range ev.Events {
 		if !e.IsRuntime() {
@@ -167,22 +177,23 @@ func sameLegacy(ev *Evidence, rawQuote, rawLog []byte) error {
 		}
 	}
 	want = append(want, ev.RuntimeEvents...)
-	same := len(legacy) == len(want)
-	for i := 0; same && i < len(want); i++ {
-		l, w := &legacy[i], &want[i]
+	if len(log) != len(want) {
+		return false
+	}
+	for i := range want {
+		l, w := &log[i], &want[i]
 		switch {
 		case l.IsRuntime() != w.IsRuntime() || l.IMR != w.IMR:
-			same = false
+			return false
 		case w.IsRuntime():
-			same = l.Name == w.Name && bytes.Equal(l.Payload, w.Payload) && normVersion(l.Version) == normVersion(w.Version)
-		default:
-			same = l.Type == w.Type && bytes.Equal(l.Digest, w.Digest)
+			if l.Name != w.Name || !bytes.Equal(l.Payload, w.Payload) || normVersion(l.Version) != normVersion(w.Version) {
+				return false
+			}
+		case l.Type != w.Type || !bytes.Equal(l.Digest, w.Digest):
+			return false
 		}
 	}
-	if !same {
-		return malformed(field, -1, "a legacy event log that is not the %s attestation's", OIDAttestation)
-	}
-	return nil
+	return true
 }
 
 // unwrapOctets decodes an extension value that is a DER OCTET STRING.

@@ -47,7 +47,9 @@
 // # POST /verify
 //
 // dstack-verifier's request ({"quote", "event_log", "vm_config", "debug"}
-// or {"attestation"}, hex without 0x; an attestation wins) and response
+// or {"attestation"}, hex without 0x; beside an attestation, quote,
+// event_log, report_data and vm_config must be its own, where
+// dstack-verifier ignores them) and response
 // ({"is_valid", "details", "reason"}), as dstack-verifier documents them
 // (docs/service.md): every verification outcome is a 200, also invalid
 // evidence, a collateral outage and undecodable evidence; details always

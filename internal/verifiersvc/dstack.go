@@ -103,8 +103,10 @@ func (s *Service) handleDstack(w http.ResponseWriter, r *http.Request) {
 	ev := verifier.Evidence{Dstack: body}
 	switch {
 	case req.Attestation != nil:
-		// As dstack-verifier: an attestation wins over the other members.
-		ev.Dstack, _ = json.Marshal(map[string]string{"attestation": *req.Attestation})
+		// dstack-verifier lets an attestation win over the other
+		// members; tdproof verifies the whole body, so quote, event_log,
+		// report_data and vm_config beside it must be its own
+		// (dstack.ParseEvidence): one request, one evidence.
 	case req.Quote == nil:
 		s.dstackError(w, start, badRequest("malformed_evidence", "Quote is required"))
 		return
