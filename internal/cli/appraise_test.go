@@ -52,3 +52,23 @@ func TestAppraisalFlags(t *testing.T) {
 		})
 	}
 }
+
+// TestAppraisalEnvironment: --policy and --policy-id cannot come from the
+// environment (a policy replaces every rule); a TDPROOF_COLLATERAL left
+// for quote verify does not break a plain eventlog replay.
+func TestAppraisalEnvironment(t *testing.T) {
+	base := testvectors.Path(t, "dcap", "tdx-v4-b0c06f")
+	q := filepath.Join(base, "quote.bin")
+	permissive := writeFile(t, t.TempDir(), "p.yaml", []byte("accepted_tcb_statuses: [UpToDate]\nallow_expired_collateral_unsafe: true\n"))
+	// At the collateral's expiry: the default policy rejects.
+	args := []string{"quote", "verify", q, "--collateral", base, "--at", "1852919234"}
+	o := invokeEnv(t, map[string]string{"TDPROOF_POLICY": permissive, "TDPROOF_POLICY_ID": "x"}, args...)
+	o.wantCode(t, exitRejected, args...)
+	invoke(t, nil, append(args, "--policy", permissive)...).wantCode(t, exitOK)
+
+	ccel := testvectors.Path(t, "dstack", "ccel.bin")
+	args = []string{"eventlog", "replay", ccel}
+	invokeEnv(t, map[string]string{"TDPROOF_COLLATERAL": base, "TDPROOF_DB": filepath.Join(t.TempDir(), "x.db")}, args...).wantCode(t, exitOK, args...)
+	args = append(args, "--collateral", base)
+	invoke(t, nil, args...).wantCode(t, exitUsage, args...)
+}

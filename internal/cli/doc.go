@@ -27,9 +27,9 @@
 // Every flag has an environment fallback named TDPROOF_ plus the flag name
 // in upper case with '-' replaced by '_' (--max-collateral-age reads
 // TDPROOF_MAX_COLLATERAL_AGE); a flag on the command line wins. The
-// exceptions are --trusted-root and the *-unsafe switches: they weaken
-// verification, so they are read from the command line only and a variable
-// left in the environment cannot turn them on.
+// exceptions are --trusted-root, --policy, --policy-id and the *-unsafe
+// switches: they can weaken verification, so they are read from the command
+// line only and a variable left in the environment cannot turn them on.
 //
 // # One verdict
 //
