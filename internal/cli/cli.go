@@ -185,6 +185,7 @@ variable named TDPROOF_ plus the flag name in upper case with '-' replaced by '_
 	root.AddCommand(a.demoCommand(), a.kbsCommand())
 	root.AddCommand(a.agentCommand(), a.tdsimCommand())
 	root.AddCommand(a.completionCommand())
+	root.AddCommand(a.snpCommand())
 	describeEnv(root)
 	return root
 }

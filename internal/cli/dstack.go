@@ -42,6 +42,8 @@ type dstackFlags struct {
 	strict                              bool
 	allowDebug, allowSEAM, allowSvcTD   bool
 	image, acpiDir                      string
+	dstackCompat                        bool
+	snpVCEK                             string
 }
 
 type dstackOutput struct {
@@ -102,6 +104,8 @@ verify takes) or, without it, from the configured source: --pccs-url (default In
 	fl.BoolVar(&f.allowSvcTD, "allow-service-td-unsafe", false, "accept a non-zero MRSERVICETD")
 	fl.StringVar(&f.image, "image", "", "dstack OS image `DIR`: recompute MRTD and RTMR0-2 from it for vm_config's machine and compare")
 	fl.StringVar(&f.acpiDir, "acpi-dir", "", "`DIR` with the VM's fw_cfg ACPI blobs (tables, optionally rsdp and table-loader): verify the ACPI tables instead of taking their digests from the event log")
+	fl.BoolVar(&f.dstackCompat, "dstack-compat", false, "SEV-SNP evidence: dstack's acceptance (report versions 2 and 3, VCEK only)")
+	fl.StringVar(&f.snpVCEK, "vcek", "", "SEV-SNP evidence without a cert_chain: the VCEK certificate `FILE`")
 	commandLineOnly(fl, "trusted-root", "allow-debug-unsafe", "allow-mrsignerseam-unsafe", "allow-service-td-unsafe")
 	return c
 }
@@ -154,6 +158,9 @@ func (a *app) dstackVerifyInto(cmd *cobra.Command, out *dstackOutput, file strin
 		var want [64]byte
 		copy(want[:], rd)
 		opts.ReportData = &want
+	}
+	if ev.Attestation != nil && ev.Attestation.SNP != nil {
+		return a.dstackVerifySNP(out, ev, f, opts.ReportData)
 	}
 	if f.image != "" {
 		d, err := measure.LoadImage(f.image)
@@ -213,6 +220,10 @@ func printDstack(w io.Writer, out *dstackOutput, err error) error {
 			label = "REJECTED"
 		}
 		p.printf("%s: %s\n", label, oneLine(err.Error()))
+		return p.err
+	}
+	if r.SNP != nil {
+		printDstackSNP(p, r)
 		return p.err
 	}
 	p.printf("OK: quote verified (%s), event log verified\n", r.TCBStatus)
