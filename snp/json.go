@@ -23,6 +23,7 @@ func tcbText(t TCBVersion) string { b := t.Bytes(); return hex.EncodeToString(b[
 // reportJSON is the JSON form of a Report: byte fields as lowercase hex,
 // words as numbers, TCB_VERSIONs as the hex of their 8 bytes.
 type reportJSON struct {
+	Raw             hexBytes `json:"raw"`
 	Version         uint32   `json:"version"`
 	GuestSVN        uint32   `json:"guest_svn"`
 	Policy          string   `json:"policy"`
@@ -54,7 +55,7 @@ type reportJSON struct {
 // MarshalJSON writes the report's fields (not its raw bytes).
 func (r *Report) MarshalJSON() ([]byte, error) {
 	j := reportJSON{
-		Version: r.Version, GuestSVN: r.GuestSVN, Policy: fmt.Sprintf("0x%x", r.Policy),
+		Raw: r.Raw, Version: r.Version, GuestSVN: r.GuestSVN, Policy: fmt.Sprintf("0x%x", r.Policy),
 		FamilyID: r.FamilyID[:], ImageID: r.ImageID[:], VMPL: r.VMPL, SignatureAlgo: r.SignatureAlgo,
 		CurrentTCB: tcbText(r.CurrentTCB), PlatformInfo: fmt.Sprintf("0x%x", r.PlatformInfo), KeyInfo: r.KeyInfo,
 		ReportData: r.ReportData[:], Measurement: r.Measurement[:], HostData: r.HostData[:],
@@ -110,4 +111,75 @@ func (res *Result) MarshalJSON() ([]byte, error) {
 		Report        *Report     `json:"report"`
 	}{res.Product, res.SigningKey, res.TCBStatus, res.TCB, res.AdvisoryIDs, res.AMDRoot, res.CRLChecked,
 		res.ChainNotAfter.UTC(), certInfo(res.ARK), certInfo(res.ASK), certInfo(res.VCEK), res.Extensions, res.Report})
+}
+
+// UnmarshalText reads a product line name.
+func (p *Product) UnmarshalText(b []byte) error {
+	v, err := ParseProduct(string(b))
+	if err != nil {
+		return err
+	}
+	*p = v
+	return nil
+}
+
+// UnmarshalText reads a signing key name.
+func (k *SigningKey) UnmarshalText(b []byte) error {
+	for _, v := range []SigningKey{SigningKeyVCEK, SigningKeyVLEK, SigningKeyNone} {
+		if v.String() == string(b) {
+			*k = v
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: signing key %q", ErrMalformed, b)
+}
+
+func (h *hexBytes) UnmarshalText(b []byte) error {
+	v, err := hex.DecodeString(string(b))
+	if err != nil {
+		return err
+	}
+	*h = v
+	return nil
+}
+
+// UnmarshalJSON re-parses the report from its "raw" member, so a report
+// read back from JSON is exactly the one written (the other members are
+// derived from it and ignored).
+func (r *Report) UnmarshalJSON(b []byte) error {
+	var j struct {
+		Raw hexBytes `json:"raw"`
+	}
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	p, err := ParseReport(j.Raw)
+	if err != nil {
+		return err
+	}
+	*r = *p
+	return nil
+}
+
+// UnmarshalJSON reads what MarshalJSON writes, except the certificates,
+// of which only summaries are written: ARK, ASK and VCEK stay nil.
+func (res *Result) UnmarshalJSON(b []byte) error {
+	var j struct {
+		Product       Product     `json:"product"`
+		SigningKey    SigningKey  `json:"signing_key"`
+		TCBStatus     TCBStatus   `json:"tcb_status"`
+		TCB           TCBDetail   `json:"tcb"`
+		AdvisoryIDs   []string    `json:"advisory_ids"`
+		AMDRoot       bool        `json:"amd_root"`
+		CRLChecked    bool        `json:"crl_checked"`
+		ChainNotAfter time.Time   `json:"chain_not_after"`
+		Extensions    *Extensions `json:"vcek_extensions"`
+		Report        *Report     `json:"report"`
+	}
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	*res = Result{Report: j.Report, Product: j.Product, SigningKey: j.SigningKey, TCBStatus: j.TCBStatus, TCB: j.TCB,
+		AdvisoryIDs: j.AdvisoryIDs, AMDRoot: j.AMDRoot, CRLChecked: j.CRLChecked, ChainNotAfter: j.ChainNotAfter, Extensions: j.Extensions}
+	return nil
 }
