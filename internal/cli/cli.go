@@ -189,7 +189,7 @@ variable named TDPROOF_ plus the flag name in upper case with '-' replaced by '_
 	root.AddCommand(a.agentCommand(), a.tdsimCommand())
 	root.AddCommand(a.reportCommand())
 	root.AddCommand(a.completionCommand())
-	root.AddCommand(a.nitroCommand(), a.tpmCommand())
+	root.AddCommand(a.nitroCommand(), a.tpmCommand(), a.snpCommand())
 	describeEnv(root)
 	return root
 }

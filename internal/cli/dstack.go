@@ -49,6 +49,8 @@ type dstackFlags struct {
 	strict                              bool
 	allowDebug, allowSEAM, allowSvcTD   bool
 	image, acpiDir                      string
+	dstackCompat                        bool
+	snpVCEK                             string
 }
 
 type dstackOutput struct {
@@ -61,8 +63,11 @@ type dstackOutput struct {
 	IntelRoot      bool             `json:"intel_root"`
 	TrustedRootSHA string           `json:"trusted_root_sha256"`
 	Result         *verifier.Result `json:"result"`
-	Error          *errorJSON       `json:"error,omitempty"`
-	line           string
+	// Other is the result of evidence of a TEE the verifier service does
+	// not appraise yet (SEV-SNP): verified, not appraised.
+	Other *dstack.Result `json:"other_result,omitempty"`
+	Error *errorJSON     `json:"error,omitempty"`
+	line  string
 }
 
 // rules returns the built-in policy changed by dstack verify's switches.
@@ -137,6 +142,8 @@ verify takes) or, without it, from the configured source: --pccs-url (default In
 	fl.StringVar(&f.image, "image", "", "dstack OS image `DIR`: recompute MRTD and RTMR0-2 from it for vm_config's machine and compare")
 	fl.StringVar(&f.acpiDir, "acpi-dir", "", "`DIR` with the VM's fw_cfg ACPI blobs (tables, optionally rsdp and table-loader): verify the ACPI tables instead of taking their digests from the event log")
 	f.appraisal.register(fl)
+	fl.BoolVar(&f.dstackCompat, "dstack-compat", false, "SEV-SNP evidence: dstack's acceptance (report versions 2 and 3, VCEK only)")
+	fl.StringVar(&f.snpVCEK, "vcek", "", "SEV-SNP evidence without a cert_chain: the VCEK certificate `FILE`")
 	commandLineOnly(fl, "trusted-root", "allow-debug-unsafe", "allow-mrsignerseam-unsafe", "allow-service-td-unsafe")
 	return c
 }
@@ -197,6 +204,13 @@ func (a *app) dstackVerifyInto(cmd *cobra.Command, out *dstackOutput, file strin
 		in.Nonce = make([]byte, 64)
 		copy(in.Nonce, rd)
 	}
+	if ev.Attestation != nil && ev.Attestation.SNP != nil {
+		var rd *[64]byte
+		if in.Nonce != nil {
+			rd = (*[64]byte)(in.Nonce)
+		}
+		return a.dstackVerifySNP(out, ev, f, rd)
+	}
 	inputs := &verifier.DstackInputs{AllowMRSignerSEAMUnsafe: f.allowSEAM}
 	if f.image != "" {
 		d, err := measure.LoadImage(f.image)
@@ -255,6 +269,10 @@ func printDstack(w io.Writer, out *dstackOutput) error {
 		p.printf("%s\n", nonIntelWarning(out.TrustedRootSHA))
 	}
 	if out.Result == nil {
+		return p.err
+	}
+	if out.Other != nil {
+		printDstackSNP(p, out.Other)
 		return p.err
 	}
 	r := out.Result.Dstack
