@@ -61,6 +61,11 @@ func (m *mpReader) platform(a *Attestation) error {
 		return err
 	}
 	if kind != PlatformTDX {
+		if d != nil {
+			if known, err := d.otherPlatform(kind, a, off); known {
+				return err
+			}
+		}
 		if unsupportedPlatforms[kind] {
 			return unsupported("platform.kind", off, "platform %q", kind)
 		}

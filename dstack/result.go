@@ -70,6 +70,8 @@ type Result struct {
 
 	// DCAP is the quote verification result; nil for VerifyEventLog.
 	DCAP *dcap.Result `json:"dcap,omitempty"`
+	// Nitro is the verified Nitro document (VerifyNitro), nil otherwise.
+	Nitro *NitroFacts `json:"nitro,omitempty"`
 }
 
 // AppInfo is dstack's AppInfo (dstack.md §1.4) with the quote's
