@@ -72,6 +72,8 @@ type Result struct {
 	DCAP *dcap.Result `json:"dcap,omitempty"`
 	// Nitro is the verified Nitro document (VerifyNitro), nil otherwise.
 	Nitro *NitroFacts `json:"nitro,omitempty"`
+	// GCP is the verified vTPM quote of dstack-gcp-tdx, nil otherwise.
+	GCP *GCPFacts `json:"gcp,omitempty"`
 }
 
 // AppInfo is dstack's AppInfo (dstack.md §1.4) with the quote's
