@@ -155,6 +155,14 @@ func (a *app) dstackVerifyInto(cmd *cobra.Command, out *dstackOutput, file strin
 		copy(want[:], rd)
 		opts.ReportData = &want
 	}
+	if at := ev.Attestation; at != nil && (at.Platform == dstack.PlatformNitroEnclave || at.Platform == dstack.PlatformAWSNitroTPM) {
+		res, err := dstack.VerifyNitro(ev, dstack.NitroOptions{Time: f.at.t, Root: root, ReportData: opts.ReportData})
+		if err != nil {
+			return err
+		}
+		out.Result = res
+		return nil
+	}
 	if f.image != "" {
 		d, err := measure.LoadImage(f.image)
 		if err != nil {
@@ -215,6 +223,10 @@ func printDstack(w io.Writer, out *dstackOutput, err error) error {
 		p.printf("%s: %s\n", label, oneLine(err.Error()))
 		return p.err
 	}
+	if r.Nitro != nil {
+		printDstackNitro(p, r)
+		return p.err
+	}
 	p.printf("OK: quote verified (%s), event log verified\n", r.TCBStatus)
 	p.kv(0, "TCB status", r.TCBStatus)
 	p.kv(0, "advisory IDs", listOrNone(r.AdvisoryIDs))
@@ -248,6 +260,9 @@ func osImageLine(r *dstack.Result) string {
 		h = "(none)"
 	}
 	m := r.Measurement
+	if m == nil && r.OSImageHashVerified && r.GCP != nil {
+		return h + " verified (gcp_measurement: vTPM PCR0 an accepted firmware, UKI in PCR2)"
+	}
 	if m == nil {
 		return h + " (not verified: no --image and no tdx_measurement in vm_config)"
 	}
