@@ -63,7 +63,9 @@ func (a *Attestation) nitroEvidence() (*Evidence, error) {
 
 // VerifyNitro verifies a dstack-nitro-enclave or dstack-aws-nitro-tpm
 // attestation (multi-tee.md §3, §4): the document with package nitro
-// (user_data must equal the attested report data), then for NitroTPM the
+// (user_data must equal the attested report data, which must in turn
+// match an RA-TLS certificate's key, a dstack-pod payload and
+// NitroOptions.ReportData), then for NitroTPM the
 // SHA-384 replay of every runtime event into PCR14, then the OS image:
 // for an enclave SHA-256(PCR0||PCR1||PCR2) must equal the vm_config's
 // os_image_hash and a debug enclave (PCR0–2 zero) is rejected; for
@@ -87,16 +89,17 @@ func VerifyNitro(ev *Evidence, opts NitroOptions) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrQuote, err)
 	}
+	// user_data (hardware-signed) is the attestation's report data: check
+	// every binding the evidence implies against it (RA-TLS certificate
+	// key, dstack-pod payload) and the caller's expectation.
+	checks, err := checkReportData(ev, a.ReportData, Options{ReportData: opts.ReportData})
+	if err != nil {
+		return nil, err
+	}
 	r := &Result{
 		MediaType: MediaType, TEEVariant: a.TEEVariant(), EvidenceFormat: ev.Format,
 		QuoteVerified: true, ReportData: HexBytes(bytes.Clone(a.ReportData[:])),
-		ReportDataChecks: []string{SourceEvidence}, AdvisoryIDs: []string{}, VMConfig: ev.VMConfig,
-	}
-	if opts.ReportData != nil {
-		if *opts.ReportData != a.ReportData {
-			return nil, fmt.Errorf("%w: report data is %x, caller expects %x", ErrReportData, a.ReportData, *opts.ReportData)
-		}
-		r.ReportDataChecks = append(r.ReportDataChecks, SourceCaller)
+		ReportDataChecks: checks, AdvisoryIDs: []string{}, VMConfig: ev.VMConfig,
 	}
 	facts := &NitroFacts{Kind: res.Kind, ModuleID: res.ModuleID, Timestamp: res.Timestamp(), PCRs: map[int]HexBytes{}, Debug: res.Debug()}
 	for i, v := range res.PCRs {
