@@ -31,7 +31,7 @@ func (a *app) dstackCommand() *cobra.Command {
 			return &usageError{err: errors.New("missing command: dstack verify")}
 		},
 	}
-	c.AddCommand(a.dstackVerifyCommand())
+	c.AddCommand(a.dstackVerifyCommand(), a.dstackVerifyCertCommand(), a.dstackConnectCommand())
 	return c
 }
 
@@ -140,6 +140,12 @@ func (a *app) dstackVerifyInto(cmd *cobra.Command, out *dstackOutput, file strin
 	if err != nil {
 		return err
 	}
+	return a.dstackVerifyData(cmd, out, data, f, root)
+}
+
+// dstackVerifyData verifies evidence bytes (dstack verify, verify-cert,
+// connect).
+func (a *app) dstackVerifyData(cmd *cobra.Command, out *dstackOutput, data []byte, f *dstackFlags, root *x509.Certificate) error {
 	ev, err := dstack.ParseEvidence(data)
 	if err != nil {
 		return err

@@ -238,6 +238,8 @@ func classifyNitro(err error) (int, string, bool) {
 	switch {
 	case errors.Is(err, nitro.ErrMalformed):
 		return exitMalformed, codeMalformed, true
+	case errors.Is(err, errCertProfile):
+		return exitNotAuthentic, codeNotAuthentic, true
 	case errors.Is(err, nitro.ErrDebug), errors.Is(err, nitro.ErrKind):
 		return exitRejected, codeRejected, true
 	case errors.Is(err, nitro.ErrStale), errors.Is(err, nitro.ErrCertificateTime):
