@@ -128,9 +128,6 @@ func (a *Attestation) Marshal() ([]byte, error) {
 	case 0:
 		b, err = a.marshalSCALE()
 	case 1:
-		if a.Platform != "" && a.Platform != PlatformTDX {
-			return nil, fmt.Errorf("%w: version 1 encoding of platform %q", ErrUnsupported, a.Platform)
-		}
 		b, err = a.marshalMsgpack()
 	default:
 		return nil, fmt.Errorf("%w: attestation version %d", ErrUnsupported, a.Version)

@@ -259,7 +259,7 @@ func (d *mpReader) otherPlatform(kind string, a *Attestation, off int) (bool, er
 				return false, nil
 			}
 			var err error
-			*dst, _, err = d.binary("platform.data." + key)
+			*dst, a.ByteArrays, err = d.binary("platform.data." + key)
 			return true, err
 		})
 		if err != nil {
@@ -389,4 +389,73 @@ func (m *mpReader) tpmQuote() (*TPMQuote, error) {
 		return nil, err
 	}
 	return q, nil
+}
+
+// writePlatform writes the version 1 "platform" member.
+func (a *Attestation) writePlatform(w *mpWriter) error {
+	kind := a.Platform
+	if kind == "" {
+		kind = PlatformTDX
+	}
+	w.str("platform")
+	w.mapLen(2)
+	w.str("kind")
+	w.str(kind)
+	w.str("data")
+	switch kind {
+	case PlatformTDX:
+		w.mapLen(2)
+		a.writeTDXData(w)
+	case PlatformGCPTDX:
+		q := a.TPMQuote
+		if q == nil {
+			return fmt.Errorf("%w: gcp-tdx attestation without a TPM quote", ErrMalformed)
+		}
+		if int(q.Platform) >= len(tpmPlatformNames) {
+			return fmt.Errorf("%w: TPM platform %d", ErrMalformed, q.Platform)
+		}
+		w.mapLen(3)
+		a.writeTDXData(w)
+		w.str("tpm_quote")
+		w.mapLen(6)
+		w.str("message")
+		w.bytes(q.Message, false)
+		w.str("signature")
+		w.bytes(q.Signature, false)
+		w.str("pcr_values")
+		w.arrayLen(len(q.PCRValues))
+		for _, v := range q.PCRValues {
+			w.mapLen(3)
+			w.str("index")
+			w.uint(uint64(v.Index))
+			w.str("algorithm")
+			w.str(v.Algorithm)
+			w.str("value")
+			w.bytes(v.Value, false)
+		}
+		w.str("ak_cert")
+		w.bytes(q.AKCert, false)
+		w.str("platform")
+		w.str(tpmPlatformNames[q.Platform])
+		w.str("event_log")
+		w.arrayLen(len(q.EventLog))
+		for _, e := range q.EventLog {
+			w.mapLen(2)
+			w.str("pcr_index")
+			w.uint(uint64(e.PCRIndex))
+			w.str("digest")
+			w.bytes(e.Digest, false)
+		}
+	case PlatformNitroEnclave:
+		w.mapLen(1)
+		w.str("nsm_quote")
+		w.bytes(a.NSMQuote, a.ByteArrays)
+	case PlatformAWSNitroTPM:
+		w.mapLen(1)
+		w.str("attestation_doc")
+		w.bytes(a.NitroTPMDocument, a.ByteArrays)
+	default:
+		return fmt.Errorf("%w: platform %q", ErrUnsupported, a.Platform)
+	}
+	return nil
 }
