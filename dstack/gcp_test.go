@@ -176,3 +176,35 @@ func dcaptestNow(t *testing.T) time.Time {
 	}
 	return f.Now
 }
+
+// TestGCPVersion1RoundTrip: a gcp-tdx attestation survives version 1
+// encoding (tpm_quote with its platform name) unchanged.
+func TestGCPVersion1RoundTrip(t *testing.T) {
+	s, err := tpmsim.New(dcaptestNow(t), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newGCPParts()
+	p.runtime = v1Only(p.runtime)
+	ev, o, c := p.evidence(t, s)
+	a := *ev.Attestation
+	a.Version, a.Stack = 1, dstack.StackDstack
+	raw, err := a.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev1, err := dstack.ParseEvidence(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(raw, []byte("\xa3gcp")) || ev1.Attestation.TPMQuote == nil || ev1.Attestation.TPMQuote.Platform != 1 {
+		t.Fatal("tpm_quote platform lost")
+	}
+	r, err := dstack.Verify(ev1, c, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.TEEVariant != dstack.TEEVariantGCPTDX {
+		t.Fatal(r.TEEVariant)
+	}
+}

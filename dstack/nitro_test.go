@@ -207,3 +207,32 @@ func TestNitroTPMSimulated(t *testing.T) {
 		t.Fatalf("AWS root: %v", err)
 	}
 }
+
+// TestNitroVersion1 re-encodes the real enclave attestation as version 1
+// (msgpack; nsm_quote as rmp_serde writes a Vec<u8>: an array of
+// integers) and verifies it the same way.
+func TestNitroVersion1(t *testing.T) {
+	a, err := dstack.ParseAttestation(testvectors.ReadFile(t, "multitee", "dstack", "dstack-attest__tests__nitro_attestation.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Version, a.Stack, a.ByteArrays = 1, dstack.StackDstack, true
+	raw, err := a.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := dstack.ParseEvidence(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.Attestation.Version != 1 || !ev.Attestation.ByteArrays || ev.Attestation.Platform != dstack.PlatformNitroEnclave {
+		t.Fatalf("%+v", ev.Attestation)
+	}
+	r, err := dstack.VerifyNitro(ev, dstack.NitroOptions{Time: time.UnixMilli(1766678659346)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hex.EncodeToString(r.AppInfo.AppID) != "e3b0c44298fc1c149afbf4c8996fb92427ae41e4" {
+		t.Fatalf("app id %x", r.AppInfo.AppID)
+	}
+}
