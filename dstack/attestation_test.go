@@ -212,7 +212,7 @@ func TestParseAttestationErrors(t *testing.T) {
 		{"empty", nil, dstack.ErrMalformed},
 		{"unknown version byte", []byte{0x01, 0}, dstack.ErrUnsupported},
 		{"scale trailing byte", append(bytes.Clone(v0), 0), dstack.ErrMalformed},
-		{"scale other platform", append([]byte{0, 2}, v0[2:]...), dstack.ErrUnsupported},
+		{"scale other platform", append([]byte{0, 3}, v0[2:]...), dstack.ErrUnsupported},
 		{"scale unknown platform", append([]byte{0, 9}, v0[2:]...), dstack.ErrMalformed},
 		{"scale non-canonical length", []byte{0, 0, 0x01, 0x00}, dstack.ErrMalformed},
 		{"scale length beyond input", []byte{0, 0, 0xfe, 0xff, 0xff, 0xff}, dstack.ErrMalformed},
