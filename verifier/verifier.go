@@ -208,6 +208,11 @@ type Result struct {
 	// not authentic).
 	DCAP   *dcap.Result   `json:"dcap,omitempty"`
 	Dstack *dstack.Result `json:"dstack,omitempty"`
+
+	// claimsJSON is the encoding of Claims made for the token, and
+	// claimsOf the map it was made from (AppendJSON).
+	claimsJSON []byte
+	claimsOf   claims.Set
 }
 
 // Outcome is a verdict: the result and the EAR token that signs it.
@@ -360,6 +365,7 @@ func (v *Verifier) sign(res *Result, s ear.Summary) (*Outcome, error) {
 			return nil, fmt.Errorf("verifier: encode claims: %w", err)
 		}
 		sub.Claims = b
+		res.claimsJSON, res.claimsOf = b, res.Claims
 	}
 	submod := ear.SubmodTDX
 	if res.TEE == claims.TEESGX {
