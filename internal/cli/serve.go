@@ -181,7 +181,15 @@ func (a *app) runServe(cmd *cobra.Command, f *serveFlags) error {
 		return err
 	}
 	defer done()
-	opts := []verifier.Option{verifier.WithClock(now), verifier.WithPolicyResolver(verifiersvc.DryRunResolver(verifiersvc.StorePolicyResolver(st)))}
+	// Verifications read reference values and active policies from
+	// memory; writes of other processes sharing the database are seen
+	// within store.DefaultCachePoll plus one reload.
+	snap, err := st.NewCache(ctx, store.CacheOptions{})
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	defer snap.Close()
+	opts := []verifier.Option{verifier.WithClock(now), verifier.WithPolicyResolver(verifiersvc.DryRunResolver(verifiersvc.StorePolicyResolver(snap)))}
 	if root != nil {
 		opts = append(opts, verifier.WithTrustedRoot(root))
 		if sum := sha256.Sum256(root.Raw); hex.EncodeToString(sum[:]) != dcap.IntelRootSHA256 {
@@ -192,7 +200,7 @@ func (a *app) runServe(cmd *cobra.Command, f *serveFlags) error {
 				"subject", root.Subject.String(), "sha256", hex.EncodeToString(sum[:]))
 		}
 	}
-	v, err := verifier.New(pcsource.Source{Src: cache, Channel: ch}, st.RefValues(), signer, opts...)
+	v, err := verifier.New(pcsource.Source{Src: cache, Channel: ch}, snap.RefValues(), signer, opts...)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
