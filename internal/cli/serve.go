@@ -222,7 +222,7 @@ func (a *app) runServe(cmd *cobra.Command, f *serveFlags) error {
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	broker, err := newServeBroker(&f.kbs, kek, appKeyRoot, f.adminToken, st, v, keys.ks, now)
+	broker, err := newServeBroker(&f.kbs, kek, appKeyRoot, f.adminToken, st, v, keys.ks, now, f.maxBody)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
@@ -249,6 +249,11 @@ func (a *app) runServe(cmd *cobra.Command, f *serveFlags) error {
 	g.Go(func() error { return cache.Run(gctx) })
 	g.Go(func() error { return keys.runEvery(gctx, f.keyReload) })
 	g.Go(func() error { return reload(gctx) })
+	if broker != nil {
+		g.Go(func() error {
+			return broker.Run(gctx, 0, func(err error) { log.Warn("serve: delete expired KBS sessions", "error", err) })
+		})
+	}
 	g.Go(func() error { return serveRole(gctx, ln, h, svc) })
 	if err := g.Wait(); err != nil {
 		return fmt.Errorf("serve: %w", err)
