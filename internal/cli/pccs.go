@@ -25,6 +25,8 @@ type pccsFlags struct {
 	ahead, interval ageValue
 	logFormat       string
 	logLevel        string
+	adminToken      string
+	userToken       string
 }
 
 func (a *app) pccsCommand() *cobra.Command {
@@ -50,7 +52,8 @@ func (a *app) pccsServeCommand() *cobra.Command {
 		Use:   "serve",
 		Short: "Serve verified, cached collateral over the PCCS API",
 		Long: `Serve the Intel PCS / PCCS v4 collateral routes for SGX and TDX (tcb, qe/identity,
-pckcrl, rootcacrl, pckcert, fmspcs) with the same headers and encodings as Intel's PCCS,
+qve/identity, qae/identity, pckcrl, rootcacrl, crl, pckcert, pckcerts, fmspcs, platforms) with
+the same status codes, headers and encodings as Intel's PCCS,
 answering from a verified cache and fetching from --pccs-url (default Intel PCS) on a miss,
 so that one process is the only egress to Intel for a whole fleet. Every response is
 verified before it is cached. Items are refreshed ahead of expiry and daily, kept in
@@ -81,6 +84,8 @@ stops gracefully on SIGINT or SIGTERM. Point clients at it with --pccs-url.`,
 	fl.Var(&f.grace, "stale-grace", "serve expired collateral for up to `DURATION` while the upstream fails (default 0)")
 	fl.Var(&f.ahead, "refresh-ahead", "refresh an item when less than `DURATION` remains before it expires")
 	fl.Var(&f.interval, "refresh-interval", "also refresh every item fetched longer than `DURATION` ago (0: never)")
+	fl.StringVar(&f.adminToken, "admin-token", "", "allow GET /sgx/certification/v4/platforms with this `TOKEN` in the admin-token header, as Intel's PCCS (empty: that route answers 401)")
+	fl.StringVar(&f.userToken, "user-token", "", "require this `TOKEN` in the user-token header of POST /sgx/certification/v4/platforms, as Intel's PCCS (empty: registration is open)")
 	fl.StringVar(&f.logFormat, "log-format", f.logFormat, "log `FORMAT` on stderr: text or json")
 	fl.StringVar(&f.logLevel, "log-level", f.logLevel, "log `LEVEL`: debug, info, warn or error")
 	commandLineOnly(fl, "trusted-root")
@@ -136,7 +141,7 @@ func (a *app) runPCCS(cmd *cobra.Command, f *pccsFlags) error {
 	if err != nil {
 		return err
 	}
-	srv, err := pccs.New(cache, pccs.WithLogger(log))
+	srv, err := pccs.New(cache, pccs.WithLogger(log), pccs.WithAdminToken(f.adminToken), pccs.WithUserToken(f.userToken))
 	if err != nil {
 		return err
 	}

@@ -210,8 +210,8 @@ func TestServeShutdown(t *testing.T) {
 		t.Errorf("healthz %d", resp.StatusCode)
 	}
 	resp, _ := get(t, "http://"+ln.Addr().String()+"/tdx/certification/v4/qe/identity")
-	if resp.StatusCode != 503 {
-		t.Errorf("offline miss: %d, want 503", resp.StatusCode)
+	if resp.StatusCode != 404 {
+		t.Errorf("offline miss: %d, want 404 as Intel's PCCS", resp.StatusCode)
 	}
 	cancel()
 	if err := <-done; err != nil {
