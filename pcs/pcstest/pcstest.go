@@ -128,7 +128,7 @@ func (s *Server) Requests(p string) int {
 
 // LoadDir loads a directory of PCS responses in the layout of
 // pcs.ItemKey.Path (NAME.body plus NAME.headers.json, subdirectories
-// early/ and eval-N/), such as ../shared/testdata/…/pcs. A PCCS-style
+// early/ and eval-N/), such as the pcs/ directory of a test vector. A PCCS-style
 // "rootcacrl.body" (hex text) is also read as the root CA CRL.
 func (s *Server) LoadDir(dir string) error {
 	n := 0
