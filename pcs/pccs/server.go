@@ -12,8 +12,9 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tdproof/tdproof/collateral"
 	"github.com/tdproof/tdproof/pckcert"
@@ -33,9 +34,9 @@ type Server struct {
 	cfg   config
 	mux   *http.ServeMux
 
-	mu       sync.Mutex
-	requests map[[2]string]uint64 // route, status code → count
-	reg      registrations
+	registry    *prometheus.Registry
+	requestsVec *prometheus.CounterVec
+	reg         registrations
 }
 
 type config struct {
@@ -82,7 +83,8 @@ func New(c *pcscache.Cache, opts ...Option) (*Server, error) {
 			return nil, err
 		}
 	}
-	s := &Server{cache: c, cfg: cfg, mux: http.NewServeMux(), requests: map[[2]string]uint64{}}
+	s := &Server{cache: c, cfg: cfg, mux: http.NewServeMux()}
+	s.registry, s.requestsVec = s.newRegistry()
 	s.mux.HandleFunc("GET /{tee}/certification/v4/tcb", s.item(pcs.KindTCBInfo))
 	s.mux.HandleFunc("GET /{tee}/certification/v4/qe/identity", s.item(pcs.KindQEIdentity))
 	s.mux.HandleFunc("GET /sgx/certification/v4/qve/identity", s.item(pcs.KindQvEIdentity))
@@ -115,12 +117,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec := &statusWriter{ResponseWriter: w, code: http.StatusOK}
 	s.mux.ServeHTTP(rec, r)
 	route := routeName(r.URL.Path)
-	s.mu.Lock()
-	s.requests[[2]string{route, strconv.Itoa(rec.code)}]++
-	s.mu.Unlock()
-	if route != "healthz" && route != "metrics" {
-		s.cfg.log.InfoContext(r.Context(), "pccs: request", "route", route, "query", r.URL.RawQuery, "code", rec.code, "duration", time.Since(start))
+	s.countRequest(route, rec.code)
+	// The access log: no query (it carries encrypted PPIDs) and no
+	// headers (tokens).
+	lvl := slog.LevelInfo
+	if route == "healthz" || route == "metrics" {
+		lvl = slog.LevelDebug
 	}
+	s.cfg.log.Log(r.Context(), lvl, "pccs: request", "method", r.Method, "route", route, "status", rec.code, "duration", time.Since(start), "request_id", id)
 }
 
 type statusWriter struct {
