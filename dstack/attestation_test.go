@@ -219,7 +219,7 @@ func TestParseAttestationErrors(t *testing.T) {
 		{"scale invalid utf-8", replace(bytes.Clone(v0), "compose-hash", "compose-has\xff"), dstack.ErrMalformed},
 		{"msgpack trailing byte", append(bytes.Clone(v1), 0xc0), dstack.ErrMalformed},
 		{"msgpack version 2", replace(bytes.Clone(v1), "\xa7version\x01", "\xa7version\x02"), dstack.ErrUnsupported},
-		{"msgpack platform sev-snp", replace(bytes.Clone(v1), "\xa4kind\xa3tdx", "\xa4kind\xa7sev-snp"), dstack.ErrUnsupported},
+		{"msgpack platform gcp-tdx", replace(bytes.Clone(v1), "\xa4kind\xa3tdx", "\xa4kind\xa7gcp-tdx"), dstack.ErrUnsupported},
 		{"msgpack unknown platform", replace(bytes.Clone(v1), "\xa4kind\xa3tdx", "\xa4kind\xa3xyz"), dstack.ErrMalformed},
 		{"msgpack unknown stack", replace(bytes.Clone(v1), "\xa4kind\xa6dstack", "\xa4kind\xa6xstack"), dstack.ErrUnsupported},
 		{"msgpack duplicate key", mp(func(e *msgpack.Encoder) error {

@@ -60,6 +60,9 @@ func (m *mpReader) platform(a *Attestation) error {
 	if err != nil {
 		return err
 	}
+	if kind == PlatformSEVSNP {
+		return m.snpPlatform(a, d, off)
+	}
 	if kind != PlatformTDX {
 		if unsupportedPlatforms[kind] {
 			return unsupported("platform.kind", off, "platform %q", kind)
@@ -266,6 +269,10 @@ func (a *Attestation) marshalMsgpack() ([]byte, error) {
 	w.uint(1)
 
 	w.str("platform")
+	if a.SNP != nil {
+		a.SNP.writeMsgpack(w, a.ByteArrays)
+		return a.writeMsgpackStack(w)
+	}
 	w.mapLen(2)
 	w.str("kind")
 	w.str(PlatformTDX)
@@ -304,6 +311,11 @@ func (a *Attestation) marshalMsgpack() ([]byte, error) {
 		}
 	}
 
+	return a.writeMsgpackStack(w)
+}
+
+// writeMsgpackStack writes the stack member and finishes the encoding.
+func (a *Attestation) writeMsgpackStack(w *mpWriter) ([]byte, error) {
 	w.str("stack")
 	w.mapLen(2)
 	w.str("kind")

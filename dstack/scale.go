@@ -138,6 +138,8 @@ func decodeSCALE(data []byte) (*Attestation, error) {
 	}
 	switch {
 	case kind == scaleDstackTdx:
+	case kind == scaleDstackAmdSevSnp:
+		return r.snpAttestation()
 	case kind <= scaleMaxKind:
 		return nil, unsupported("quote", 1, "attestation quote kind %d is not DstackTdx", kind)
 	default:
@@ -160,7 +162,14 @@ func decodeSCALE(data []byte) (*Attestation, error) {
 			return nil, err
 		}
 	}
-	if n, err = r.length("runtime_events", 2); err != nil {
+	return r.stackTail(a)
+}
+
+// stackTail reads what follows the platform quote in every V0
+// attestation: runtime events, report data, config and the empty report.
+func (r *scaleReader) stackTail(a *Attestation) (*Attestation, error) {
+	n, err := r.length("runtime_events", 2)
+	if err != nil {
 		return nil, err
 	}
 	if n > MaxEvents {
@@ -248,6 +257,9 @@ func (a *Attestation) marshalSCALE() ([]byte, error) {
 		return nil, err
 	}
 	b := make([]byte, 0, 2+len(a.Quote)+len(a.Config)+64+256*(len(a.EventLog)+len(a.RuntimeEvents)))
+	if a.SNP != nil {
+		return a.marshalSNPSCALE(b)
+	}
 	b = append(b, 0, scaleDstackTdx)
 	b = appendSCALEBytes(b, a.Quote)
 	b = appendCompact(b, uint64(len(a.EventLog)))
@@ -261,6 +273,11 @@ func (a *Attestation) marshalSCALE() ([]byte, error) {
 		b = appendSCALEBytes(b, []byte(e.Name))
 		b = appendSCALEBytes(b, e.Payload)
 	}
+	return a.appendSCALEStack(b)
+}
+
+// appendSCALEStack appends runtime events, report data and config.
+func (a *Attestation) appendSCALEStack(b []byte) ([]byte, error) {
 	b = appendCompact(b, uint64(len(a.RuntimeEvents)))
 	for i, e := range a.RuntimeEvents {
 		if e.Version != 0 {

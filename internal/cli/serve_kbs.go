@@ -20,7 +20,6 @@ import (
 	"github.com/tdproof/tdproof/internal/kbs"
 	"github.com/tdproof/tdproof/internal/store"
 	"github.com/tdproof/tdproof/internal/verifiersvc"
-	"github.com/tdproof/tdproof/internal/webui"
 	"github.com/tdproof/tdproof/kbs/protocol"
 	"github.com/tdproof/tdproof/refvalue"
 	"github.com/tdproof/tdproof/verifier"
@@ -183,18 +182,11 @@ func serveHandler(role string, svc *verifiersvc.Service, b *kbs.Broker) http.Han
 	return mux
 }
 
-// serveRole serves the role on ln until ctx is done, then shuts down
-// gracefully. With ui, roles that verify also serve the evidence page.
-func serveRole(ctx context.Context, ln net.Listener, role string, svc *verifiersvc.Service, b *kbs.Broker, ui bool) error {
-	ui = ui && role != roleKBS
-	if b == nil && !ui {
-		return svc.Serve(ctx, ln)
-	}
+// serveRole serves h on ln with the service's server settings until ctx
+// is done, then shuts down gracefully.
+func serveRole(ctx context.Context, ln net.Listener, h http.Handler, svc *verifiersvc.Service) error {
 	srv := svc.Server()
-	srv.Handler = serveHandler(role, svc, b)
-	if ui {
-		srv.Handler = webui.Handler(srv.Handler)
-	}
+	srv.Handler = h
 	srv.BaseContext = func(net.Listener) context.Context { return context.WithoutCancel(ctx) }
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

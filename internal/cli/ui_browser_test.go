@@ -703,7 +703,9 @@ func TestBrowserTDSimRefused(t *testing.T) {
 			want: uiWant{verdict: "contraindicated", label: "Contraindicated", tcb: "UpToDate",
 				rules: []string{"debug", "reference_value"}, mismatch: "tdx.rtmr_2", systemReady: true}},
 		{name: "tdsim-foreign-ccel", file: write("quote.bin", q), ccel: write("foreign.ccel", foreign),
-			want: uiWant{verdict: "not-authentic", label: "Not authentic", rules: []string{"authentic"}}},
+			// The quote itself verified: its TCB status is reported
+			// next to the reason.
+			want: uiWant{verdict: "not-authentic", label: "Not authentic", tcb: "UpToDate", rules: []string{"authentic"}}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
