@@ -120,6 +120,9 @@ func (a *Attestation) Evidence() (*Evidence, error) {
 	if a.SNP != nil {
 		return a.snpEvidence()
 	}
+	if a.Platform == PlatformNitroEnclave || a.Platform == PlatformAWSNitroTPM {
+		return a.nitroEvidence()
+	}
 	q, err := quote.Parse(a.Quote)
 	if err != nil {
 		return nil, wrapParse("quote", err)

@@ -37,7 +37,7 @@ func (a *app) dstackCommand() *cobra.Command {
 			return &usageError{err: errors.New("missing command: dstack verify")}
 		},
 	}
-	c.AddCommand(a.dstackVerifyCommand())
+	c.AddCommand(a.dstackVerifyCommand(), a.dstackVerifyCertCommand(), a.dstackConnectCommand())
 	return c
 }
 
@@ -64,7 +64,7 @@ type dstackOutput struct {
 	TrustedRootSHA string           `json:"trusted_root_sha256"`
 	Result         *verifier.Result `json:"result"`
 	// Other is the result of evidence of a TEE the verifier service does
-	// not appraise yet (SEV-SNP): verified, not appraised.
+	// not appraise yet (SEV-SNP, Nitro): verified, not appraised.
 	Other *dstack.Result `json:"other_result,omitempty"`
 	Error *errorJSON     `json:"error,omitempty"`
 	line  string
@@ -190,6 +190,12 @@ func (a *app) dstackVerifyInto(cmd *cobra.Command, out *dstackOutput, file strin
 	if err != nil {
 		return err
 	}
+	return a.dstackVerifyData(cmd, out, data, f, root, ap)
+}
+
+// dstackVerifyData verifies evidence bytes (dstack verify, verify-cert,
+// connect).
+func (a *app) dstackVerifyData(cmd *cobra.Command, out *dstackOutput, data []byte, f *dstackFlags, root *x509.Certificate, ap *appraisal) error {
 	ev, err := dstack.ParseEvidence(data)
 	if err != nil {
 		return err
@@ -210,6 +216,22 @@ func (a *app) dstackVerifyInto(cmd *cobra.Command, out *dstackOutput, file strin
 			rd = (*[64]byte)(in.Nonce)
 		}
 		return a.dstackVerifySNP(out, ev, f, rd)
+	}
+	if at := ev.Attestation; at != nil && (at.Platform == dstack.PlatformNitroEnclave || at.Platform == dstack.PlatformAWSNitroTPM) {
+		var rd *[64]byte
+		if in.Nonce != nil {
+			rd = (*[64]byte)(in.Nonce)
+		}
+		res, err := dstack.VerifyNitro(ev, dstack.NitroOptions{Time: f.at.t, Root: root, ReportData: rd})
+		if err != nil {
+			return err
+		}
+		out.Other, out.Verified = res, true
+		// The verifier service does not appraise Nitro evidence yet: no
+		// reference value pins it here, so it is at most a warning.
+		out.Verdict = "WARNING"
+		out.line = fmt.Sprintf("%s document verified (%s); not appraised against reference values", res.Nitro.Kind, res.TEEVariant)
+		return nil
 	}
 	inputs := &verifier.DstackInputs{AllowMRSignerSEAMUnsafe: f.allowSEAM}
 	if f.image != "" {
@@ -268,11 +290,15 @@ func printDstack(w io.Writer, out *dstackOutput) error {
 	if !out.IntelRoot {
 		p.printf("%s\n", nonIntelWarning(out.TrustedRootSHA))
 	}
-	if out.Result == nil {
+	if o := out.Other; o != nil {
+		if o.Nitro != nil {
+			printDstackNitro(p, o)
+		} else {
+			printDstackSNP(p, o)
+		}
 		return p.err
 	}
-	if out.Other != nil {
-		printDstackSNP(p, out.Other)
+	if out.Result == nil {
 		return p.err
 	}
 	r := out.Result.Dstack
@@ -314,6 +340,9 @@ func osImageLine(r *dstack.Result) string {
 		h = "(none)"
 	}
 	m := r.Measurement
+	if m == nil && r.OSImageHashVerified && r.GCP != nil {
+		return h + " verified (gcp_measurement: vTPM PCR0 an accepted firmware, UKI in PCR2)"
+	}
 	if m == nil {
 		return h + " (not verified: no --image and no tdx_measurement in vm_config)"
 	}

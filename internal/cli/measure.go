@@ -82,10 +82,15 @@ func (f *measureImageFlags) load(requireImage bool) (*loadedImage, error) {
 	}
 	l := &loadedImage{img: &measure.Image{Cmdline: f.cmdline}, paths: [3]string{f.firmware, f.kernel, f.initrd}}
 	var err error
-	for i, dst := range []*[]byte{&l.img.Firmware, &l.img.Kernel, &l.img.Initrd} {
-		if *dst, err = readImageFile([]string{"firmware", "kernel", "initrd"}[i], l.paths[i]); err != nil {
+	for i, dst := range []*[]byte{&l.img.Firmware, &l.img.Kernel} {
+		if *dst, err = readImageFile([]string{"firmware", "kernel"}[i], l.paths[i]); err != nil {
 			return nil, err
 		}
+	}
+	// The initrd is hashed while read (SHA-384 is all the measurements
+	// need), never held whole.
+	if l.img.InitrdDigests, err = hashImageFile("initrd", l.paths[2]); err != nil {
+		return nil, err
 	}
 	return l, nil
 }
@@ -233,7 +238,7 @@ Files are written to --out (default: the image directory), replacing existing on
 			if out == "" {
 				out = dir
 			}
-			d, err := measure.LoadImage(dir)
+			d, err := measure.LoadImage(dir, measure.WithInitrdSHA256())
 			if err != nil {
 				return measureErr(err)
 			}

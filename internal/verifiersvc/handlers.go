@@ -52,7 +52,7 @@ func (s *Service) handleNative(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.metrics.observe("/v1/verify", o.Result.Status.String(), time.Since(start))
-	writeJSON(w, verifier.MediaType, NativeResponse{MediaType: verifier.MediaType, Result: o.Result, Token: o.Token})
+	writeNative(w, o)
 }
 
 func nativeEvidence(req *NativeRequest) (verifier.Evidence, *apiError) {

@@ -243,6 +243,44 @@ func writeJSON(w http.ResponseWriter, contentType string, v any) {
 		writeProblem(w, http.StatusInternalServerError, "internal", "encode response", nil)
 		return
 	}
+	writeBody(w, contentType, buf)
+}
+
+// writeNative writes the NativeResponse of o with the bytes
+// json.NewEncoder would write, encoding the claims once: the result's
+// encoding reuses the one made for the token (verifier.Result.AppendJSON).
+func writeNative(w http.ResponseWriter, o *verifier.Outcome) {
+	buf := getBuffer()
+	defer putBuffer(buf)
+	b := append(buf.AvailableBuffer(), nativePrefix...)
+	b, err := o.Result.AppendJSON(b)
+	if err != nil {
+		writeProblem(w, http.StatusInternalServerError, "internal", "encode response", nil)
+		return
+	}
+	tok, err := json.Marshal(o.Token)
+	if err != nil {
+		writeProblem(w, http.StatusInternalServerError, "internal", "encode response", nil)
+		return
+	}
+	b = append(b, `,"token":`...)
+	b = append(b, tok...)
+	b = append(b, "}\n"...)
+	buf.Write(b)
+	writeBody(w, verifier.MediaType, buf)
+}
+
+// nativePrefix opens a NativeResponse up to its result.
+var nativePrefix = func() string {
+	mt, err := json.Marshal(verifier.MediaType)
+	if err != nil {
+		panic(err)
+	}
+	return `{"media_type":` + string(mt) + `,"result":`
+}()
+
+// writeBody writes a 200 response with buf as its body.
+func writeBody(w http.ResponseWriter, contentType string, buf *bytes.Buffer) {
 	h := w.Header()
 	h.Set("Content-Type", contentType)
 	h.Set("X-Content-Type-Options", "nosniff")
