@@ -186,6 +186,12 @@ func dstackResponse(res *verifier.Result, cause error, compat bool) DstackRespon
 		}
 	}
 	if d := res.Dstack; d != nil {
+		if res.DCAP == nil && d.QuoteVerified {
+			// A platform without a DCAP quote (SEV-SNP): the dstack
+			// result carries the verified report's facts.
+			variant, status := d.TEEVariant, d.TCBStatus
+			det.QuoteVerified, det.TEEVariant, det.TCBStatus = true, &variant, &status
+		}
 		det.EventLogVerified = d.EventLogVerified
 		det.OSImageHashVerified = d.OSImageHashVerified
 		det.ACPITablesVerified = d.ACPITablesVerified
