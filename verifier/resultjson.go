@@ -29,6 +29,8 @@ type resultTail struct {
 	TrustVector ear.TrustVector   `json:"trust_vector"`
 	DCAP        *dcap.Result      `json:"dcap,omitempty"`
 	Dstack      *dstack.Result    `json:"dstack,omitempty"`
+	Chain       []ChainCert       `json:"chain,omitempty"`
+	EventLog    []LogEvent        `json:"event_log,omitempty"`
 }
 
 // AppendJSON appends the JSON encoding of r — the bytes of json.Marshal —
@@ -43,7 +45,8 @@ func (r *Result) AppendJSON(dst []byte) ([]byte, error) {
 	if err != nil {
 		return dst, err
 	}
-	tail, err := json.Marshal(resultTail{Appraisal: r.Appraisal, TrustVector: r.TrustVector, DCAP: r.DCAP, Dstack: r.Dstack})
+	tail, err := json.Marshal(resultTail{Appraisal: r.Appraisal, TrustVector: r.TrustVector, DCAP: r.DCAP, Dstack: r.Dstack,
+		Chain: r.Chain, EventLog: r.EventLog})
 	if err != nil {
 		return dst, err
 	}
