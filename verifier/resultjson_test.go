@@ -30,9 +30,16 @@ func TestResultAppendJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	detailed, err := e.v.Verify(t.Context(), verifier.Evidence{Quote: e.quote, Details: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(detailed.Result.Chain) == 0 {
+		t.Fatal("Details: no chain")
+	}
 	replaced := *good.Result
 	replaced.Claims = claims.Set{"user.note": "<a & b>", "tdx.quote.body.mr_td": "00"}
-	for name, r := range map[string]*verifier.Result{"allowed": good.Result, "not authentic": bad.Result, "claims replaced": &replaced} {
+	for name, r := range map[string]*verifier.Result{"allowed": good.Result, "not authentic": bad.Result, "claims replaced": &replaced, "details": detailed.Result} {
 		want, err := json.Marshal(r)
 		if err != nil {
 			t.Fatal(err)
