@@ -29,8 +29,11 @@ vet:
 staticcheck: tools
 	$(STATICCHECK) ./...
 
+# internal/cli runs tdproof end to end (serve, the broker, Chromium, the
+# CLI/service parity table): minutes under -race, beyond go test's 10m default
+# on a loaded 2-core machine.
 unit:
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 -timeout=30m ./...
 
 tools:
 	@test -x $(STATICCHECK) || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
