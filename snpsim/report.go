@@ -197,3 +197,18 @@ func (g *Guest) DstackAttestation(reportData [64]byte, mrConfig, config string, 
 	}
 	return a.Marshal()
 }
+
+// DstackAttestationNoCerts is DstackAttestation with an empty cert_chain
+// (the verifier must obtain the VCEK itself) and no vm_config.
+func (g *Guest) DstackAttestationNoCerts(reportData [64]byte, mrConfig string) ([]byte, error) {
+	b, err := g.DstackAttestation(reportData, mrConfig, "", nil)
+	if err != nil {
+		return nil, err
+	}
+	a, err := dstack.ParseAttestation(b)
+	if err != nil {
+		return nil, err
+	}
+	a.SNP.CertChain = nil
+	return a.Marshal()
+}

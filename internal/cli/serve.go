@@ -62,7 +62,9 @@ the database holds no active "default" policy, the built-in default policy appli
 Reference values come from the database.
 
 Collateral is fetched from --pccs-url (default Intel PCS), verified and cached in
---collateral-dir (default: memory only); --offline serves only that directory.
+--collateral-dir (default: memory only); --offline serves only that directory. SEV-SNP
+evidence without a cert_chain gets its VCEK and ASK the same way: from that directory (the
+layout of "tdproof collateral fetch --platform snp") when offline, else from AMD KDS.
 Logs go to stderr. The server stops gracefully on SIGINT or SIGTERM.`,
 		Example: `  tdproof serve
   tdproof serve --listen 127.0.0.1:9000 --pccs-url http://127.0.0.1:8081
@@ -173,6 +175,7 @@ func (a *app) runServe(cmd *cobra.Command, f *serveFlags) error {
 				"subject", root.Subject.String(), "sha256", hex.EncodeToString(sum[:]))
 		}
 	}
+	opts = append(opts, verifier.WithSNPEndorsement(f.source.snpEndorsement(cmd.Flags())))
 	v, err := verifier.New(pcsource.Source{Src: cache, Channel: ch}, st.RefValues(), signer, opts...)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/tdproof/tdproof/amdkds"
 	"github.com/tdproof/tdproof/dstack"
@@ -572,4 +573,27 @@ func nonNilStrings(s []string) []string {
 		return []string{}
 	}
 	return s
+}
+
+// snpEndorsement obtains the certificates of SEV-SNP evidence without a
+// cert_chain, online or offline as for DCAP collateral: --collateral-dir
+// alone (or with --offline) is an amdkds bundle; with --pccs-url too it
+// caches AMD KDS; without it AMD KDS is asked directly.
+func (s *sourceFlags) snpEndorsement(fl *pflag.FlagSet) func(ctx context.Context, r *snp.Report) (snp.Certificates, error) {
+	var src amdkds.Source
+	switch online := s.online(fl); {
+	case s.dir != "" && !online:
+		src = amdkds.Bundle{Dir: s.dir}
+	case s.dir != "":
+		src = &amdkds.Cache{Dir: s.dir, Upstream: &amdkds.Client{}}
+	default:
+		src = &amdkds.Client{}
+	}
+	return func(ctx context.Context, r *snp.Report) (snp.Certificates, error) {
+		m, err := amdkds.Fetch(ctx, src, r, snp.ProductUnknown, false, nil)
+		if err != nil {
+			return snp.Certificates{}, err
+		}
+		return snp.Certificates{ASK: m.ASK, ARK: m.ARK, VCEK: m.VCEK}, nil
+	}
 }
