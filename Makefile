@@ -39,7 +39,7 @@ tools:
 	@test -x $(STATICCHECK) || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
 bench:
-	$(GO) test -run='^$$' -bench=. -benchmem -count=10 ./dcap/ ./pcs/pcscache/ ./measure/
+	$(GO) test -run='^$$' -bench=. -benchmem -count=10 ./dcap/ ./pcs/pcscache/ ./measure/ ./snp/
 
 # Bounded load tests of the product (docs/performance.md): tdproof serve as a
 # child process (SQLite; PostgreSQL with TDPROOF_TEST_POSTGRES_DSN) and the
@@ -68,3 +68,8 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzParseTDHOBWitness$$' -fuzztime=$(FUZZTIME) ./measure/
 	$(GO) test -run='^$$' -fuzz='^FuzzAuthenticode$$' -fuzztime=$(FUZZTIME) ./measure/
 	$(GO) test -run='^$$' -fuzz='^FuzzParseLiteMeasurement$$' -fuzztime=$(FUZZTIME) ./measure/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseSNPMeasurement$$' -fuzztime=$(FUZZTIME) ./measure/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseReport$$' -fuzztime=$(FUZZTIME) ./snp/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseCertificates$$' -fuzztime=$(FUZZTIME) ./snp/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseSNPAttestation$$' -fuzztime=$(FUZZTIME) ./dstack/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseMRConfigV3$$' -fuzztime=$(FUZZTIME) ./dstack/

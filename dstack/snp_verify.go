@@ -123,6 +123,11 @@ type SNPOptions struct {
 	// ASK and VCEK supply the endorsement certificates when the evidence
 	// carries none (cert_chain = []), for example from an AMD KDS cache.
 	ASK, VCEK *x509.Certificate
+	// Endorsement, when VCEK is nil and the evidence carries no
+	// cert_chain, obtains the certificates for the report (an AMD KDS
+	// cache or offline bundle, package amdkds). Whatever it returns is
+	// verified like carried certificates.
+	Endorsement func(r *snp.Report) (snp.Certificates, error)
 	// Policy is applied to the verified report as part of platform
 	// verification (dstack's validate_amd_snp_report_policy). The zero
 	// value is snp's secure default; set DstackCompat for dstack's exact
@@ -174,7 +179,7 @@ func VerifySNP(ev *Evidence, opts SNPOptions) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrQuote, err)
 	}
-	certs, err := snpCertificates(q.CertChain, opts)
+	certs, err := snpCertificates(q.CertChain, rep, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -271,7 +276,7 @@ func orEmpty(b HexBytes) HexBytes {
 // snpCertificates normalises cert_chain (dstack normalize_ask_vcek_certs):
 // [] takes opts.ASK/VCEK, [ask, vcek] is PEM or DER each, [blob] is a
 // certificate table.
-func snpCertificates(chain [][]byte, opts SNPOptions) (snp.Certificates, error) {
+func snpCertificates(chain [][]byte, rep *snp.Report, opts SNPOptions) (snp.Certificates, error) {
 	parse := func(what string, b []byte) (*x509.Certificate, error) {
 		cs, err := snp.ParseCertificates(b)
 		if err != nil {
@@ -286,6 +291,13 @@ func snpCertificates(chain [][]byte, opts SNPOptions) (snp.Certificates, error) 
 	var err error
 	switch len(chain) {
 	case 0:
+		if opts.VCEK == nil && opts.Endorsement != nil {
+			c, err := opts.Endorsement(rep)
+			if err != nil {
+				return c, fmt.Errorf("%w: endorsement certificates: %w", ErrQuote, err)
+			}
+			return c, nil
+		}
 		if opts.VCEK == nil {
 			return c, fmt.Errorf("%w: the evidence carries no VCEK; fetch it from AMD KDS (tdproof collateral fetch --platform snp)", ErrQuote)
 		}

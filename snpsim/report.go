@@ -5,9 +5,11 @@ import (
 	"crypto/rand"
 	"crypto/sha512"
 	"encoding/binary"
+	"encoding/pem"
 	"fmt"
 	"time"
 
+	"github.com/tdproof/tdproof/dstack"
 	"github.com/tdproof/tdproof/snp"
 )
 
@@ -165,4 +167,48 @@ func (g *Guest) Certificates() snp.Certificates {
 		ask = g.PKI.ASVK
 	}
 	return snp.Certificates{ASK: ask, VCEK: g.Key.Cert}
+}
+
+// DstackAttestation is dstack SEV-SNP evidence (a version 0
+// VersionedAttestation, DstackAmdSevSnp) from g: a report of the template
+// with REPORT_DATA = reportData and HOST_DATA bound to the MrConfigV3
+// document mrConfig, cert_chain [ASK, VCEK] in PEM, the stack's report
+// data and config (vm_config JSON, "" for none).
+func (g *Guest) DstackAttestation(reportData [64]byte, mrConfig, config string, mutate func(*snp.Report)) ([]byte, error) {
+	r := g.Template
+	r.ReportData = reportData
+	r.HostData = dstack.MRConfigV3Hash(mrConfig)
+	if mutate != nil {
+		mutate(&r)
+	}
+	raw, err := g.AttestReport(&r)
+	if err != nil {
+		return nil, err
+	}
+	certs := g.Certificates()
+	a := &dstack.Attestation{
+		Version: 0,
+		SNP: &dstack.SNPQuote{Report: raw, MRConfig: mrConfig, CertChain: [][]byte{
+			pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: certs.ASK.Raw}),
+			pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: certs.VCEK.Raw}),
+		}},
+		ReportData: reportData,
+		Config:     config,
+	}
+	return a.Marshal()
+}
+
+// DstackAttestationNoCerts is DstackAttestation with an empty cert_chain
+// (the verifier must obtain the VCEK itself) and no vm_config.
+func (g *Guest) DstackAttestationNoCerts(reportData [64]byte, mrConfig string) ([]byte, error) {
+	b, err := g.DstackAttestation(reportData, mrConfig, "", nil)
+	if err != nil {
+		return nil, err
+	}
+	a, err := dstack.ParseAttestation(b)
+	if err != nil {
+		return nil, err
+	}
+	a.SNP.CertChain = nil
+	return a.Marshal()
 }

@@ -19,6 +19,13 @@ func WithSNPVerifier(v *snp.Verifier) Option {
 	return func(c *config) { c.snp = v }
 }
 
+// WithSNPEndorsement sets how the certificates of SEV-SNP evidence that
+// carries no cert_chain are obtained (an AMD KDS cache or bundle; see
+// package amdkds). Without it such evidence is not authentic.
+func WithSNPEndorsement(f func(ctx context.Context, r *snp.Report) (snp.Certificates, error)) Option {
+	return func(c *config) { c.snpEndorsement = f }
+}
+
 // verifySNP verifies dstack SEV-SNP evidence (dstack.VerifySNP; no DCAP
 // collateral), then claims, appraisal and EAR as for TDX. The report's
 // DEBUG bit is left to the policy (rule debug) so that a rejection names
@@ -28,7 +35,11 @@ func WithSNPVerifier(v *snp.Verifier) Option {
 func (v *Verifier) verifySNP(ctx context.Context, de *dstack.Evidence, pol *policy.Policy, nonce []byte) (*Outcome, error) {
 	now := v.now()
 	res := &Result{MediaType: MediaType, TEE: claims.TEESNP, Nonce: NonceClaim(nonce)}
-	r, err := dstack.VerifySNP(de, dstack.SNPOptions{Now: now, Verifier: v.snp, Policy: snp.Policy{AllowDebugUnsafe: true}})
+	opts := dstack.SNPOptions{Now: now, Verifier: v.snp, Policy: snp.Policy{AllowDebugUnsafe: true}}
+	if v.snpEndorsement != nil {
+		opts.Endorsement = func(r *snp.Report) (snp.Certificates, error) { return v.snpEndorsement(ctx, r) }
+	}
+	r, err := dstack.VerifySNP(de, opts)
 	if err != nil {
 		if errors.Is(err, dstack.ErrMalformed) || errors.Is(err, dstack.ErrUnsupported) || errors.Is(err, snp.ErrMalformed) || errors.Is(err, snp.ErrUnsupported) {
 			return nil, fmt.Errorf("%w: %w", ErrMalformedEvidence, err)

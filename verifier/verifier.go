@@ -104,6 +104,8 @@ type config struct {
 	dcap     *dcap.Verifier
 	policies PolicyResolver
 	snp      *snp.Verifier
+	// snpEndorsement: see WithSNPEndorsement.
+	snpEndorsement func(ctx context.Context, r *snp.Report) (snp.Certificates, error)
 }
 
 // WithTrustedRoot replaces the pinned Intel SGX Root CA for the dcap.Verifier
@@ -138,6 +140,8 @@ type Verifier struct {
 	dcap     *dcap.Verifier
 	policies PolicyResolver
 	snp      *snp.Verifier
+	// snpEndorsement: see WithSNPEndorsement.
+	snpEndorsement func(ctx context.Context, r *snp.Report) (snp.Certificates, error)
 }
 
 // New returns a Verifier getting collateral from src, reference values from
@@ -165,7 +169,7 @@ func New(src CollateralSource, refs refvalue.Store, signer *ear.Signer, opts ...
 	if c.snp == nil {
 		c.snp = snp.NewVerifier(snp.VerifierOptions{})
 	}
-	return &Verifier{src: src, refs: refs, signer: signer, now: c.now, dcap: c.dcap, policies: c.policies, snp: c.snp}, nil
+	return &Verifier{src: src, refs: refs, signer: signer, now: c.now, dcap: c.dcap, policies: c.policies, snp: c.snp, snpEndorsement: c.snpEndorsement}, nil
 }
 
 // Evidence is one verification request. Exactly one of Quote and Dstack is

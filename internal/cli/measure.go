@@ -168,7 +168,7 @@ evidence with the reference values event by event.`,
 	img.register(c.Flags())
 	mach.register(c.Flags())
 	c.Flags().BoolVar(&lint, "lint", false, "also check the image against the hardened-CVM baseline")
-	c.AddCommand(a.measureLiteCommand(), a.measureDiagnoseCommand())
+	c.AddCommand(a.measureLiteCommand(), a.measureDiagnoseCommand(), a.measureSNPCommand())
 	return c
 }
 

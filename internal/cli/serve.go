@@ -67,7 +67,9 @@ the database holds no active "default" policy, the built-in default policy appli
 Reference values come from the database.
 
 Collateral is fetched from --pccs-url (default Intel PCS), verified and cached in
---collateral-dir (default: memory only); --offline serves only that directory.
+--collateral-dir (default: memory only); --offline serves only that directory. SEV-SNP
+evidence without a cert_chain gets its VCEK and ASK the same way: from that directory (the
+layout of "tdproof collateral fetch --platform snp") when offline, else from AMD KDS.
 HTTPS with --tls-cert and --tls-key (reread on SIGHUP; TLS 1.3 minimum), or with
 --tls-self-signed for a first try; plain HTTP is refused on an address that is not
 loopback unless --insecure-plaintext. --admin-client-ca requires a client certificate on
@@ -200,6 +202,7 @@ func (a *app) runServe(cmd *cobra.Command, f *serveFlags) error {
 				"subject", root.Subject.String(), "sha256", hex.EncodeToString(sum[:]))
 		}
 	}
+	opts = append(opts, verifier.WithSNPEndorsement(f.source.snpEndorsement(cmd.Flags())))
 	v, err := verifier.New(pcsource.Source{Src: cache, Channel: ch}, snap.RefValues(), signer, opts...)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)

@@ -13,9 +13,11 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/tdproof/tdproof/amdkds"
 	"github.com/tdproof/tdproof/dstack"
+	"github.com/tdproof/tdproof/measure"
 	"github.com/tdproof/tdproof/snp"
 )
 
@@ -404,4 +406,197 @@ func (a *app) readSNPReportOrEvidence(file string) (*snp.Report, error) {
 		}
 	}
 	return snp.ParseReport(b)
+}
+
+type measureSNPFlags struct {
+	vmConfig, evidence, document, reference, expect string
+	vcpus                                           uint32
+	vcpuType                                        string
+	guestFeatures                                   uint64
+}
+
+type measureSNPOutput struct {
+	MediaType   string             `json:"media_type"`
+	Measurement string             `json:"measurement"`
+	Inputs      *measure.SNPLaunch `json:"inputs"`
+	Expected    string             `json:"expected,omitempty"`
+	Match       *bool              `json:"match,omitempty"`
+	Differ      []string           `json:"differing_inputs,omitempty"`
+}
+
+const measureSNPMediaType = "application/vnd.tdproof.snp-measurement.v1+json"
+
+func (a *app) measureSNPCommand() *cobra.Command {
+	f := &measureSNPFlags{}
+	c := &cobra.Command{
+		Use:   "snp (--vm-config FILE | --evidence FILE | --measurement-doc FILE --vcpus N --vcpu-type T --guest-features F)",
+		Short: "Compute the SEV-SNP launch digest (MEASUREMENT) from dstack's inputs",
+		Long: `Compute the AMD SEV-SNP launch digest dstack's guests report as MEASUREMENT: the OVMF
+starting digest, the OVMF metadata pages, the kernel hashes table (cmdline, initrd, kernel) and
+one VMSA per vCPU, from measurement.snp.cbor plus the vCPU count, vCPU type and guest features.
+
+The inputs come from a vm_config JSON carrying sev_snp_measurement (--vm-config), from dstack
+SEV-SNP evidence (--evidence: its vm_config, and its report's MEASUREMENT is the expected value),
+or from the document and the three values. --expect HEX compares with a MEASUREMENT (exit 4 on a
+mismatch); --reference FILE (a known-good vm_config) names the inputs that differ from it.`,
+		Example: `  tdproof measure snp --vm-config vm_config.json
+  tdproof measure snp --evidence attestation.json --reference good-vm_config.json`,
+		Annotations: map[string]string{"exit_codes": exitCodesHelp},
+		Args:        unknownCommand,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			a.ran = true
+			return a.runMeasureSNP(cmd, f)
+		},
+	}
+	fl := c.Flags()
+	fl.StringVar(&f.vmConfig, "vm-config", "", "vm_config JSON `FILE` with sev_snp_measurement")
+	fl.StringVar(&f.evidence, "evidence", "", "dstack SEV-SNP evidence `FILE`")
+	fl.StringVar(&f.document, "measurement-doc", "", "measurement.snp.cbor `FILE`")
+	fl.Uint32Var(&f.vcpus, "vcpus", 0, "vCPU `COUNT` (with --measurement-doc)")
+	fl.StringVar(&f.vcpuType, "vcpu-type", "", "QEMU vCPU `TYPE` (EPYC-v4, EPYC-Milan, EPYC-Genoa, …)")
+	fl.Uint64Var(&f.guestFeatures, "guest-features", 0, "SEV_FEATURES `VALUE`")
+	fl.StringVar(&f.expect, "expect", "", "expected MEASUREMENT as `HEX`")
+	fl.StringVar(&f.reference, "reference", "", "known-good vm_config `FILE`: name the inputs that differ")
+	return c
+}
+
+func (a *app) snpLaunchFromVMConfig(what, file string) (*measure.SNPLaunch, error) {
+	b, err := a.readInput(what, file)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := dstack.ParseVMConfig(b)
+	if err != nil {
+		return nil, err
+	}
+	l, err := dstack.SNPLaunchInputs(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if l == nil {
+		return nil, &usageError{err: fmt.Errorf("%s %s has no sev_snp_measurement", what, file)}
+	}
+	return l, nil
+}
+
+func (a *app) runMeasureSNP(cmd *cobra.Command, f *measureSNPFlags) error {
+	var l *measure.SNPLaunch
+	var err error
+	expect := f.expect
+	switch {
+	case f.vmConfig != "":
+		l, err = a.snpLaunchFromVMConfig("vm_config", f.vmConfig)
+	case f.evidence != "":
+		var b []byte
+		if b, err = a.readInput("evidence", f.evidence); err != nil {
+			return err
+		}
+		ev, perr := dstack.ParseEvidence(b)
+		if perr != nil {
+			return perr
+		}
+		if ev.Attestation == nil || ev.Attestation.SNP == nil || ev.VMConfig == nil {
+			return &usageError{err: errors.New("--evidence: not dstack SEV-SNP evidence with a vm_config")}
+		}
+		r, perr := snp.ParseReport(ev.Attestation.SNP.Report)
+		if perr != nil {
+			return perr
+		}
+		if expect == "" {
+			expect = hex.EncodeToString(r.Measurement[:])
+		}
+		if l, err = dstack.SNPLaunchInputs(ev.VMConfig); err == nil && l == nil {
+			err = &usageError{err: errors.New("--evidence: vm_config has no sev_snp_measurement")}
+		}
+	case f.document != "":
+		var b []byte
+		if b, err = a.readInput("measurement document", f.document); err != nil {
+			return err
+		}
+		if l, err = measure.ParseSNPMeasurement(b); err == nil {
+			l.VCPUs, l.VCPUType, l.GuestFeatures = f.vcpus, f.vcpuType, f.guestFeatures
+		}
+	default:
+		return &usageError{err: errors.New("give --vm-config, --evidence or --measurement-doc")}
+	}
+	if err != nil {
+		return err
+	}
+	d, err := l.Digest()
+	if err != nil {
+		return err
+	}
+	out := &measureSNPOutput{MediaType: measureSNPMediaType, Measurement: hex.EncodeToString(d[:]), Inputs: l}
+	var mismatch error
+	if expect != "" {
+		out.Expected = strings.ToLower(strings.TrimPrefix(expect, "0x"))
+		m := out.Expected == out.Measurement
+		out.Match = &m
+		if !m {
+			mismatch = fmt.Errorf("%w: SEV-SNP launch digest %s, expected %s", dstack.ErrOSImageHash, out.Measurement, out.Expected)
+		}
+	}
+	if f.reference != "" {
+		ref, err := a.snpLaunchFromVMConfig("reference vm_config", f.reference)
+		if err != nil {
+			return err
+		}
+		out.Differ = nonNilStrings(measure.DiagnoseSNP(ref, l))
+	}
+	if outputFormat(cmd) == formatJSON {
+		return errors.Join(mismatch, writeJSON(a.stdout, out))
+	}
+	p := &printer{w: a.stdout}
+	p.kv(0, "MEASUREMENT", out.Measurement)
+	if out.Match != nil {
+		state := "matches"
+		if !*out.Match {
+			state = "DIFFERS from " + out.Expected
+		}
+		p.kv(0, "expected", state)
+	}
+	if f.reference != "" {
+		p.kv(0, "differing inputs", listOrNone(out.Differ))
+	}
+	p.kv(0, "ovmf_hash", hex.EncodeToString(l.OVMFHash[:]))
+	p.kv(0, "kernel_hash", hex.EncodeToString(l.KernelHash[:]))
+	p.kv(0, "initrd_hash", hex.EncodeToString(l.InitrdHash[:]))
+	p.kv(0, "cmdline", l.Cmdline)
+	p.kv(0, "vcpus", fmt.Sprint(l.VCPUs))
+	p.kv(0, "vcpu_type", l.VCPUType)
+	p.kv(0, "guest_features", fmt.Sprintf("0x%x", l.GuestFeatures))
+	p.kv(0, "hashes_table_gpa", fmt.Sprintf("0x%x", l.HashesTableGPA))
+	p.kv(0, "reset_eip", fmt.Sprintf("0x%x", l.ResetEIP))
+	p.kv(0, "ovmf_sections", fmt.Sprint(len(l.Sections)))
+	return errors.Join(mismatch, p.err)
+}
+
+func nonNilStrings(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// snpEndorsement obtains the certificates of SEV-SNP evidence without a
+// cert_chain, online or offline as for DCAP collateral: --collateral-dir
+// alone (or with --offline) is an amdkds bundle; with --pccs-url too it
+// caches AMD KDS; without it AMD KDS is asked directly.
+func (s *sourceFlags) snpEndorsement(fl *pflag.FlagSet) func(ctx context.Context, r *snp.Report) (snp.Certificates, error) {
+	var src amdkds.Source
+	switch online := s.online(fl); {
+	case s.dir != "" && !online:
+		src = amdkds.Bundle{Dir: s.dir}
+	case s.dir != "":
+		src = &amdkds.Cache{Dir: s.dir, Upstream: &amdkds.Client{}}
+	default:
+		src = &amdkds.Client{}
+	}
+	return func(ctx context.Context, r *snp.Report) (snp.Certificates, error) {
+		m, err := amdkds.Fetch(ctx, src, r, snp.ProductUnknown, false, nil)
+		if err != nil {
+			return snp.Certificates{}, err
+		}
+		return snp.Certificates{ASK: m.ASK, ARK: m.ARK, VCEK: m.VCEK}, nil
+	}
 }

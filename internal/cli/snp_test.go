@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tdproof/tdproof/dstack"
 	"github.com/tdproof/tdproof/internal/testvectors"
 	"github.com/tdproof/tdproof/snp"
 	"github.com/tdproof/tdproof/snpsim"
@@ -166,4 +167,45 @@ func TestCollateralFetchSNP(t *testing.T) {
 	invoke(t, nil, args...).wantCode(t, exitCollateralUnavailable, args...)
 	args = []string{"collateral", "fetch", "--platform", "sev", "-o", out, "--product", "Milan"}
 	invoke(t, nil, args...).wantCode(t, exitUsage, args...)
+}
+
+func TestMeasureSNP(t *testing.T) {
+	_, _, _, evidence := snpFixtureFiles(t)
+	const want = "7f51e17f72a04d5422cb2c00998166536019a217376f3aa45a630e59c805a599847ff250dbffcd07e1ba639771d6f05d"
+	args := []string{"measure", "snp", "--evidence", evidence, "--format", "json"}
+	o := invoke(t, nil, args...)
+	o.wantCode(t, 0, args...)
+	var out struct {
+		Measurement string `json:"measurement"`
+		Match       *bool  `json:"match"`
+	}
+	if err := json.Unmarshal([]byte(o.stdout), &out); err != nil || out.Measurement != want || out.Match == nil || !*out.Match {
+		t.Fatalf("%v %s", err, o.stdout)
+	}
+	ev, err := dstack.ParseEvidence(mustRead(t, evidence))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	good := writeFile(t, dir, "good.json", []byte(ev.Config))
+	bad := writeFile(t, dir, "bad.json", []byte(strings.Replace(ev.Config, `\"vcpus\":2`, `\"vcpus\":3`, 1)))
+	args = []string{"measure", "snp", "--vm-config", bad, "--expect", want, "--reference", good}
+	o = invoke(t, nil, args...)
+	o.wantCode(t, exitNotAuthentic, args...)
+	if !strings.Contains(o.stdout, "DIFFERS") || !strings.Contains(o.stdout, "differing inputs       vcpus") {
+		t.Errorf("%s", o.stdout)
+	}
+	args = []string{"measure", "snp", "--vm-config", good, "--expect", want}
+	invoke(t, nil, args...).wantCode(t, 0, args...)
+	args = []string{"measure", "snp"}
+	invoke(t, nil, args...).wantCode(t, exitUsage, args...)
+}
+
+func mustRead(t *testing.T, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -388,12 +388,15 @@ func (b *Broker) appraise(ctx context.Context, ss store.KBSSession, att *protoco
 	if subtle.ConstantTimeCompare([]byte(att.RuntimeData.Nonce), []byte(ss.Nonce)) != 1 {
 		return "", reportData, "", nil, "runtime-data nonce is not the session's challenge"
 	}
-	if ss.Tee != string(protocol.TeeTdx) {
-		return "", reportData, "", nil, fmt.Sprintf("TEE %q is not supported (only tdx)", ss.Tee)
+	if ss.Tee != string(protocol.TeeTdx) && ss.Tee != string(protocol.TeeSnp) {
+		return "", reportData, "", nil, fmt.Sprintf("TEE %q is not supported (only tdx and snp)", ss.Tee)
 	}
 	reportData, err := att.ReportData()
 	if err != nil {
 		return "", reportData, "", nil, "report data: " + err.Error()
+	}
+	if ss.Tee == string(protocol.TeeSnp) {
+		return b.appraiseSNP(ctx, att, reportData)
 	}
 	var ev protocol.TDXEvidence
 	if err := json.Unmarshal(att.TeeEvidence.PrimaryEvidence, &ev); err != nil || ev.Quote == "" {

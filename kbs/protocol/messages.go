@@ -157,6 +157,17 @@ type CompositeEvidence struct {
 	AdditionalEvidence string `json:"additional_evidence"`
 }
 
+// SNPEvidence is the primary evidence of an SEV-SNP guest that tdproof's
+// broker accepts (tee "snp"): dstack SEV-SNP evidence, a
+// VersionedAttestation (report, cert_chain, mr_config, report data,
+// vm_config) as lowercase hex, the form of dstack-verifier's
+// {"attestation": hex} request. Its REPORT_DATA must bind the session
+// nonce and tee-pubkey. (Trustee's own SnpEvidence, a serde-serialised
+// report with a certificate table, is not accepted yet.)
+type SNPEvidence struct {
+	Attestation string `json:"attestation"`
+}
+
 // TDXEvidence is the primary evidence of a TDX guest.
 type TDXEvidence struct {
 	// CCEventLog is the standard base64 of the CCEL ACPI table's event
