@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"crypto/cipher"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -60,6 +61,9 @@ type Store struct {
 	// stmts caches prepared statements of the hot queries (query text →
 	// *sql.Stmt), so SQLite does not parse them on every call.
 	stmts sync.Map
+
+	// keyAEAD seals EAR private keys at rest (SealEARKeys); nil: plain.
+	keyAEAD cipher.AEAD
 
 	// testHookPolicyInserted, when set by tests, runs inside the
 	// CreatePolicy transaction after the new version row is written.
