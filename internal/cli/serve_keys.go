@@ -84,7 +84,7 @@ func sealEARKeys(ctx context.Context, st *store.Store, kek []byte, keyFile bool,
 			return nil, nil
 		}
 		return func() {
-			log.Warn("serve: EAR signing keys are stored UNENCRYPTED in the database: anyone with a copy of it (a backup, a replica, a snapshot) can sign tokens every relying party and the key broker accept; give the key-encryption key (--kek-file or "+envKBSKEK+") to seal them (docs/service.md, EAR signing keys)")
+			log.Warn("serve: EAR signing keys are stored UNENCRYPTED in the database: anyone with a copy of it (a backup, a replica, a snapshot) can sign tokens every relying party and the key broker accept; give the key-encryption key (--kek-file or " + envKBSKEK + ") to seal them (docs/service.md, EAR signing keys)")
 		}, nil
 	}
 	if err := st.SealEARKeys(kek); err != nil {
