@@ -56,7 +56,7 @@ func (s *summary) handle(e event) {
 		if e.Test == "" {
 			// Package-level lines: "ok …", "FAIL …", "--- FAIL" of
 			// failed tests are printed with their test below.
-			if !strings.HasPrefix(e.Output, "=== ") && !strings.HasPrefix(strings.TrimSpace(e.Output), "--- ") {
+			if e.Output != "PASS\n" && !strings.HasPrefix(e.Output, "=== ") && !strings.HasPrefix(strings.TrimSpace(e.Output), "--- ") {
 				fmt.Fprint(s.out, e.Output)
 			}
 			return

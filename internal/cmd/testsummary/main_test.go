@@ -19,6 +19,7 @@ func TestSummary(t *testing.T) {
 		`{"Action":"output","Package":"p/a","Test":"TestPG","Output":"    backend_test.go:40: no TDPROOF_TEST_POSTGRES_DSN: skipping PostgreSQL\n"}`,
 		`{"Action":"output","Package":"p/a","Test":"TestPG","Output":"--- SKIP: TestPG (0.00s)\n"}`,
 		`{"Action":"skip","Package":"p/a","Test":"TestPG"}`,
+		`{"Action":"output","Package":"p/a","Output":"PASS\n"}`,
 		`{"Action":"output","Package":"p/a","Output":"ok  \tp/a\t0.1s\n"}`,
 		`{"Action":"pass","Package":"p/a"}`,
 		`{"Action":"output","Package":"p/b","Test":"TestBad","Output":"    b_test.go:9: got 1, want 2\n"}`,
@@ -48,6 +49,9 @@ func TestSummary(t *testing.T) {
 		if !strings.Contains(got, want) {
 			t.Errorf("output lacks %q:\n%s", want, got)
 		}
+	}
+	if strings.Contains(got, "PASS\n") {
+		t.Errorf("a package's PASS line was printed (go test without -v prints only ok):\n%s", got)
 	}
 	if strings.Contains(got, "chatter") {
 		t.Errorf("a passing test's output was printed:\n%s", got)
