@@ -148,6 +148,9 @@ func (a *app) runServe(cmd *cobra.Command, f *serveFlags) error {
 		if appKeyRoot, err = a.kbsAppKeyRoot(&f.kbs); err != nil {
 			return err
 		}
+	} else if kek, err = a.readSecret("--kek-file", f.kbs.kekFile, envKBSKEK, parseKEK); err != nil {
+		// --role verifier: the KEK, when given, still seals the EAR keys.
+		return err
 	}
 	ctx := cmd.Context()
 	dsn := f.db
@@ -164,6 +167,10 @@ func (a *app) runServe(cmd *cobra.Command, f *serveFlags) error {
 	defer st.Close()
 	if f.keyReload <= 0 {
 		return &usageError{err: fmt.Errorf("invalid --key-reload-interval %v", f.keyReload)}
+	}
+	warnPlainKeys, err := sealEARKeys(ctx, st, kek, f.earKeyFile != "", log)
+	if err != nil {
+		return fmt.Errorf("serve: EAR keys: %w", err)
 	}
 	keys, err := openEARKeys(ctx, st, f.earKeyFile, log)
 	if err != nil {
@@ -246,6 +253,9 @@ func (a *app) runServe(cmd *cobra.Command, f *serveFlags) error {
 	}
 	ln = tc.wrap(ln)
 	reload := tc.watchSIGHUP(log)
+	if warnPlainKeys != nil {
+		warnPlainKeys()
+	}
 	fmt.Fprintf(a.stdout, "serve: listening on %s://%s (database %s, collateral %s %s)\n", tc.scheme(), ln.Addr(), st.Dialect(), src.Kind, src.Path)
 	log.Info("serve: serving", "addr", ln.Addr().String(), "tls", tc.config != nil, "role", f.kbs.role, "database", string(st.Dialect()), "collateral", src.Path)
 	g, gctx := errgroup.WithContext(ctx)

@@ -93,7 +93,9 @@ func TestServeKBS(t *testing.T) {
 		t.Fatalf("serve exited %d:\n%s", code, s.stderr.String())
 	}
 
-	s = startServe(t, append(args, "--role", "verifier")...)
+	// The EAR keys are sealed with the KEK now: --role verifier needs it
+	// too (not for a broker).
+	s = startServe(t, append(args, "--role", "verifier", "--kek-file", kekFile)...)
 	if code, body := postJSON(t, s.url+protocol.PathAuth, map[string]any{"version": "0.4.0", "tee": "tdx"}); code != http.StatusNotFound {
 		t.Errorf("--role verifier: /kbs/v0/auth answered %d %s", code, body)
 	}

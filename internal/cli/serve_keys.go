@@ -58,6 +58,48 @@ func openEARKeys(ctx context.Context, st *store.Store, keyFile string, log *slog
 	return &earKeys{ks: ks, log: log}, nil
 }
 
+// sealEARKeys makes st seal the EAR private keys with kek and seals the
+// rows written in plain text before a KEK was configured. Without a KEK it
+// returns the loud warning serve logs once it listens (nil: none): the
+// keys are, or are about to be, stored in clear (not when they come from
+// --ear-key-file and the database holds none, nor when every stored key
+// is sealed, which then fails to load and says so).
+func sealEARKeys(ctx context.Context, st *store.Store, kek []byte, keyFile bool, log *slog.Logger) (warn func(), err error) {
+	if kek == nil {
+		plain, err := st.PlaintextEARKeys(ctx)
+		if err != nil {
+			return nil, err
+		}
+		all, err := st.ListKeys(ctx)
+		if err != nil {
+			return nil, err
+		}
+		live := 0
+		for _, k := range all {
+			if k.State != store.KeyRemoved {
+				live++
+			}
+		}
+		if len(plain) == 0 && (live > 0 || keyFile) {
+			return nil, nil
+		}
+		return func() {
+			log.Warn("serve: EAR signing keys are stored UNENCRYPTED in the database: anyone with a copy of it (a backup, a replica, a snapshot) can sign tokens every relying party and the key broker accept; give the key-encryption key (--kek-file or " + envKBSKEK + ") to seal them (docs/service.md, EAR signing keys)")
+		}, nil
+	}
+	if err := st.SealEARKeys(kek); err != nil {
+		return nil, err
+	}
+	sealed, err := st.SealPlaintextEARKeys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("seal the keys stored in plain text: %w", err)
+	}
+	if len(sealed) > 0 {
+		log.Info("serve: sealed the EAR signing keys stored in plain text with the key-encryption key", "kids", sealed)
+	}
+	return nil, nil
+}
+
 // fromFile reports whether the key came from --ear-key-file.
 func (k *earKeys) fromFile() bool { return k.st == nil }
 

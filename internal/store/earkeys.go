@@ -24,7 +24,11 @@ func LoadOrCreateKeySet(ctx context.Context, s *Store) (*ear.KeySet, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: generate EAR key: %w", err)
 	}
-	if _, err := s.AddKey(ctx, storeKey(k)); err != nil && !errors.Is(err, ErrConflict) {
+	sk, err := storeKey(s, k)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.AddKey(ctx, sk); err != nil && !errors.Is(err, ErrConflict) {
 		return nil, err
 	}
 	return loadKeySet(ctx, s)
@@ -39,7 +43,11 @@ func RotateEARKey(ctx context.Context, s *Store, ks *ear.KeySet) (*ear.Key, erro
 	if err != nil {
 		return nil, fmt.Errorf("store: generate EAR key: %w", err)
 	}
-	if _, err := s.RotateKey(ctx, storeKey(k)); err != nil {
+	sk, err := storeKey(s, k)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.RotateKey(ctx, sk); err != nil {
 		return nil, err
 	}
 	if ks != nil {
@@ -50,10 +58,16 @@ func RotateEARKey(ctx context.Context, s *Store, ks *ear.KeySet) (*ear.Key, erro
 	return k, nil
 }
 
-func storeKey(k *ear.Key) Key {
+// storeKey is the record of k, its private key sealed when s seals keys
+// (SealEARKeys).
+func storeKey(s *Store, k *ear.Key) (Key, error) {
 	// MarshalPEM of a generated signing key cannot fail.
 	pem, _ := k.MarshalPEM()
-	return Key{KID: k.ID(), Algorithm: EARKeyAlgorithm, PrivateKey: pem, State: KeyActive}
+	stored, err := s.sealKey(k.ID(), pem)
+	if err != nil {
+		return Key{}, err
+	}
+	return Key{KID: k.ID(), Algorithm: EARKeyAlgorithm, PrivateKey: stored, State: KeyActive}, nil
 }
 
 // loadKeySet builds the key set; ErrNotFound when there is no active key.
@@ -70,7 +84,11 @@ func loadKeySet(ctx context.Context, s *Store) (*ear.KeySet, error) {
 		if r.State == KeyRemoved || r.Algorithm != EARKeyAlgorithm {
 			continue
 		}
-		k, err := ear.ParseKeyPEM(r.PrivateKey)
+		keyPEM, err := s.openKey(r.KID, r.PrivateKey)
+		if err != nil {
+			return nil, err
+		}
+		k, err := ear.ParseKeyPEM(keyPEM)
 		if err != nil {
 			return nil, fmt.Errorf("store: key %s: %w", r.KID, err)
 		}

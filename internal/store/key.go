@@ -27,8 +27,10 @@ type Key struct {
 	KID string
 	// Algorithm is the JWS algorithm, e.g. "ES256". Required.
 	Algorithm string
-	// PrivateKey is the PKCS #8 PEM encoding of the private key. Required on
-	// add; nil once the key is removed. The store does not parse it.
+	// PrivateKey is the PKCS #8 PEM encoding of the private key, or, for
+	// keys written through the EAR key functions with a key-encryption
+	// key (SealEARKeys), its sealed PEM block. Required on add; nil once
+	// the key is removed. The store does not parse it.
 	PrivateKey []byte
 	// State is the life-cycle state. On add it may be KeyActive or
 	// KeyRetired; zero means KeyActive.

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"crypto/cipher"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -64,6 +65,9 @@ type Store struct {
 	// writes counts the writes to the tables a Cache holds made through
 	// this Store, so its Caches reload before the next read.
 	writes atomic.Int64
+
+	// keyAEAD seals EAR private keys at rest (SealEARKeys); nil: plain.
+	keyAEAD cipher.AEAD
 
 	// testHookPolicyInserted, when set by tests, runs inside the
 	// CreatePolicy transaction after the new version row is written.
