@@ -313,6 +313,9 @@ func sameBeside(obj map[string]json.RawMessage, ev *Evidence) error {
 
 // jsonString decodes a JSON string member; null gives "".
 func jsonString(field string, raw json.RawMessage) (string, error) {
+	if s, ok := plainString(raw); ok {
+		return s, nil
+	}
 	var s *string
 	if err := json.Unmarshal(raw, &s); err != nil {
 		return "", malformed(field, -1, "not a string")
@@ -321,6 +324,24 @@ func jsonString(field string, raw json.RawMessage) (string, error) {
 		return "", nil
 	}
 	return *s, nil
+}
+
+// plainString returns the contents of the JSON string literal raw when it
+// is printable ASCII without escapes or quotes, where the contents are
+// the bytes between the quotes; ok is false for anything else, which the
+// caller decodes with encoding/json. It saves two scans of every hex
+// field.
+func plainString(raw []byte) (s string, ok bool) {
+	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
+		return "", false
+	}
+	body := raw[1 : len(raw)-1]
+	for _, c := range body {
+		if c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
+			return "", false
+		}
+	}
+	return string(body), true
 }
 
 // stringOrJSON returns the text of a member that is either a JSON string

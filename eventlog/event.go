@@ -69,17 +69,40 @@ func ParseJSON(data []byte) ([]Event, error) {
 	if err := jcs.Validate(data); err != nil {
 		return nil, fmt.Errorf("eventlog: json: %w: %w", ErrMalformed, err)
 	}
-	var raws []json.RawMessage
-	if err := json.Unmarshal(data, &raws); err != nil || raws == nil {
-		return nil, fmt.Errorf("eventlog: json: %w: not an array of events", ErrMalformed)
+	// One decoding pass: the array straight into its events' members.
+	var objs []map[string]json.RawMessage
+	if err := json.Unmarshal(data, &objs); err != nil || objs == nil {
+		// Not an array of objects: the element-wise path says which
+		// element is wrong.
+		return parseJSONElements(data)
 	}
-	events := make([]Event, len(raws))
-	for i, raw := range raws {
-		if err := events[i].decode(raw); err != nil {
+	events := make([]Event, len(objs))
+	for i, m := range objs {
+		if m == nil {
+			return nil, &EventError{Index: i, Err: fmt.Errorf("%w: event is not a JSON object", ErrMalformed)}
+		}
+		if err := events[i].decodeMembers(m); err != nil {
 			return nil, &EventError{Index: i, Err: err}
 		}
 	}
 	return events, nil
+}
+
+// parseJSONElements is ParseJSON's error path for a document that is not
+// an array of objects: it decodes element by element to report the
+// failing one, and never returns events.
+func parseJSONElements(data []byte) ([]Event, error) {
+	var raws []json.RawMessage
+	if err := json.Unmarshal(data, &raws); err != nil || raws == nil {
+		return nil, fmt.Errorf("eventlog: json: %w: not an array of events", ErrMalformed)
+	}
+	for i, raw := range raws {
+		var e Event
+		if err := e.decode(raw); err != nil {
+			return nil, &EventError{Index: i, Err: err}
+		}
+	}
+	return nil, fmt.Errorf("eventlog: json: %w: not an array of event objects", ErrMalformed)
 }
 
 // ParseEvent parses one JSON event object in the format described at
@@ -117,6 +140,12 @@ func (e *Event) decode(data []byte) error {
 	if err := json.Unmarshal(data, &m); err != nil {
 		return fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
+	return e.decodeMembers(m)
+}
+
+// decodeMembers fills e from the members of one JSON event object that
+// has already passed jcs.Validate.
+func (e *Event) decodeMembers(m map[string]json.RawMessage) error {
 	var ev Event
 	if err := decodeU32(m, "imr", &ev.IMR, true); err != nil {
 		return err
@@ -140,7 +169,9 @@ func (e *Event) decode(data []byte) error {
 	if !ok || isNull(raw) {
 		return fmt.Errorf("%w: missing field \"event\"", ErrMalformed)
 	}
-	if err := json.Unmarshal(raw, &ev.Name); err != nil {
+	if name, ok := plainString(raw); ok {
+		ev.Name = name
+	} else if err := json.Unmarshal(raw, &ev.Name); err != nil {
 		return fmt.Errorf("%w: field \"event\": %w", ErrMalformed, err)
 	}
 	if ev.Payload, err = decodeHex(m, "event_payload", true); err != nil {
@@ -157,6 +188,24 @@ func (e *Event) decode(data []byte) error {
 	}
 	*e = ev
 	return nil
+}
+
+// plainString returns the contents of the JSON string literal raw when it
+// is printable ASCII without escapes or quotes, where the contents are
+// the bytes between the quotes; ok is false for anything else, which the
+// caller decodes with encoding/json. It saves two scans of every hex
+// field.
+func plainString(raw []byte) (s string, ok bool) {
+	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
+		return "", false
+	}
+	body := raw[1 : len(raw)-1]
+	for _, c := range body {
+		if c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
+			return "", false
+		}
+	}
+	return string(body), true
 }
 
 func isNull(raw json.RawMessage) bool { return string(raw) == "null" }
@@ -190,9 +239,11 @@ func decodeHex(m map[string]json.RawMessage, key string, required bool) ([]byte,
 		}
 		return nil, nil
 	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return nil, fmt.Errorf("%w: field %q: not a string", ErrMalformed, key)
+	s, ok := plainString(raw)
+	if !ok {
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return nil, fmt.Errorf("%w: field %q: not a string", ErrMalformed, key)
+		}
 	}
 	b, err := hex.DecodeString(s)
 	if err != nil {

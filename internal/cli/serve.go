@@ -232,7 +232,7 @@ func (a *app) runServe(cmd *cobra.Command, f *serveFlags) error {
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	broker, err := newServeBroker(&f.kbs, kek, appKeyRoot, f.adminToken, st, v, keys.ks, now, f.maxBody)
+	broker, err := newServeBroker(&f.kbs, kek, appKeyRoot, f.adminToken, st, snap, v, keys.ks, now, f.maxBody)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}

@@ -35,7 +35,9 @@
 // rego.parse_module and trace are not available. The policy is kept in
 // the store (kbs_policies), so brokers sharing a database agree and a
 // policy set through the admin API survives restarts; each resource request
-// reads its digest and compiled policies are cached by digest.
+// reads its digest (from memory with Config.Policies a store.Cache) and
+// compiled policies are cached by digest: a policy is prepared once per
+// version.
 //
 // # Admin routes and app keys
 //
@@ -146,6 +148,21 @@ type Config struct {
 	AppKeyRoot []byte
 	// Limits bound the unauthenticated routes (limits.go).
 	Limits Limits
+	// Policies serves the resource policy to the resource route; nil
+	// means Store (one query for the policy's digest per resource
+	// request). A *store.Cache over Store serves it from memory: a
+	// resource request then sends no SQL for its policy, and a policy set
+	// through this broker is in force from the next request (the Cache
+	// sees its own Store's writes at once; other brokers' within its
+	// poll interval).
+	Policies PolicySource
+}
+
+// PolicySource reads the key broker's stored policies: *store.Store (SQL)
+// and *store.Cache (memory) implement it.
+type PolicySource interface {
+	KBSPolicySHA256(ctx context.Context, name string) (string, error)
+	KBSPolicy(ctx context.Context, name string) (store.KBSPolicy, error)
 }
 
 // Broker is the key broker, an http.Handler. It is safe for concurrent use.
@@ -176,6 +193,9 @@ func New(cfg Config) (*Broker, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Policies == nil {
+		cfg.Policies = cfg.Store
 	}
 	if err := cfg.Limits.setDefaults(); err != nil {
 		return nil, err

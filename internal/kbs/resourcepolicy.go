@@ -38,12 +38,13 @@ func (c *policyCache) put(digest string, pq rego.PreparedEvalQuery) {
 	c.m[digest] = pq
 }
 
-// resourcePolicy returns the compiled resource policy stored now: one
-// query for its digest per call, and a read and compilation only when the
-// digest is not in the cache. With no stored policy (the row was removed
+// resourcePolicy returns the compiled resource policy stored now: its
+// digest from Config.Policies per call (one query, or none from a
+// store.Cache), and a read and compilation only when the digest is not in
+// the cache. With no stored policy (the row was removed
 // behind the broker's back) it is Config.ResourcePolicy.
 func (b *Broker) resourcePolicy(ctx context.Context) (rego.PreparedEvalQuery, error) {
-	d, err := b.cfg.Store.KBSPolicySHA256(ctx, store.KBSResourcePolicyName)
+	d, err := b.cfg.Policies.KBSPolicySHA256(ctx, store.KBSResourcePolicyName)
 	if errors.Is(err, store.ErrNotFound) {
 		return b.initial, nil
 	}
@@ -53,7 +54,7 @@ func (b *Broker) resourcePolicy(ctx context.Context) (rego.PreparedEvalQuery, er
 	if pq, ok := b.policies.get(d); ok {
 		return pq, nil
 	}
-	p, err := b.cfg.Store.KBSPolicy(ctx, store.KBSResourcePolicyName)
+	p, err := b.cfg.Policies.KBSPolicy(ctx, store.KBSResourcePolicyName)
 	if errors.Is(err, store.ErrNotFound) {
 		return b.initial, nil
 	}

@@ -1,0 +1,193 @@
+package kbs_test
+
+import (
+	"context"
+	"crypto/rand"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tdproof/tdproof/collateral"
+	"github.com/tdproof/tdproof/ear"
+	"github.com/tdproof/tdproof/internal/kbs"
+	"github.com/tdproof/tdproof/internal/store"
+	"github.com/tdproof/tdproof/kbs/protocol"
+	"github.com/tdproof/tdproof/quote"
+	"github.com/tdproof/tdproof/refvalue"
+	"github.com/tdproof/tdproof/tdsim"
+	"github.com/tdproof/tdproof/verifier"
+)
+
+// queryLog records the statements a Store sends while recording is on.
+type queryLog struct {
+	mu  sync.Mutex
+	on  bool
+	got []string
+}
+
+func (l *queryLog) observe(q string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.on {
+		l.got = append(l.got, q)
+	}
+}
+
+// record turns recording on and returns the function that turns it off
+// and returns what was recorded.
+func (l *queryLog) record() func() []string {
+	l.mu.Lock()
+	l.on, l.got = true, nil
+	l.mu.Unlock()
+	return func() []string {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		l.on = false
+		return l.got
+	}
+}
+
+// newObservedBroker starts a broker whose store reports its statements to
+// log, reading its resource policy from a store.Cache when cached.
+func newObservedBroker(t *testing.T, dsn string, sim *tdsim.Sim, log *queryLog, cached bool) (*env, *kbs.Broker) {
+	t.Helper()
+	clk := &clock{t: time.Now().UTC().Truncate(time.Second)}
+	st, err := store.Open(t.Context(), dsn, store.WithQueryObserver(log.observe))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	k, err := ear.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := ear.NewKeySet(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := ear.NewSigner(keys, ear.WithClock(clk.Now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	col, err := sim.Collateral(clk.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := verifier.CollateralFunc(func(context.Context, *quote.Quote) (*collateral.Collateral, error) { return col, nil })
+	refs := refvalue.NewMemoryStore()
+	for _, rv := range sim.ReferenceValues() {
+		if _, err := refs.Add(t.Context(), rv); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v, err := verifier.New(src, refs, signer, verifier.WithClock(clk.Now), verifier.WithTrustedRoot(sim.TrustRoot()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := kbs.Config{Store: st, Verifier: v, TokenKeys: keys, KEK: make([]byte, 32), Now: clk.Now}
+	_, _ = rand.Read(cfg.KEK)
+	if cached {
+		// A long poll: the only reloads are those the Store's own writes
+		// cause.
+		c, err := st.NewCache(t.Context(), store.CacheOptions{Poll: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(c.Close)
+		cfg.Policies = c
+	}
+	b, err := kbs.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The store may be shared with earlier subtests: install the default.
+	if _, err := b.SetResourcePolicy(t.Context(), kbs.DefaultResourcePolicy); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.PutResource(t.Context(), resourceID, secret); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(b)
+	t.Cleanup(srv.Close)
+	return &env{srv: srv, clock: clk, keys: keys}, b
+}
+
+// policyQueries returns the statements of got that read kbs_policies.
+func policyQueries(got []string) []string {
+	var out []string
+	for _, q := range got {
+		if strings.Contains(q, "kbs_policies") {
+			out = append(out, q)
+		}
+	}
+	return out
+}
+
+// TestResourceStepPolicyFromMemory counts the statements of the resource
+// step: with Config.Policies a store.Cache it reads the session and the
+// resource and nothing of the resource policy; with the Store it queries
+// the policy's digest (which shows the count can fail). A policy set
+// through the broker is in force at the next request either way.
+func TestResourceStepPolicyFromMemory(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dsn string) {
+		for _, cached := range []bool{true, false} {
+			name := "store"
+			if cached {
+				name = "cache"
+			}
+			t.Run(name, func(t *testing.T) {
+				sim := newSim(t, false)
+				log := &queryLog{}
+				e, b := newObservedBroker(t, dsn, sim, log, cached)
+				a := newAgent(t, e)
+				nonce := a.auth(t)
+				a.attestOK(t, a.attestation(t, sim, nonce, a.jwk))
+				// The first read after the setup's policy write reloads
+				// the snapshot; the steady state follows.
+				a.wantSecret(t, "")
+				for i := range 3 {
+					stop := log.record()
+					a.wantSecret(t, "")
+					got := stop()
+					pq := policyQueries(got)
+					t.Logf("resource request %d: %d statements, %d for the policy", i, len(got), len(pq))
+					if cached && len(pq) != 0 {
+						t.Fatalf("resource request %d read the policy from SQL: %q", i, pq)
+					}
+					if !cached && len(pq) == 0 {
+						t.Fatalf("resource request %d without the cache sent no policy query: %q", i, got)
+					}
+					if cached && len(got) > 2 {
+						// The session and the sealed resource.
+						t.Fatalf("resource request %d: %d statements, want at most 2: %q", i, len(got), got)
+					}
+				}
+				if _, err := b.SetResourcePolicy(t.Context(), denyAll); err != nil {
+					t.Fatal(err)
+				}
+				code, body := a.resource(t, "")
+				wantProblem(t, "resource after deny-all", code, body, protocol.ProblemPolicyDeny)
+				if _, err := b.SetResourcePolicy(t.Context(), kbs.DefaultResourcePolicy); err != nil {
+					t.Fatal(err)
+				}
+				stop := log.record()
+				a.wantSecret(t, "")
+				if cached {
+					// The first read after a write reloads the snapshot.
+					if got := stop(); len(policyQueries(got)) == 0 {
+						t.Fatalf("no reload after the policy was set: %q", got)
+					}
+				} else {
+					stop()
+				}
+				code, _ = a.resource(t, "")
+				if code != http.StatusOK {
+					t.Fatalf("resource after restoring the default: %d", code)
+				}
+			})
+		}
+	})
+}
