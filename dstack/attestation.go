@@ -82,6 +82,17 @@ type Attestation struct {
 	// than bin values. The decoder sets it from the quote; the encoder
 	// follows it.
 	ByteArrays bool
+
+	// Platform is the platform kind when it is not TDX: PlatformGCPTDX,
+	// PlatformNitroEnclave or PlatformAWSNitroTPM (multi-tee.md §1.1).
+	Platform string
+	// NSMQuote is the Nitro Enclave's NSM attestation document
+	// (COSE_Sign1), NitroTPMDocument the NitroTPM one.
+	NSMQuote         []byte
+	NitroTPMDocument []byte
+	// TPMQuote is the GCP vTPM quote of PlatformGCPTDX, next to the TDX
+	// Quote and EventLog.
+	TPMQuote *TPMQuote
 }
 
 // ParseAttestation decodes a VersionedAttestation: SCALE version 0 when the

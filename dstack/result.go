@@ -78,6 +78,10 @@ type Result struct {
 	// carries no sev_snp_measurement.
 	SNP       *snp.Result     `json:"snp,omitempty"`
 	SNPLaunch *SNPLaunchCheck `json:"snp_launch,omitempty"`
+	// Nitro is the verified Nitro document (VerifyNitro), nil otherwise.
+	Nitro *NitroFacts `json:"nitro,omitempty"`
+	// GCP is the verified vTPM quote of dstack-gcp-tdx, nil otherwise.
+	GCP *GCPFacts `json:"gcp,omitempty"`
 }
 
 // AppInfo is dstack's AppInfo (dstack.md §1.4) with the quote's

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
@@ -25,6 +26,9 @@ type pccsFlags struct {
 	ahead, interval ageValue
 	logFormat       string
 	logLevel        string
+	tls             listenTLSFlags
+	adminToken      string
+	userToken       string
 }
 
 func (a *app) pccsCommand() *cobra.Command {
@@ -50,7 +54,8 @@ func (a *app) pccsServeCommand() *cobra.Command {
 		Use:   "serve",
 		Short: "Serve verified, cached collateral over the PCCS API",
 		Long: `Serve the Intel PCS / PCCS v4 collateral routes for SGX and TDX (tcb, qe/identity,
-pckcrl, rootcacrl, pckcert, fmspcs) with the same headers and encodings as Intel's PCCS,
+qve/identity, qae/identity, pckcrl, rootcacrl, crl, pckcert, pckcerts, fmspcs, platforms) with
+the same status codes, headers and encodings as Intel's PCCS,
 answering from a verified cache and fetching from --pccs-url (default Intel PCS) on a miss,
 so that one process is the only egress to Intel for a whole fleet. Every response is
 verified before it is cached. Items are refreshed ahead of expiry and daily, kept in
@@ -59,7 +64,9 @@ upstream fails; --offline serves a bundle directory without any network access.
 
 Also served: /healthz, and /metrics in the Prometheus text format (requests, cache hits,
 misses, upstream errors, item ages and time to expiry). Logs go to stderr. The server
-stops gracefully on SIGINT or SIGTERM. Point clients at it with --pccs-url.`,
+stops gracefully on SIGINT or SIGTERM. Point clients at it with --pccs-url. HTTPS with
+--tls-cert and --tls-key (reread on SIGHUP; TLS 1.3 minimum); clients trust a private CA
+with --ca-file.`,
 		Example: `  tdproof pccs serve --collateral-dir /var/cache/tdproof --listen 0.0.0.0:8081
   tdproof pccs serve --offline --collateral-dir bundle/
   tdproof quote verify quote.bin --pccs-url http://127.0.0.1:8081`,
@@ -81,8 +88,11 @@ stops gracefully on SIGINT or SIGTERM. Point clients at it with --pccs-url.`,
 	fl.Var(&f.grace, "stale-grace", "serve expired collateral for up to `DURATION` while the upstream fails (default 0)")
 	fl.Var(&f.ahead, "refresh-ahead", "refresh an item when less than `DURATION` remains before it expires")
 	fl.Var(&f.interval, "refresh-interval", "also refresh every item fetched longer than `DURATION` ago (0: never)")
+	fl.StringVar(&f.adminToken, "admin-token", "", "allow GET /sgx/certification/v4/platforms with this `TOKEN` in the admin-token header, as Intel's PCCS (empty: that route answers 401)")
+	fl.StringVar(&f.userToken, "user-token", "", "require this `TOKEN` in the user-token header of POST /sgx/certification/v4/platforms, as Intel's PCCS (empty: registration is open)")
 	fl.StringVar(&f.logFormat, "log-format", f.logFormat, "log `FORMAT` on stderr: text or json")
 	fl.StringVar(&f.logLevel, "log-level", f.logLevel, "log `LEVEL`: debug, info, warn or error")
+	f.tls.register(fl, false)
 	commandLineOnly(fl, "trusted-root")
 	return c
 }
@@ -114,6 +124,10 @@ func (a *app) runPCCS(cmd *cobra.Command, f *pccsFlags) error {
 	if f.source.offline && f.source.dir == "" {
 		return &usageError{err: errors.New("--offline needs --collateral-dir")}
 	}
+	tc, err := a.listenTLS(&f.tls, f.listen, "", false, log, time.Now())
+	if err != nil {
+		return err
+	}
 	// The proxy is online unless --offline, whatever --collateral-dir.
 	now := clockAt(f.at.t)
 	var up pcs.Fetcher // nil interface when offline
@@ -136,7 +150,7 @@ func (a *app) runPCCS(cmd *cobra.Command, f *pccsFlags) error {
 	if err != nil {
 		return err
 	}
-	srv, err := pccs.New(cache, pccs.WithLogger(log))
+	srv, err := pccs.New(cache, pccs.WithLogger(log), pccs.WithAdminToken(f.adminToken), pccs.WithUserToken(f.userToken))
 	if err != nil {
 		return err
 	}
@@ -144,11 +158,14 @@ func (a *app) runPCCS(cmd *cobra.Command, f *pccsFlags) error {
 	if err != nil {
 		return &usageError{err: fmt.Errorf("--listen: %w", err)}
 	}
-	fmt.Fprintf(a.stdout, "pccs: listening on http://%s (upstream %s)\n", ln.Addr(), upstream)
-	log.Info("pccs: serving", "addr", ln.Addr().String(), "upstream", upstream, "dir", f.source.dir)
+	ln = tc.wrap(ln)
+	reload := tc.watchSIGHUP(log)
+	fmt.Fprintf(a.stdout, "pccs: listening on %s://%s (upstream %s)\n", tc.scheme(), ln.Addr(), upstream)
+	log.Info("pccs: serving", "addr", ln.Addr().String(), "tls", tc.config != nil, "upstream", upstream, "dir", f.source.dir)
 	ctx := cmd.Context()
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return cache.Run(gctx) })
+	g.Go(func() error { return reload(gctx) })
 	g.Go(func() error { return srv.Serve(gctx, ln) })
 	if err := g.Wait(); err != nil {
 		return fmt.Errorf("pccs: %w", err)

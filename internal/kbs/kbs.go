@@ -11,7 +11,8 @@
 // evidence with the verifier (the expected report data is its nonce, so the
 // token's eat_nonce binds it) and returns {"token": EAR}; evidence that is
 // not authentic is refused (AttestationError), and so is a cc_eventlog
-// that does not replay to the quote's RTMR0–2. TDX evidence that carries
+// that does not replay to the quote's RTMR0–2 (and RTMR3 when it records
+// RTMR3 events), with or without an event_log. TDX evidence that carries
 // the tdproof extension "event_log" (dstack's JSON event log, with
 // "vm_config") is verified as dstack evidence: RTMR0–3 are replayed (a
 // log that does not replay to the quote is not authentic) and the app
@@ -143,6 +144,8 @@ type Config struct {
 	// AppKeyRoot, at least 32 secret bytes, enables the derived resource
 	// types app-key and instance-key (appkey.go); nil refuses them.
 	AppKeyRoot []byte
+	// Limits bound the unauthenticated routes (limits.go).
+	Limits Limits
 }
 
 // Broker is the key broker, an http.Handler. It is safe for concurrent use.
@@ -154,6 +157,7 @@ type Broker struct {
 	initial  rego.PreparedEvalQuery
 	policies policyCache
 	mux      *http.ServeMux
+	limits   *limiter
 }
 
 // New returns a Broker.
@@ -172,6 +176,9 @@ func New(cfg Config) (*Broker, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if err := cfg.Limits.setDefaults(); err != nil {
+		return nil, err
 	}
 	if cfg.ResourcePolicy == "" {
 		cfg.ResourcePolicy = DefaultResourcePolicy
@@ -197,7 +204,7 @@ func New(cfg Config) (*Broker, error) {
 	if _, err := cfg.Store.InitKBSPolicy(context.Background(), store.KBSResourcePolicyName, cfg.ResourcePolicy); err != nil {
 		return nil, fmt.Errorf("kbs: install the resource policy: %w", err)
 	}
-	b := &Broker{cfg: cfg, aead: aead, initial: pq, mux: http.NewServeMux()}
+	b := &Broker{cfg: cfg, aead: aead, initial: pq, mux: http.NewServeMux(), limits: newLimiter(cfg.Limits, cfg.SessionTimeout)}
 	b.policies.put(store.KBSPolicyDigest(cfg.ResourcePolicy), pq)
 	b.mux.HandleFunc("POST "+protocol.PathAuth, b.auth)
 	b.mux.HandleFunc("POST "+protocol.PathAttest, b.attest)
@@ -291,9 +298,11 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 }
 
 func (b *Broker) auth(w http.ResponseWriter, r *http.Request) {
-	body, err := readBody(w, r)
+	if !b.limits.allowRate(w, r) {
+		return
+	}
+	body, err := readLimited(w, r, b.cfg.Limits.AuthBodyBytes)
 	if err != nil {
-		problem(w, protocol.ProblemSerdeError, "request body: "+err.Error())
 		return
 	}
 	req, err := protocol.ParseRequest(body)
@@ -311,6 +320,10 @@ func (b *Broker) auth(w http.ResponseWriter, r *http.Request) {
 		problem(w, protocol.ProblemAttestationError, "session: "+err.Error())
 		return
 	}
+	if !b.limits.sessions.reserve() {
+		limitProblem(w, http.StatusServiceUnavailable, problemOverloaded, "too many live sessions: retry later", time.Second)
+		return
+	}
 	exp := b.cfg.Now().Add(b.cfg.SessionTimeout)
 	if err := b.cfg.Store.CreateKBSSession(r.Context(), store.KBSSession{ID: id, Nonce: ch.Nonce, Tee: string(req.Tee), ExpiresAt: exp}); err != nil {
 		problem(w, protocol.ProblemAttestationError, "session could not be stored")
@@ -321,14 +334,23 @@ func (b *Broker) auth(w http.ResponseWriter, r *http.Request) {
 }
 
 func (b *Broker) attest(w http.ResponseWriter, r *http.Request) {
+	if !b.limits.allowRate(w, r) {
+		return
+	}
 	c, err := r.Cookie(protocol.SessionCookie)
 	if err != nil || c.Value == "" {
 		problem(w, protocol.ProblemAttestationError, "no kbs-session-id cookie: call "+protocol.PathAuth+" first")
 		return
 	}
-	body, err := readBody(w, r)
+	select {
+	case b.limits.inFlight <- struct{}{}:
+		defer func() { <-b.limits.inFlight }()
+	default:
+		limitProblem(w, http.StatusServiceUnavailable, problemOverloaded, "too many attestations in progress: retry later", time.Second)
+		return
+	}
+	body, err := readLimited(w, r, b.cfg.Limits.AttestBodyBytes)
 	if err != nil {
-		problem(w, protocol.ProblemSerdeError, "request body: "+err.Error())
 		return
 	}
 	att, err := protocol.ParseAttestation(body)
@@ -392,16 +414,23 @@ func (b *Broker) appraise(ctx context.Context, ss store.KBSSession, att *protoco
 		return "", reportData, "", nil, "quote REPORTDATA does not bind the session nonce and tee-pubkey"
 	}
 	vev := verifier.Evidence{Quote: raw, Nonce: reportData[:], PolicyID: b.cfg.AttestationPolicyID}
-	if ev.CCEventLog != nil && ev.EventLog == "" {
-		// The verifier checks that the CCEL replays to RTMR0–2 (with an
-		// event_log, dstack verification replays that log instead).
+	if ev.CCEventLog != nil {
+		// The verifier checks that the CCEL replays to the quote.
 		if vev.CCEL, err = base64.StdEncoding.DecodeString(*ev.CCEventLog); err != nil {
 			return "", reportData, "", nil, "cc_eventlog is not standard base64"
 		}
 	}
 	if ev.EventLog != "" {
 		// dstack evidence: the same quote with its event log, so that
-		// RTMR0–3 are replayed and the app identity becomes claims.
+		// RTMR0–3 are replayed and the app identity becomes claims. A
+		// CCEL beside it must replay to the same quote: evidence never
+		// carries a part that nothing checks.
+		if vev.CCEL != nil {
+			if err := verifier.CheckCCEL(q.TD, vev.CCEL); err != nil {
+				return "", reportData, "", nil, "cc_eventlog: " + err.Error()
+			}
+			vev.CCEL = nil
+		}
 		if vev.Dstack, err = dstackEvidence(raw, &ev); err != nil {
 			return "", reportData, "", nil, "event_log: " + err.Error()
 		}
