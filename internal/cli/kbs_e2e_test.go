@@ -97,8 +97,11 @@ func newKBSE2E(t *testing.T, dsn string) *kbsE2E {
 	}
 
 	e := &kbsE2E{adminToken: "e2e-admin-token", boot: cfg}
+	// No per-address rate limit: every handshake of the subtests comes from
+	// 127.0.0.1 (TestKBSMemoryBoundedUnderAttack tests the limit).
 	e.srv = startServe(t, "--role", "all", "--db", dsn, "--pccs-url", pccsURL, "--pcs-retries", "0",
-		"--trusted-root", root, "--kek-file", kek, "--admin-token", e.adminToken, "--app-key-root-file", appRoot)
+		"--trusted-root", root, "--kek-file", kek, "--admin-token", e.adminToken, "--app-key-root-file", appRoot,
+		"--kbs-rate-limit", "0")
 	vm, err := json.Marshal(map[string]any{"os_image_hash": m.OSImageHash, "cpu_count": 2, "memory_size": 2 << 30})
 	if err != nil {
 		t.Fatal(err)
