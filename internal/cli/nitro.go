@@ -199,7 +199,7 @@ func printNitro(w io.Writer, out *nitroOutput, err error) error {
 		p.printf("%s: %s\n", label, oneLine(err.Error()))
 		return p.err
 	}
-	p.printf("OK: %s document verified\n", out.Kind)
+	p.printf("WARNING: %s document verified; not appraised: no reference value pins its PCRs\n", out.Kind)
 	p.kv(0, "tee variant", out.TEEVariant)
 	p.kv(0, "module id", out.ModuleID)
 	p.kv(0, "timestamp", out.Timestamp)

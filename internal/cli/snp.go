@@ -240,7 +240,7 @@ func printSNP(w io.Writer, out *snpOutput, err error) error {
 	if err != nil {
 		p.printf("REJECTED: %s\n", oneLine(err.Error()))
 	} else {
-		p.printf("OK: SEV-SNP report verified (%s, %s)\n", r.Product, r.TCBStatus)
+		p.printf("WARNING: SEV-SNP report verified (%s, %s); not appraised: no reference value pins its measurement (for a verdict, send it as dstack evidence to /v1/verify)\n", r.Product, r.TCBStatus)
 	}
 	printSNPResult(p, r)
 	return p.err

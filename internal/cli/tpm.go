@@ -254,7 +254,7 @@ func printTPM(w io.Writer, out *tpmOutput, err error) error {
 		p.printf("NOT VERIFIED: %s\n", oneLine(err.Error()))
 		return p.err
 	}
-	p.printf("OK: TPM quote verified\n")
+	p.printf("WARNING: TPM quote verified; not appraised: no reference value pins its PCRs\n")
 	p.kv(0, "qualifying data", orNone(out.ExtraData))
 	p.kv(0, "reset count", out.ResetCount)
 	p.kv(0, "firmware", out.FirmwareVersion)
