@@ -14,14 +14,14 @@ VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 
 LDFLAGS     := -X github.com/tdproof/tdproof/internal/cli.version=$(VERSION)
 
 build:
-	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/tdproof ./cmd/tdproof
+	$(GO) build -buildvcs=true -trimpath -ldflags "$(LDFLAGS)" -o bin/tdproof ./cmd/tdproof
 
 # The container image (deploy/container/Containerfile): a static binary and
 # the host's CA bundle on scratch, built with buildah (or podman build).
 BUILDAH     ?= buildah
 IMAGE       ?= tdproof:$(VERSION)
 image:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o deploy/container/tdproof ./cmd/tdproof
+	CGO_ENABLED=0 $(GO) build -buildvcs=true -trimpath -ldflags "$(LDFLAGS)" -o deploy/container/tdproof ./cmd/tdproof
 	cp /etc/ssl/certs/ca-certificates.crt deploy/container/ca-certificates.crt
 	$(BUILDAH) bud -f deploy/container/Containerfile -t $(IMAGE) deploy/container
 

@@ -1,6 +1,6 @@
 // Package nitro verifies AWS Nitro attestation documents: the NSM
 // document of a Nitro Enclave and the NitroTPM document of an EC2 instance
-// (../shared/docs/specs/multi-tee.md §3, §4).
+// (docs/nitro.md).
 //
 // A document is a COSE_Sign1 (RFC 9052) signed with ES384 whose payload is
 // a CBOR map: module_id, digest ("SHA384"), timestamp (ms since the

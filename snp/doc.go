@@ -1,6 +1,6 @@
 // Package snp parses and verifies AMD SEV-SNP attestation reports
 // (ATTESTATION_REPORT versions 2, 3 and 5 of the SEV-SNP firmware ABI) as
-// described in ../shared/docs/specs/multi-tee.md §2: the ECDSA P-384
+// described in docs/snp.md: the ECDSA P-384
 // signature over the exact 0x2A0 signed bytes, the ARK → ASK → VCEK (or
 // ARK → ASVK → VLEK) certificate chain to the AMD root keys pinned in this
 // package for Milan, Genoa and Turin, certificate validity at the

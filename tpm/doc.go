@@ -1,5 +1,5 @@
 // Package tpm verifies TPM 2.0 quotes as dstack's GCP TDX variant carries
-// them (../shared/docs/specs/multi-tee.md §1.2, §5): a marshalled
+// them (docs/gcp-tdx.md): a marshalled
 // TPMS_ATTEST of type TPM_ST_ATTEST_QUOTE, its TPMT_SIGNATURE by the
 // attestation key (AK), the AK certificate chained to Google's EK/AK CA
 // ([Root], [Intermediate], both pinned), the quoted SHA-256 PCR values and
