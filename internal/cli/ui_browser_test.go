@@ -6,6 +6,7 @@ import (
 	"crypto/sha512"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -417,6 +418,12 @@ func quoteOf(t *testing.T, file string) *quote.Quote {
 // tdproof serve (webui.Handler around verifiersvc), on loopback.
 func servePage(t *testing.T, col *collateral.Collateral, at time.Time, refs []refvalue.Value) string {
 	t.Helper()
+	return servePageSource(t, func(context.Context, *quote.Quote) (*collateral.Collateral, error) { return col, nil }, at, refs)
+}
+
+// servePageSource is servePage with the collateral from src.
+func servePageSource(t *testing.T, src verifier.CollateralFunc, at time.Time, refs []refvalue.Value) string {
+	t.Helper()
 	k, err := ear.GenerateKey(nil)
 	if err != nil {
 		t.Fatal(err)
@@ -436,8 +443,7 @@ func servePage(t *testing.T, col *collateral.Collateral, at time.Time, refs []re
 			t.Fatal(err)
 		}
 	}
-	v, err := verifier.New(verifier.CollateralFunc(func(context.Context, *quote.Quote) (*collateral.Collateral, error) { return col, nil }),
-		store, signer, verifier.WithClock(clock))
+	v, err := verifier.New(src, store, signer, verifier.WithClock(clock))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -529,6 +535,66 @@ func TestBrowserSharedVectors(t *testing.T) {
 			checkStaticReport(t, tb, c)
 		})
 	}
+}
+
+// TestBrowserVectorsWithoutCollateral: the shared vectors that cannot be
+// verified — the parse-only quotes (no collateral exists for them) and
+// the CCEL alone (no quote) — submitted through the page give an error
+// the page shows, never a verdict.
+func TestBrowserVectorsWithoutCollateral(t *testing.T) {
+	dir := testvectors.Dir(t)
+	b := browser(t)
+	noCollateral := func(context.Context, *quote.Quote) (*collateral.Collateral, error) {
+		return nil, errors.New("no collateral for this platform")
+	}
+	base := servePageSource(t, noCollateral, time.Unix(1774003274, 0), nil)
+	for _, c := range []struct {
+		name, file, want string
+		paste            bool
+	}{
+		{"parse-only-tappd-tdx-v4", filepath.Join(dir, "dcap", "parse-only", "tappd-tdx-v4.hex"), "collateral", true},
+		{"parse-only-tdx-v4-0x", filepath.Join(dir, "dcap", "parse-only", "tdx-v4-0x.hex"), "collateral", true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if _, err := os.Stat(c.file); err != nil {
+				t.Skipf("vector %s absent: %v", c.file, err)
+			}
+			tb := newTab(t, b)
+			tb.submit(t, base, uiCase{name: c.name, file: c.file, paste: c.paste})
+			s := tb.read(t)
+			if s.Error == "" || s.Verdict != "" {
+				t.Fatalf("page shows verdict %q, error %q; want an error and no verdict", s.Verdict, s.Error)
+			}
+			if !strings.Contains(strings.ToLower(s.Error), c.want) {
+				t.Errorf("page error %q does not mention %q", s.Error, c.want)
+			}
+			tb.onlyFrom(t, "page", base+"/")
+			tb.screenshot(t, "page-"+c.name, true)
+		})
+	}
+	// The shared CCEL is no TD's log among the shared quotes: beside the
+	// dstack quote it does not replay to its registers.
+	t.Run("dstack-ccel-beside-another-quote", func(t *testing.T) {
+		qd := filepath.Join(dir, "dcap", "tdx-v4-90c06f-dstack")
+		ccel := filepath.Join(dir, "dstack", "ccel.bin")
+		if _, err := os.Stat(ccel); err != nil {
+			t.Skipf("vector %s absent: %v", ccel, err)
+		}
+		c := uiCase{name: "dstack-ccel-beside-another-quote", file: filepath.Join(qd, "quote.bin"), ccel: ccel,
+			want: uiWant{verdict: "not-authentic", label: "Not authentic", tcb: "UpToDate", rules: []string{"authentic"}}}
+		pq := quoteOf(t, c.file)
+		pck, _ := pckFromQuote(pq)
+		col, _, err := loadCollateral(filepath.Join(qd, "collateral.json"), pq, pck)
+		if err != nil {
+			t.Fatal(err)
+		}
+		base := servePage(t, col, time.Unix(1774003274, 0), nil)
+		tb := newTab(t, b)
+		tb.submit(t, base, c)
+		c.want.check(t, "page", tb.read(t))
+		tb.onlyFrom(t, "page", base+"/")
+		tb.screenshot(t, "page-"+c.name, true)
+	})
 }
 
 // checkPhoneAndDark: at a phone's width the report does not scroll
