@@ -572,6 +572,24 @@ func TestBrowserVectorsWithoutCollateral(t *testing.T) {
 			tb.screenshot(t, "page-"+c.name, true)
 		})
 	}
+	// The shared dstack SEV-SNP attestation (multitee): verified with the
+	// certificate chain it carries; the default policy refuses its
+	// OutOfDate TCB, and the page says so.
+	t.Run("dstack-sev-snp-attestation", func(t *testing.T) {
+		file := filepath.Join(dir, "multitee", "dstack", "verifier__fixtures__sev-snp-attestation.json")
+		if _, err := os.Stat(file); err != nil {
+			t.Skipf("vector %s absent: %v", file, err)
+		}
+		base := servePageSource(t, noCollateral, time.Date(2026, 6, 18, 0, 0, 0, 0, time.UTC), nil)
+		tb := newTab(t, b)
+		tb.submit(t, base, uiCase{name: "dstack-sev-snp-attestation", file: file, paste: true})
+		s := tb.read(t)
+		if s.Error != "" || s.Verdict != "contraindicated" || s.EAR != "contraindicated" || !slices.Contains(s.Rules, "tcb_status") {
+			t.Errorf("page: verdict %q, EAR %q, rules %v, error %q; want contraindicated by tcb_status", s.Verdict, s.EAR, s.Rules, s.Error)
+		}
+		tb.onlyFrom(t, "page", base+"/")
+		tb.screenshot(t, "page-dstack-sev-snp-attestation", true)
+	})
 	// The shared CCEL is no TD's log among the shared quotes: beside the
 	// dstack quote it does not replay to its registers.
 	t.Run("dstack-ccel-beside-another-quote", func(t *testing.T) {
