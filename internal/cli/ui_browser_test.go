@@ -584,8 +584,8 @@ func TestBrowserVectorsWithoutCollateral(t *testing.T) {
 		tb := newTab(t, b)
 		tb.submit(t, base, uiCase{name: "dstack-sev-snp-attestation", file: file, paste: true})
 		s := tb.read(t)
-		if s.Error != "" || s.Verdict != "contraindicated" || s.EAR != "contraindicated" || !slices.Contains(s.Rules, "tcb_status") {
-			t.Errorf("page: verdict %q, EAR %q, rules %v, error %q; want contraindicated by tcb_status", s.Verdict, s.EAR, s.Rules, s.Error)
+		if s.Error != "" || s.Verdict != "contraindicated" || s.EAR != "contraindicated" || !slices.Contains(s.Rules, "tcb_status") || s.TCB != "OutOfDate" {
+			t.Errorf("page: verdict %q, EAR %q, rules %v, TCB %q, error %q; want contraindicated by tcb_status, TCB OutOfDate", s.Verdict, s.EAR, s.Rules, s.TCB, s.Error)
 		}
 		tb.onlyFrom(t, "page", base+"/")
 		tb.screenshot(t, "page-dstack-sev-snp-attestation", true)

@@ -79,9 +79,13 @@ type View struct {
 	Failed, Warnings []Rule
 	Chain            []Link
 	TCB              *TCB
-	Measurements     []Measurement
-	Events           *Timeline
-	Identity         []IdentityItem
+	// OtherTCB is the TCB status of authentic evidence of a TEE without
+	// Intel's DCAP component table (SEV-SNP), "" otherwise; OtherTCBClass
+	// its status class.
+	OtherTCB, OtherTCBClass string
+	Measurements            []Measurement
+	Events                  *Timeline
+	Identity                []IdentityItem
 	// TokenHref and ResultHref are data: URLs of the EAR token and the
 	// JSON result, for download links.
 	TokenHref, ResultHref template.URL
@@ -240,6 +244,8 @@ func New(in *Input) (*View, error) {
 	v.Chain = chain(r, at)
 	if r.DCAP != nil {
 		v.TCB = tcb(r.DCAP, at)
+	} else if r.Authentic && r.Dstack != nil && r.Dstack.TCBStatus != "" {
+		v.OtherTCB, v.OtherTCBClass = r.Dstack.TCBStatus, statusClass(r.Dstack.TCBStatus)
 	}
 	v.Measurements = measurements(r)
 	v.Events = timeline(r)
