@@ -323,7 +323,7 @@ var ruleText = map[string]string{
 	policy.RuleComposeHash:            "The dstack compose hash must be an accepted one.",
 	policy.RuleReportData:             "The report data must start with the nonce of the request.",
 	policy.RuleEventsAfterSystemReady: "No runtime event may follow system-ready: events after it are not part of the app's verified identity.",
-	policy.RuleUnpinned:               "No reference value pins the TD's code (MRTD and RTMR0–2), so any TD on this platform would pass.",
+	policy.RuleUnpinned:               "No reference value pins the code it runs (TDX: MRTD and RTMR0–2; SEV-SNP: the launch measurement), so any guest on this platform would pass.",
 }
 
 func rule(v policy.Violation) Rule {
@@ -683,6 +683,10 @@ func timeline(r *verifier.Result) *Timeline {
 				t.Boot = append(t.Boot, ev)
 			}
 		}
+	case r.Dstack != nil && r.TEE == claims.TEESNP:
+		// SEV-SNP has no runtime register: its identity is in the
+		// MrConfigV3 document bound by HOST_DATA, not in events.
+		return nil
 	case r.Dstack != nil:
 		t.Source = "the runtime events of the dstack evidence, replayed to RTMR3"
 		ready := false
@@ -714,6 +718,14 @@ func identity(r *verifier.Result) []IdentityItem {
 		return nil
 	}
 	logOK, _ := cs.Bool("dstack.event_log_verified")
+	howEvent := "verified: read from runtime events before system-ready, replayed to RTMR3"
+	howKP := "verified: key-provider runtime event, replayed to RTMR3"
+	howImage := "verified: MRTD and RTMR0–2 recomputed from the image it names match the quote"
+	if r.TEE == claims.TEESNP {
+		howEvent = "verified: from the MrConfigV3 document whose hash is the report's HOST_DATA"
+		howKP = howEvent
+		howImage = "verified: the launch digest recomputed from the measurement inputs it names matches MEASUREMENT"
+	}
 	var out []IdentityItem
 	replayed := func(label, name string) {
 		v, ok := cs.String(name)
@@ -722,7 +734,7 @@ func identity(r *verifier.Result) []IdentityItem {
 		case !ok:
 			it.Value, it.How = "—", "absent from the event log"
 		case logOK:
-			it.Verified, it.How = true, "verified: read from runtime events before system-ready, replayed to RTMR3"
+			it.Verified, it.How = true, howEvent
 		default:
 			it.How = "unverified: the event log does not replay to the quote"
 		}
@@ -740,7 +752,7 @@ func identity(r *verifier.Result) []IdentityItem {
 	case !ok:
 		kpItem.Value, kpItem.How = "—", "absent from the event log"
 	case logOK:
-		kpItem.Verified, kpItem.How = true, "verified: key-provider runtime event, replayed to RTMR3"
+		kpItem.Verified, kpItem.How = true, howKP
 	default:
 		kpItem.How = "unverified: the event log does not replay to the quote"
 	}
@@ -748,7 +760,7 @@ func identity(r *verifier.Result) []IdentityItem {
 	img := IdentityItem{Label: "OS image hash"}
 	if v, ok := cs.String("dstack.os_image_hash"); ok {
 		img.Value, img.Verified = v, true
-		img.How = "verified: MRTD and RTMR0–2 recomputed from the image it names match the quote"
+		img.How = howImage
 	} else if v, ok := cs.String(claims.UnverifiedPrefix + "dstack.os_image_hash"); ok {
 		img.Value = v
 		img.How = "unverified: only the VM configuration names it; nothing binds it to the quote"
