@@ -237,7 +237,7 @@ func parseRefValues(data []byte) (refvalue.Store, error) {
 // verify runs the service's pipeline on ev with the collateral c, at now,
 // with root (nil: Intel's) and strict. The signing key is ephemeral: the
 // CLI prints the result, not the token.
-func (p *appraisal) verify(ctx context.Context, ev verifier.Evidence, c *collateral.Collateral, root *x509.Certificate, strict bool, now time.Time) (*verifier.Outcome, error) {
+func (p *appraisal) verify(ctx context.Context, ev verifier.Evidence, c *collateral.Collateral, root *x509.Certificate, strict bool, now time.Time, extra ...verifier.Option) (*verifier.Outcome, error) {
 	key, err := ear.GenerateKey(rand.Reader)
 	if err != nil {
 		return nil, err
@@ -252,8 +252,9 @@ func (p *appraisal) verify(ctx context.Context, ev verifier.Evidence, c *collate
 		return nil, err
 	}
 	src := verifier.CollateralFunc(func(context.Context, *quote.Quote) (*collateral.Collateral, error) { return c, nil })
-	v, err := verifier.New(src, p.refs, signer, verifier.WithClock(clock), verifier.WithPolicyResolver(p.resolve),
-		verifier.WithDCAPVerifier(dcap.NewVerifier(dcap.VerifierOptions{TrustedRoot: root, Strict: strict})))
+	opts := append([]verifier.Option{verifier.WithClock(clock), verifier.WithPolicyResolver(p.resolve),
+		verifier.WithDCAPVerifier(dcap.NewVerifier(dcap.VerifierOptions{TrustedRoot: root, Strict: strict}))}, extra...)
+	v, err := verifier.New(src, p.refs, signer, opts...)
 	if err != nil {
 		return nil, err
 	}

@@ -64,7 +64,7 @@ type dstackOutput struct {
 	TrustedRootSHA string           `json:"trusted_root_sha256"`
 	Result         *verifier.Result `json:"result"`
 	// Other is the result of evidence of a TEE the verifier service does
-	// not appraise yet (SEV-SNP, Nitro): verified, not appraised.
+	// not appraise yet (Nitro): verified, not appraised.
 	Other *dstack.Result `json:"other_result,omitempty"`
 	Error *errorJSON     `json:"error,omitempty"`
 	line  string
@@ -215,7 +215,7 @@ func (a *app) dstackVerifyData(cmd *cobra.Command, out *dstackOutput, data []byt
 		if in.Nonce != nil {
 			rd = (*[64]byte)(in.Nonce)
 		}
-		return a.dstackVerifySNP(out, ev, f, rd)
+		return a.dstackVerifySNP(cmd, out, ev, in, f, rd, ap)
 	}
 	if at := ev.Attestation; at != nil && (at.Platform == dstack.PlatformNitroEnclave || at.Platform == dstack.PlatformAWSNitroTPM) {
 		var rd *[64]byte
@@ -291,11 +291,7 @@ func printDstack(w io.Writer, out *dstackOutput) error {
 		p.printf("%s\n", nonIntelWarning(out.TrustedRootSHA))
 	}
 	if o := out.Other; o != nil {
-		if o.Nitro != nil {
-			printDstackNitro(p, o)
-		} else {
-			printDstackSNP(p, o)
-		}
+		printDstackNitro(p, o)
 		return p.err
 	}
 	if out.Result == nil {
@@ -303,6 +299,11 @@ func printDstack(w io.Writer, out *dstackOutput) error {
 	}
 	r := out.Result.Dstack
 	if r == nil {
+		printAppraisal(p, out.Result)
+		return p.err
+	}
+	if r.SNP != nil {
+		printDstackSNP(p, r)
 		printAppraisal(p, out.Result)
 		return p.err
 	}

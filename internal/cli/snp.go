@@ -19,6 +19,7 @@ import (
 	"github.com/tdproof/tdproof/dstack"
 	"github.com/tdproof/tdproof/measure"
 	"github.com/tdproof/tdproof/snp"
+	"github.com/tdproof/tdproof/verifier"
 )
 
 // snpMediaType identifies the JSON output of snp verify.
@@ -277,25 +278,40 @@ func printSNPResult(p *printer, r *snp.Result) {
 }
 
 // dstackVerifySNP verifies dstack SEV-SNP evidence for dstack verify.
-func (a *app) dstackVerifySNP(out *dstackOutput, ev *dstack.Evidence, f *dstackFlags, rd *[64]byte) error {
+// dstackVerifySNP verifies dstack SEV-SNP evidence: first with the
+// command's own switches (--dstack-compat's report versions and VCEK-only
+// rule, --report-data, --vcek), then through the service's pipeline
+// (verifier.Verifier, the policy's tee snp rules and reference values)
+// for the verdict, so that the CLI accepts exactly what the service does.
+func (a *app) dstackVerifySNP(cmd *cobra.Command, out *dstackOutput, ev *dstack.Evidence, in verifier.Evidence, f *dstackFlags, rd *[64]byte, ap *appraisal) error {
 	opts := dstack.SNPOptions{Now: f.at.t, ReportData: rd, Policy: snp.Policy{DstackCompat: f.dstackCompat}}
+	var extra []verifier.Option
 	if f.snpVCEK != "" {
 		c, err := readCert(f.snpVCEK)
 		if err != nil {
 			return err
 		}
 		opts.VCEK = c
+		extra = append(extra, verifier.WithSNPEndorsement(func(context.Context, *snp.Report) (snp.Certificates, error) {
+			return snp.Certificates{VCEK: c}, nil
+		}))
 	}
-	res, err := dstack.VerifySNP(ev, opts)
+	if _, err := dstack.VerifySNP(ev, opts); err != nil {
+		return err
+	}
+	now := f.at.t
+	if now.IsZero() {
+		now = time.Now().UTC()
+	}
+	o, err := ap.verify(cmd.Context(), in, nil, nil, f.strict, now, extra...)
 	if err != nil {
 		return err
 	}
-	out.Other, out.Verified = res, true
-	// The verifier service does not appraise SEV-SNP evidence yet: no
-	// reference value pins it here, so it is at most a warning.
-	out.Verdict = "WARNING"
-	out.line = fmt.Sprintf("SEV-SNP report verified (%s), mr_config bound by HOST_DATA; not appraised against reference values", res.TCBStatus)
-	return nil
+	out.Result = o.Result
+	out.Verified, out.Accepted = o.Result.Authentic, o.Result.Allow
+	var verr error
+	out.Verdict, out.line, verr = verdictOf(o)
+	return withHints(verr, appraisalHints(o.Result, f.appraisal.policyFile == "" && f.appraisal.db == "")...)
 }
 
 func printDstackSNP(p *printer, r *dstack.Result) {

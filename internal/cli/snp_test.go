@@ -102,9 +102,23 @@ func TestSNPVerifyFixture(t *testing.T) {
 
 func TestDstackVerifySNPFixture(t *testing.T) {
 	_, _, _, evidence := snpFixtureFiles(t)
-	args := []string{"dstack", "verify", evidence, "--at", "2026-06-18T00:00:00Z", "--dstack-compat", "--format", "json"}
+	// The default policy, as the service's, refuses the fixture's
+	// OutOfDate TCB (rule tcb_status).
+	args := []string{"dstack", "verify", evidence, "--at", "2026-06-18T00:00:00Z", "--dstack-compat"}
 	o := invoke(t, nil, args...)
+	o.wantCode(t, exitRejected, args...)
+	if !strings.HasPrefix(o.stdout, "REJECTED: tcb_status") {
+		t.Errorf("default policy: %s", o.stdout)
+	}
+	// A policy accepting OutOfDate (dstack's own acceptance) allows it; no
+	// reference value pins it, so it is a warning.
+	pol := writeFile(t, t.TempDir(), "p.yaml", []byte("accepted_tcb_statuses: [UpToDate, OutOfDate]\n"))
+	args = []string{"dstack", "verify", evidence, "--at", "2026-06-18T00:00:00Z", "--dstack-compat", "--policy", pol, "--format", "json"}
+	o = invoke(t, nil, args...)
 	o.wantCode(t, 0, args...)
+	if !strings.Contains(o.stdout, `"verdict": "WARNING"`) {
+		t.Errorf("output lacks the WARNING verdict:\n%s", o.stdout)
+	}
 	for _, want := range []string{`"tee_variant": "dstack-amd-sev-snp"`, `"os_image_hash_verified": true`, `"acpi_tables_verified": false`,
 		`"device_id": "310f86e9970d2b625f8a1024f05ea59d540743de63e9017c8c4c0f50a14a10a6"`, `"tcb_status": "OutOfDate"`} {
 		if !strings.Contains(o.stdout, want) {
