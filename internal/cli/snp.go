@@ -118,9 +118,14 @@ func (a *app) readSNPReport(file string) (*snp.Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parseSNPReportInput(b)
+}
+
+// parseSNPReportInput parses a binary or hex (optionally 0x-prefixed)
+// report.
+func parseSNPReportInput(b []byte) (*snp.Report, error) {
 	if len(b) != snp.ReportSize {
-		s := strings.TrimPrefix(strings.TrimSpace(string(b)), "0x")
-		if h, herr := hex.DecodeString(s); herr == nil {
+		if h, herr := hex.DecodeString(strings.TrimPrefix(strings.TrimSpace(string(b)), "0x")); herr == nil {
 			b = h
 		}
 	}
@@ -400,12 +405,7 @@ func (a *app) readSNPReportOrEvidence(file string) (*snp.Report, error) {
 	if ev, derr := dstack.ParseEvidence(b); derr == nil && ev.Attestation != nil && ev.Attestation.SNP != nil {
 		return snp.ParseReport(ev.Attestation.SNP.Report)
 	}
-	if len(b) != snp.ReportSize {
-		if h, herr := hex.DecodeString(strings.TrimPrefix(strings.TrimSpace(string(b)), "0x")); herr == nil {
-			b = h
-		}
-	}
-	return snp.ParseReport(b)
+	return parseSNPReportInput(b)
 }
 
 type measureSNPFlags struct {
