@@ -307,13 +307,7 @@ func printDstackSNP(p *printer, r *dstack.Result) {
 	p.kv(0, "TEE variant", r.TEEVariant)
 	p.kv(0, "TCB status", r.TCBStatus)
 	ai := r.AppInfo
-	p.kv(0, "app id", hex.EncodeToString(ai.AppID))
-	p.kv(0, "compose hash", hex.EncodeToString(ai.ComposeHash))
-	p.kv(0, "instance id", hex.EncodeToString(ai.InstanceID))
-	p.kv(0, "device id", hex.EncodeToString(ai.DeviceID))
-	p.kv(0, "key provider", string(ai.KeyProviderInfo))
-	p.kv(0, "mr_system", hex.EncodeToString(ai.MRSystem))
-	p.kv(0, "mr_aggregated", hex.EncodeToString(ai.MRAggregated))
+	printAppInfo(p, ai)
 	os := hex.EncodeToString(ai.OSImageHash) + " not verified (no sev_snp_measurement in vm_config)"
 	if r.OSImageHashVerified && r.SNPLaunch != nil {
 		os = hex.EncodeToString(ai.OSImageHash) + " verified; launch digest recomputed and matches MEASUREMENT"
