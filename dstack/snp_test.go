@@ -303,6 +303,11 @@ func TestParseMRConfigV3(t *testing.T) {
 		`{"compose_hash":"` + strings.Repeat("ab", 32) + `","key_provider":"none","app_id":"00"}`,
 		`{"compose_hash":"` + strings.Repeat("ab", 32) + `","key_provider":"none","key_provider":"kms"}`,
 		good + ` {}`,
+		// encoding/json matches keys case-insensitively; dstack (serde)
+		// does not: a case variant is an unknown member, not app_id.
+		`{"APP_ID":"` + strings.Repeat("11", 20) + `","compose_hash":"` + strings.Repeat("ab", 32) + `","key_provider":"none"}`,
+		`{"Compose_Hash":"` + strings.Repeat("ab", 32) + `","key_provider":"none"}`,
+		`{"compose_hash":"` + strings.Repeat("ab", 32) + `","key_provider":"none","key_provider_Id":"0102"}`,
 	} {
 		if _, err := dstack.ParseMRConfigV3(bad); !errors.Is(err, dstack.ErrMRConfigID) {
 			t.Errorf("%q: %v", bad, err)

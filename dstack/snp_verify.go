@@ -53,6 +53,19 @@ func ParseMRConfigV3(document string) (*MRConfigV3, error) {
 	if err := jcs.Validate([]byte(document)); err != nil {
 		return nil, bad("%v", err)
 	}
+	// encoding/json matches member names case-insensitively, dstack
+	// (serde) exactly: a case variant such as "APP_ID" is unknown.
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(document), &members); err != nil {
+		return nil, bad("%v", err)
+	}
+	for k := range members {
+		switch k {
+		case "version", "app_id", "compose_hash", "gpu_policy_hash", "init_script_hashes", "instance_id", "key_provider", "key_provider_id":
+		default:
+			return nil, bad("unknown member %q", k)
+		}
+	}
 	var doc struct {
 		MRConfigV3
 		Version *int `json:"version"`

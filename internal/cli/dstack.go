@@ -310,14 +310,7 @@ func printDstack(w io.Writer, out *dstackOutput) error {
 	p.kv(0, "quote", "verified ("+r.TCBStatus+"), event log verified")
 	p.kv(0, "TCB status", r.TCBStatus)
 	p.kv(0, "advisory IDs", listOrNone(r.AdvisoryIDs))
-	ai := r.AppInfo
-	p.kv(0, "app id", hex.EncodeToString(ai.AppID))
-	p.kv(0, "compose hash", hex.EncodeToString(ai.ComposeHash))
-	p.kv(0, "instance id", hex.EncodeToString(ai.InstanceID))
-	p.kv(0, "device id", hex.EncodeToString(ai.DeviceID))
-	p.kv(0, "key provider", string(ai.KeyProviderInfo))
-	p.kv(0, "mr_system", hex.EncodeToString(ai.MRSystem))
-	p.kv(0, "mr_aggregated", hex.EncodeToString(ai.MRAggregated))
+	printAppInfo(p, r.AppInfo)
 	p.kv(0, "os image", osImageLine(r))
 	for i, rt := range r.RTMRs {
 		state := "not replayed (no boot events)"
@@ -332,6 +325,17 @@ func printDstack(w io.Writer, out *dstackOutput) error {
 	p.kv(0, "report data checks", listOrNone(r.ReportDataChecks))
 	printAppraisal(p, out.Result)
 	return p.err
+}
+
+// printAppInfo prints the identity of a dstack result.
+func printAppInfo(p *printer, ai dstack.AppInfo) {
+	p.kv(0, "app id", hex.EncodeToString(ai.AppID))
+	p.kv(0, "compose hash", hex.EncodeToString(ai.ComposeHash))
+	p.kv(0, "instance id", hex.EncodeToString(ai.InstanceID))
+	p.kv(0, "device id", hex.EncodeToString(ai.DeviceID))
+	p.kv(0, "key provider", string(ai.KeyProviderInfo))
+	p.kv(0, "mr_system", hex.EncodeToString(ai.MRSystem))
+	p.kv(0, "mr_aggregated", hex.EncodeToString(ai.MRAggregated))
 }
 
 // osImageLine describes what was verified of the OS image.

@@ -119,9 +119,14 @@ func (a *app) readSNPReport(file string) (*snp.Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parseSNPReportInput(b)
+}
+
+// parseSNPReportInput parses a binary or hex (optionally 0x-prefixed)
+// report.
+func parseSNPReportInput(b []byte) (*snp.Report, error) {
 	if len(b) != snp.ReportSize {
-		s := strings.TrimPrefix(strings.TrimSpace(string(b)), "0x")
-		if h, herr := hex.DecodeString(s); herr == nil {
+		if h, herr := hex.DecodeString(strings.TrimPrefix(strings.TrimSpace(string(b)), "0x")); herr == nil {
 			b = h
 		}
 	}
@@ -318,13 +323,7 @@ func printDstackSNP(p *printer, r *dstack.Result) {
 	p.kv(0, "TEE variant", r.TEEVariant)
 	p.kv(0, "TCB status", r.TCBStatus)
 	ai := r.AppInfo
-	p.kv(0, "app id", hex.EncodeToString(ai.AppID))
-	p.kv(0, "compose hash", hex.EncodeToString(ai.ComposeHash))
-	p.kv(0, "instance id", hex.EncodeToString(ai.InstanceID))
-	p.kv(0, "device id", hex.EncodeToString(ai.DeviceID))
-	p.kv(0, "key provider", string(ai.KeyProviderInfo))
-	p.kv(0, "mr_system", hex.EncodeToString(ai.MRSystem))
-	p.kv(0, "mr_aggregated", hex.EncodeToString(ai.MRAggregated))
+	printAppInfo(p, ai)
 	os := hex.EncodeToString(ai.OSImageHash) + " not verified (no sev_snp_measurement in vm_config)"
 	if r.OSImageHashVerified && r.SNPLaunch != nil {
 		os = hex.EncodeToString(ai.OSImageHash) + " verified; launch digest recomputed and matches MEASUREMENT"
@@ -416,12 +415,7 @@ func (a *app) readSNPReportOrEvidence(file string) (*snp.Report, error) {
 	if ev, derr := dstack.ParseEvidence(b); derr == nil && ev.Attestation != nil && ev.Attestation.SNP != nil {
 		return snp.ParseReport(ev.Attestation.SNP.Report)
 	}
-	if len(b) != snp.ReportSize {
-		if h, herr := hex.DecodeString(strings.TrimPrefix(strings.TrimSpace(string(b)), "0x")); herr == nil {
-			b = h
-		}
-	}
-	return snp.ParseReport(b)
+	return parseSNPReportInput(b)
 }
 
 type measureSNPFlags struct {

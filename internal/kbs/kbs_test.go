@@ -76,6 +76,42 @@ type limitOpts struct {
 
 func newEnvLimits(t *testing.T, dsn string, sim *tdsim.Sim, trustSim bool, policy string, o limitOpts) *env {
 	t.Helper()
+	return newBrokerEnv(t, dsn, policy, o.limits, func(signer *ear.Signer, clk *clock) *verifier.Verifier {
+		col, err := sim.Collateral(clk.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		src := verifier.CollateralFunc(func(ctx context.Context, _ *quote.Quote) (*collateral.Collateral, error) {
+			if o.hold != nil {
+				if err := o.hold(ctx); err != nil {
+					return nil, err
+				}
+			}
+			return col, nil
+		})
+		vopts := []verifier.Option{verifier.WithClock(clk.Now)}
+		if trustSim {
+			vopts = append(vopts, verifier.WithTrustedRoot(sim.TrustRoot()))
+		}
+		refs := refvalue.NewMemoryStore()
+		for _, rv := range sim.ReferenceValues() {
+			if _, err := refs.Add(t.Context(), rv); err != nil {
+				t.Fatal(err)
+			}
+		}
+		v, err := verifier.New(src, refs, signer, vopts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	})
+}
+
+// newBrokerEnv serves a broker on the store at dsn holding the test
+// resource under policy ("": the default) with the verifier newVerifier
+// makes from the env's token signer and clock.
+func newBrokerEnv(t *testing.T, dsn, policy string, limits kbs.Limits, newVerifier func(*ear.Signer, *clock) *verifier.Verifier) *env {
+	t.Helper()
 	clk := &clock{t: time.Now().UTC().Truncate(time.Second)}
 	st, err := store.Open(t.Context(), dsn)
 	if err != nil {
@@ -94,35 +130,10 @@ func newEnvLimits(t *testing.T, dsn string, sim *tdsim.Sim, trustSim bool, polic
 	if err != nil {
 		t.Fatal(err)
 	}
-	col, err := sim.Collateral(clk.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	src := verifier.CollateralFunc(func(ctx context.Context, _ *quote.Quote) (*collateral.Collateral, error) {
-		if o.hold != nil {
-			if err := o.hold(ctx); err != nil {
-				return nil, err
-			}
-		}
-		return col, nil
-	})
-	vopts := []verifier.Option{verifier.WithClock(clk.Now)}
-	if trustSim {
-		vopts = append(vopts, verifier.WithTrustedRoot(sim.TrustRoot()))
-	}
-	refs := refvalue.NewMemoryStore()
-	for _, rv := range sim.ReferenceValues() {
-		if _, err := refs.Add(t.Context(), rv); err != nil {
-			t.Fatal(err)
-		}
-	}
-	v, err := verifier.New(src, refs, signer, vopts...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	v := newVerifier(signer, clk)
 	kek := make([]byte, 32)
 	_, _ = rand.Read(kek)
-	b, err := kbs.New(kbs.Config{Store: st, Verifier: v, TokenKeys: keys, KEK: kek, ResourcePolicy: policy, Now: clk.Now, Limits: o.limits})
+	b, err := kbs.New(kbs.Config{Store: st, Verifier: v, TokenKeys: keys, KEK: kek, ResourcePolicy: policy, Now: clk.Now, Limits: limits})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +200,13 @@ func (a *agent) do(t *testing.T, method, path string, body []byte, bearer string
 
 func (a *agent) auth(t *testing.T) string {
 	t.Helper()
-	body, _ := json.Marshal(protocol.NewRequest(protocol.TeeTdx))
+	return a.authAs(t, protocol.TeeTdx)
+}
+
+// authAs starts a session for tee and returns its nonce.
+func (a *agent) authAs(t *testing.T, tee protocol.Tee) string {
+	t.Helper()
+	body, _ := json.Marshal(protocol.NewRequest(tee))
 	code, resp := a.do(t, http.MethodPost, protocol.PathAuth, body, "")
 	if code != 200 {
 		t.Fatalf("auth: %d %s", code, resp)

@@ -2,19 +2,14 @@ package kbs_test
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/tdproof/tdproof/collateral"
 	"github.com/tdproof/tdproof/ear"
 	"github.com/tdproof/tdproof/internal/kbs"
-	"github.com/tdproof/tdproof/internal/store"
 	"github.com/tdproof/tdproof/kbs/protocol"
 	"github.com/tdproof/tdproof/quote"
 	"github.com/tdproof/tdproof/refvalue"
@@ -29,66 +24,27 @@ const snpMRConfig = `{"app_id":"86e59625be93207bc2351c4d1bba20037cec8e16","compo
 // pins g's launch measurement.
 func newSNPEnv(t *testing.T, dsn string, g *snpsim.Guest) *env {
 	t.Helper()
-	clk := &clock{t: time.Now().UTC().Truncate(time.Second)} // inside snpsim's validity windows
-	st, err := store.Open(t.Context(), dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
-	k, err := ear.GenerateKey(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys, err := ear.NewKeySet(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := ear.NewSigner(keys, ear.WithClock(clk.Now))
-	if err != nil {
-		t.Fatal(err)
-	}
-	refs := refvalue.NewMemoryStore()
-	if _, err := refs.Add(t.Context(), refvalue.Value{Name: "snp.measurement", Values: []string{hex.EncodeToString(g.Template.Measurement[:])}}); err != nil {
-		t.Fatal(err)
-	}
-	noCollateral := verifier.CollateralFunc(func(context.Context, *quote.Quote) (*collateral.Collateral, error) {
-		t.Error("SEV-SNP evidence asked for DCAP collateral")
-		return nil, nil
+	return newBrokerEnv(t, dsn, "", kbs.Limits{}, func(signer *ear.Signer, clk *clock) *verifier.Verifier {
+		refs := refvalue.NewMemoryStore()
+		if _, err := refs.Add(t.Context(), refvalue.Value{Name: "snp.measurement", Values: []string{hex.EncodeToString(g.Template.Measurement[:])}}); err != nil {
+			t.Fatal(err)
+		}
+		noCollateral := verifier.CollateralFunc(func(context.Context, *quote.Quote) (*collateral.Collateral, error) {
+			t.Error("SEV-SNP evidence asked for DCAP collateral")
+			return nil, nil
+		})
+		v, err := verifier.New(noCollateral, refs, signer, verifier.WithClock(clk.Now),
+			verifier.WithSNPVerifier(snp.NewVerifier(snp.VerifierOptions{Roots: g.PKI.Roots()})))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
 	})
-	v, err := verifier.New(noCollateral, refs, signer, verifier.WithClock(clk.Now),
-		verifier.WithSNPVerifier(snp.NewVerifier(snp.VerifierOptions{Roots: g.PKI.Roots()})))
-	if err != nil {
-		t.Fatal(err)
-	}
-	kek := make([]byte, 32)
-	_, _ = rand.Read(kek)
-	b, err := kbs.New(kbs.Config{Store: st, Verifier: v, TokenKeys: keys, KEK: kek, Now: clk.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.SetResourcePolicy(t.Context(), kbs.DefaultResourcePolicy); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.PutResource(t.Context(), resourceID, secret); err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(b)
-	t.Cleanup(srv.Close)
-	return &env{srv: srv, clock: clk, keys: keys}
 }
 
 func (a *agent) authSNP(t *testing.T) string {
 	t.Helper()
-	body, _ := json.Marshal(protocol.NewRequest(protocol.TeeSnp))
-	code, resp := a.do(t, http.MethodPost, protocol.PathAuth, body, "")
-	if code != 200 {
-		t.Fatalf("auth: %d %s", code, resp)
-	}
-	ch, err := protocol.ParseChallenge(resp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ch.Nonce
+	return a.authAs(t, protocol.TeeSnp)
 }
 
 // snpAttestation is the KBS attestation of g for nonce; mutate changes
