@@ -347,9 +347,10 @@ func (v *Verifier) Verify(ctx context.Context, ev Evidence) (*Outcome, error) {
 		if err != nil {
 			return v.notAuthentic(res, pol, now, fmt.Errorf("%w: %w", dstack.ErrQuote, err))
 		}
+		// The quote was verified just above (with v.dcap's caches);
+		// VerifyQuoted runs the remaining checks on that result.
 		opts := dstack.Options{
-			Now:      now,
-			Verifier: v.dcap,
+			Now: now,
 			// The policy decides these (rules debug and mr_servicetd),
 			// so that a rejection names the rule.
 			AllowDebugUnsafe:     true,
