@@ -2,11 +2,13 @@ package verifier_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
 	"github.com/tdproof/tdproof/collateral"
 	"github.com/tdproof/tdproof/ear"
+	"github.com/tdproof/tdproof/measure"
 	"github.com/tdproof/tdproof/quote"
 	"github.com/tdproof/tdproof/snp"
 	"github.com/tdproof/tdproof/snpsim"
@@ -48,5 +50,13 @@ func TestSNPEndorsement(t *testing.T) {
 	out, err = v.Verify(t.Context(), verifier.Evidence{Dstack: att})
 	if err != nil || !out.Result.Authentic || out.Result.TEE != "snp" || calls != 1 {
 		t.Fatalf("with endorsement: %v %+v", err, out.Result)
+	}
+	// The SEV-SNP path has no image or ACPI check: asking for one is
+	// refused, not skipped.
+	for _, in := range []*verifier.DstackInputs{{Image: &measure.Image{}}, {ImageOSHash: make([]byte, 32)}, {ACPI: &measure.ACPIDigests{}}} {
+		out, err = v.Verify(t.Context(), verifier.Evidence{Dstack: att, DstackInputs: in})
+		if !errors.Is(err, verifier.ErrMalformedEvidence) {
+			t.Fatalf("SEV-SNP evidence with %+v: %v %+v", in, err, out)
+		}
 	}
 }

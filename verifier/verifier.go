@@ -192,7 +192,8 @@ type Evidence struct {
 	// PolicyID selects the policy ("": the resolver's default).
 	PolicyID string
 	// DstackInputs, with Dstack evidence only, adds the caller's image
-	// and ACPI tables to the verification (nil: none).
+	// and ACPI tables to the verification (nil: none). SEV-SNP evidence
+	// with an image or ACPI tables is refused (ErrMalformedEvidence).
 	DstackInputs *DstackInputs
 	// Details asks for Result.Chain and Result.EventLog (for reports such
 	// as tdproof report and the serve UI); they are omitted otherwise.
@@ -310,6 +311,11 @@ func (v *Verifier) Verify(ctx context.Context, ev Evidence) (*Outcome, error) {
 			return nil, fmt.Errorf("%w: %w", ErrMalformedEvidence, err)
 		}
 		if de.Attestation != nil && de.Attestation.SNP != nil {
+			if in := ev.DstackInputs; in != nil && (in.Image != nil || in.ImageOSHash != nil || in.ACPI != nil) {
+				// The SEV-SNP path has no image or ACPI check: refuse
+				// rather than answer without the checks asked for.
+				return nil, fmt.Errorf("%w: %w: an image or ACPI tables with SEV-SNP evidence", ErrMalformedEvidence, dstack.ErrUnsupported)
+			}
 			return v.verifySNP(ctx, de, pol, ev.Nonce)
 		}
 		q = de.Quote
