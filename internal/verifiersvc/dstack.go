@@ -123,13 +123,12 @@ func (s *Service) handleDstack(w http.ResponseWriter, r *http.Request) {
 	}
 	var cause error
 	if res := o.Result; !res.Authentic && res.DCAP != nil {
-		// The quote verified and a later check failed: re-run those
-		// checks (no I/O) for the typed error.
-		cause = eventLogFailure(ev.Dstack)
+		// The quote verified and a later check failed: its typed error.
+		cause = o.Cause
 	}
 	resp := dstackResponse(o.Result, cause, s.opts.DstackCompatPolicy)
 	if req.Debug != nil && *req.Debug {
-		resp.Details.RTMRDebug = rtmrDebug(cause)
+		resp.Details.RTMRDebug = rtmrDebug(cause, ev.Dstack)
 	}
 	s.observe(w, "/verify", o.Result.Status.String(), time.Since(start))
 	writeJSON(w, "application/json", resp)
@@ -168,7 +167,7 @@ func dstackExt(e *apiError) map[string]any {
 // is set, which gives dstack-verifier's own rule (see
 // dstackCompatRejection).
 //
-// cause is the typed error of the failed event-log checks (eventLogFailure)
+// cause is the typed error of the failed event-log checks (Outcome.Cause)
 // when the quote verified and the evidence is not authentic, else nil.
 func dstackResponse(res *verifier.Result, cause error, compat bool) DstackResponse {
 	out := DstackResponse{Details: emptyDetails()}
@@ -271,34 +270,11 @@ func dstackCompatRejection(res *verifier.Result) string {
 	return ""
 }
 
-// eventLogFailure re-runs the checks of package dstack that follow DCAP
-// verification (no I/O) and returns their error; nil if evidence does not
-// parse or passes them.
-func eventLogFailure(evidence []byte) error {
-	ev, err := dstack.ParseEvidence(evidence)
-	if err != nil {
-		return nil
-	}
-	if _, err = dstack.VerifyEventLog(ev, dstack.Options{AllowDebugUnsafe: true, AllowServiceTDUnsafe: true}); err != nil {
-		return &eventLogError{err: err, ev: ev}
-	}
-	return nil
-}
-
-// eventLogError is an error of eventLogFailure with the parsed evidence.
-type eventLogError struct {
-	err error
-	ev  *dstack.Evidence
-}
-
-func (e *eventLogError) Error() string { return e.err.Error() }
-func (e *eventLogError) Unwrap() error { return e.err }
-
 // rtmrDebug describes a register mismatch as dstack-verifier's rtmr_debug
-// does; nil when cause is not a register mismatch.
-func rtmrDebug(cause error) []RTMRMismatch {
-	le, ok := errors.AsType[*eventLogError](cause)
-	if !ok {
+// does; nil when cause is not a register mismatch. evidence is the
+// request's dstack evidence, parsed again only to list RTMR3's events.
+func rtmrDebug(cause error, evidence []byte) []RTMRMismatch {
+	if cause == nil {
 		return nil
 	}
 	if rm, ok := errors.AsType[*dstack.RTMRMismatchError](cause); ok {
@@ -309,7 +285,9 @@ func rtmrDebug(cause error) []RTMRMismatch {
 			Events:   []RTMREvent{},
 		}
 		if rm.Index == 3 {
-			m.Events = runtimeEventEntries(le.ev)
+			if ev, err := dstack.ParseEvidence(evidence); err == nil {
+				m.Events = runtimeEventEntries(ev)
+			}
 		}
 		return []RTMRMismatch{m}
 	}
