@@ -123,11 +123,13 @@ func (c *Cache) run() {
 
 // check reads the generation and reloads when it changed.
 func (c *Cache) check(ctx context.Context) error {
+	// The answer confirms the snapshot as of when the query was sent,
+	// not when a slow answer arrived.
+	now := time.Now().UnixNano()
 	var gen int64
 	if err := c.s.queryRowPrepared(ctx, GenerationQuery).Scan(&gen); err != nil {
 		return fmt.Errorf("store: cache: generation: %w", err)
 	}
-	now := time.Now().UnixNano()
 	if gen == c.cur.Load().gen {
 		c.checked.Store(now)
 		return nil
