@@ -168,11 +168,13 @@ func dstackExt(e *apiError) map[string]any {
 // dstackCompatRejection).
 //
 // cause is the typed error of the failed event-log checks (Outcome.Cause)
-// when the quote verified and the evidence is not authentic, else nil.
+// when the quote verified and the evidence is not authentic, else nil. A
+// TD rejected on its attributes (dstack.ErrTDRejected) did not pass
+// dstack-verifier's quote step: quote_verified stays false.
 func dstackResponse(res *verifier.Result, cause error, compat bool) DstackResponse {
 	out := DstackResponse{Details: emptyDetails()}
 	det := &out.Details
-	if q := res.DCAP; q != nil && !tdRejected(res) {
+	if q := res.DCAP; q != nil && !errors.Is(cause, dstack.ErrTDRejected) {
 		det.QuoteVerified = true
 		variant, status := dstack.TEEVariant, q.Status.String()
 		det.TEEVariant, det.TCBStatus = &variant, &status
@@ -224,12 +226,6 @@ func dstackResponse(res *verifier.Result, cause error, compat bool) DstackRespon
 	}
 	out.Reason = &reason
 	return out
-}
-
-// tdRejected reports a verdict that failed on the TD's attributes, which
-// dstack-verifier checks as part of the quote.
-func tdRejected(res *verifier.Result) bool {
-	return !res.Authentic && strings.Contains(res.Reason, dstack.ErrTDRejected.Error())
 }
 
 // dstackFailure prefixes a verification failure as dstack-verifier does:
