@@ -139,12 +139,8 @@ func checkGCP(ev *Evidence, res *Result, opts Options) error {
 	res.TEEVariant = TEEVariantGCPTDX
 	res.OSImageHashVerified = true
 	res.ACPITablesVerified = false
-	mrKP := make([]byte, 32)
-	if kp := res.AppInfo.KeyProviderInfo; len(kp) > 0 {
-		s := sha256.Sum256(kp)
-		mrKP = s[:]
-	}
-	sys := sha256.Sum256(append(bytes.Clone(ev.VMConfig.OSImageHash), mrKP...))
+	mrKP := mrKeyProvider(res.AppInfo.KeyProviderInfo)
+	sys := sha256.Sum256(append(bytes.Clone(ev.VMConfig.OSImageHash), mrKP[:]...))
 	agg := sha256.Sum256(append(append(bytes.Clone(pcr0), pcr2...), pcr14[:]...))
 	res.AppInfo.MRSystem, res.AppInfo.MRAggregated = HexBytes(sys[:]), HexBytes(agg[:])
 	res.BootInfo.TEEVariant = TEEVariantGCPTDX
