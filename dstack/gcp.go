@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/tdproof/tdproof/tpm"
@@ -97,7 +98,7 @@ func checkGCP(ev *Evidence, res *Result, opts Options) error {
 	if pcr0 == nil || pcr2 == nil {
 		return fmt.Errorf("%w: the TPM quote does not cover PCR0 and PCR2", ErrQuote)
 	}
-	if !slicesContains(tr.Replayed, 2) {
+	if !slices.Contains(tr.Replayed, 2) {
 		return fmt.Errorf("%w: no PCR2 events to find the UKI in", ErrEventLog)
 	}
 	if ev.VMConfig == nil {
@@ -128,7 +129,7 @@ func checkGCP(ev *Evidence, res *Result, opts Options) error {
 	if refs == nil {
 		refs = []string{DefaultGCPFirmwarePCR0}
 	}
-	if !slicesContains(refs, hex.EncodeToString(pcr0)) {
+	if !slices.Contains(refs, hex.EncodeToString(pcr0)) {
 		return fmt.Errorf("%w: PCR 0 %x is not an accepted GCP firmware value", ErrMeasurement, pcr0)
 	}
 	if err := findUKI(tq.Events, m.UKIAuth); err != nil {
@@ -138,12 +139,8 @@ func checkGCP(ev *Evidence, res *Result, opts Options) error {
 	res.TEEVariant = TEEVariantGCPTDX
 	res.OSImageHashVerified = true
 	res.ACPITablesVerified = false
-	mrKP := make([]byte, 32)
-	if kp := res.AppInfo.KeyProviderInfo; len(kp) > 0 {
-		s := sha256.Sum256(kp)
-		mrKP = s[:]
-	}
-	sys := sha256.Sum256(append(bytes.Clone(ev.VMConfig.OSImageHash), mrKP...))
+	mrKP := mrKeyProvider(res.AppInfo.KeyProviderInfo)
+	sys := sha256.Sum256(append(bytes.Clone(ev.VMConfig.OSImageHash), mrKP[:]...))
 	agg := sha256.Sum256(append(append(bytes.Clone(pcr0), pcr2...), pcr14[:]...))
 	res.AppInfo.MRSystem, res.AppInfo.MRAggregated = HexBytes(sys[:]), HexBytes(agg[:])
 	res.BootInfo.TEEVariant = TEEVariantGCPTDX
@@ -173,13 +170,4 @@ func findUKI(events []tpm.Event, uki []byte) error {
 		}
 	}
 	return fmt.Errorf("%w: UKI hash mismatch: uki_auth %x is not among the PCR2 events", ErrMeasurement, uki)
-}
-
-func slicesContains[T comparable](s []T, v T) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }

@@ -195,17 +195,22 @@ func nitroTPMChecks(ev *Evidence, res *nitro.Result, facts *NitroFacts, ai *AppI
 	if !bytes.Equal(m.BootPCRDigest, bootDigest[:]) {
 		return fmt.Errorf("%w: AWS boot_pcr_digest mismatch: document %x, SHA-256(PCR4||PCR7||PCR12) %x", ErrMeasurement, m.BootPCRDigest, bootDigest)
 	}
-	mrKP := make([]byte, 32)
-	if len(id.KeyProviderInfo) > 0 {
-		s := sha256.Sum256(id.KeyProviderInfo)
-		mrKP = s[:]
-	}
-	sys := sha256.Sum256(append(bytes.Clone(boot), mrKP...))
+	mrKP := mrKeyProvider(id.KeyProviderInfo)
+	sys := sha256.Sum256(append(bytes.Clone(boot), mrKP[:]...))
 	agg := sha256.Sum256(append(bytes.Clone(boot), pcr14[:]...))
 	ai.MRSystem, ai.MRAggregated = HexBytes(sys[:]), HexBytes(agg[:])
 	ai.ComposeHash, ai.InstanceID, ai.KeyProviderInfo = id.ComposeHash, id.InstanceID, id.KeyProviderInfo
 	ai.InitScriptHashes = id.InitScriptHashes
 	return nil
+}
+
+// mrKeyProvider is dstack's mr_key_provider (as in [MRSystem]): 32 zero
+// bytes when info is empty, else SHA-256(info).
+func mrKeyProvider(info []byte) [32]byte {
+	if len(info) == 0 {
+		return [32]byte{}
+	}
+	return sha256.Sum256(info)
 }
 
 var strictCBOR = mustStrictCBOR()

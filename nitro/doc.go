@@ -20,15 +20,16 @@
 // verification time (cabundle[0] is never trusted: trust rests on the
 // pinned root only), the ES384 signature over the exact protected header
 // and payload bytes, the caller's expected user_data, nonce and public_key,
-// and finally the debug rule: an enclave whose PCR0, PCR1 and PCR2 are all
-// zero runs in debug mode and is refused unless [Options.AllowDebug].
+// and finally the debug rule: an enclave document must carry PCR0, PCR1
+// and PCR2 ([ErrPCR] otherwise), and one whose three are all zero runs in
+// debug mode and is refused unless [Options.AllowDebug].
 //
 // Verify is pure: no I/O, no clock unless Options.Time is zero. Every
 // failure wraps one of the sentinel errors ([ErrMalformed],
 // [ErrAlgorithm], [ErrStale], [ErrChain], [ErrSignature], …) so callers
 // match with errors.Is; on error no document is returned.
 //
-// For NitroTPM, [ReplayPCR14] replays dstack runtime events (SHA-384) into
-// the PCR14 value the document quotes, and [BootPCRDigest] folds PCR4, 7
-// and 12 into the boot_pcr_digest of dstack's aws_measurement.
+// For NitroTPM, dstack.VerifyNitro replays dstack runtime events (SHA-384)
+// into the PCR14 value the document quotes and folds PCR4, 7 and 12 into
+// the boot_pcr_digest of dstack's aws_measurement.
 package nitro

@@ -223,6 +223,13 @@ func TestSimulatedNegative(t *testing.T) {
 				d.PCRs[i] = make([]byte, 48)
 			}
 		}), nitro.ErrDebug},
+		{"debug enclave without PCR0", withDoc(func(d *nitrosim.Doc) {
+			delete(d.PCRs, 0)
+			for i := 1; i < 3; i++ {
+				d.PCRs[i] = make([]byte, 48)
+			}
+		}), nitro.ErrPCR},
+		{"enclave without PCR2", withDoc(func(d *nitrosim.Doc) { delete(d.PCRs, 2) }), nitro.ErrPCR},
 		{"NitroTPM where enclave required", func(t *testing.T) ([]byte, nitro.Options) {
 			o := opts()
 			o.Kind = nitro.KindEnclave

@@ -130,6 +130,15 @@ func (d *Document) Verify(opts Options) (*Result, error) {
 	if err := expect(ErrPublicKey, "public_key", d.PublicKey, opts.PublicKey); err != nil {
 		return nil, err
 	}
+	if d.Kind == KindEnclave {
+		// Debug is read from PCR0–2 and callers bind the image to them:
+		// a document without one of them can be neither.
+		for i := 0; i < 3; i++ {
+			if d.PCRs[i] == nil {
+				return nil, fmt.Errorf("%w: enclave document without PCR%d", ErrPCR, i)
+			}
+		}
+	}
 	if d.Kind == KindEnclave && d.Debug() && !opts.AllowDebug {
 		return nil, ErrDebug
 	}

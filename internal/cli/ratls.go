@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -239,7 +240,7 @@ func (a *app) runVerifyCert(cmd *cobra.Command, data []byte, f *ratlsFlags, outF
 	case res.Result != nil:
 		r = res.Result.Dstack
 	}
-	if r == nil || !slicesContainsString(r.ReportDataChecks, dstack.SourceCertificate) {
+	if r == nil || !slices.Contains(r.ReportDataChecks, dstack.SourceCertificate) {
 		// Fail closed: the verification must have bound the key.
 		return fmt.Errorf("%w: the certificate's key is not bound to the attestation", dstack.ErrCertificateBinding)
 	}
@@ -263,13 +264,4 @@ func (a *app) runVerifyCert(cmd *cobra.Command, data []byte, f *ratlsFlags, outF
 		}
 	}
 	return writeJSON(a.stdout, out)
-}
-
-func slicesContainsString(s []string, v string) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }

@@ -150,6 +150,11 @@ func (a *app) tpmVerifyInto(out *tpmOutput, file string, f *tpmFlags) error {
 	if opts.ExtraData, err = flagHex("--extra-data", f.extraData); err != nil {
 		return err
 	}
+	if f.tdxQ != "" && f.extraData != "" {
+		// Either one sets the expected qualifying data: with both, one
+		// expectation would be dropped silently.
+		return &usageError{err: errors.New("--extra-data and --tdx-quote are exclusive")}
+	}
 	if f.tdxQ != "" {
 		b, err := a.readInput("TDX quote", f.tdxQ)
 		if err != nil {

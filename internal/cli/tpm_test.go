@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
+	"slices"
 	"testing"
 	"time"
 
@@ -66,6 +67,9 @@ func TestTPMVerifySimulatedWithRealLog(t *testing.T) {
 	if out.UKIDigest != "9ab14a46f858662a89adc102d2a57a13f52f75c1769d65a4c34edbbfc8855f0f" || len(out.Replayed) != 2 || out.GoogleRoot {
 		t.Fatalf("%+v", out)
 	}
+	// --extra-data beside --tdx-quote is refused, not ignored.
+	both := append(slices.Clone(args), "--extra-data", "00")
+	invoke(t, nil, both...).wantCode(t, exitUsage, both...)
 	// Another TDX quote: the binding fails.
 	other := writeFile(t, dir, "tdx2.bin", []byte("another TDX quote"))
 	args[12] = other
