@@ -292,12 +292,20 @@ func verdictOf(o *verifier.Outcome) (verdict, line string, err error) {
 		}
 		return verdictRejected, line, cause
 	case !r.Allow:
-		parts := make([]string, 0, len(r.Appraisal.Failed))
-		for _, v := range r.Appraisal.Failed {
-			parts = append(parts, v.String())
+		// A denial without an appraisal that says so still denies: the
+		// exit status must not be 0 where the service refuses.
+		err = policy.ErrRejected
+		if a := r.Appraisal; a != nil {
+			parts := make([]string, 0, len(a.Failed))
+			for _, v := range a.Failed {
+				parts = append(parts, v.String())
+			}
+			line = strings.Join(parts, "; ")
+			if e := a.Err(); e != nil {
+				err = e
+			}
 		}
-		line = strings.Join(parts, "; ")
-		return verdictRejected, line, r.Appraisal.Err()
+		return verdictRejected, line, err
 	}
 	line = fmt.Sprintf("%s (%s)", r.Status, outcomeFacts(r))
 	if r.Status == ear.StatusAffirming {

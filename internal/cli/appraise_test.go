@@ -1,12 +1,14 @@
 package cli
 
 import (
+	"errors"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/tdproof/tdproof/internal/testvectors"
 	"github.com/tdproof/tdproof/policy"
+	"github.com/tdproof/tdproof/verifier"
 )
 
 // TestAppraisalFlags checks the policy and reference-value flags of the
@@ -71,4 +73,16 @@ func TestAppraisalEnvironment(t *testing.T) {
 	invokeEnv(t, map[string]string{"TDPROOF_COLLATERAL": base, "TDPROOF_DB": filepath.Join(t.TempDir(), "x.db")}, args...).wantCode(t, exitOK, args...)
 	args = append(args, "--collateral", base)
 	invoke(t, nil, args...).wantCode(t, exitUsage, args...)
+}
+
+// TestVerdictOfDenied: a result the service denies is never exit 0, even
+// when its appraisal is missing or disagrees with Allow.
+func TestVerdictOfDenied(t *testing.T) {
+	for _, a := range []*policy.Appraisal{nil, {Allow: true}} {
+		o := &verifier.Outcome{Result: &verifier.Result{Authentic: true, Allow: false, Appraisal: a}}
+		v, _, err := verdictOf(o)
+		if v != verdictRejected || !errors.Is(err, policy.ErrRejected) {
+			t.Errorf("appraisal %+v: verdict %s, err %v; want REJECTED, policy.ErrRejected", a, v, err)
+		}
+	}
 }
