@@ -234,6 +234,18 @@ func parseRefValues(data []byte) (refvalue.Store, error) {
 	return ms, nil
 }
 
+// quoteCollateral loads the collateral of q: from --collateral PATH when
+// set, else from the configured source (--pccs-url, --collateral-dir, …).
+// A PCK chain that does not parse leaves the selector open; dcap reports
+// the chain error.
+func (a *app) quoteCollateral(ctx context.Context, fl *pflag.FlagSet, path string, s *sourceFlags, q *quote.Quote, root *x509.Certificate, now time.Time) (*collateral.Collateral, collateralSource, error) {
+	if path != "" {
+		pck, _ := pckFromQuote(q)
+		return loadCollateral(path, q, pck)
+	}
+	return a.collateralFromSource(ctx, fl, s, q, root, now)
+}
+
 // verify runs the service's pipeline on ev with the collateral c, at now,
 // with root (nil: Intel's) and strict. The signing key is ephemeral: the
 // CLI prints the result, not the token.

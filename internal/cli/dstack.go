@@ -13,7 +13,6 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/tdproof/tdproof/collateral"
 	"github.com/tdproof/tdproof/dcap"
 	"github.com/tdproof/tdproof/dstack"
 	"github.com/tdproof/tdproof/measure"
@@ -260,16 +259,8 @@ func (a *app) dstackVerifyData(cmd *cobra.Command, out *dstackOutput, data []byt
 	if now.IsZero() {
 		now = time.Now().UTC()
 	}
-	var c *collateral.Collateral
-	if f.collateral != "" {
-		pck, err := pckFromQuote(ev.Quote)
-		if err != nil {
-			return err
-		}
-		if c, _, err = loadCollateral(f.collateral, ev.Quote, pck); err != nil {
-			return err
-		}
-	} else if c, _, err = a.collateralFromSource(cmd.Context(), cmd.Flags(), &f.source, ev.Quote, root, now); err != nil {
+	c, _, err := a.quoteCollateral(cmd.Context(), cmd.Flags(), f.collateral, &f.source, ev.Quote, root, now)
+	if err != nil {
 		return err
 	}
 	o, err := ap.verify(cmd.Context(), in, c, root, f.strict, now)

@@ -12,7 +12,6 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/tdproof/tdproof/collateral"
 	"github.com/tdproof/tdproof/eventlog"
 	"github.com/tdproof/tdproof/policy"
 	"github.com/tdproof/tdproof/quote"
@@ -265,13 +264,7 @@ func (a *app) appraiseReplay(cmd *cobra.Command, out *replayOutput, f *replayFla
 	if now.IsZero() {
 		now = time.Now().UTC()
 	}
-	var c *collateral.Collateral
-	if f.collateral != "" {
-		pck, _ := pckFromQuote(q)
-		c, _, err = loadCollateral(f.collateral, q, pck)
-	} else {
-		c, _, err = a.collateralFromSource(cmd.Context(), cmd.Flags(), &f.source, q, root, now)
-	}
+	c, _, err := a.quoteCollateral(cmd.Context(), cmd.Flags(), f.collateral, &f.source, q, root, now)
 	if err != nil {
 		return err
 	}

@@ -122,13 +122,7 @@ func (a *app) runReport(cmd *cobra.Command, file string, f *reportFlags) error {
 	}
 	ev.PolicyID, ev.Details = f.policy, true
 
-	var col *collateral.Collateral
-	if f.collateral != "" {
-		pck, _ := pckFromQuote(q)
-		col, _, err = loadCollateral(f.collateral, q, pck)
-	} else {
-		col, _, err = a.collateralFromSource(ctx, cmd.Flags(), &f.source, q, root, now)
-	}
+	col, _, err := a.quoteCollateral(ctx, cmd.Flags(), f.collateral, &f.source, q, root, now)
 	if err != nil {
 		return err
 	}

@@ -214,16 +214,7 @@ func (a *app) verifyInto(cmd *cobra.Command, out *verifyOutput, file string, f *
 	if err != nil {
 		return err
 	}
-	var c *collateral.Collateral
-	var src collateralSource
-	if f.collateral != "" {
-		// A PCK chain that does not parse leaves the selector open; dcap
-		// reports the chain error.
-		pck, _ := pckFromQuote(q)
-		c, src, err = loadCollateral(f.collateral, q, pck)
-	} else {
-		c, src, err = a.collateralFromSource(cmd.Context(), cmd.Flags(), &f.source, q, root, now)
-	}
+	c, src, err := a.quoteCollateral(cmd.Context(), cmd.Flags(), f.collateral, &f.source, q, root, now)
 	out.Collateral = &src
 	if err != nil {
 		return err
