@@ -306,6 +306,13 @@ func parityVectors(t *testing.T) []parityVector {
 		qp := writeFile(t, tmp, strings.ReplaceAll(name, "/", "_")+".quote.bin", ev.Quote.Raw)
 		out = append(out, quoteVector("quote-only/"+name, qp, ev.Quote.Raw, coll90, at90))
 	}
+	// dstack SEV-SNP evidence: no quote; the service appraises it too.
+	if p := filepath.Join(dir, "multitee", "dstack", "verifier__fixtures__sev-snp-attestation.json"); fileExists(p) {
+		data := read("multitee", "dstack", "verifier__fixtures__sev-snp-attestation.json")
+		var obj json.RawMessage = bytes.TrimSpace(data)
+		out = append(out, parityVector{name: "dstack/multitee/sev-snp-attestation.json", kind: "dstack", file: p, collateral: coll90,
+			at: time.Date(2026, 6, 18, 0, 0, 0, 0, time.UTC), native: map[string]any{"dstack": obj}})
+	}
 	// Event logs: the CCEL with each TDX quote (as cc_eventlog), and the
 	// JSON logs with their own quote and a foreign one (as dstack
 	// evidence).
