@@ -202,7 +202,7 @@ func serveHandler(role string, svc *verifiersvc.Service, b *kbs.Broker) http.Han
 		return svc
 	}
 	mux := http.NewServeMux()
-	mux.Handle(protocol.APIPrefix+"/", b)
+	mux.Handle(protocol.APIPrefix+"/", svc.AccessLog(protocol.APIPrefix+"/", b))
 	if role == roleKBS {
 		mux.Handle("GET /healthz", svc)
 		mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

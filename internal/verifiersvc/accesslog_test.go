@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/tdproof/tdproof/dcaptest"
 	"github.com/tdproof/tdproof/internal/verifiersvc"
@@ -109,5 +111,30 @@ func TestAccessLog(t *testing.T) {
 		if strings.Contains(logs.String(), leak) {
 			t.Errorf("the log contains %q:\n%s", leak, logs.String())
 		}
+	}
+}
+
+// TestAccessLogWrapped: a handler served next to the service (the key
+// broker) is logged with its own route pattern, or the fallback route.
+func TestAccessLogWrapped(t *testing.T) {
+	t.Parallel()
+	var logs syncBuffer
+	log := slog.New(slog.NewJSONHandler(&logs, nil))
+	svc := newEnv(t, nil, nil, time.Unix(1774003274, 0), verifiersvc.Options{Logger: log}).svc
+	inner := http.NewServeMux()
+	inner.HandleFunc("POST /kbs/v0/auth", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusTeapot) })
+	h := svc.AccessLog("/kbs/v0/", inner)
+	for _, p := range []string{"/kbs/v0/auth", "/kbs/v0/resource/secret-name"} {
+		req := httptest.NewRequestWithContext(t.Context(), "POST", p, nil)
+		h.ServeHTTP(httptest.NewRecorder(), req)
+	}
+	out := logs.String()
+	for _, want := range []string{`"route":"POST /kbs/v0/auth","status":418`, `"route":"/kbs/v0/","status":404`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %s:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "secret-name") {
+		t.Errorf("the log names the raw path:\n%s", out)
 	}
 }

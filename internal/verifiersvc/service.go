@@ -122,7 +122,7 @@ func New(v *verifier.Verifier, jwks func() []byte, opts Options) (*Service, erro
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, http.StatusNotFound, "not_found", "no such route: "+r.URL.Path, nil)
 	})
-	s.handler = s.accessLog(s.recoverer(mux))
+	s.handler = s.accessLog("unmatched", s.recoverer(mux))
 	return s, nil
 }
 
@@ -219,6 +219,13 @@ func (t *trackingWriter) Write(b []byte) (int, error) {
 	return t.ResponseWriter.Write(b)
 }
 
+// AccessLog wraps h, a handler served next to the service on the same
+// listener (the key broker), with the service's access log and request
+// histogram; route names its requests when h records no route pattern.
+func (s *Service) AccessLog(route string, h http.Handler) http.Handler {
+	return s.accessLog(route, h)
+}
+
 // observe counts a verification and records its outcome for the access
 // log.
 func (s *Service) observe(w http.ResponseWriter, route, outcome string, d time.Duration) {
@@ -234,7 +241,9 @@ func (s *Service) observe(w http.ResponseWriter, route, outcome string, d time.D
 // bodies, which carry tokens and evidence, are never logged. Probes
 // (/healthz, /health, /readyz, /metrics) log at Debug, everything else at
 // Info. Each request is also observed in tdproof_http_request_duration_seconds.
-func (s *Service) accessLog(h http.Handler) http.Handler {
+//
+// fallback is the route of requests whose handler records no pattern.
+func (s *Service) accessLog(fallback string, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		tw := &trackingWriter{ResponseWriter: w}
@@ -248,7 +257,7 @@ func (s *Service) accessLog(h http.Handler) http.Handler {
 			}
 			route := r2.Pattern
 			if route == "" || route == "/" {
-				route = "unmatched"
+				route = fallback
 			}
 			s.metrics.observeRequest(route, r.Method, code, d)
 			lvl := slog.LevelInfo

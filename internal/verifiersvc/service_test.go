@@ -49,6 +49,7 @@ func sharedPKI(tb testing.TB) *dcaptest.PKI {
 
 // env is a service over one collateral set, behind a real listener.
 type env struct {
+	svc  *verifiersvc.Service
 	srv  *httptest.Server
 	keys *ear.KeySet
 	now  time.Time
@@ -92,7 +93,7 @@ func newEnv(tb testing.TB, col *collateral.Collateral, srcErr error, now time.Ti
 	srv.Config = svc.Server()
 	srv.Start()
 	tb.Cleanup(srv.Close)
-	return &env{srv: srv, keys: keys, now: now}
+	return &env{svc: svc, srv: srv, keys: keys, now: now}
 }
 
 // fixtureEnv is a service over a dcaptest fixture; mutate changes it first.
