@@ -121,6 +121,21 @@ func Verify(ev *Evidence, c *collateral.Collateral, opts Options) (*Result, erro
 	return verify(ev, opts, dres)
 }
 
+// VerifyQuoted runs every check of Verify after DCAP verification of the
+// quote (steps 2–7), with dres the result of verifying ev.Quote (by
+// dcap.Verify or a dcap.Verifier, against the same collateral). It lets a
+// caller keep the quote's verdict when a later check fails. dres must not
+// be nil.
+func VerifyQuoted(ev *Evidence, dres *dcap.Result, opts Options) (*Result, error) {
+	if err := ev.usable(); err != nil {
+		return nil, err
+	}
+	if dres == nil {
+		return nil, fmt.Errorf("%w: no quote verification result", ErrQuote)
+	}
+	return verify(ev, opts, dres)
+}
+
 // VerifyEventLog runs every check of Verify except DCAP verification of
 // the quote (steps 2–6). The result has QuoteVerified false, no DCAP
 // result, no TCB status and no device id.

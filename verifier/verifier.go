@@ -181,6 +181,12 @@ type Evidence struct {
 	Nonce []byte
 	// PolicyID selects the policy ("": the resolver's default).
 	PolicyID string
+	// DstackInputs, with Dstack evidence only, adds the caller's image
+	// and ACPI tables to the verification (nil: none).
+	DstackInputs *DstackInputs
+	// Details asks for Result.Chain and Result.EventLog (for reports such
+	// as tdproof report and the serve UI); they are omitted otherwise.
+	Details bool
 }
 
 // Result is the explainable verification result (JSON: MediaType).
@@ -206,9 +212,16 @@ type Result struct {
 	// TrustVector is the EAR trust vector of the token.
 	TrustVector ear.TrustVector `json:"trust_vector"`
 	// DCAP and Dstack are the verification results (nil when not run or
-	// not authentic).
+	// not authentic). DCAP is kept when the quote verified but a later
+	// check (the event log) failed, so that its TCB status is reported.
 	DCAP   *dcap.Result   `json:"dcap,omitempty"`
 	Dstack *dstack.Result `json:"dstack,omitempty"`
+	// Chain describes the verified PCK certificate chain, leaf first
+	// (Evidence.Details only; nil when not authentic).
+	Chain []ChainCert `json:"chain,omitempty"`
+	// EventLog lists the events of the event log the evidence carries
+	// (Evidence.Details only; nil when not authentic or without a log).
+	EventLog []LogEvent `json:"event_log,omitempty"`
 }
 
 // Outcome is a verdict: the result and the EAR token that signs it.
@@ -218,6 +231,10 @@ type Outcome struct {
 	Token string
 	// TokenClaims are the signed claims of Token.
 	TokenClaims *ear.Claims
+	// Cause is the verification failure when Result.Authentic is false
+	// (Result.Reason is its text), for callers that classify it (the
+	// CLI's exit codes); nil otherwise.
+	Cause error
 }
 
 // NonceClaim is the eat_nonce Verify writes for nonce: base64url without
@@ -232,6 +249,9 @@ func NonceClaim(nonce []byte) string {
 func (v *Verifier) Verify(ctx context.Context, ev Evidence) (*Outcome, error) {
 	if (len(ev.Quote) == 0) == (len(ev.Dstack) == 0) {
 		return nil, fmt.Errorf("%w: give exactly one of a quote and dstack evidence", ErrMalformedEvidence)
+	}
+	if ev.DstackInputs != nil && len(ev.Dstack) == 0 {
+		return nil, fmt.Errorf("%w: an image or ACPI tables go with dstack evidence", ErrMalformedEvidence)
 	}
 	if len(ev.CCEL) > 0 && len(ev.Quote) == 0 {
 		return nil, fmt.Errorf("%w: a CCEL goes with a quote (dstack evidence carries its own event log)", ErrMalformedEvidence)
@@ -253,8 +273,11 @@ func (v *Verifier) Verify(ctx context.Context, ev Evidence) (*Outcome, error) {
 		q  *quote.Quote
 		de *dstack.Evidence
 	)
-	var replayed *[4][48]byte
-	var ccelRTMR3 bool // the CCEL holds RTMR3 events
+	var (
+		replayed  *[4][48]byte
+		ccel      []eventlog.Event
+		ccelRTMR3 bool // the CCEL holds RTMR3 events
+	)
 	if len(ev.Quote) > 0 {
 		if q, err = quote.Parse(ev.Quote); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrMalformedEvidence, err)
@@ -263,7 +286,7 @@ func (v *Verifier) Verify(ctx context.Context, ev Evidence) (*Outcome, error) {
 			if q.TD == nil {
 				return nil, fmt.Errorf("%w: a CCEL goes with a TDX quote", ErrMalformedEvidence)
 			}
-			if replayed, ccelRTMR3, err = replayCCEL(ev.CCEL); err != nil {
+			if replayed, ccel, ccelRTMR3, err = replayCCEL(ev.CCEL); err != nil {
 				return nil, fmt.Errorf("%w: %w", ErrMalformedEvidence, err)
 			}
 		}
@@ -293,28 +316,49 @@ func (v *Verifier) Verify(ctx context.Context, ev Evidence) (*Outcome, error) {
 		res.DCAP, in.DCAP = r, r
 		if replayed != nil {
 			if err := matchCCEL(replayed, ccelRTMR3, q.TD); err != nil {
+				// res.DCAP stays: the quote itself verified.
 				return v.notAuthentic(res, pol, now, err)
 			}
 			in.Replayed = replayed
 		}
 	} else {
-		r, err := dstack.Verify(de, col, dstack.Options{
+		if de.Quote.TD == nil {
+			return nil, fmt.Errorf("%w: %w: not a TDX quote", ErrMalformedEvidence, dstack.ErrUnsupported)
+		}
+		dres, err := v.dcap.Verify(q, col, now)
+		if err != nil {
+			return v.notAuthentic(res, pol, now, fmt.Errorf("%w: %w", dstack.ErrQuote, err))
+		}
+		opts := dstack.Options{
 			Now:      now,
 			Verifier: v.dcap,
 			// The policy decides these (rules debug and mr_servicetd),
 			// so that a rejection names the rule.
 			AllowDebugUnsafe:     true,
 			AllowServiceTDUnsafe: true,
-		})
+		}
+		ev.DstackInputs.apply(&opts)
+		r, err := dstack.VerifyQuoted(de, dres, opts)
 		if err != nil {
 			if errors.Is(err, dstack.ErrMalformed) || errors.Is(err, dstack.ErrUnsupported) {
 				return nil, fmt.Errorf("%w: %w", ErrMalformedEvidence, err)
 			}
+			// The quote verified: keep its result (TCB status) next to
+			// the reason the event log failed.
+			res.DCAP = dres
 			return v.notAuthentic(res, pol, now, err)
 		}
 		res.Dstack, res.DCAP, in.Dstack = r, r.DCAP, r
 	}
 	res.Authentic = true
+	if ev.Details {
+		res.Chain = chainDetails(q, col, res.DCAP)
+		if de != nil {
+			res.EventLog = logDetails(de.Events, de.RuntimeEvents)
+		} else if ccel != nil {
+			res.EventLog = logDetails(ccel, eventlog.RuntimeEvents(ccel))
+		}
+	}
 	cs, err := claims.New(in)
 	if err != nil {
 		return nil, fmt.Errorf("verifier: claims: %w", err)
@@ -332,7 +376,7 @@ func (v *Verifier) Verify(ctx context.Context, ev Evidence) (*Outcome, error) {
 // notAuthentic makes the outcome of evidence that failed verification.
 func (v *Verifier) notAuthentic(res *Result, pol *policy.Policy, now time.Time, cause error) (*Outcome, error) {
 	res.Reason = cause.Error()
-	res.DCAP, res.Dstack, res.Claims = nil, nil, nil
+	res.Dstack, res.Claims = nil, nil
 	res.Appraisal = &policy.Appraisal{
 		MediaType:     policy.MediaType,
 		Allow:         false,
@@ -342,7 +386,11 @@ func (v *Verifier) notAuthentic(res *Result, pol *policy.Policy, now time.Time, 
 		TrustVector:   policy.TrustVector{Hardware: policy.TrustHardwareUnsafe},
 		Time:          now,
 	}
-	return v.sign(res, ear.Summary{Rejected: true})
+	o, err := v.sign(res, ear.Summary{Rejected: true})
+	if o != nil {
+		o.Cause = cause
+	}
+	return o, err
 }
 
 func (v *Verifier) sign(res *Result, s ear.Summary) (*Outcome, error) {
@@ -438,7 +486,7 @@ func CheckCCEL(td *quote.TDReport, ccel []byte) error {
 	if td == nil {
 		return fmt.Errorf("%w: a CCEL goes with a TDX quote", ErrMalformedEvidence)
 	}
-	replayed, rtmr3, err := replayCCEL(ccel)
+	replayed, _, rtmr3, err := replayCCEL(ccel)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrMalformedEvidence, err)
 	}
@@ -463,15 +511,15 @@ func matchCCEL(replayed *[4][48]byte, rtmr3 bool, td *quote.TDReport) error {
 
 // replayCCEL parses a CCEL and replays its events (RTMR0–2 from the
 // firmware; RTMR3 from any events the log holds for it, which rtmr3
-// reports).
-func replayCCEL(raw []byte) (replayed *[4][48]byte, rtmr3 bool, err error) {
-	evs, err := eventlog.ParseCCELEvents(raw)
+// reports). It also returns the events.
+func replayCCEL(raw []byte) (replayed *[4][48]byte, evs []eventlog.Event, rtmr3 bool, err error) {
+	evs, err = eventlog.ParseCCELEvents(raw)
 	if err != nil {
-		return nil, false, err
+		return nil, nil, false, err
 	}
 	r, err := eventlog.Replay(evs)
 	if err != nil {
-		return nil, false, err
+		return nil, nil, false, err
 	}
 	for _, e := range evs {
 		if e.IMR == 3 && e.Type != eventlog.EvNoAction {
@@ -479,5 +527,5 @@ func replayCCEL(raw []byte) (replayed *[4][48]byte, rtmr3 bool, err error) {
 		}
 	}
 	out := [4][48]byte(r)
-	return &out, rtmr3, nil
+	return &out, evs, rtmr3, nil
 }
