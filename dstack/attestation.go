@@ -73,11 +73,26 @@ type Attestation struct {
 	Config string
 	// ReportDataPayload is the dstack-pod payload bound by ReportData.
 	ReportDataPayload string
+	// SNP is the AMD SEV-SNP platform evidence (version 0
+	// DstackAmdSevSnp, version 1 platform kind "sev-snp"); nil for TDX,
+	// whose Quote and EventLog are then empty.
+	SNP *SNPQuote
 	// ByteArrays records, for version 1, that quote and report_data are
 	// msgpack arrays of integers (how rmp_serde writes a Vec<u8>) rather
 	// than bin values. The decoder sets it from the quote; the encoder
 	// follows it.
 	ByteArrays bool
+
+	// Platform is the platform kind when it is not TDX: PlatformGCPTDX,
+	// PlatformNitroEnclave or PlatformAWSNitroTPM (multi-tee.md §1.1).
+	Platform string
+	// NSMQuote is the Nitro Enclave's NSM attestation document
+	// (COSE_Sign1), NitroTPMDocument the NitroTPM one.
+	NSMQuote         []byte
+	NitroTPMDocument []byte
+	// TPMQuote is the GCP vTPM quote of PlatformGCPTDX, next to the TDX
+	// Quote and EventLog.
+	TPMQuote *TPMQuote
 }
 
 // ParseAttestation decodes a VersionedAttestation: SCALE version 0 when the

@@ -117,6 +117,12 @@ func ParseEvidence(data []byte) (*Evidence, error) {
 // with any runtime events in the event log), its report data and its VM
 // configuration.
 func (a *Attestation) Evidence() (*Evidence, error) {
+	if a.SNP != nil {
+		return a.snpEvidence()
+	}
+	if a.Platform == PlatformNitroEnclave || a.Platform == PlatformAWSNitroTPM {
+		return a.nitroEvidence()
+	}
 	q, err := quote.Parse(a.Quote)
 	if err != nil {
 		return nil, wrapParse("quote", err)

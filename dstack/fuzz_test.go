@@ -46,7 +46,37 @@ func fuzzAttestations() []*Attestation {
 	pod.Stack, pod.ReportDataPayload, pod.ByteArrays = StackDstackPod, "payload", true
 	v2 := base(1)
 	v2.EventLog[1].Version, v2.EventLog[1].Preimage, v2.RuntimeEvents[0].Version = 2, []byte("{}"), 2
-	return []*Attestation{base(0), base(1), pod, v2, {Version: 0}, {Version: 1, Stack: StackDstack}}
+	out := []*Attestation{base(0), base(1), pod, v2, {Version: 0}, {Version: 1, Stack: StackDstack}}
+	for v := 0; v <= 1; v++ {
+		for _, kind := range []string{PlatformNitroEnclave, PlatformAWSNitroTPM, PlatformGCPTDX} {
+			a := base(v)
+			a.Platform = kind
+			switch kind {
+			case PlatformNitroEnclave:
+				a.Quote, a.EventLog, a.NSMQuote = nil, nil, []byte{0x84, 0x40, 0xa0, 0x40, 0x40}
+			case PlatformAWSNitroTPM:
+				a.Quote, a.EventLog, a.NitroTPMDocument = nil, nil, []byte{0x84, 0x40, 0xa0, 0x40, 0x40}
+			case PlatformGCPTDX:
+				a.TPMQuote = &TPMQuote{Message: []byte{1}, Signature: []byte{2}, AKCert: []byte{3}, Platform: 1,
+					PCRValues: []TPMPCRValue{{Index: 0, Algorithm: "sha256", Value: bytes.Repeat([]byte{5}, 32)}},
+					EventLog:  []TPMEvent{{PCRIndex: 2, Digest: bytes.Repeat([]byte{6}, 32)}}}
+			}
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// sharedNitroVectors are the real dstack Nitro attestations (V0), when
+// present.
+func sharedNitroVectors() [][]byte {
+	var out [][]byte
+	for _, n := range []string{"dstack-attest__tests__nitro_attestation.bin", "nsm-qvl__tests__nitro_attestation.bin"} {
+		if b, err := os.ReadFile(filepath.Join(testvectors.Location(), "multitee", "dstack", n)); err == nil {
+			out = append(out, b)
+		}
+	}
+	return out
 }
 
 // sharedVector reads a shared test vector if present; fuzz seeds use it
@@ -91,6 +121,17 @@ func addSeeds(f *testing.F, version int) {
 			f.Fatal(err)
 		}
 		add(b)
+	}
+	for _, b := range sharedNitroVectors() {
+		if version == 0 {
+			add(b)
+		} else if a, err := ParseAttestation(b); err == nil {
+			a.Version, a.Stack = 1, StackDstack
+			if b, err = a.Marshal(); err != nil {
+				f.Fatal(err)
+			}
+			add(b)
+		}
 	}
 	if real := sharedAttestation(f); real != nil {
 		if version == 0 {
@@ -215,12 +256,25 @@ func FuzzParseEvidence(f *testing.F) {
 		f.Add(b)
 		f.Add([]byte(`{"attestation":"` + hex.EncodeToString(b) + `"}`))
 	}
+	for _, b := range sharedNitroVectors() {
+		f.Add(b)
+	}
 	f.Add([]byte(`{"quote":"00","event_log":"[]","vm_config":{"vm_config":"{}"}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		ev, err := ParseEvidence(data)
 		if err != nil {
 			if ev != nil {
 				t.Fatalf("error %v with a result", err)
+			}
+			return
+		}
+		if a := ev.Attestation; a != nil && (a.Platform == PlatformNitroEnclave || a.Platform == PlatformAWSNitroTPM) {
+			if ev.Quote != nil {
+				t.Fatal("Nitro evidence with a TDX quote")
+			}
+			res, err := VerifyNitro(ev, NitroOptions{})
+			if (res == nil) == (err == nil) {
+				t.Fatalf("VerifyNitro: result %v, error %v", res != nil, err)
 			}
 			return
 		}

@@ -61,6 +61,11 @@ func (m *mpReader) platform(a *Attestation) error {
 		return err
 	}
 	if kind != PlatformTDX {
+		if d != nil {
+			if known, err := d.otherPlatform(kind, a, off); known {
+				return err
+			}
+		}
 		if unsupportedPlatforms[kind] {
 			return unsupported("platform.kind", off, "platform %q", kind)
 		}
@@ -265,43 +270,8 @@ func (a *Attestation) marshalMsgpack() ([]byte, error) {
 	w.str("version")
 	w.uint(1)
 
-	w.str("platform")
-	w.mapLen(2)
-	w.str("kind")
-	w.str(PlatformTDX)
-	w.str("data")
-	w.mapLen(2)
-	w.str("quote")
-	w.bytes(a.Quote, a.ByteArrays)
-	w.str("event_log")
-	w.arrayLen(len(a.EventLog))
-	for _, e := range a.EventLog {
-		n := 5
-		if e.Version != 0 {
-			n++
-		}
-		if e.Preimage != nil {
-			n++
-		}
-		w.mapLen(n)
-		w.str("imr")
-		w.uint(uint64(e.IMR))
-		w.str("event_type")
-		w.uint(uint64(e.Type))
-		w.str("digest")
-		w.bytes(e.Digest, false)
-		w.str("event")
-		w.str(e.Name)
-		w.str("event_payload")
-		w.bytes(e.Payload, false)
-		if e.Version != 0 {
-			w.str("version")
-			w.uint(uint64(e.Version))
-		}
-		if e.Preimage != nil {
-			w.str("preimage")
-			w.str(hex.EncodeToString(e.Preimage))
-		}
+	if err := a.writePlatform(w); err != nil {
+		return nil, err
 	}
 
 	w.str("stack")
@@ -343,4 +313,41 @@ func (a *Attestation) marshalMsgpack() ([]byte, error) {
 		return nil, fmt.Errorf("dstack: encoding msgpack: %w", w.err)
 	}
 	return w.buf.Bytes(), nil
+}
+
+// writeTDXData writes the quote and event_log members of a TDX (or
+// gcp-tdx) platform.data map.
+func (a *Attestation) writeTDXData(w *mpWriter) {
+	w.str("quote")
+	w.bytes(a.Quote, a.ByteArrays)
+	w.str("event_log")
+	w.arrayLen(len(a.EventLog))
+	for _, e := range a.EventLog {
+		n := 5
+		if e.Version != 0 {
+			n++
+		}
+		if e.Preimage != nil {
+			n++
+		}
+		w.mapLen(n)
+		w.str("imr")
+		w.uint(uint64(e.IMR))
+		w.str("event_type")
+		w.uint(uint64(e.Type))
+		w.str("digest")
+		w.bytes(e.Digest, false)
+		w.str("event")
+		w.str(e.Name)
+		w.str("event_payload")
+		w.bytes(e.Payload, false)
+		if e.Version != 0 {
+			w.str("version")
+			w.uint(uint64(e.Version))
+		}
+		if e.Preimage != nil {
+			w.str("preimage")
+			w.str(hex.EncodeToString(e.Preimage))
+		}
+	}
 }

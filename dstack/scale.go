@@ -136,31 +136,12 @@ func decodeSCALE(data []byte) (*Attestation, error) {
 	if err != nil {
 		return nil, err
 	}
-	switch {
-	case kind == scaleDstackTdx:
-	case kind <= scaleMaxKind:
-		return nil, unsupported("quote", 1, "attestation quote kind %d is not DstackTdx", kind)
-	default:
-		return nil, malformed("quote", 1, "unknown attestation quote kind %d", kind)
-	}
 	a := &Attestation{Version: 0}
-	if a.Quote, err = r.bytes("quote.quote"); err != nil {
+	if err := r.platformQuote(kind, a); err != nil {
 		return nil, err
 	}
-	n, err := r.length("quote.event_log", 8+1+1+1)
+	n, err := r.length("runtime_events", 2)
 	if err != nil {
-		return nil, err
-	}
-	if n > MaxEvents {
-		return nil, malformed("quote.event_log", r.off, "%d events exceed the limit of %d", n, MaxEvents)
-	}
-	a.EventLog = make([]eventlog.Event, n)
-	for i := range a.EventLog {
-		if err := r.tdxEvent(fmt.Sprintf("quote.event_log[%d]", i), &a.EventLog[i]); err != nil {
-			return nil, err
-		}
-	}
-	if n, err = r.length("runtime_events", 2); err != nil {
 		return nil, err
 	}
 	if n > MaxEvents {
@@ -248,18 +229,9 @@ func (a *Attestation) marshalSCALE() ([]byte, error) {
 		return nil, err
 	}
 	b := make([]byte, 0, 2+len(a.Quote)+len(a.Config)+64+256*(len(a.EventLog)+len(a.RuntimeEvents)))
-	b = append(b, 0, scaleDstackTdx)
-	b = appendSCALEBytes(b, a.Quote)
-	b = appendCompact(b, uint64(len(a.EventLog)))
-	for i, e := range a.EventLog {
-		if e.Version != 0 || e.Preimage != nil {
-			return nil, fmt.Errorf("%w: version 0 attestation cannot carry the version or preimage of event %d", ErrUnsupported, i)
-		}
-		b = binary.LittleEndian.AppendUint32(b, e.IMR)
-		b = binary.LittleEndian.AppendUint32(b, uint32(e.Type))
-		b = appendSCALEBytes(b, e.Digest)
-		b = appendSCALEBytes(b, []byte(e.Name))
-		b = appendSCALEBytes(b, e.Payload)
+	b, err := a.appendPlatformSCALE(append(b, 0))
+	if err != nil {
+		return nil, err
 	}
 	b = appendCompact(b, uint64(len(a.RuntimeEvents)))
 	for i, e := range a.RuntimeEvents {

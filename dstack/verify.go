@@ -58,6 +58,9 @@ type Options struct {
 	// vm_config's os_image_hash (ErrOSImageHash). Nil leaves
 	// Result.OSImageHashVerified false even when the registers match.
 	ImageOSHash []byte
+
+	// GCP configures the vTPM half of dstack-gcp-tdx evidence.
+	GCP GCPOptions
 	// ACPI, if not nil, gives the three ACPI digests of RTMR0 computed
 	// from the VM's fw_cfg tables (measure.ACPITables): RTMR0 then binds
 	// the tables, and their MADT must list cpu_count CPUs. Nil takes the
@@ -275,6 +278,11 @@ func verify(ev *Evidence, opts Options, dres *dcap.Result) (*Result, error) {
 		KeyProviderInfo: app.KeyProviderInfo,
 		TCBStatus:       res.TCBStatus,
 		AdvisoryIDs:     res.AdvisoryIDs,
+	}
+	if ev.Attestation != nil && ev.Attestation.Platform == PlatformGCPTDX {
+		if err := checkGCP(ev, res, opts); err != nil {
+			return nil, err
+		}
 	}
 	return res, nil
 }

@@ -14,19 +14,23 @@ var amdOID = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 3704, 1}
 // "Versioned Chip Endorsement Key (VCEK) Certificate and KDS Interface
 // Specification").
 type Extensions struct {
-	StructVersion uint8
+	StructVersion uint8 `json:"struct_version"`
 	// ProductName is e.g. "Milan-B0"; its part before '-' is the product
 	// line.
-	ProductName string
+	ProductName string `json:"product_name"`
 	// BootLoader … Microcode are the SPLs (.3.1, .3.2, .3.3, .3.8), FMC is
 	// .3.9 (Turin) and Reserved holds .3.4–.3.7.
-	BootLoader, TEE, SNP, Microcode, FMC uint8
-	Reserved                             [4]uint8
-	HasFMC                               bool
+	BootLoader uint8    `json:"bl_spl"`
+	TEE        uint8    `json:"tee_spl"`
+	SNP        uint8    `json:"snp_spl"`
+	Microcode  uint8    `json:"ucode_spl"`
+	FMC        uint8    `json:"fmc_spl"`
+	Reserved   [4]uint8 `json:"reserved_spl"`
+	HasFMC     bool     `json:"has_fmc_spl"`
 	// HWID is the hardware ID (.4; VCEK only): the CHIP_ID it was issued
 	// for. CSPID (.5) names the cloud provider of a VLEK.
-	HWID  []byte
-	CSPID string
+	HWID  hexBytes `json:"hwid,omitempty"`
+	CSPID string   `json:"csp_id,omitempty"`
 }
 
 // TCB composes the extensions' SPLs into the TCB_VERSION of product p.

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"testing"
 	"time"
@@ -491,5 +492,30 @@ func TestVerifierCache(t *testing.T) {
 		if _, err := vc.Verify(r2, g2.Certificates(), 0, snpsim.Now); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+func TestResultJSONRoundTrip(t *testing.T) {
+	g := newGuest(t, snp.ProductTurin)
+	res, err := verifyRaw(attest(t, g, nil), g.Certificates(), simOpts(g))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back snp.Result
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	if back.Product != res.Product || back.SigningKey != res.SigningKey || back.TCB.Reported != res.TCB.Reported ||
+		back.Report == nil || !bytes.Equal(back.Report.Raw, res.Report.Raw) || back.Extensions.ProductName != res.Extensions.ProductName {
+		t.Errorf("round trip: %+v", back)
+	}
+	bad := bytes.Replace(b, []byte(`"product": "Turin"`), []byte(`"product": "Zen"`), 1)
+	bad = bytes.Replace(bad, []byte(`"product":"Turin"`), []byte(`"product":"Zen"`), 1)
+	if err := json.Unmarshal(bad, &back); err == nil {
+		t.Error("unknown product accepted")
 	}
 }

@@ -247,6 +247,13 @@ func (k *PKI) IssueKey(o KeyOptions) (*EndorsementKey, error) {
 
 // CRL returns a DER CRL signed by the ARK that revokes certs.
 func (k *PKI) CRL(thisUpdate, nextUpdate time.Time, certs ...*x509.Certificate) ([]byte, error) {
+	return k.ForgedCRL(k.ARK, thisUpdate, nextUpdate, certs...)
+}
+
+// ForgedCRL returns a CRL that names issuer's subject (for example the
+// real AMD ARK) but is signed by this PKI's ARK key: a forgery a verifier
+// must refuse.
+func (k *PKI) ForgedCRL(issuer *x509.Certificate, thisUpdate, nextUpdate time.Time, certs ...*x509.Certificate) ([]byte, error) {
 	tmpl := &x509.RevocationList{
 		Number:             k.nextSerial(),
 		ThisUpdate:         thisUpdate,
@@ -256,5 +263,7 @@ func (k *PKI) CRL(thisUpdate, nextUpdate time.Time, certs ...*x509.Certificate) 
 	for _, c := range certs {
 		tmpl.RevokedCertificateEntries = append(tmpl.RevokedCertificateEntries, x509.RevocationListEntry{SerialNumber: c.SerialNumber, RevocationTime: thisUpdate})
 	}
-	return x509.CreateRevocationList(rand.Reader, tmpl, k.ARK, k.arkKey)
+	named := *k.ARK
+	named.RawSubject = issuer.RawSubject
+	return x509.CreateRevocationList(rand.Reader, tmpl, &named, k.arkKey)
 }

@@ -39,6 +39,7 @@ import (
 	"github.com/tdproof/tdproof/policy"
 	"github.com/tdproof/tdproof/quote"
 	"github.com/tdproof/tdproof/refvalue"
+	"github.com/tdproof/tdproof/snp"
 )
 
 // MediaType identifies the JSON schema of Result.
@@ -102,6 +103,7 @@ type config struct {
 	now      func() time.Time
 	dcap     *dcap.Verifier
 	policies PolicyResolver
+	snp      *snp.Verifier
 }
 
 // WithTrustedRoot replaces the pinned Intel SGX Root CA for the dcap.Verifier
@@ -135,6 +137,7 @@ type Verifier struct {
 	now      func() time.Time
 	dcap     *dcap.Verifier
 	policies PolicyResolver
+	snp      *snp.Verifier
 }
 
 // New returns a Verifier getting collateral from src, reference values from
@@ -159,7 +162,10 @@ func New(src CollateralSource, refs refvalue.Store, signer *ear.Signer, opts ...
 	if c.policies == nil {
 		c.policies = DefaultPolicyResolver
 	}
-	return &Verifier{src: src, refs: refs, signer: signer, now: c.now, dcap: c.dcap, policies: c.policies}, nil
+	if c.snp == nil {
+		c.snp = snp.NewVerifier(snp.VerifierOptions{})
+	}
+	return &Verifier{src: src, refs: refs, signer: signer, now: c.now, dcap: c.dcap, policies: c.policies, snp: c.snp}, nil
 }
 
 // Evidence is one verification request. Exactly one of Quote and Dstack is
@@ -222,6 +228,11 @@ type Result struct {
 	// EventLog lists the events of the event log the evidence carries
 	// (Evidence.Details only; nil when not authentic or without a log).
 	EventLog []LogEvent `json:"event_log,omitempty"`
+
+	// claimsJSON is the encoding of Claims made for the token, and
+	// claimsOf the map it was made from (AppendJSON).
+	claimsJSON []byte
+	claimsOf   claims.Set
 }
 
 // Outcome is a verdict: the result and the EAR token that signs it.
@@ -293,6 +304,9 @@ func (v *Verifier) Verify(ctx context.Context, ev Evidence) (*Outcome, error) {
 	} else {
 		if de, err = dstack.ParseEvidence(ev.Dstack); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrMalformedEvidence, err)
+		}
+		if de.Attestation != nil && de.Attestation.SNP != nil {
+			return v.verifySNP(ctx, de, pol, ev.Nonce)
 		}
 		q = de.Quote
 		if q == nil {
@@ -408,10 +422,14 @@ func (v *Verifier) sign(res *Result, s ear.Summary) (*Outcome, error) {
 			return nil, fmt.Errorf("verifier: encode claims: %w", err)
 		}
 		sub.Claims = b
+		res.claimsJSON, res.claimsOf = b, res.Claims
 	}
 	submod := ear.SubmodTDX
-	if res.TEE == claims.TEESGX {
+	switch res.TEE {
+	case claims.TEESGX:
 		submod = ear.SubmodSGX
+	case claims.TEESNP:
+		submod = ear.SubmodSNP
 	}
 	tok, tc, err := v.signer.Sign(ear.Claims{
 		Nonce:   res.Nonce,

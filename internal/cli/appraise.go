@@ -66,6 +66,9 @@ func (f *appraisalFlags) register(fl *pflag.FlagSet) {
 	fl.StringVar(&f.policyID, "policy-id", "", "appraise with the active version of policy `ID` in --db, as a request's policy_id (with --policy: the id of the file's policy)")
 	fl.StringVar(&f.refValues, "refvalues", "", "compare with the reference values in `FILE`: the output of tdproof refvalue list --format json, or of tdproof measure --format json")
 	fl.StringVar(&f.db, "db", "", "read reference values and policies from the tdproof serve database at `DSN` (postgres://… or a SQLite path, e.g. tdproof-data/tdproof.db)")
+	// A policy replaces every rule: like the *-unsafe switches, it must
+	// not come from a variable left in the environment.
+	commandLineOnly(fl, "policy", "policy-id")
 }
 
 // appraisal is a configured appraisal: the policy resolver and the

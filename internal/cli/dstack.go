@@ -37,7 +37,7 @@ func (a *app) dstackCommand() *cobra.Command {
 			return &usageError{err: errors.New("missing command: dstack verify")}
 		},
 	}
-	c.AddCommand(a.dstackVerifyCommand())
+	c.AddCommand(a.dstackVerifyCommand(), a.dstackVerifyCertCommand(), a.dstackConnectCommand())
 	return c
 }
 
@@ -49,6 +49,8 @@ type dstackFlags struct {
 	strict                              bool
 	allowDebug, allowSEAM, allowSvcTD   bool
 	image, acpiDir                      string
+	dstackCompat                        bool
+	snpVCEK                             string
 }
 
 type dstackOutput struct {
@@ -61,8 +63,11 @@ type dstackOutput struct {
 	IntelRoot      bool             `json:"intel_root"`
 	TrustedRootSHA string           `json:"trusted_root_sha256"`
 	Result         *verifier.Result `json:"result"`
-	Error          *errorJSON       `json:"error,omitempty"`
-	line           string
+	// Other is the result of evidence of a TEE the verifier service does
+	// not appraise yet (SEV-SNP, Nitro): verified, not appraised.
+	Other *dstack.Result `json:"other_result,omitempty"`
+	Error *errorJSON     `json:"error,omitempty"`
+	line  string
 }
 
 // rules returns the built-in policy changed by dstack verify's switches.
@@ -137,6 +142,8 @@ verify takes) or, without it, from the configured source: --pccs-url (default In
 	fl.StringVar(&f.image, "image", "", "dstack OS image `DIR`: recompute MRTD and RTMR0-2 from it for vm_config's machine and compare")
 	fl.StringVar(&f.acpiDir, "acpi-dir", "", "`DIR` with the VM's fw_cfg ACPI blobs (tables, optionally rsdp and table-loader): verify the ACPI tables instead of taking their digests from the event log")
 	f.appraisal.register(fl)
+	fl.BoolVar(&f.dstackCompat, "dstack-compat", false, "SEV-SNP evidence: dstack's acceptance (report versions 2 and 3, VCEK only)")
+	fl.StringVar(&f.snpVCEK, "vcek", "", "SEV-SNP evidence without a cert_chain: the VCEK certificate `FILE`")
 	commandLineOnly(fl, "trusted-root", "allow-debug-unsafe", "allow-mrsignerseam-unsafe", "allow-service-td-unsafe")
 	return c
 }
@@ -183,6 +190,12 @@ func (a *app) dstackVerifyInto(cmd *cobra.Command, out *dstackOutput, file strin
 	if err != nil {
 		return err
 	}
+	return a.dstackVerifyData(cmd, out, data, f, root, ap)
+}
+
+// dstackVerifyData verifies evidence bytes (dstack verify, verify-cert,
+// connect).
+func (a *app) dstackVerifyData(cmd *cobra.Command, out *dstackOutput, data []byte, f *dstackFlags, root *x509.Certificate, ap *appraisal) error {
 	ev, err := dstack.ParseEvidence(data)
 	if err != nil {
 		return err
@@ -196,6 +209,29 @@ func (a *app) dstackVerifyInto(cmd *cobra.Command, out *dstackOutput, file strin
 		// Zero-padded: the whole REPORTDATA must match.
 		in.Nonce = make([]byte, 64)
 		copy(in.Nonce, rd)
+	}
+	if ev.Attestation != nil && ev.Attestation.SNP != nil {
+		var rd *[64]byte
+		if in.Nonce != nil {
+			rd = (*[64]byte)(in.Nonce)
+		}
+		return a.dstackVerifySNP(out, ev, f, rd)
+	}
+	if at := ev.Attestation; at != nil && (at.Platform == dstack.PlatformNitroEnclave || at.Platform == dstack.PlatformAWSNitroTPM) {
+		var rd *[64]byte
+		if in.Nonce != nil {
+			rd = (*[64]byte)(in.Nonce)
+		}
+		res, err := dstack.VerifyNitro(ev, dstack.NitroOptions{Time: f.at.t, Root: root, ReportData: rd})
+		if err != nil {
+			return err
+		}
+		out.Other, out.Verified = res, true
+		// The verifier service does not appraise Nitro evidence yet: no
+		// reference value pins it here, so it is at most a warning.
+		out.Verdict = "WARNING"
+		out.line = fmt.Sprintf("%s document verified (%s); not appraised against reference values", res.Nitro.Kind, res.TEEVariant)
+		return nil
 	}
 	inputs := &verifier.DstackInputs{AllowMRSignerSEAMUnsafe: f.allowSEAM}
 	if f.image != "" {
@@ -254,6 +290,14 @@ func printDstack(w io.Writer, out *dstackOutput) error {
 	if !out.IntelRoot {
 		p.printf("%s\n", nonIntelWarning(out.TrustedRootSHA))
 	}
+	if o := out.Other; o != nil {
+		if o.Nitro != nil {
+			printDstackNitro(p, o)
+		} else {
+			printDstackSNP(p, o)
+		}
+		return p.err
+	}
 	if out.Result == nil {
 		return p.err
 	}
@@ -296,6 +340,9 @@ func osImageLine(r *dstack.Result) string {
 		h = "(none)"
 	}
 	m := r.Measurement
+	if m == nil && r.OSImageHashVerified && r.GCP != nil {
+		return h + " verified (gcp_measurement: vTPM PCR0 an accepted firmware, UKI in PCR2)"
+	}
 	if m == nil {
 		return h + " (not verified: no --image and no tdx_measurement in vm_config)"
 	}

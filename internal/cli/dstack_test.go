@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -353,6 +354,25 @@ func TestDstackVerifyImage(t *testing.T) {
 	o.wantCode(t, exitOK, args...)
 	if !strings.Contains(o.stdout, lite.OSImageHash+" verified; MRTD, RTMR0-2 recomputed (image mode") {
 		t.Errorf("human output:\n%s", o.stdout)
+	}
+	// The reference values tdproof measure computes for the image pin the
+	// TD: with --image the appraisal is affirming; without it vm_config's
+	// os_image_hash is not bound to the quote and cannot satisfy the
+	// stored dstack.os_image_hash (as in the service).
+	mo := invoke(t, nil, "measure", "--image", dir, "--memory", "2G", "--cpus", "2", "--qemu-version", "8.2.2", "--acpi-from-eventlog", args[2], "--format", "json")
+	mo.wantCode(t, exitOK)
+	refs := writeFile(t, t.TempDir(), "measure.json", []byte(mo.stdout))
+	pinned := append(slices.Clone(args), "--refvalues", refs)
+	o = invoke(t, nil, pinned...)
+	o.wantCode(t, exitOK, pinned...)
+	if first := firstLine(o.stdout); !strings.HasPrefix(first, "OK: affirming (TCB UpToDate, policy default@1)") {
+		t.Errorf("pinned by tdproof measure: first line %q", first)
+	}
+	noImage := slices.DeleteFunc(slices.Clone(pinned), func(a string) bool { return a == "--image" || a == dir })
+	o = invoke(t, nil, noImage...)
+	o.wantCode(t, exitRejected, noImage...)
+	if first := firstLine(o.stdout); !strings.HasPrefix(first, "REJECTED: reference_value (dstack.os_image_hash)") {
+		t.Errorf("without --image: first line %q", first)
 	}
 	// vm_config claims another RAM size: RTMR0 (the TD HOB) differs.
 	args[2] = evidence(4 << 30)

@@ -3,6 +3,7 @@ package cli
 import (
 	"errors"
 
+	"github.com/tdproof/tdproof/amdkds"
 	"github.com/tdproof/tdproof/collateral"
 	"github.com/tdproof/tdproof/dcap"
 	"github.com/tdproof/tdproof/dstack"
@@ -10,6 +11,7 @@ import (
 	"github.com/tdproof/tdproof/pcs"
 	"github.com/tdproof/tdproof/policy"
 	"github.com/tdproof/tdproof/quote"
+	"github.com/tdproof/tdproof/snp"
 	"github.com/tdproof/tdproof/verifier"
 )
 
@@ -96,6 +98,26 @@ func classify(err error) (int, string) {
 	case errors.Is(err, pcs.ErrInvalidResponse):
 		// A PCS or PCCS response that fails verification leaves the
 		// quote without collateral; it says nothing about the quote.
+		return exitCollateralUnavailable, codeCollateralResponseInvalid
+	case errors.Is(err, snp.ErrRejected):
+		return exitRejected, codeRejected
+	case errors.Is(err, snp.ErrRevoked):
+		return exitNotAuthentic, codeRevoked
+	case errors.Is(err, snp.ErrExpired):
+		return exitNotAuthentic, codeExpired
+	case errors.Is(err, snp.ErrNotYetValid):
+		return exitNotAuthentic, codeNotYetValid
+	case errors.Is(err, snp.ErrUnsupported):
+		return exitMalformed, codeUnsupported
+	case errors.Is(err, snp.ErrMalformed):
+		return exitMalformed, codeMalformed
+	case errors.Is(err, snp.ErrSignature), errors.Is(err, snp.ErrChain), errors.Is(err, snp.ErrCRL),
+		errors.Is(err, snp.ErrTCBMismatch), errors.Is(err, snp.ErrChipID), errors.Is(err, snp.ErrProduct),
+		errors.Is(err, snp.ErrSigningKey):
+		return exitNotAuthentic, codeNotAuthentic
+	case errors.Is(err, amdkds.ErrUnavailable):
+		return exitCollateralUnavailable, codeCollateralUnavailable
+	case errors.Is(err, amdkds.ErrInvalidResponse):
 		return exitCollateralUnavailable, codeCollateralResponseInvalid
 	case errors.Is(err, dstack.ErrMeasurement):
 		// Before the malformed cases: a lite checksum file bound to

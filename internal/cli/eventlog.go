@@ -155,8 +155,17 @@ func readEvents(data []byte) ([]eventlog.Event, string, error) {
 
 func (a *app) runReplay(cmd *cobra.Command, file string, f *replayFlags) error {
 	appraise := f.quote != "" && f.appraise(cmd.Flags())
-	if !appraise && (f.collateral != "" || f.appraisal != (appraisalFlags{})) {
-		return &usageError{err: errors.New("--collateral, --policy, --refvalues and --db go with --quote")}
+	if f.quote == "" {
+		// Flags that only make sense with a quote, unless they came from
+		// the environment (TDPROOF_COLLATERAL set for quote verify).
+		for _, name := range []string{"collateral", "policy", "policy-id", "refvalues", "db", "collateral-dir", "offline", "pccs-url"} {
+			if fl := cmd.Flags().Lookup(name); fl != nil && fl.Changed {
+				if v, env := a.lookupEnv(envName(fl)); env && v == fl.Value.String() {
+					continue
+				}
+				return &usageError{err: fmt.Errorf("--%s goes with --quote", name)}
+			}
+		}
 	}
 	data, err := a.readInput("event log", file)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/tdproof/tdproof/dstack"
 	"github.com/tdproof/tdproof/nitro"
 )
 
@@ -237,6 +238,8 @@ func classifyNitro(err error) (int, string, bool) {
 	switch {
 	case errors.Is(err, nitro.ErrMalformed):
 		return exitMalformed, codeMalformed, true
+	case errors.Is(err, errCertProfile):
+		return exitNotAuthentic, codeNotAuthentic, true
 	case errors.Is(err, nitro.ErrDebug), errors.Is(err, nitro.ErrKind):
 		return exitRejected, codeRejected, true
 	case errors.Is(err, nitro.ErrStale), errors.Is(err, nitro.ErrCertificateTime):
@@ -249,4 +252,26 @@ func classifyNitro(err error) (int, string, bool) {
 		return exitNotAuthentic, codeNotAuthentic, true
 	}
 	return classifyTPM(err)
+}
+
+// printDstackNitro prints a verified dstack Nitro result (dstack verify).
+func printDstackNitro(p *printer, r *dstack.Result) {
+	n := r.Nitro
+	p.kv(0, "module id", n.ModuleID)
+	p.kv(0, "timestamp", n.Timestamp.UTC().Format(time.RFC3339Nano))
+	p.kv(0, "TCB status", orNone(r.TCBStatus))
+	ai := r.AppInfo
+	p.kv(0, "app id", orNone(hex.EncodeToString(ai.AppID)))
+	p.kv(0, "compose hash", hex.EncodeToString(ai.ComposeHash))
+	p.kv(0, "instance id", orNone(hex.EncodeToString(ai.InstanceID)))
+	p.kv(0, "device id", hex.EncodeToString(ai.DeviceID)+" (SHA-256 of module_id)")
+	p.kv(0, "dstack device id", hex.EncodeToString(n.DstackDeviceID))
+	p.kv(0, "key provider", orNone(string(ai.KeyProviderInfo)))
+	p.kv(0, "mr_system", hex.EncodeToString(ai.MRSystem))
+	p.kv(0, "mr_aggregated", hex.EncodeToString(ai.MRAggregated))
+	p.kv(0, "os image", hex.EncodeToString(ai.OSImageHash))
+	if len(n.PCR14Replayed) > 0 {
+		p.kv(0, "PCR14", hex.EncodeToString(n.PCR14Replayed)+" (replayed from the runtime events, matches)")
+	}
+	p.kv(0, "report data checks", strings.Join(r.ReportDataChecks, ", "))
 }

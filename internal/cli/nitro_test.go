@@ -72,3 +72,21 @@ func TestNitroVerifySimulated(t *testing.T) {
 	args = []string{"nitro", "verify", bad, "--at", "2026-12-06T12:10:00Z", "--trusted-root", root}
 	invoke(t, nil, args...).wantCode(t, exitMalformed, args...)
 }
+
+func TestDstackVerifyNitroEnvelope(t *testing.T) {
+	file := testvectors.Path(t, "multitee", "dstack", "dstack-attest__tests__nitro_attestation.bin")
+	args := []string{"dstack", "verify", file, "--at", "2025-12-25T16:30:00Z", "--format", "json"}
+	o := invoke(t, nil, args...)
+	o.wantCode(t, exitOK, args...)
+	var out dstackOutput
+	decodeJSON(t, o, &out)
+	if !out.Verified || out.Other == nil || out.Other.TEEVariant != "dstack-nitro-enclave" ||
+		hex.EncodeToString(out.Other.AppInfo.OSImageHash) != "1894b0b29e94a9db16e88a2914f0923e52bb16c08bf3bb484df786a147e2eb79" {
+		t.Fatalf("%+v", out)
+	}
+	args = []string{"dstack", "verify", file, "--at", "2025-12-25T18:00:00Z"}
+	invoke(t, nil, args...).wantCode(t, exitNotAuthentic, args...)
+	dbg := testvectors.Path(t, "multitee", "dstack", "dstack-attest__tests__nitro_attestation_dbg.bin")
+	args = []string{"dstack", "verify", dbg, "--at", "2025-12-25T08:30:00Z"}
+	invoke(t, nil, args...).wantCode(t, exitRejected, args...)
+}

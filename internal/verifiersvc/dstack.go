@@ -100,12 +100,13 @@ func (s *Service) handleDstack(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, "/verify", start, aerr, dstackExt(aerr))
 		return
 	}
-	// As dstack-verifier, an attestation is the evidence; unlike it, the
-	// quote, event_log, report_data and vm_config members beside it must
-	// be the attestation's own (dstack.ParseEvidence), not ignored.
 	ev := verifier.Evidence{Dstack: body}
 	switch {
-	case req.Attestation != nil && *req.Attestation != "":
+	case req.Attestation != nil:
+		// dstack-verifier lets an attestation win over the other
+		// members; tdproof verifies the whole body, so quote, event_log,
+		// report_data and vm_config beside it must be its own
+		// (dstack.ParseEvidence): one request, one evidence.
 	case req.Quote == nil:
 		s.dstackError(w, start, badRequest("malformed_evidence", "Quote is required"))
 		return
@@ -130,7 +131,7 @@ func (s *Service) handleDstack(w http.ResponseWriter, r *http.Request) {
 	if req.Debug != nil && *req.Debug {
 		resp.Details.RTMRDebug = rtmrDebug(cause)
 	}
-	s.metrics.observe("/verify", o.Result.Status.String(), time.Since(start))
+	s.observe(w, "/verify", o.Result.Status.String(), time.Since(start))
 	writeJSON(w, "application/json", resp)
 }
 
@@ -140,7 +141,7 @@ func (s *Service) handleDstack(w http.ResponseWriter, r *http.Request) {
 // failure there; everything else (undecodable evidence, a missing quote)
 // an internal error.
 func (s *Service) dstackError(w http.ResponseWriter, start time.Time, e *apiError) {
-	s.metrics.observe("/verify", e.code, time.Since(start))
+	s.observe(w, "/verify", e.code, time.Since(start))
 	if e.status >= 500 {
 		s.log.Warn("verifiersvc: request failed", "route", "/verify", "code", e.code, "detail", e.detail)
 	}
