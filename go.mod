@@ -9,8 +9,14 @@ require (
 	github.com/schollz/progressbar/v3 v3.19.1
 	github.com/spf13/cobra v1.10.2
 	github.com/spf13/pflag v1.0.10
+	github.com/veraison/go-cose v1.3.0
 	github.com/vmihailenco/msgpack/v5 v5.4.1
 	golang.org/x/sync v0.24.0
+)
+
+require (
+	github.com/google/go-sev-guest v0.15.0
+	github.com/google/go-tpm v0.9.8
 )
 
 require (

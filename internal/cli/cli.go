@@ -187,7 +187,9 @@ variable named TDPROOF_ plus the flag name in upper case with '-' replaced by '_
 	root.AddCommand(a.refvalueCommand())
 	root.AddCommand(a.demoCommand(), a.kbsCommand())
 	root.AddCommand(a.agentCommand(), a.tdsimCommand())
+	root.AddCommand(a.reportCommand())
 	root.AddCommand(a.completionCommand())
+	root.AddCommand(a.nitroCommand(), a.tpmCommand())
 	describeEnv(root)
 	return root
 }

@@ -131,6 +131,9 @@ func classify(err error) (int, string) {
 		errors.Is(err, verifier.ErrEventLog), errors.Is(err, errNotAuthentic):
 		return exitNotAuthentic, codeNotAuthentic
 	}
+	if code, name, ok := classifyNitro(err); ok {
+		return code, name
+	}
 	return exitInternal, codeInternal
 }
 

@@ -1,0 +1,74 @@
+package cli
+
+import (
+	"encoding/hex"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tdproof/tdproof/internal/testvectors"
+	"github.com/tdproof/tdproof/nitrosim"
+)
+
+// realNSM writes the nsm_quote of a shared dstack Nitro envelope (V0:
+// 00 02, two-byte compact length) to a temporary file.
+func realNSM(t *testing.T, file string) string {
+	t.Helper()
+	d := testvectors.ReadFile(t, "multitee", "dstack", file)
+	n := int(uint16(d[2])|uint16(d[3])<<8) >> 2
+	return writeFile(t, t.TempDir(), "doc.cose", d[4:4+n])
+}
+
+func TestNitroVerifyReal(t *testing.T) {
+	doc := realNSM(t, "dstack-attest__tests__nitro_attestation.bin")
+	args := []string{"nitro", "verify", doc, "--at", "2025-12-25T16:30:00Z", "--format", "json",
+		"--user-data", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" + strings.Repeat("00", 32)}
+	o := invoke(t, nil, args...)
+	o.wantCode(t, exitOK, args...)
+	var out nitroOutput
+	decodeJSON(t, o, &out)
+	if !out.Verified || out.TEEVariant != "dstack-nitro-enclave" || out.ModuleID != "i-0827e799ec9232d44-enc019b5640fdf630d6" || len(out.Chain) != 5 {
+		t.Fatalf("%+v", out)
+	}
+	// Outside the window: expired (exit 4).
+	args = []string{"nitro", "verify", doc, "--at", "2025-12-25T17:05:00Z"}
+	invoke(t, nil, args...).wantCode(t, exitNotAuthentic, args...)
+	// Wrong expected user data: not authentic.
+	args = []string{"nitro", "verify", doc, "--at", "2025-12-25T16:30:00Z", "--user-data", "00"}
+	invoke(t, nil, args...).wantCode(t, exitNotAuthentic, args...)
+}
+
+func TestNitroVerifyDebugRejected(t *testing.T) {
+	doc := realNSM(t, "dstack-attest__tests__nitro_attestation_dbg.bin")
+	args := []string{"nitro", "verify", doc, "--at", "2025-12-25T08:30:00Z"}
+	invoke(t, nil, args...).wantCode(t, exitRejected, args...)
+	args = append(args, "--allow-debug-unsafe")
+	invoke(t, nil, args...).wantCode(t, exitOK, args...)
+}
+
+func TestNitroVerifySimulated(t *testing.T) {
+	at := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	ca, err := nitrosim.New(at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := ca.Sign(nitrosim.NitroTPM(at, []byte("ud"), nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	file := writeFile(t, dir, "doc.hex", []byte(hex.EncodeToString(doc)+"\n"))
+	root := writeFile(t, dir, "root.der", ca.Root.Raw)
+	args := []string{"nitro", "verify", file, "--at", "2026-12-06T12:10:00Z", "--trusted-root", root, "--nitrotpm"}
+	o := invoke(t, nil, args...)
+	o.wantCode(t, exitOK, args...)
+	if !strings.Contains(o.stdout, "WARNING") || !strings.Contains(o.stdout, "dstack-aws-nitro-tpm") {
+		t.Fatalf("stdout: %s", o.stdout)
+	}
+	// The pinned AWS root refuses it; trailing garbage is malformed.
+	args = []string{"nitro", "verify", file, "--at", "2026-12-06T12:10:00Z"}
+	invoke(t, nil, args...).wantCode(t, exitNotAuthentic, args...)
+	bad := writeFile(t, dir, "bad.bin", append(doc, 0))
+	args = []string{"nitro", "verify", bad, "--at", "2026-12-06T12:10:00Z", "--trusted-root", root}
+	invoke(t, nil, args...).wantCode(t, exitMalformed, args...)
+}
