@@ -14,7 +14,10 @@ require (
 	golang.org/x/sync v0.24.0
 )
 
-require github.com/google/go-tpm v0.9.8
+require (
+	github.com/google/go-sev-guest v0.15.0
+	github.com/google/go-tpm v0.9.8
+)
 
 require (
 	github.com/agnivade/levenshtein v1.2.1 // indirect

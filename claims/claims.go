@@ -16,6 +16,7 @@ import (
 	"github.com/tdproof/tdproof/dcap"
 	"github.com/tdproof/tdproof/dstack"
 	"github.com/tdproof/tdproof/quote"
+	"github.com/tdproof/tdproof/snp"
 )
 
 // MediaType identifies the JSON schema of a claim set.
@@ -48,6 +49,10 @@ type Input struct {
 	// Dstack is a dstack verification result; it adds the dstack.*
 	// claims. If nil, none are reported.
 	Dstack *dstack.Result
+	// SNP is an AMD SEV-SNP verification result (or Dstack.SNP): the
+	// claim set is then tee "snp" with the snp.* claims, and DCAP must be
+	// nil.
+	SNP *snp.Result
 }
 
 // Set is a claim set: claim names (dotted, see the package
@@ -64,6 +69,15 @@ type Set map[string]any
 // anything: the inputs must come from dcap.Verify, eventlog replay and
 // dstack.Verify. On error the set is nil.
 func New(in Input) (Set, error) {
+	if in.SNP == nil && in.Dstack != nil && in.Dstack.DCAP == nil {
+		in.SNP = in.Dstack.SNP
+	}
+	if in.SNP != nil {
+		if in.DCAP != nil || in.Quote != nil || in.Replayed != nil || in.Dstack != nil && in.Dstack.SNP != in.SNP {
+			return nil, fmt.Errorf("%w: SEV-SNP result mixed with TDX/SGX input", ErrInvalid)
+		}
+		return newSNP(in.SNP, in.Dstack)
+	}
 	r := in.DCAP
 	if r == nil && in.Dstack != nil {
 		r = in.Dstack.DCAP

@@ -2,6 +2,7 @@ package collateral
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/pem"
@@ -12,11 +13,27 @@ import (
 	"github.com/tdproof/tdproof/pckcert"
 )
 
-// CRL is a certificate revocation list with its DER bytes.
+// CRL is a certificate revocation list with its DER bytes. A CRL from
+// ParseCRL is a value: neither DER nor List may be modified afterwards
+// (its digest is computed once, when it is parsed).
 type CRL struct {
 	// DER is the exact DER encoding (its signature covers DER's TBS part).
 	DER  []byte
 	List *x509.RevocationList
+
+	// sum is SHA-256(DER) when parsed is set.
+	sum    [32]byte
+	parsed bool
+}
+
+// Digest returns SHA-256 of DER: the digest computed by ParseCRL, or, for
+// a CRL built by hand, one computed now. Verifiers key their caches by it
+// so that looking up a known CRL costs nothing proportional to its size.
+func (c *CRL) Digest() [32]byte {
+	if c.parsed {
+		return c.sum
+	}
+	return sha256.Sum256(c.DER)
 }
 
 // ParseCRL parses a CRL given as DER, PEM ("X509 CRL"), or hex text of the
@@ -41,7 +58,7 @@ func ParseCRL(data []byte) (*CRL, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: crl: %w", ErrMalformed, err)
 	}
-	return &CRL{DER: der, List: l}, nil
+	return &CRL{DER: der, List: l, sum: sha256.Sum256(der), parsed: true}, nil
 }
 
 func isHex(t []byte) bool {

@@ -1,6 +1,7 @@
 package dcap
 
 import (
+	"math/big"
 	"testing"
 	"time"
 
@@ -82,6 +83,46 @@ func BenchmarkVerifyRepeatPlatform(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkVerifyRepeatPlatformLargeCRL is the repeat path under a PCK
+// CRL revoking 10,000 serials (none of them the platform's): the cost
+// must not grow with the CRL (compare with BenchmarkVerifyRepeatPlatform).
+func BenchmarkVerifyRepeatPlatformLargeCRL(b *testing.B) {
+	f, err := dcaptest.NewFixture(dcaptest.TDXQuoteV4, dcaptest.FixtureOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	revoked := make([]*big.Int, largeCRLSerials)
+	for i := range revoked {
+		revoked[i] = new(big.Int).Lsh(big.NewInt(int64(i+1)), 64)
+	}
+	f.CollateralSpec.PCKCRL.Revoked = revoked
+	qb, err := f.BuildQuote()
+	if err != nil || qb.Parsed == nil {
+		b.Fatal(err)
+	}
+	c, err := f.BuildCollateral()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if n := len(c.PCKCRL.List.RevokedCertificateEntries); n != largeCRLSerials {
+		b.Fatalf("PCK CRL revokes %d serials, want %d", n, largeCRLSerials)
+	}
+	v := NewVerifier(VerifierOptions{TrustedRoot: f.PKI.Root.Certificate})
+	if _, err := v.Verify(qb.Parsed, c, f.Now); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(len(c.PCKCRL.DER)), "crl-bytes")
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := v.Verify(qb.Parsed, c, f.Now); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// largeCRLSerials is the number of serials BenchmarkVerifyRepeatPlatformLargeCRL's PCK CRL revokes.
+const largeCRLSerials = 10000
 
 // BenchmarkVerifyRepeatPlatformParallel is the repeat path from every
 // core at once (the Verifier is shared).

@@ -52,8 +52,8 @@ func pckCAType(c *x509.Certificate) (t pckcert.CAType, ok bool) {
 // kept as data and checked per call.
 type verifiedCollateral struct {
 	root *x509.Certificate
-	// exact bytes, for cache identity
-	rootCRLDER, pckCRLDER       []byte
+	// exact bytes (digests for the CRLs), for cache identity
+	rootCRLSum, pckCRLSum       [32]byte
 	tcbRaw, qeRaw               []byte
 	tcbSig, qeSig               [64]byte
 	tcbChain, qeChain, crlChain [][]byte
@@ -119,7 +119,7 @@ func (v *verifiedCollateral) sameBytes(c *collateral.Collateral, root *x509.Cert
 	return bytes.Equal(v.root.Raw, root.Raw) &&
 		v.tcbSig == c.TCBInfo.Signature && v.qeSig == c.QEIdentity.Signature &&
 		bytes.Equal(v.tcbRaw, c.TCBInfo.Raw) && bytes.Equal(v.qeRaw, c.QEIdentity.Raw) &&
-		bytes.Equal(v.rootCRLDER, c.RootCACRL.DER) && bytes.Equal(v.pckCRLDER, c.PCKCRL.DER) &&
+		v.rootCRLSum == c.RootCACRL.Digest() && v.pckCRLSum == c.PCKCRL.Digest() &&
 		eqChain(v.tcbChain, c.TCBInfoIssuerChain) && eqChain(v.qeChain, c.QEIdentityIssuerChain) &&
 		eqChain(v.crlChain, c.PCKCRLIssuerChain)
 }
@@ -147,7 +147,7 @@ func (s *session) verifyCollateral(c *collateral.Collateral) (*verifiedCollatera
 	root := s.root
 	v := &verifiedCollateral{
 		root:       root,
-		rootCRLDER: c.RootCACRL.DER, pckCRLDER: c.PCKCRL.DER,
+		rootCRLSum: c.RootCACRL.Digest(), pckCRLSum: c.PCKCRL.Digest(),
 		tcbRaw: c.TCBInfo.Raw, qeRaw: c.QEIdentity.Raw,
 		tcbSig: c.TCBInfo.Signature, qeSig: c.QEIdentity.Signature,
 		tcbChain: chainDER(c.TCBInfoIssuerChain), qeChain: chainDER(c.QEIdentityIssuerChain),
@@ -169,7 +169,7 @@ func (s *session) verifyCollateral(c *collateral.Collateral) (*verifiedCollatera
 	if !bytes.Equal(v.rootCRL.RawIssuer, root.RawSubject) {
 		return nil, stepErr("root CA CRL", ErrCRL, "issuer is not the trusted root")
 	}
-	if err := s.checkCRLSignature(v.rootCRL, c.RootCACRL.DER, root); err != nil {
+	if err := s.checkCRLSignature(v.rootCRL, v.rootCRLSum, root); err != nil {
 		return nil, stepErr("root CA CRL", ErrCRL, "signature: %w", err)
 	}
 	v.rootRevoked = serialSet(v.rootCRL)
@@ -208,7 +208,7 @@ func (s *session) verifyCollateral(c *collateral.Collateral) (*verifiedCollatera
 	if !bytes.Equal(v.pckCRL.RawIssuer, ca.RawSubject) {
 		return nil, stepErr("pck crl", ErrCRL, "issuer is not the PCK CA of its issuer chain")
 	}
-	if err := s.checkCRLSignature(v.pckCRL, c.PCKCRL.DER, ca); err != nil {
+	if err := s.checkCRLSignature(v.pckCRL, v.pckCRLSum, ca); err != nil {
 		return nil, stepErr("pck crl", ErrCRL, "signature: %w", err)
 	}
 	v.pckCRLIssuer = ca
@@ -354,8 +354,6 @@ type collateralArg = *collateral.Collateral
 // detach replaces the byte slices v shares with the caller by copies, so
 // a cached entry cannot change under it.
 func (v *verifiedCollateral) detach() {
-	v.rootCRLDER = bytes.Clone(v.rootCRLDER)
-	v.pckCRLDER = bytes.Clone(v.pckCRLDER)
 	v.tcbRaw = bytes.Clone(v.tcbRaw)
 	v.qeRaw = bytes.Clone(v.qeRaw)
 	for _, ch := range [][][]byte{v.tcbChain, v.qeChain, v.crlChain} {

@@ -29,7 +29,7 @@ type cache struct {
 	collateral    map[[128]byte]*verifiedCollateral
 	platforms     map[[64]byte]*verifiedPlatform
 	intermediates map[string]*x509.Certificate // DER → verified PCK CA
-	crlBy         map[string]bool              // CRL DER + signer DER → signature ok
+	crlBy         map[[64]byte]bool            // SHA-256 of CRL DER ‖ of signer DER → signature ok
 	pemBlocks     map[string][]byte            // exact PEM text of a verified CA → DER
 	maxEntries    int
 }
@@ -39,7 +39,7 @@ func newCache(maxEntries int) *cache {
 		collateral:    map[[128]byte]*verifiedCollateral{},
 		platforms:     map[[64]byte]*verifiedPlatform{},
 		intermediates: map[string]*x509.Certificate{},
-		crlBy:         map[string]bool{},
+		crlBy:         map[[64]byte]bool{},
 		pemBlocks:     map[string][]byte{},
 		maxEntries:    maxEntries,
 	}
@@ -86,12 +86,15 @@ func (s *session) intermediate(der []byte) (*x509.Certificate, error) {
 	return c, nil
 }
 
-// checkCRLSignature verifies that signer signed the CRL, once per
-// (CRL, signer) pair for a cached session.
-func (s *session) checkCRLSignature(l *x509.RevocationList, der []byte, signer *x509.Certificate) error {
-	var key string
+// checkCRLSignature verifies that signer signed the CRL whose DER has
+// SHA-256 crlSum, once per (CRL, signer) pair for a cached session. The
+// key costs nothing proportional to the CRL's size.
+func (s *session) checkCRLSignature(l *x509.RevocationList, crlSum [32]byte, signer *x509.Certificate) error {
+	var key [64]byte
 	if s.cache != nil {
-		key = string(der) + string(signer.Raw)
+		copy(key[:32], crlSum[:])
+		signerSum := sha256.Sum256(signer.Raw)
+		copy(key[32:], signerSum[:])
 		s.cache.mu.RLock()
 		ok := s.cache.crlBy[key]
 		s.cache.mu.RUnlock()

@@ -1,6 +1,7 @@
 package dcap
 
 import (
+	"bytes"
 	"crypto/x509"
 	"encoding/hex"
 	"slices"
@@ -62,8 +63,12 @@ func (s *session) verify(q *quote.Quote, c *collateral.Collateral, now time.Time
 	if string(vc.pckCRL.RawIssuer) != string(vp.leaf.RawIssuer) {
 		return nil, stepErr("pck crl", ErrCRL, "PCK CRL is issued by another CA than the PCK certificate")
 	}
-	if err := s.checkCRLSignature(vc.pckCRL, vc.pckCRLDER, vp.intermediate); err != nil {
-		return nil, stepErr("pck crl", ErrCRL, "not signed by the PCK certificate's CA: %w", err)
+	// The collateral step verified the PCK CRL against the CA of its
+	// issuer chain; the quote's PCK CA is usually that very certificate.
+	if !bytes.Equal(vp.intermediate.Raw, vc.pckCRLIssuer.Raw) {
+		if err := s.checkCRLSignature(vc.pckCRL, vc.pckCRLSum, vp.intermediate); err != nil {
+			return nil, stepErr("pck crl", ErrCRL, "not signed by the PCK certificate's CA: %w", err)
+		}
 	}
 	if vc.pckRevoked[vp.leafSerial] {
 		return nil, stepErr("pck chain", ErrRevoked, "PCK certificate (serial %x) is revoked by the PCK CRL", vp.leaf.SerialNumber)

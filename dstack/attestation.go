@@ -73,6 +73,10 @@ type Attestation struct {
 	Config string
 	// ReportDataPayload is the dstack-pod payload bound by ReportData.
 	ReportDataPayload string
+	// SNP is the AMD SEV-SNP platform evidence (version 0
+	// DstackAmdSevSnp, version 1 platform kind "sev-snp"); nil for TDX,
+	// whose Quote and EventLog are then empty.
+	SNP *SNPQuote
 	// ByteArrays records, for version 1, that quote and report_data are
 	// msgpack arrays of integers (how rmp_serde writes a Vec<u8>) rather
 	// than bin values. The decoder sets it from the quote; the encoder

@@ -64,8 +64,10 @@ type Evidence struct {
 // ParseEvidence detects the format of data and parses it:
 //
 //   - a JSON object with a non-empty "attestation" member: the hex
-//     VersionedAttestation (other members are ignored, as dstack-verifier
-//     does);
+//     VersionedAttestation; unknown members are ignored, as
+//     dstack-verifier does, but quote, event_log, report_data and
+//     vm_config, when present, must be the attestation's own (dstack
+//     ignores them: one request must not carry two evidences);
 //   - any other JSON object: GetQuote JSON with "quote" (hex, required),
 //     "event_log" (a JSON string holding the event array, or the array
 //     itself), "report_data" (hex, at most 64 bytes) and "vm_config" (a
@@ -115,6 +117,9 @@ func ParseEvidence(data []byte) (*Evidence, error) {
 // with any runtime events in the event log), its report data and its VM
 // configuration.
 func (a *Attestation) Evidence() (*Evidence, error) {
+	if a.SNP != nil {
+		return a.snpEvidence()
+	}
 	if a.Platform == PlatformNitroEnclave || a.Platform == PlatformAWSNitroTPM {
 		return a.nitroEvidence()
 	}
@@ -176,7 +181,14 @@ func parseJSONEvidence(data []byte) (*Evidence, error) {
 			if err != nil {
 				return nil, err
 			}
-			return a.Evidence()
+			ev, err := a.Evidence()
+			if err != nil {
+				return nil, err
+			}
+			if err := sameBeside(obj, ev); err != nil {
+				return nil, err
+			}
+			return ev, nil
 		}
 	}
 	raw, ok := obj["quote"]
@@ -236,6 +248,67 @@ func parseJSONEvidence(data []byte) (*Evidence, error) {
 		}
 	}
 	return ev, nil
+}
+
+// sameBeside refuses GetQuote members (quote, event_log, report_data,
+// vm_config) beside a non-empty "attestation" unless they carry the
+// attestation's own values: one request holds one evidence, and only the
+// attestation is verified. null and "" count as absent.
+func sameBeside(obj map[string]json.RawMessage, ev *Evidence) error {
+	member := func(name string) ([]byte, error) {
+		raw, ok := obj[name]
+		if !ok {
+			return nil, nil
+		}
+		return stringOrJSON(name, raw)
+	}
+	differs := func(name string) error {
+		return malformed(name, -1, "beside an attestation, must be the attestation's own (one evidence per request)")
+	}
+	if s, err := member("quote"); err != nil {
+		return err
+	} else if len(s) > 0 {
+		b, err := decodeHexField("quote", string(s))
+		if err != nil {
+			return err
+		}
+		if !bytes.Equal(b, ev.Attestation.Quote) {
+			return differs("quote")
+		}
+	}
+	if s, err := member("event_log"); err != nil {
+		return err
+	} else if len(bytes.TrimSpace(s)) > 0 {
+		evs, err := eventlog.ParseJSON(s)
+		if err != nil {
+			return wrapParse("event_log", err)
+		}
+		if !sameEvents(ev, evs) {
+			return differs("event_log")
+		}
+	}
+	if s, err := member("report_data"); err != nil {
+		return err
+	} else if len(s) > 0 {
+		b, err := decodeHexField("report_data", string(s))
+		if err != nil {
+			return err
+		}
+		var rd [64]byte
+		if len(b) > len(rd) {
+			return differs("report_data")
+		}
+		copy(rd[:], b)
+		if rd != *ev.ReportData {
+			return differs("report_data")
+		}
+	}
+	if s, err := member("vm_config"); err != nil {
+		return err
+	} else if len(bytes.TrimSpace(s)) > 0 && string(s) != ev.Config {
+		return differs("vm_config")
+	}
+	return nil
 }
 
 // jsonString decodes a JSON string member; null gives "".

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/tdproof/tdproof/dstack"
+	"github.com/tdproof/tdproof/eventlog"
 	"github.com/tdproof/tdproof/internal/testvectors"
 )
 
@@ -69,7 +70,7 @@ func TestParseEvidenceFormats(t *testing.T) {
 				t.Error("report data without a report_data member")
 			}
 		}},
-		{"attestation wins", rejson(func(m map[string]any) { m["attestation"] = hex.EncodeToString(raw) }), dstack.FormatAttestation, 12, nil},
+		{"attestation with unknown members", []byte(`{"attestation":"` + hex.EncodeToString(raw) + `","debug":false,"quote":null,"event_log":""}`), dstack.FormatAttestation, 12, nil},
 		{"empty attestation ignored", rejson(func(m map[string]any) { m["attestation"] = "" }), dstack.FormatGetQuote, 28, nil},
 		{"attestation wrapper", []byte(`{"attestation":"` + hex.EncodeToString(raw) + `"}`), dstack.FormatAttestation, 12, nil},
 		{"raw attestation", raw, dstack.FormatAttestation, 12, nil},
@@ -87,6 +88,68 @@ func TestParseEvidenceFormats(t *testing.T) {
 				tc.check(t, ev)
 			}
 		})
+	}
+}
+
+// TestAttestationBeside: dstack-verifier ignores quote, event_log,
+// report_data and vm_config beside an attestation; tdproof accepts them
+// only when they are the attestation's own, so that one request never
+// carries two evidences of which one is silently not verified.
+func TestAttestationBeside(t *testing.T) {
+	t.Parallel()
+	gq := testvectors.ReadFile(t, "dstack", "quote-report.json")
+	var other map[string]any
+	if err := json.Unmarshal(gq, &other); err != nil {
+		t.Fatal(err)
+	}
+	raw := attestationBytes(t)
+	a, err := dstack.ParseAttestation(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	own, err := a.Evidence()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ownLog []eventlog.Event
+	for _, e := range own.Events {
+		if !e.IsRuntime() {
+			ownLog = append(ownLog, e)
+		}
+	}
+	ownLog = append(ownLog, own.RuntimeEvents...)
+	for _, tc := range []struct {
+		name  string
+		extra map[string]any
+		ok    bool
+	}{
+		{"own quote", map[string]any{"quote": hex.EncodeToString(a.Quote)}, true},
+		{"own event log", map[string]any{"event_log": string(eventlog.MarshalEvents(ownLog))}, true},
+		{"own report data and vm_config", map[string]any{"report_data": hex.EncodeToString(a.ReportData[:]), "vm_config": a.Config}, true},
+		{"another quote", map[string]any{"quote": other["quote"]}, false},
+		{"another event log", map[string]any{"event_log": other["event_log"]}, false},
+		{"own event log reordered", map[string]any{"event_log": string(eventlog.MarshalEvents(append(ownLog[1:], ownLog[0])))}, false},
+		{"another report data", map[string]any{"report_data": other["report_data"]}, false},
+		{"another vm_config", map[string]any{"vm_config": other["vm_config"]}, false},
+	} {
+		m := map[string]any{"attestation": hex.EncodeToString(raw)}
+		for k, v := range tc.extra {
+			m[k] = v
+		}
+		b, err := json.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev, err := dstack.ParseEvidence(b)
+		if tc.ok {
+			if err != nil || ev.Format != dstack.FormatAttestation {
+				t.Errorf("%s: %v", tc.name, err)
+			}
+			continue
+		}
+		if !errors.Is(err, dstack.ErrMalformed) {
+			t.Errorf("%s: %v, want ErrMalformed", tc.name, err)
+		}
 	}
 }
 

@@ -2,6 +2,7 @@ package dstack
 
 import (
 	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 
 	"github.com/tdproof/tdproof/eventlog"
@@ -458,4 +459,41 @@ func (a *Attestation) writePlatform(w *mpWriter) error {
 		return fmt.Errorf("%w: platform %q", ErrUnsupported, a.Platform)
 	}
 	return nil
+}
+
+// writeTDXData writes the quote and event_log members of a TDX or
+// gcp-tdx platform.data map.
+func (a *Attestation) writeTDXData(w *mpWriter) {
+	w.str("quote")
+	w.bytes(a.Quote, a.ByteArrays)
+	w.str("event_log")
+	w.arrayLen(len(a.EventLog))
+	for _, e := range a.EventLog {
+		n := 5
+		if e.Version != 0 {
+			n++
+		}
+		if e.Preimage != nil {
+			n++
+		}
+		w.mapLen(n)
+		w.str("imr")
+		w.uint(uint64(e.IMR))
+		w.str("event_type")
+		w.uint(uint64(e.Type))
+		w.str("digest")
+		w.bytes(e.Digest, false)
+		w.str("event")
+		w.str(e.Name)
+		w.str("event_payload")
+		w.bytes(e.Payload, false)
+		if e.Version != 0 {
+			w.str("version")
+			w.uint(uint64(e.Version))
+		}
+		if e.Preimage != nil {
+			w.str("preimage")
+			w.str(hex.EncodeToString(e.Preimage))
+		}
+	}
 }

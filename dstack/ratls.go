@@ -65,7 +65,8 @@ func RATLSReportData(spki []byte) [64]byte {
 
 // parseRATLS reads the dstack extensions of a DER certificate: the
 // attestation (.1.8) if present, otherwise the legacy quote (.1.1) and
-// event log (.1.2).
+// event log (.1.2). Legacy extensions beside an attestation must carry
+// the same evidence (sameLegacy).
 func parseRATLS(der []byte) (*Evidence, error) {
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {
@@ -110,6 +111,9 @@ func parseRATLS(der []byte) (*Evidence, error) {
 		if ev, err = a.Evidence(); err != nil {
 			return nil, err
 		}
+		if err := sameLegacy(ev, rawQuote, rawLog); err != nil {
+			return nil, err
+		}
 	case rawQuote != nil:
 		q, err := quote.Parse(rawQuote)
 		if err != nil {
@@ -132,6 +136,64 @@ func parseRATLS(der []byte) (*Evidence, error) {
 	ev.Format = FormatRATLS
 	ev.Certificate = rc
 	return ev, nil
+}
+
+// sameLegacy refuses legacy extensions (.1.1, .1.2) beside an attestation
+// (.1.8) unless they carry the same evidence: a certificate holds one
+// evidence, and only the attestation is verified. The legacy quote must
+// be the attestation's quote byte for byte; the legacy event log must
+// list the attestation's events: its boot events (register, type,
+// digest) then its runtime events (name, payload, version).
+func sameLegacy(ev *Evidence, rawQuote, rawLog []byte) error {
+	if rawQuote != nil && !bytes.Equal(rawQuote, ev.Attestation.Quote) {
+		return malformed("certificate "+OIDTDXQuote.String(), -1, "a legacy quote that is not the %s attestation's quote", OIDAttestation)
+	}
+	if rawLog == nil {
+		return nil
+	}
+	field := "certificate " + OIDEventLog.String()
+	js, err := inflateEventLog(rawLog)
+	if err != nil {
+		return err
+	}
+	legacy, err := eventlog.ParseJSON(js)
+	if err != nil {
+		return wrapParse(field, err)
+	}
+	if !sameEvents(ev, legacy) {
+		return malformed(field, -1, "a legacy event log that is not the %s attestation's", OIDAttestation)
+	}
+	return nil
+}
+
+// sameEvents reports whether log lists the events of ev, an attestation's
+// evidence: its boot events (register, type, digest) then its runtime
+// events (name, payload, version).
+func sameEvents(ev *Evidence, log []eventlog.Event) bool {
+	var want []eventlog.Event
+	for _, e := range ev.Events {
+		if !e.IsRuntime() {
+			want = append(want, e)
+		}
+	}
+	want = append(want, ev.RuntimeEvents...)
+	if len(log) != len(want) {
+		return false
+	}
+	for i := range want {
+		l, w := &log[i], &want[i]
+		switch {
+		case l.IsRuntime() != w.IsRuntime() || l.IMR != w.IMR:
+			return false
+		case w.IsRuntime():
+			if l.Name != w.Name || !bytes.Equal(l.Payload, w.Payload) || normVersion(l.Version) != normVersion(w.Version) {
+				return false
+			}
+		case l.Type != w.Type || !bytes.Equal(l.Digest, w.Digest):
+			return false
+		}
+	}
+	return true
 }
 
 // unwrapOctets decodes an extension value that is a DER OCTET STRING.

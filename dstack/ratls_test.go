@@ -151,6 +151,64 @@ func TestRATLSBound(t *testing.T) {
 	}
 }
 
+// TestRATLSLegacyBesideAttestation: a certificate carries one evidence.
+// Legacy extensions beside the attestation (.1.8) are refused unless they
+// are the same evidence: the attestation's quote, its event log (plain or
+// compressed). Before, they were ignored, so a certificate verified for
+// the attestation could carry another TD's quote or log.
+func TestRATLSLegacyBesideAttestation(t *testing.T) {
+	t.Parallel()
+	key := newKey(t)
+	spki, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd := dstack.RATLSReportData(spki)
+	events := syntheticEvents()
+	s := newSigned(t, dcaptest.TDXQuoteV4, events, rd, nil)
+	other := newSigned(t, dcaptest.TDXQuoteV4, events[:3], rd, nil)
+	a := &dstack.Attestation{Version: 1, Stack: dstack.StackDstack, Quote: s.quote.Raw, EventLog: eventlog.Strip(events), ReportData: rd}
+	for _, e := range events {
+		a.RuntimeEvents = append(a.RuntimeEvents, dstack.RuntimeEvent{Name: e.Name, Payload: e.Payload, Version: e.Version})
+	}
+	att, err := a.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := eventlog.MarshalEvents(events)
+	otherLog := eventlog.MarshalEvents(events[:3])
+	reordered := cloneEvents(events)
+	reordered[1], reordered[2] = reordered[2], reordered[1]
+	for _, c := range []struct {
+		name string
+		exts map[string][]byte
+		ok   bool
+	}{
+		{"same quote", map[string][]byte{"quote": s.quote.Raw}, true},
+		{"same log", map[string][]byte{"eventlog": log}, true},
+		{"same log compressed, same quote", map[string][]byte{"eventlog": gzipELGZ(t, log), "quote": s.quote.Raw}, true},
+		{"another quote", map[string][]byte{"quote": other.quote.Raw}, false},
+		{"another log", map[string][]byte{"eventlog": otherLog}, false},
+		{"reordered log", map[string][]byte{"eventlog": eventlog.MarshalEvents(reordered)}, false},
+		{"empty log", map[string][]byte{"eventlog": []byte("[]")}, false},
+	} {
+		c.exts["attestation"] = att
+		ev, err := dstack.ParseEvidence(raTLSCert(t, key, c.exts, false))
+		if !c.ok {
+			if !errors.Is(err, dstack.ErrMalformed) {
+				t.Errorf("%s: ParseEvidence = %v, want ErrMalformed", c.name, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%s: ParseEvidence: %v", c.name, err)
+		}
+		if _, err := dstack.Verify(ev, s.collateral, s.options()); err != nil {
+			t.Errorf("%s: Verify: %v", c.name, err)
+		}
+	}
+}
+
 // TestRATLSLegacy reads the legacy quote (.1.1) and event log (.1.2)
 // extensions, plain and gzip-compressed.
 func TestRATLSLegacy(t *testing.T) {

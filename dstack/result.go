@@ -1,6 +1,9 @@
 package dstack
 
-import "github.com/tdproof/tdproof/dcap"
+import (
+	"github.com/tdproof/tdproof/dcap"
+	"github.com/tdproof/tdproof/snp"
+)
 
 // MediaType identifies the JSON schema of Result.
 const MediaType = "application/vnd.tdproof.dstack-result.v1+json"
@@ -70,6 +73,11 @@ type Result struct {
 
 	// DCAP is the quote verification result; nil for VerifyEventLog.
 	DCAP *dcap.Result `json:"dcap,omitempty"`
+	// SNP is the SEV-SNP report verification result (VerifySNP only) and
+	// SNPLaunch the launch digest recomputation, nil when the vm_config
+	// carries no sev_snp_measurement.
+	SNP       *snp.Result     `json:"snp,omitempty"`
+	SNPLaunch *SNPLaunchCheck `json:"snp_launch,omitempty"`
 	// Nitro is the verified Nitro document (VerifyNitro), nil otherwise.
 	Nitro *NitroFacts `json:"nitro,omitempty"`
 	// GCP is the verified vTPM quote of dstack-gcp-tdx, nil otherwise.

@@ -92,7 +92,9 @@ type Options struct {
 //     (*ReportDataError, ErrReportData, ErrCertificateBinding);
 //  4. the runtime events: IMR 3, version 2 preimages (ErrPreimage), and the
 //     RTMR3 replay with digests recomputed from name and payload
-//     (*RTMRMismatchError, ErrRTMRMismatch);
+//     (*RTMRMismatchError, ErrRTMRMismatch); an event of another type
+//     logged for IMR 3, which the replay would skip, is refused
+//     (ErrEventLog);
 //  5. RTMR0–2 replayed from the boot event digests when the log carries
 //     boot events other than the ACPI DATA markers (ErrRTMRMismatch);
 //  6. the identity before "system-ready" against MR_CONFIG_ID
@@ -118,6 +120,21 @@ func Verify(ev *Evidence, c *collateral.Collateral, opts Options) (*Result, erro
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrQuote, err)
+	}
+	return verify(ev, opts, dres)
+}
+
+// VerifyQuoted runs every check of Verify after DCAP verification of the
+// quote (steps 2–7), with dres the result of verifying ev.Quote (by
+// dcap.Verify or a dcap.Verifier, against the same collateral). It lets a
+// caller keep the quote's verdict when a later check fails. dres must not
+// be nil.
+func VerifyQuoted(ev *Evidence, dres *dcap.Result, opts Options) (*Result, error) {
+	if err := ev.usable(); err != nil {
+		return nil, err
+	}
+	if dres == nil {
+		return nil, fmt.Errorf("%w: no quote verification result", ErrQuote)
 	}
 	return verify(ev, opts, dres)
 }
@@ -160,6 +177,11 @@ func verify(ev *Evidence, opts Options, dres *dcap.Result) (*Result, error) {
 	for i, e := range ev.Events {
 		if e.IMR > 3 {
 			return nil, fmt.Errorf("%w: event %d is for IMR %d", ErrEventLog, i, e.IMR)
+		}
+		// RTMR3 is replayed from the runtime events only: any other event
+		// logged for it would be shown without being measured.
+		if e.IMR == 3 && !e.IsRuntime() {
+			return nil, fmt.Errorf("%w: event %d (%s) is for IMR 3 but is not a dstack runtime event", ErrEventLog, i, e.Type)
 		}
 	}
 	infos, rtmr3, err := replayRuntime(ev.RuntimeEvents)

@@ -3,6 +3,7 @@ package dstack_test
 import (
 	"bytes"
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/tdproof/tdproof/collateral"
@@ -265,6 +266,41 @@ func TestSignedSynthetic(t *testing.T) {
 		}
 		if _, err = dstack.Verify(ev, s.collateral, s.options()); !errors.Is(err, dstack.ErrPreimage) {
 			t.Fatalf("error %v, want ErrPreimage", err)
+		}
+	})
+	// A firmware event logged for RTMR3 is not replayed (RTMR3 is the
+	// runtime events'), so it must not be accepted beside them: here
+	// another app's compose hash as an EV_EVENT_TAG.
+	t.Run("non-runtime event for IMR 3", func(t *testing.T) {
+		tag := runtimeEvent("compose-hash", bytes.Repeat([]byte{0xbb}, 32), 0)
+		d, err := tag.ReplayDigest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		tag.Type, tag.Digest = eventlog.EvEventTag, d[:]
+		for _, at := range []int{0, 3, len(events)} {
+			bad := slices.Insert(cloneEvents(events), at, tag)
+			ev, err := dstack.ParseEvidence(getQuoteJSON(t, s.quote.Raw, bad, ""))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err = dstack.Verify(ev, s.collateral, s.options()); !errors.Is(err, dstack.ErrEventLog) {
+				t.Fatalf("tag at %d: error %v, want ErrEventLog", at, err)
+			}
+			a := &dstack.Attestation{Version: 1, Stack: dstack.StackDstack, Quote: s.quote.Raw, EventLog: bad, ReportData: [64]byte{1, 2, 3}}
+			for _, e := range events {
+				a.RuntimeEvents = append(a.RuntimeEvents, dstack.RuntimeEvent{Name: e.Name, Payload: e.Payload, Version: e.Version})
+			}
+			raw, err := a.Marshal()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ev, err = dstack.ParseEvidence(raw); err != nil {
+				t.Fatal(err)
+			}
+			if _, err = dstack.Verify(ev, s.collateral, s.options()); !errors.Is(err, dstack.ErrEventLog) {
+				t.Fatalf("attestation, tag at %d: error %v, want ErrEventLog", at, err)
+			}
 		}
 	})
 	t.Run("v1 forged digest ignored", func(t *testing.T) {

@@ -16,6 +16,7 @@ const Profile = "tag:github.com,2023:veraison/ear"
 const (
 	SubmodTDX    = "tdx"    // an Intel TDX quote
 	SubmodSGX    = "sgx"    // an Intel SGX quote
+	SubmodSNP    = "snp"    // an AMD SEV-SNP attestation report
 	SubmodDstack = "dstack" // the dstack application identity (event log, compose hash)
 )
 

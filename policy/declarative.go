@@ -56,6 +56,9 @@ var pinnedTDX = []string{"tdx.mr_td", "tdx.rtmr_0", "tdx.rtmr_1", "tdx.rtmr_2"}
 // pinnedSGX pin an enclave's code: one of them must match.
 var pinnedSGX = []string{"sgx.mr_enclave", "sgx.mr_signer"}
 
+// pinnedSNP pin an SEV-SNP guest's code: its launch digest.
+var pinnedSNP = []string{"snp.measurement"}
+
 // MaxPolicySize bounds a policy document.
 const MaxPolicySize = 1 << 20
 
@@ -257,7 +260,7 @@ func ParseYAML(id, version string, src []byte) (*Policy, error) {
 func (r *Rules) check() error {
 	bad := func(f string, a ...any) error { return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(f, a...)) }
 	for _, t := range r.TEEs {
-		if t != claims.TEETDX && t != claims.TEESGX {
+		if t != claims.TEETDX && t != claims.TEESGX && t != claims.TEESNP {
 			return bad("tees: unknown TEE %q", t)
 		}
 	}
@@ -392,9 +395,9 @@ func (r *Rules) inRecoveryGrace(c claims.Set, p, status string, accepted []strin
 func (r *Rules) appraise(ctx context.Context, a *Appraisal, c claims.Set, refs refvalue.Store, at time.Time, reportData string) error {
 	e := &evaluator{a: a, c: c}
 	tee := c.TEE()
-	if tee != claims.TEETDX && tee != claims.TEESGX {
+	if tee != claims.TEETDX && tee != claims.TEESGX && tee != claims.TEESNP {
 		// Nothing else can be evaluated for evidence of an unknown kind.
-		e.fail(RuleAuthentic, "tee", "tdx or sgx", e.str("tee"))
+		e.fail(RuleAuthentic, "tee", "tdx, sgx or snp", e.str("tee"))
 		return nil
 	} else if _, ok := c.String(tee + ".tcb_status"); !ok {
 		e.fail(RuleAuthentic, tee+".tcb_status", "a verified quote", absent)
@@ -410,7 +413,9 @@ func (r *Rules) appraise(ctx context.Context, a *Appraisal, c claims.Set, refs r
 	if st, ok := c.String(p + "tcb_status"); !ok || !(slices.Contains(accepted, st) || r.inRecoveryGrace(c, p, st, accepted, at)) {
 		e.fail(RuleTCBStatus, p+"tcb_status", "one of ["+strings.Join(accepted, ", ")+"]", e.str(p+"tcb_status"))
 	}
-	if !r.AllowExpiredCollateralUnsafe {
+	// SEV-SNP has no collateral: certificate and CRL validity are checked
+	// when the report is verified.
+	if !r.AllowExpiredCollateralUnsafe && tee != claims.TEESNP {
 		e.wantBool(RuleCollateralExpired, p+"collateral.expired", false)
 	}
 	if r.MaxCollateralAge > 0 {
@@ -420,7 +425,7 @@ func (r *Rules) appraise(ctx context.Context, a *Appraisal, c claims.Set, refs r
 		e.maxAge(RuleTCBDateAge, p+"tcb_date", r.MaxTCBDateAge, at)
 	}
 	if len(r.RejectedAdvisoryIDs) > 0 {
-		r.advisories(e, p)
+		r.advisories(e, p, tee == claims.TEESNP)
 	}
 	if r.MinTCBEvalNum > 0 {
 		if n, ok := c.Int(p + "collateral.tcb_eval_num"); !ok || n < int64(r.MinTCBEvalNum) {
@@ -428,9 +433,12 @@ func (r *Rules) appraise(ctx context.Context, a *Appraisal, c claims.Set, refs r
 		}
 	}
 	if !r.AllowDebugUnsafe {
-		if tee == claims.TEESGX {
+		switch tee {
+		case claims.TEESGX:
 			e.wantBool(RuleDebug, "sgx.debug", false)
-		} else {
+		case claims.TEESNP:
+			e.wantBool(RuleDebug, "snp.guest_policy.debug", false)
+		default:
 			e.wantBool(RuleDebug, "tdx.td_attributes.debug", false)
 		}
 	}
@@ -465,6 +473,9 @@ func (r *Rules) appraise(ctx context.Context, a *Appraisal, c claims.Set, refs r
 			continue
 		}
 		claim := p + "quote.body.report_data"
+		if tee == claims.TEESNP {
+			claim = "snp.report.report_data"
+		}
 		if v, ok := c.String(claim); !ok || !strings.HasPrefix(v, want) {
 			e.fail(RuleReportData, claim, want+"…", e.str(claim))
 		}
@@ -482,11 +493,16 @@ func (r *Rules) appraise(ctx context.Context, a *Appraisal, c claims.Set, refs r
 // TDX module level (which can make the platform OutOfDate) rejects as
 // well, so each component's list is read: platform and QE must be
 // present, the module's when the evidence has a module level.
-func (r *Rules) advisories(e *evaluator, p string) {
-	for _, comp := range []struct {
+func (r *Rules) advisories(e *evaluator, p string, sevSNP bool) {
+	comps := []struct {
 		claim    string
 		required bool
-	}{{p + "platform.advisory_ids", true}, {p + "qe.advisory_ids", true}, {p + "module.advisory_ids", false}} {
+	}{{p + "platform.advisory_ids", true}, {p + "qe.advisory_ids", true}, {p + "module.advisory_ids", false}}
+	if sevSNP {
+		comps = comps[:1]
+		comps[0].claim = p + "advisory_ids"
+	}
+	for _, comp := range comps {
 		v, present := e.get(comp.claim)
 		if !present && !comp.required {
 			continue
@@ -527,6 +543,12 @@ func (r *Rules) pinned(e *evaluator, tee string, matched map[string]bool) bool {
 	case claims.TEESGX:
 		if !slices.ContainsFunc(pinnedSGX, func(n string) bool { return matched[n] }) {
 			lack = pinnedSGX
+		}
+	case claims.TEESNP:
+		for _, n := range pinnedSNP {
+			if !matched[n] {
+				lack = append(lack, n)
+			}
 		}
 	}
 	for _, n := range lack {
@@ -605,7 +627,7 @@ func (r *Rules) referenceValues(ctx context.Context, e *evaluator, refs refvalue
 			continue
 		}
 		ns, _, _ := strings.Cut(name, ".")
-		if ns != tee && (ns != "dstack" || tee != claims.TEETDX) {
+		if ns != tee && (ns != "dstack" || tee != claims.TEETDX && tee != claims.TEESNP) {
 			continue // a measurement of another kind of evidence
 		}
 		claim, _ := claims.MeasurementClaim(name)

@@ -39,6 +39,7 @@ import (
 	"github.com/tdproof/tdproof/policy"
 	"github.com/tdproof/tdproof/quote"
 	"github.com/tdproof/tdproof/refvalue"
+	"github.com/tdproof/tdproof/snp"
 )
 
 // MediaType identifies the JSON schema of Result.
@@ -102,6 +103,7 @@ type config struct {
 	now      func() time.Time
 	dcap     *dcap.Verifier
 	policies PolicyResolver
+	snp      *snp.Verifier
 }
 
 // WithTrustedRoot replaces the pinned Intel SGX Root CA for the dcap.Verifier
@@ -135,6 +137,7 @@ type Verifier struct {
 	now      func() time.Time
 	dcap     *dcap.Verifier
 	policies PolicyResolver
+	snp      *snp.Verifier
 }
 
 // New returns a Verifier getting collateral from src, reference values from
@@ -159,7 +162,10 @@ func New(src CollateralSource, refs refvalue.Store, signer *ear.Signer, opts ...
 	if c.policies == nil {
 		c.policies = DefaultPolicyResolver
 	}
-	return &Verifier{src: src, refs: refs, signer: signer, now: c.now, dcap: c.dcap, policies: c.policies}, nil
+	if c.snp == nil {
+		c.snp = snp.NewVerifier(snp.VerifierOptions{})
+	}
+	return &Verifier{src: src, refs: refs, signer: signer, now: c.now, dcap: c.dcap, policies: c.policies, snp: c.snp}, nil
 }
 
 // Evidence is one verification request. Exactly one of Quote and Dstack is
@@ -171,8 +177,9 @@ type Evidence struct {
 	Dstack []byte
 	// CCEL, with a TDX Quote only, is the TD's boot event log as the
 	// CCEL ACPI table holds it (/sys/firmware/acpi/tables/data/CCEL). It
-	// must replay to the quote's RTMR0–2, else the evidence is not
-	// authentic; the replayed registers become the tdx.eventlog.* claims.
+	// must replay to the quote's RTMR0–2, and to its RTMR3 when it holds
+	// events for RTMR3, else the evidence is not authentic; the replayed
+	// registers become the tdx.eventlog.* claims.
 	CCEL []byte
 	// Nonce, if not empty, must be a prefix of the quote's REPORTDATA (at
 	// most 64 bytes; policy rule "report_data"); it is returned as the
@@ -180,6 +187,12 @@ type Evidence struct {
 	Nonce []byte
 	// PolicyID selects the policy ("": the resolver's default).
 	PolicyID string
+	// DstackInputs, with Dstack evidence only, adds the caller's image
+	// and ACPI tables to the verification (nil: none).
+	DstackInputs *DstackInputs
+	// Details asks for Result.Chain and Result.EventLog (for reports such
+	// as tdproof report and the serve UI); they are omitted otherwise.
+	Details bool
 }
 
 // Result is the explainable verification result (JSON: MediaType).
@@ -205,9 +218,16 @@ type Result struct {
 	// TrustVector is the EAR trust vector of the token.
 	TrustVector ear.TrustVector `json:"trust_vector"`
 	// DCAP and Dstack are the verification results (nil when not run or
-	// not authentic).
+	// not authentic). DCAP is kept when the quote verified but a later
+	// check (the event log) failed, so that its TCB status is reported.
 	DCAP   *dcap.Result   `json:"dcap,omitempty"`
 	Dstack *dstack.Result `json:"dstack,omitempty"`
+	// Chain describes the verified PCK certificate chain, leaf first
+	// (Evidence.Details only; nil when not authentic).
+	Chain []ChainCert `json:"chain,omitempty"`
+	// EventLog lists the events of the event log the evidence carries
+	// (Evidence.Details only; nil when not authentic or without a log).
+	EventLog []LogEvent `json:"event_log,omitempty"`
 }
 
 // Outcome is a verdict: the result and the EAR token that signs it.
@@ -217,6 +237,10 @@ type Outcome struct {
 	Token string
 	// TokenClaims are the signed claims of Token.
 	TokenClaims *ear.Claims
+	// Cause is the verification failure when Result.Authentic is false
+	// (Result.Reason is its text), for callers that classify it (the
+	// CLI's exit codes); nil otherwise.
+	Cause error
 }
 
 // NonceClaim is the eat_nonce Verify writes for nonce: base64url without
@@ -231,6 +255,9 @@ func NonceClaim(nonce []byte) string {
 func (v *Verifier) Verify(ctx context.Context, ev Evidence) (*Outcome, error) {
 	if (len(ev.Quote) == 0) == (len(ev.Dstack) == 0) {
 		return nil, fmt.Errorf("%w: give exactly one of a quote and dstack evidence", ErrMalformedEvidence)
+	}
+	if ev.DstackInputs != nil && len(ev.Dstack) == 0 {
+		return nil, fmt.Errorf("%w: an image or ACPI tables go with dstack evidence", ErrMalformedEvidence)
 	}
 	if len(ev.CCEL) > 0 && len(ev.Quote) == 0 {
 		return nil, fmt.Errorf("%w: a CCEL goes with a quote (dstack evidence carries its own event log)", ErrMalformedEvidence)
@@ -252,7 +279,11 @@ func (v *Verifier) Verify(ctx context.Context, ev Evidence) (*Outcome, error) {
 		q  *quote.Quote
 		de *dstack.Evidence
 	)
-	var replayed *[4][48]byte
+	var (
+		replayed  *[4][48]byte
+		ccel      []eventlog.Event
+		ccelRTMR3 bool // the CCEL holds RTMR3 events
+	)
 	if len(ev.Quote) > 0 {
 		if q, err = quote.Parse(ev.Quote); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrMalformedEvidence, err)
@@ -261,13 +292,16 @@ func (v *Verifier) Verify(ctx context.Context, ev Evidence) (*Outcome, error) {
 			if q.TD == nil {
 				return nil, fmt.Errorf("%w: a CCEL goes with a TDX quote", ErrMalformedEvidence)
 			}
-			if replayed, err = replayCCEL(ev.CCEL); err != nil {
+			if replayed, ccel, ccelRTMR3, err = replayCCEL(ev.CCEL); err != nil {
 				return nil, fmt.Errorf("%w: %w", ErrMalformedEvidence, err)
 			}
 		}
 	} else {
 		if de, err = dstack.ParseEvidence(ev.Dstack); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrMalformedEvidence, err)
+		}
+		if de.Attestation != nil && de.Attestation.SNP != nil {
+			return v.verifySNP(ctx, de, pol, ev.Nonce)
 		}
 		q = de.Quote
 		if q == nil {
@@ -290,31 +324,50 @@ func (v *Verifier) Verify(ctx context.Context, ev Evidence) (*Outcome, error) {
 		}
 		res.DCAP, in.DCAP = r, r
 		if replayed != nil {
-			for i := range 3 {
-				if replayed[i] != q.TD.RTMRs[i] {
-					return v.notAuthentic(res, pol, now, fmt.Errorf("%w: the CCEL replays RTMR%d to %x, the quote has %x", ErrEventLog, i, replayed[i], q.TD.RTMRs[i]))
-				}
+			if err := matchCCEL(replayed, ccelRTMR3, q.TD); err != nil {
+				// res.DCAP stays: the quote itself verified.
+				return v.notAuthentic(res, pol, now, err)
 			}
 			in.Replayed = replayed
 		}
 	} else {
-		r, err := dstack.Verify(de, col, dstack.Options{
+		if de.Quote.TD == nil {
+			return nil, fmt.Errorf("%w: %w: not a TDX quote", ErrMalformedEvidence, dstack.ErrUnsupported)
+		}
+		dres, err := v.dcap.Verify(q, col, now)
+		if err != nil {
+			return v.notAuthentic(res, pol, now, fmt.Errorf("%w: %w", dstack.ErrQuote, err))
+		}
+		opts := dstack.Options{
 			Now:      now,
 			Verifier: v.dcap,
 			// The policy decides these (rules debug and mr_servicetd),
 			// so that a rejection names the rule.
 			AllowDebugUnsafe:     true,
 			AllowServiceTDUnsafe: true,
-		})
+		}
+		ev.DstackInputs.apply(&opts)
+		r, err := dstack.VerifyQuoted(de, dres, opts)
 		if err != nil {
 			if errors.Is(err, dstack.ErrMalformed) || errors.Is(err, dstack.ErrUnsupported) {
 				return nil, fmt.Errorf("%w: %w", ErrMalformedEvidence, err)
 			}
+			// The quote verified: keep its result (TCB status) next to
+			// the reason the event log failed.
+			res.DCAP = dres
 			return v.notAuthentic(res, pol, now, err)
 		}
 		res.Dstack, res.DCAP, in.Dstack = r, r.DCAP, r
 	}
 	res.Authentic = true
+	if ev.Details {
+		res.Chain = chainDetails(q, col, res.DCAP)
+		if de != nil {
+			res.EventLog = logDetails(de.Events, de.RuntimeEvents)
+		} else if ccel != nil {
+			res.EventLog = logDetails(ccel, eventlog.RuntimeEvents(ccel))
+		}
+	}
 	cs, err := claims.New(in)
 	if err != nil {
 		return nil, fmt.Errorf("verifier: claims: %w", err)
@@ -332,7 +385,7 @@ func (v *Verifier) Verify(ctx context.Context, ev Evidence) (*Outcome, error) {
 // notAuthentic makes the outcome of evidence that failed verification.
 func (v *Verifier) notAuthentic(res *Result, pol *policy.Policy, now time.Time, cause error) (*Outcome, error) {
 	res.Reason = cause.Error()
-	res.DCAP, res.Dstack, res.Claims = nil, nil, nil
+	res.Dstack, res.Claims = nil, nil
 	res.Appraisal = &policy.Appraisal{
 		MediaType:     policy.MediaType,
 		Allow:         false,
@@ -342,7 +395,11 @@ func (v *Verifier) notAuthentic(res *Result, pol *policy.Policy, now time.Time, 
 		TrustVector:   policy.TrustVector{Hardware: policy.TrustHardwareUnsafe},
 		Time:          now,
 	}
-	return v.sign(res, ear.Summary{Rejected: true})
+	o, err := v.sign(res, ear.Summary{Rejected: true})
+	if o != nil {
+		o.Cause = cause
+	}
+	return o, err
 }
 
 func (v *Verifier) sign(res *Result, s ear.Summary) (*Outcome, error) {
@@ -362,8 +419,11 @@ func (v *Verifier) sign(res *Result, s ear.Summary) (*Outcome, error) {
 		sub.Claims = b
 	}
 	submod := ear.SubmodTDX
-	if res.TEE == claims.TEESGX {
+	switch res.TEE {
+	case claims.TEESGX:
 		submod = ear.SubmodSGX
+	case claims.TEESNP:
+		submod = ear.SubmodSNP
 	}
 	tok, tc, err := v.signer.Sign(ear.Claims{
 		Nonce:   res.Nonce,
@@ -427,17 +487,57 @@ func classifySourceError(ctx context.Context, err error) error {
 	return fmt.Errorf("%w: %w", ErrCollateralUnavailable, err)
 }
 
-// replayCCEL parses a CCEL and replays its events (RTMR0–2 from the
-// firmware; RTMR3 from any events the log holds for it).
-func replayCCEL(raw []byte) (*[4][48]byte, error) {
-	evs, err := eventlog.ParseCCELEvents(raw)
+// CheckCCEL checks that a CCEL (the CCEL ACPI table's event log) is the
+// boot log of the TD that produced td: it must parse (else an error
+// wrapping ErrMalformedEvidence) and replay to td's RTMR0–2, and to its
+// RTMR3 when it records RTMR3 events (else an error wrapping
+// ErrEventLog). It verifies nothing about td itself. Verify applies the
+// same rule to Evidence.CCEL; the key broker uses it for a CCEL sent
+// beside a dstack event log.
+func CheckCCEL(td *quote.TDReport, ccel []byte) error {
+	if td == nil {
+		return fmt.Errorf("%w: a CCEL goes with a TDX quote", ErrMalformedEvidence)
+	}
+	replayed, _, rtmr3, err := replayCCEL(ccel)
 	if err != nil {
-		return nil, err
+		return fmt.Errorf("%w: %w", ErrMalformedEvidence, err)
+	}
+	return matchCCEL(replayed, rtmr3, td)
+}
+
+// matchCCEL compares a CCEL's replay with the quoted registers: RTMR0–2,
+// and RTMR3 when the CCEL records events for it (a log whose RTMR3 events
+// do not replay to the quote is not the TD's).
+func matchCCEL(replayed *[4][48]byte, rtmr3 bool, td *quote.TDReport) error {
+	n := 3
+	if rtmr3 {
+		n = 4
+	}
+	for i := range n {
+		if replayed[i] != td.RTMRs[i] {
+			return fmt.Errorf("%w: the CCEL replays RTMR%d to %x, the quote has %x", ErrEventLog, i, replayed[i], td.RTMRs[i])
+		}
+	}
+	return nil
+}
+
+// replayCCEL parses a CCEL and replays its events (RTMR0–2 from the
+// firmware; RTMR3 from any events the log holds for it, which rtmr3
+// reports). It also returns the events.
+func replayCCEL(raw []byte) (replayed *[4][48]byte, evs []eventlog.Event, rtmr3 bool, err error) {
+	evs, err = eventlog.ParseCCELEvents(raw)
+	if err != nil {
+		return nil, nil, false, err
 	}
 	r, err := eventlog.Replay(evs)
 	if err != nil {
-		return nil, err
+		return nil, nil, false, err
+	}
+	for _, e := range evs {
+		if e.IMR == 3 && e.Type != eventlog.EvNoAction {
+			rtmr3 = true
+		}
 	}
 	out := [4][48]byte(r)
-	return &out, nil
+	return &out, evs, rtmr3, nil
 }

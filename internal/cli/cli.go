@@ -95,15 +95,18 @@ func oneLine(s string) string {
 	return strings.Join(parts, "; ")
 }
 
-const exitCodesHelp = `  0  verified and accepted (quote inspect: parsed, signatures valid or not checkable)
+const exitCodesHelp = `  0  verified and allowed: OK (affirming) or WARNING (allowed, not affirming), as the
+     service decides (quote inspect: parsed, signatures valid or not checkable)
   1  internal error
   2  usage: unknown command or flag, missing argument, bad flag value, unreadable input file
   3  malformed input: the quote, the collateral or the trusted root does not parse, or the
      quote is of an unsupported kind
   4  not authentic: signature, certificate chain, revocation, CRL, QE identity, TDX module
-     identity or collateral check failed (with --strict also expired collateral)
-  5  rejected by policy: TCB status not accepted (TCB not supported is never accepted),
-     debug, missing SEPT_VE_DISABLE, service TD, collateral age or expiry
+     identity, event log or collateral check failed (with --strict also expired
+     collateral); eventlog replay --quote without collateral (SKIPPED: not appraised)
+  5  rejected by policy: any failed rule (TCB status not accepted, TCB not supported,
+     collateral expired or too old, debug, SEPT_VE_DISABLE, service TD, reference value,
+     events after system-ready, ...)
   6  collateral unavailable: the --collateral path does not exist or lacks a required piece,
      or the PCS/PCCS or --collateral-dir could not provide verified collateral (network,
      timeout, 404, 429, 5xx, response failing verification or expired, offline miss)`
@@ -184,8 +187,9 @@ variable named TDPROOF_ plus the flag name in upper case with '-' replaced by '_
 	root.AddCommand(a.refvalueCommand())
 	root.AddCommand(a.demoCommand(), a.kbsCommand())
 	root.AddCommand(a.agentCommand(), a.tdsimCommand())
+	root.AddCommand(a.reportCommand())
 	root.AddCommand(a.completionCommand())
-	root.AddCommand(a.nitroCommand(), a.tpmCommand())
+	root.AddCommand(a.nitroCommand(), a.tpmCommand(), a.snpCommand())
 	describeEnv(root)
 	return root
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
+	"github.com/tdproof/tdproof/amdkds"
 	"github.com/tdproof/tdproof/pckcert"
 	"github.com/tdproof/tdproof/pcs"
 	"github.com/tdproof/tdproof/pcs/pcscache"
@@ -55,6 +56,9 @@ type fetchFlags struct {
 	trustedRoot string
 	at          timeValue
 	parallel    int
+	// SEV-SNP (--platform snp).
+	platform, kdsURL string
+	products         []string
 }
 
 // fetchOutput is the JSON output of collateral fetch.
@@ -126,11 +130,21 @@ progress bar is drawn on stderr when it is a terminal.`,
 	fl.Var(&f.at, "at", "check validity windows at `TIME`: RFC 3339 or unix seconds (default now)")
 	fl.IntVar(&f.parallel, "parallel", 4, "fetch up to `N` items at once")
 	f.source.register(fl, "", false)
+	fl.StringVar(&f.platform, "platform", "tdx", "`PLATFORM`: tdx (Intel PCS/PCCS collateral) or snp (AMD KDS certificates and CRLs)")
+	fl.StringVar(&f.kdsURL, "amd-kds-url", amdkds.DefaultBaseURL, "--platform snp: AMD KDS base `URL`")
+	fl.StringSliceVar(&f.products, "product", nil, "--platform snp: also fetch cert_chain and CRL of these product lines (Milan, Genoa, Turin)")
 	commandLineOnly(fl, "trusted-root")
 	return c
 }
 
 func (a *app) runFetch(cmd *cobra.Command, args []string, f *fetchFlags) error {
+	switch f.platform {
+	case "tdx", "":
+	case "snp":
+		return a.runFetchSNP(cmd, args, f)
+	default:
+		return &usageError{err: fmt.Errorf("--platform: %q is neither tdx nor snp", f.platform)}
+	}
 	if f.out == "" {
 		return withHints(&usageError{err: errors.New("missing -o/--out DIR")}, "name the bundle directory to write with -o DIR")
 	}

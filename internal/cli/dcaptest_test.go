@@ -72,8 +72,8 @@ func TestTrustedRootWarning(t *testing.T) {
 				o := invoke(t, nil, args...)
 				o.wantCode(t, exitOK, args...)
 				lines := strings.SplitN(o.stdout, "\n", 3)
-				if len(lines) < 3 || lines[0] != warning || lines[1] != "OK: UpToDate" {
-					t.Errorf("human output starts %q, want the WARNING line then OK: UpToDate", lines[:min(2, len(lines))])
+				if len(lines) < 3 || !strings.HasPrefix(lines[0], "WARNING: allowed, not affirming (EAR status warning, TCB UpToDate") || lines[1] != warning {
+					t.Errorf("human output starts %q, want the verdict then the NON-INTEL warning", lines[:min(2, len(lines))])
 				}
 				if !strings.Contains(o.stdout, "trusted root           NON-INTEL (sha256 "+e.rootSHA256+")") {
 					t.Errorf("human output lacks the NON-INTEL trusted root line")
@@ -86,13 +86,15 @@ func TestTrustedRootWarning(t *testing.T) {
 				if out.IntelRoot || out.TrustedRootSHA256 != e.rootSHA256 {
 					t.Errorf("JSON: intel_root %v, trusted_root_sha256 %s; want false and the fake root's hash", out.IntelRoot, out.TrustedRootSHA256)
 				}
-				if out.Result == nil || out.Result.IntelRoot || out.Result.TrustedRootSHA256 != e.rootSHA256 {
+				if out.Result == nil || out.Result.DCAP == nil || out.Result.DCAP.IntelRoot || out.Result.DCAP.TrustedRootSHA256 != e.rootSHA256 {
 					t.Errorf("JSON result: %+v, want intel_root false and the fake root's hash", out.Result)
 				}
 				var raw struct {
-					Result map[string]any `json:"result"`
+					Result struct {
+						DCAP map[string]any `json:"dcap"`
+					} `json:"result"`
 				}
-				if err := json.Unmarshal([]byte(o.stdout), &raw); err != nil || raw.Result["intel_root"] != false {
+				if err := json.Unmarshal([]byte(o.stdout), &raw); err != nil || raw.Result.DCAP["intel_root"] != false {
 					t.Errorf(`JSON lacks "intel_root": false (%v)`, err)
 				}
 
@@ -113,7 +115,7 @@ func TestTrustedRootWarning(t *testing.T) {
 			vec := testvectors.Path(t, "dcap", "tdx-v4-b0c06f")
 			o = invoke(t, nil, "quote", "verify", filepath.Join(vec, "quote.bin"), "--collateral", vec, "--at", "1752919234", "--trusted-root", e.rootPEM)
 			o.wantCode(t, exitNotAuthentic)
-			if lines := strings.SplitN(o.stdout, "\n", 3); len(lines) < 2 || lines[0] != warning || !strings.HasPrefix(lines[1], "NOT AUTHENTIC: ") {
+			if lines := strings.SplitN(o.stdout, "\n", 3); len(lines) < 2 || lines[1] != warning || !strings.HasPrefix(lines[0], "REJECTED: not authentic: ") {
 				t.Errorf("real quote with a fake root: stdout = %q", o.stdout)
 			}
 		})
@@ -146,15 +148,15 @@ func TestVerifyFixtureMutations(t *testing.T) {
 		rule   string
 	}{
 		{"default", dcaptest.TDXQuoteV4, func(*dcaptest.Fixture) {}, nil, exitOK, "", ""},
-		{"debug TD", dcaptest.TDXQuoteV4, func(f *dcaptest.Fixture) { f.QuoteSpec.TD.TDAttributes[0] |= 1 }, nil, exitRejected, codeRejected, "td_debug"},
+		{"debug TD", dcaptest.TDXQuoteV4, func(f *dcaptest.Fixture) { f.QuoteSpec.TD.TDAttributes[0] |= 1 }, nil, exitRejected, codeRejected, "debug"},
 		{"debug TD allowed", dcaptest.TDXQuoteV4, func(f *dcaptest.Fixture) { f.QuoteSpec.TD.TDAttributes[0] |= 1 }, []string{"--allow-debug-unsafe"}, exitOK, "", ""},
 		{"no SEPT_VE_DISABLE", dcaptest.TDXQuoteV4, func(f *dcaptest.Fixture) { f.QuoteSpec.TD.TDAttributes[3] &^= 0x10 }, nil, exitRejected, codeRejected, "sept_ve_disable"},
 		{"no SEPT_VE_DISABLE allowed", dcaptest.TDXQuoteV4, func(f *dcaptest.Fixture) { f.QuoteSpec.TD.TDAttributes[3] &^= 0x10 },
 			[]string{"--allow-missing-sept-ve-disable-unsafe"}, exitOK, "", ""},
-		{"service TD", dcaptest.TDXQuoteV5TD15, func(f *dcaptest.Fixture) { f.QuoteSpec.TD.MRServiceTD[0] = 1 }, nil, exitRejected, codeRejected, "mr_service_td"},
+		{"service TD", dcaptest.TDXQuoteV5TD15, func(f *dcaptest.Fixture) { f.QuoteSpec.TD.MRServiceTD[0] = 1 }, nil, exitRejected, codeRejected, "mr_servicetd"},
 		{"service TD allowed", dcaptest.TDXQuoteV5TD15, func(f *dcaptest.Fixture) { f.QuoteSpec.TD.MRServiceTD[0] = 1 },
 			[]string{"--allow-service-td-unsafe"}, exitOK, "", ""},
-		{"debug enclave", dcaptest.SGXQuoteV3, func(f *dcaptest.Fixture) { f.QuoteSpec.Enclave.Attributes[0] |= 2 }, nil, exitRejected, codeRejected, "enclave_debug"},
+		{"debug enclave", dcaptest.SGXQuoteV3, func(f *dcaptest.Fixture) { f.QuoteSpec.Enclave.Attributes[0] |= 2 }, nil, exitRejected, codeRejected, "debug"},
 		{"revoked PCK", dcaptest.TDXQuoteV4, func(f *dcaptest.Fixture) {
 			f.CollateralSpec.PCKCRL.Revoked = []*big.Int{f.Platform.PCK.Certificate.SerialNumber}
 		}, nil, exitNotAuthentic, codeRevoked, ""},
@@ -178,8 +180,8 @@ func TestVerifyFixtureMutations(t *testing.T) {
 			if got := codeOf(out.Error); got != tc.code {
 				t.Errorf("error code = %q, want %q (%+v)", got, tc.code, out.Error)
 			}
-			if tc.rule != "" && (len(out.Violations) != 1 || out.Violations[0].Rule != tc.rule) {
-				t.Errorf("violations = %v, want one %s", out.Violations, tc.rule)
+			if tc.rule != "" && (out.Result == nil || len(out.Result.Appraisal.Failed) != 1 || out.Result.Appraisal.Failed[0].Rule != tc.rule) {
+				t.Errorf("result = %+v, want one failed rule %s", out.Result, tc.rule)
 			}
 		})
 	}
@@ -231,13 +233,13 @@ func TestVerifyFixturePCSDir(t *testing.T) {
 	o.wantCode(t, exitOK, args...)
 	var out verifyOutput
 	decodeJSON(t, o, &out)
-	if out.Collateral == nil || out.Collateral.Kind != "pcs-dir" || out.Result.FMSPC != fmspc {
-		t.Errorf("collateral_source %+v, fmspc %s; want pcs-dir and %s", out.Collateral, out.Result.FMSPC, fmspc)
+	if out.Collateral == nil || out.Collateral.Kind != "pcs-dir" || out.Result.DCAP.FMSPC != fmspc {
+		t.Errorf("collateral_source %+v, fmspc %s; want pcs-dir and %s", out.Collateral, out.Result.DCAP.FMSPC, fmspc)
 	}
-	if out.Result.IntelRoot {
+	if out.Result.DCAP.IntelRoot {
 		t.Errorf("intel_root = true with a dcaptest root")
 	}
-	if dcap.IntelRootSHA256 == out.Result.TrustedRootSHA256 {
+	if dcap.IntelRootSHA256 == out.Result.DCAP.TrustedRootSHA256 {
 		t.Errorf("trusted_root_sha256 is Intel's")
 	}
 

@@ -6,12 +6,12 @@
 // Commands:
 //
 //	tdproof quote inspect FILE
-//	tdproof quote verify FILE [--collateral PATH | --pccs-url URL | --collateral-dir DIR [--offline]]
+//	tdproof quote verify FILE [--collateral PATH | --pccs-url URL | --collateral-dir DIR [--offline]] [--policy FILE] [--refvalues FILE | --db DSN [--policy-id ID]]
 //	tdproof collateral fetch [QUOTE...] (--fmspc LIST | --all) -o DIR
 //	tdproof collateral show DIR|FILE
 //	tdproof pccs serve [--listen ADDR] [--collateral-dir DIR]
-//	tdproof eventlog replay FILE [--quote QUOTE]
-//	tdproof dstack verify FILE --collateral PATH
+//	tdproof eventlog replay FILE [--quote QUOTE [--collateral PATH …] [--policy FILE] [--refvalues FILE | --db DSN]]
+//	tdproof dstack verify FILE --collateral PATH [--policy FILE] [--refvalues FILE | --db DSN [--policy-id ID]]
 //	tdproof measure (--image DIR | --firmware F --kernel K --initrd I --cmdline S) --memory SIZE
 //	tdproof measure lite --image DIR
 //	tdproof measure diagnose --evidence FILE (--image DIR | lite)
@@ -27,9 +27,25 @@
 // Every flag has an environment fallback named TDPROOF_ plus the flag name
 // in upper case with '-' replaced by '_' (--max-collateral-age reads
 // TDPROOF_MAX_COLLATERAL_AGE); a flag on the command line wins. The
-// exceptions are --trusted-root and the *-unsafe switches: they weaken
-// verification, so they are read from the command line only and a variable
-// left in the environment cannot turn them on.
+// exceptions are --trusted-root, --policy, --policy-id and the *-unsafe
+// switches: they can weaken verification, so they are read from the command
+// line only and a variable left in the environment cannot turn them on.
+//
+// # One verdict
+//
+// quote verify, dstack verify and eventlog replay --quote (with collateral)
+// do not appraise on their own: they build a verifier.Verifier, the
+// pipeline tdproof serve runs, around the collateral they loaded, with the
+// service's built-in default policy unless --policy (a YAML or Rego file,
+// compiled as the service compiles a stored policy) or --db (the service's
+// database: its policies and reference values) says otherwise, and
+// --refvalues (the JSON of tdproof refvalue list). The first line of human
+// output, and "verdict" in JSON, is OK (allowed and affirming, exit 0),
+// WARNING (allowed but not affirming, exit 0), REJECTED (exit 4 not
+// authentic, 5 denied by the policy) or, for eventlog replay --quote
+// without collateral, SKIPPED (exit 4: the quote was not verified).
+// TestCLIAgreesWithService checks that the CLI and the service decide
+// alike on every shared vector.
 //
 // Human output is the default; --format json writes one versioned JSON
 // object to stdout. Diagnostics go to stderr as "tdproof: error: …" and
@@ -53,9 +69,11 @@
 //	   --strict ErrExpired and ErrNotYetValid
 //	   dstack event-log, report-data and MR_CONFIG_ID errors, an event log
 //	   that does not replay to the quote
-//	5  rejected by policy: dcap.ErrRejected, dcap.ErrTCBNotSupported (no
-//	   TCB level matches: never acceptable), dstack.ErrTDRejected (debug,
-//	   MRSIGNERSEAM, MRSERVICETD), measure diagnose mismatches
+//	   eventlog replay --quote without collateral (not appraised)
+//	5  rejected by policy: policy.ErrRejected (any failed rule of the
+//	   appraisal), dcap.ErrTCBNotSupported (no TCB level matches: never
+//	   acceptable), dstack.ErrTDRejected (MRSIGNERSEAM), measure diagnose
+//	   mismatches
 //	6  collateral unavailable: the --collateral path does not exist or
 //	   cannot be read, a directory lacks a required response, or the
 //	   PCS/PCCS or collateral directory cannot provide verified collateral
@@ -64,6 +82,7 @@
 // # Security
 //
 // --trusted-root replaces the pinned Intel SGX Root CA. A result made that
-// way proves nothing about Intel hardware; the human output then starts with
-// a WARNING line and the JSON result carries "intel_root": false.
+// way proves nothing about Intel hardware; the human output then says so on
+// the line after the verdict and the JSON result carries "intel_root":
+// false.
 package cli

@@ -11,15 +11,21 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/tdproof/tdproof/collateral"
 	"github.com/tdproof/tdproof/dcap"
 	"github.com/tdproof/tdproof/dstack"
 	"github.com/tdproof/tdproof/measure"
+	"github.com/tdproof/tdproof/policy"
+	"github.com/tdproof/tdproof/verifier"
 )
 
-// dstackMediaType identifies the JSON output of dstack verify.
-const dstackMediaType = "application/vnd.tdproof.dstack-verification.v1+json"
+// dstackMediaType identifies the JSON output of dstack verify. Version 2:
+// the verdict comes from the service's pipeline and "result" is the
+// service's result (verifier.Result, as in POST /v1/verify; the dstack
+// facts are its "dstack" member).
+const dstackMediaType = "application/vnd.tdproof.dstack-verification.v2+json"
 
 func (a *app) dstackCommand() *cobra.Command {
 	c := &cobra.Command{
@@ -37,20 +43,44 @@ func (a *app) dstackCommand() *cobra.Command {
 
 type dstackFlags struct {
 	source                              sourceFlags
+	appraisal                           appraisalFlags
 	collateral, trustedRoot, reportData string
 	at                                  timeValue
 	strict                              bool
 	allowDebug, allowSEAM, allowSvcTD   bool
 	image, acpiDir                      string
+	dstackCompat                        bool
+	snpVCEK                             string
 }
 
 type dstackOutput struct {
-	MediaType      string         `json:"media_type"`
-	Verified       bool           `json:"verified"`
-	IntelRoot      bool           `json:"intel_root"`
-	TrustedRootSHA string         `json:"trusted_root_sha256"`
-	Result         *dstack.Result `json:"result"`
-	Error          *errorJSON     `json:"error,omitempty"`
+	MediaType string `json:"media_type"`
+	// Verdict is OK, WARNING or REJECTED ("" without a verdict: Error).
+	Verdict string `json:"verdict"`
+	// Verified: the evidence is authentic; Accepted: the policy allows it.
+	Verified       bool             `json:"verified"`
+	Accepted       bool             `json:"accepted"`
+	IntelRoot      bool             `json:"intel_root"`
+	TrustedRootSHA string           `json:"trusted_root_sha256"`
+	Result         *verifier.Result `json:"result"`
+	// Other is the result of evidence of a TEE the verifier service does
+	// not appraise yet (SEV-SNP): verified, not appraised.
+	Other *dstack.Result `json:"other_result,omitempty"`
+	Error *errorJSON     `json:"error,omitempty"`
+	line  string
+}
+
+// rules returns the built-in policy changed by dstack verify's switches.
+func (f *dstackFlags) rules(fl *pflag.FlagSet) (policy.Rules, []string) {
+	var r policy.Rules
+	var changed []string
+	if fl.Changed("allow-debug-unsafe") {
+		r.AllowDebugUnsafe, changed = f.allowDebug, append(changed, "allow-debug-unsafe")
+	}
+	if fl.Changed("allow-service-td-unsafe") {
+		r.AllowServiceTDUnsafe, changed = f.allowSvcTD, append(changed, "allow-service-td-unsafe")
+	}
+	return r, changed
 }
 
 func (a *app) dstackVerifyCommand() *cobra.Command {
@@ -62,8 +92,16 @@ func (a *app) dstackVerifyCommand() *cobra.Command {
 given collateral), RTMR3 against the replay of the runtime events (digests recomputed from
 name and payload), RTMR0-2 against the boot events when the log carries them, report-data
 bindings, and the app identity (app-id, compose hash, instance id, key provider) read only
-from events before the first system-ready. DEBUG TDs, a non-Intel TDX module (MRSIGNERSEAM)
-and service TDs (MRSERVICETD) are rejected (exit 5) unless allowed.
+from events before the first system-ready. The result is then appraised exactly as
+tdproof serve appraises it (the same pipeline and, by default, the same built-in policy:
+UpToDate, collateral not expired, no DEBUG TD, no service TD, no RTMR3 event after
+system-ready, every reference value matching; MRTD and RTMR0-2 pinned for an affirming
+result). A non-Intel TDX module (MRSIGNERSEAM) is rejected (exit 5) unless allowed.
+
+The first line of output is the verdict: OK (affirming; exit 0), WARNING (allowed but not
+affirming, e.g. nothing pins the TD's code; exit 0) or REJECTED (not authentic, exit 4, or
+denied by the policy, exit 5) with the reason. --policy, --policy-id, --refvalues and --db
+choose the policy and reference values as for quote verify.
 
 OS image: with --image DIR (a dstack image directory: metadata.json, the firmware, kernel
 and initrd, and sha256sum.txt, checked when present) MRTD and RTMR0-2 are recomputed for
@@ -82,7 +120,8 @@ verify takes) or, without it, from the configured source: --pccs-url (default In
 --collateral-dir (an offline bundle or cache) and --offline, as for quote verify.`,
 		Example: `  tdproof dstack verify getquote.json --collateral collateral.json
   tdproof dstack verify getquote.json --collateral collateral.json --image dstack-0.5.3/
-  tdproof dstack verify cert.pem --collateral pcs/ --format json`,
+  tdproof dstack verify cert.pem --collateral pcs/ --format json
+  tdproof dstack verify getquote.json --collateral collateral.json --refvalues refvalues.json`,
 		Annotations: map[string]string{"exit_codes": exitCodesHelp},
 		Args:        exactArgs("FILE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -96,12 +135,15 @@ verify takes) or, without it, from the configured source: --pccs-url (default In
 	fl.Var(&f.at, "at", "verification `TIME`: RFC 3339 or unix seconds (default now)")
 	fl.StringVar(&f.trustedRoot, "trusted-root", "", "trust the certificate in `FILE` instead of the Intel SGX Root CA")
 	fl.BoolVar(&f.strict, "strict", false, "fail on expired or not yet valid collateral or certificates")
-	fl.StringVar(&f.reportData, "report-data", "", "expected REPORTDATA as `HEX` (up to 64 bytes, zero-padded), e.g. your nonce")
+	fl.StringVar(&f.reportData, "report-data", "", "expected REPORTDATA as `HEX` (up to 64 bytes, zero-padded), e.g. your nonce (rule report_data)")
 	fl.BoolVar(&f.allowDebug, "allow-debug-unsafe", false, "accept DEBUG TDs (the host can read their memory)")
 	fl.BoolVar(&f.allowSEAM, "allow-mrsignerseam-unsafe", false, "accept a TDX module not signed by Intel (non-zero MRSIGNERSEAM)")
 	fl.BoolVar(&f.allowSvcTD, "allow-service-td-unsafe", false, "accept a non-zero MRSERVICETD")
 	fl.StringVar(&f.image, "image", "", "dstack OS image `DIR`: recompute MRTD and RTMR0-2 from it for vm_config's machine and compare")
 	fl.StringVar(&f.acpiDir, "acpi-dir", "", "`DIR` with the VM's fw_cfg ACPI blobs (tables, optionally rsdp and table-loader): verify the ACPI tables instead of taking their digests from the event log")
+	f.appraisal.register(fl)
+	fl.BoolVar(&f.dstackCompat, "dstack-compat", false, "SEV-SNP evidence: dstack's acceptance (report versions 2 and 3, VCEK only)")
+	fl.StringVar(&f.snpVCEK, "vcek", "", "SEV-SNP evidence without a cert_chain: the VCEK certificate `FILE`")
 	commandLineOnly(fl, "trusted-root", "allow-debug-unsafe", "allow-mrsignerseam-unsafe", "allow-service-td-unsafe")
 	return c
 }
@@ -123,14 +165,16 @@ func (a *app) runDstackVerify(cmd *cobra.Command, file string, f *dstackFlags) e
 	}
 	out.TrustedRootSHA, out.IntelRoot = sha, sha == dcap.IntelRootSHA256
 	err := a.dstackVerifyInto(cmd, out, file, f, root)
-	out.Verified = err == nil
+	if errors.As(err, new(*usageError)) {
+		return err
+	}
 	out.Error = newErrorJSON(err)
 	if outputFormat(cmd) == formatJSON {
 		if werr := writeJSON(a.stdout, out); werr != nil {
-			return werr
+			return errors.Join(err, werr)
 		}
-	} else if werr := printDstack(a.stdout, out, err); werr != nil {
-		return werr
+	} else if werr := printDstack(a.stdout, out); werr != nil {
+		return errors.Join(err, werr)
 	}
 	return err
 }
@@ -146,47 +190,66 @@ func (a *app) dstackVerifyInto(cmd *cobra.Command, out *dstackOutput, file strin
 // dstackVerifyData verifies evidence bytes (dstack verify, verify-cert,
 // connect).
 func (a *app) dstackVerifyData(cmd *cobra.Command, out *dstackOutput, data []byte, f *dstackFlags, root *x509.Certificate) error {
+	rules, changed := f.rules(cmd.Flags())
+	ap, err := a.openAppraisal(cmd.Context(), &f.appraisal, rules, changed)
+	if err != nil {
+		return err
+	}
+	defer ap.close()
 	ev, err := dstack.ParseEvidence(data)
 	if err != nil {
 		return err
 	}
-	opts := dstack.Options{Now: f.at.t, TrustedRoot: root, Strict: f.strict,
-		AllowDebugUnsafe: f.allowDebug, AllowMRSignerSEAMUnsafe: f.allowSEAM, AllowServiceTDUnsafe: f.allowSvcTD}
+	in := verifier.Evidence{Dstack: data}
 	if f.reportData != "" {
 		rd, err := hex.DecodeString(strings.TrimPrefix(f.reportData, "0x"))
 		if err != nil || len(rd) > 64 {
 			return &usageError{err: fmt.Errorf("--report-data: want up to 64 bytes of hex")}
 		}
-		var want [64]byte
-		copy(want[:], rd)
-		opts.ReportData = &want
+		// Zero-padded: the whole REPORTDATA must match.
+		in.Nonce = make([]byte, 64)
+		copy(in.Nonce, rd)
+	}
+	if ev.Attestation != nil && ev.Attestation.SNP != nil {
+		var rd *[64]byte
+		if in.Nonce != nil {
+			rd = (*[64]byte)(in.Nonce)
+		}
+		return a.dstackVerifySNP(out, ev, f, rd)
 	}
 	if at := ev.Attestation; at != nil && (at.Platform == dstack.PlatformNitroEnclave || at.Platform == dstack.PlatformAWSNitroTPM) {
-		res, err := dstack.VerifyNitro(ev, dstack.NitroOptions{Time: f.at.t, Root: root, ReportData: opts.ReportData})
-		if err != nil {
-			return err
+		var rd *[64]byte
+		if in.Nonce != nil {
+			rd = (*[64]byte)(in.Nonce)
 		}
-		out.Result = res
-		return nil
+		return a.dstackVerifyNitro(out, ev, f, rd, root)
 	}
+	inputs := &verifier.DstackInputs{AllowMRSignerSEAMUnsafe: f.allowSEAM}
 	if f.image != "" {
 		d, err := measure.LoadImage(f.image)
 		if err != nil {
 			return measureErr(err)
 		}
-		opts.Image = &d.Image
+		inputs.Image = &d.Image
 		if d.ChecksumFile != nil {
 			h, err := d.CheckFiles()
 			if err != nil {
 				return measureErr(err)
 			}
-			opts.ImageOSHash = h[:]
+			inputs.ImageOSHash = h[:]
 		}
 	}
 	if f.acpiDir != "" {
-		if opts.ACPI, err = readACPIDir(f.acpiDir); err != nil {
+		if inputs.ACPI, err = readACPIDir(f.acpiDir); err != nil {
 			return err
 		}
+	}
+	if inputs.Image != nil || inputs.ACPI != nil || inputs.AllowMRSignerSEAMUnsafe {
+		in.DstackInputs = inputs
+	}
+	now := f.at.t
+	if now.IsZero() {
+		now = time.Now().UTC()
 	}
 	var c *collateral.Collateral
 	if f.collateral != "" {
@@ -197,43 +260,44 @@ func (a *app) dstackVerifyData(cmd *cobra.Command, out *dstackOutput, data []byt
 		if c, _, err = loadCollateral(f.collateral, ev.Quote, pck); err != nil {
 			return err
 		}
-	} else {
-		now := f.at.t
-		if now.IsZero() {
-			now = time.Now()
-		}
-		if c, _, err = a.collateralFromSource(cmd.Context(), cmd.Flags(), &f.source, ev.Quote, root, now); err != nil {
-			return err
-		}
+	} else if c, _, err = a.collateralFromSource(cmd.Context(), cmd.Flags(), &f.source, ev.Quote, root, now); err != nil {
+		return err
 	}
-	res, err := dstack.Verify(ev, c, opts)
+	o, err := ap.verify(cmd.Context(), in, c, root, f.strict, now)
 	if err != nil {
 		return err
 	}
-	out.Result = res
-	return nil
+	out.Result = o.Result
+	out.Verified, out.Accepted = o.Result.Authentic, o.Result.Allow
+	out.Verdict, out.line, err = verdictOf(o)
+	return withHints(err, appraisalHints(o.Result, f.appraisal.policyFile == "" && f.appraisal.db == "")...)
 }
 
-func printDstack(w io.Writer, out *dstackOutput, err error) error {
+func printDstack(w io.Writer, out *dstackOutput) error {
 	p := &printer{w: w}
+	if out.Verdict != "" {
+		p.printf("%s: %s\n", out.Verdict, out.line)
+	}
 	if !out.IntelRoot {
 		p.printf("%s\n", nonIntelWarning(out.TrustedRootSHA))
 	}
-	r := out.Result
-	if err != nil {
-		_, code := classify(err)
-		label := "NOT VERIFIED"
-		if code == codeRejected || code == codeTCBNotSupported || errors.Is(err, dstack.ErrTDRejected) {
-			label = "REJECTED"
-		}
-		p.printf("%s: %s\n", label, oneLine(err.Error()))
+	if out.Other != nil && out.Other.Nitro != nil {
+		printDstackNitro(p, out.Other)
 		return p.err
 	}
-	if r.Nitro != nil {
-		printDstackNitro(p, r)
+	if out.Result == nil {
 		return p.err
 	}
-	p.printf("OK: quote verified (%s), event log verified\n", r.TCBStatus)
+	if out.Other != nil {
+		printDstackSNP(p, out.Other)
+		return p.err
+	}
+	r := out.Result.Dstack
+	if r == nil {
+		printAppraisal(p, out.Result)
+		return p.err
+	}
+	p.kv(0, "quote", "verified ("+r.TCBStatus+"), event log verified")
 	p.kv(0, "TCB status", r.TCBStatus)
 	p.kv(0, "advisory IDs", listOrNone(r.AdvisoryIDs))
 	ai := r.AppInfo
@@ -256,6 +320,7 @@ func printDstack(w io.Writer, out *dstackOutput, err error) error {
 		p.kv(0, "ignored for identity", strings.Join(r.Identity.Ignored, ", ")+" (after system-ready)")
 	}
 	p.kv(0, "report data checks", listOrNone(r.ReportDataChecks))
+	printAppraisal(p, out.Result)
 	return p.err
 }
 
@@ -266,9 +331,6 @@ func osImageLine(r *dstack.Result) string {
 		h = "(none)"
 	}
 	m := r.Measurement
-	if m == nil && r.OSImageHashVerified && r.GCP != nil {
-		return h + " verified (gcp_measurement: vTPM PCR0 an accepted firmware, UKI in PCR2)"
-	}
 	if m == nil {
 		return h + " (not verified: no --image and no tdx_measurement in vm_config)"
 	}

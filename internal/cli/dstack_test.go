@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -33,44 +34,59 @@ func expectedDstack(t *testing.T, name string) map[string]any {
 
 type dstackJSON struct {
 	MediaType      string         `json:"media_type"`
+	Verdict        string         `json:"verdict"`
 	Verified       bool           `json:"verified"`
+	Accepted       bool           `json:"accepted"`
 	IntelRoot      bool           `json:"intel_root"`
 	TrustedRootSHA string         `json:"trusted_root_sha256"`
 	Result         map[string]any `json:"result"`
 	Error          *errorJSON     `json:"error"`
 }
 
+// dstack returns the dstack facts of the service's result.
+func (d *dstackJSON) dstack() map[string]any {
+	m, _ := d.Result["dstack"].(map[string]any)
+	return m
+}
+
 func TestDstackVerifyVectors(t *testing.T) {
 	coll := testvectors.Path(t, "dcap", "tdx-v4-90c06f-dstack", "collateral.json")
-	for _, c := range []struct{ file, expected string }{
-		{"quote-report.json", "quote-report.expected.json"},
-		{"tdx-lite-getquote.json", "tdx-lite-getquote.expected.json"},
-		{"tdx-lite-attestation.json", "tdx-lite-getquote.expected.json"},
+	for _, c := range []struct {
+		file, expected string
+		exit           int
+		verdict        string
+	}{
+		// The service's default policy rejects an RTMR3 event after
+		// system-ready (LIUM_MINER_HOTKEY), and so does the CLI.
+		{"quote-report.json", "quote-report.expected.json", exitRejected, "REJECTED: events_after_system_ready (dstack.events_after_system_ready): expected none, got LIUM_MINER_HOTKEY"},
+		// Nothing pins the lite TD's code: allowed, not affirming.
+		{"tdx-lite-getquote.json", "tdx-lite-getquote.expected.json", exitOK, "WARNING: allowed, not affirming (EAR status warning, TCB UpToDate, policy default@1): unpinned"},
+		{"tdx-lite-attestation.json", "tdx-lite-getquote.expected.json", exitOK, "WARNING: allowed, not affirming (EAR status warning, TCB UpToDate, policy default@1): unpinned"},
 	} {
 		t.Run(c.file, func(t *testing.T) {
 			want := expectedDstack(t, c.expected)
 			ev := testvectors.Path(t, "dstack", c.file)
 			args := []string{"dstack", "verify", ev, "--collateral", coll, "--at", "1774003274", "--format", "json"}
 			o := invoke(t, nil, args...)
-			o.wantCode(t, exitOK, args...)
+			o.wantCode(t, c.exit, args...)
 			var out dstackJSON
 			decodeJSON(t, o, &out)
-			if !out.Verified || !out.IntelRoot || out.MediaType != dstackMediaType {
-				t.Fatalf("verified=%v intel=%v media=%q", out.Verified, out.IntelRoot, out.MediaType)
+			if !out.Verified || out.Accepted != (c.exit == exitOK) || !out.IntelRoot || out.MediaType != dstackMediaType || !strings.HasPrefix(c.verdict, out.Verdict+": ") {
+				t.Fatalf("verified=%v accepted=%v verdict=%s intel=%v media=%q", out.Verified, out.Accepted, out.Verdict, out.IntelRoot, out.MediaType)
 			}
-			app := out.Result["app_info"].(map[string]any)
+			app := out.dstack()["app_info"].(map[string]any)
 			for _, k := range []string{"app_id", "compose_hash", "instance_id", "mr_system", "mr_aggregated", "mrtd", "rtmr0", "rtmr1", "rtmr2", "rtmr3"} {
 				if app[k] != want[k] {
 					t.Errorf("app_info.%s = %v, want %v", k, app[k], want[k])
 				}
 			}
-			if out.Result["tcb_status"] != "UpToDate" {
-				t.Errorf("tcb_status %v", out.Result["tcb_status"])
+			if out.dstack()["tcb_status"] != "UpToDate" {
+				t.Errorf("tcb_status %v", out.dstack()["tcb_status"])
 			}
 			args = args[:len(args)-2]
 			h := invoke(t, nil, args...)
-			h.wantCode(t, exitOK, args...)
-			if !strings.HasPrefix(h.stdout, "OK: ") || !strings.Contains(h.stdout, want["compose_hash"].(string)) {
+			h.wantCode(t, c.exit, args...)
+			if !strings.HasPrefix(h.stdout, c.verdict) || !strings.Contains(h.stdout, want["compose_hash"].(string)) {
 				t.Errorf("human output:\n%s", h.stdout)
 			}
 		})
@@ -120,7 +136,7 @@ func TestDstackVerifyRejects(t *testing.T) {
 		code int
 	}{
 		{"changed payload", []string{"dstack", "verify", write("tampered.json", tampered), "--collateral", coll, "--at", "1774003274"}, exitNotAuthentic},
-		{"report data differs", []string{"dstack", "verify", testvectors.Path(t, "dstack", "quote-report.json"), "--collateral", coll, "--at", "1774003274", "--report-data", "00ff"}, exitNotAuthentic},
+		{"report data differs", []string{"dstack", "verify", testvectors.Path(t, "dstack", "quote-report.json"), "--collateral", coll, "--at", "1774003274", "--report-data", "00ff"}, exitRejected},
 		{"not dstack evidence", []string{"dstack", "verify", write("junk.json", map[string]any{"x": 1}), "--collateral", coll}, exitMalformed},
 		{"offline without a bundle", []string{"dstack", "verify", testvectors.Path(t, "dstack", "quote-report.json"), "--offline", "--collateral-dir", filepath.Join(dir, "empty")}, exitCollateralUnavailable},
 		{"collateral absent", []string{"dstack", "verify", testvectors.Path(t, "dstack", "quote-report.json"), "--collateral", filepath.Join(dir, "nope")}, exitCollateralUnavailable},
@@ -137,14 +153,31 @@ func TestEventlogReplay(t *testing.T) {
 	want := expectedDstack(t, "quote-report.expected.json")
 	report := testvectors.Path(t, "dstack", "quote-report.json")
 	q := testvectors.Path(t, "dcap", "tdx-v4-90c06f-dstack", "quote.bin")
+	// Without collateral the quote is not verified: the registers match,
+	// but the verdict is SKIPPED (exit 4), never OK.
 	args := []string{"eventlog", "replay", report, "--quote", q, "--format", "json"}
 	o := invoke(t, nil, args...)
-	o.wantCode(t, exitOK, args...)
+	o.wantCode(t, exitNotAuthentic, args...)
 	var out replayOutput
 	decodeJSON(t, o, &out)
-	if out.Matches == nil || !*out.Matches || out.Source != "getquote-json" {
-		t.Fatalf("matches=%v source=%q", out.Matches, out.Source)
+	if out.Matches == nil || !*out.Matches || out.Source != "getquote-json" || out.Verdict != verdictSkipped || out.Error == nil || out.Error.Code != codeNotAppraised {
+		t.Fatalf("matches=%v source=%q verdict=%q error=%+v", out.Matches, out.Source, out.Verdict, out.Error)
 	}
+	o = invoke(t, nil, args[:len(args)-2]...)
+	if !strings.HasPrefix(o.stdout, "SKIPPED: quote signature, collateral and policy not checked") {
+		t.Errorf("human output starts %q", firstLine(o.stdout))
+	}
+	// With collateral: the service's verdict, which rejects the event
+	// after system-ready.
+	coll := testvectors.Path(t, "dcap", "tdx-v4-90c06f-dstack", "collateral.json")
+	cargs := []string{"eventlog", "replay", report, "--quote", q, "--collateral", coll, "--at", "1774003274"}
+	o = invoke(t, nil, cargs...)
+	o.wantCode(t, exitRejected, cargs...)
+	if firstLine(o.stdout) != "REJECTED: events_after_system_ready (dstack.events_after_system_ready): expected none, got LIUM_MINER_HOTKEY" {
+		t.Errorf("human output starts %q", firstLine(o.stdout))
+	}
+	// Policy flags need --quote.
+	invoke(t, nil, "eventlog", "replay", report, "--refvalues", coll).wantCode(t, exitUsage)
 	for i, r := range out.RTMRs {
 		if k := "rtmr" + string(rune('0'+i)); r.Replayed != want[k] {
 			t.Errorf("RTMR%d replayed %s, want %s", i, r.Replayed, want[k])
@@ -195,10 +228,10 @@ func TestDstackVerifyFromPCCS(t *testing.T) {
 	srv.Set(pcs.ItemKey{Kind: pcs.KindRootCACRL}.Normalize(), pcstest.Response{Body: c.RootCACRL.DER})
 	hs := httptest.NewServer(srv)
 	t.Cleanup(hs.Close)
-	args := []string{"dstack", "verify", testvectors.Path(t, "dstack", "quote-report.json"), "--pccs-url", hs.URL, "--at", "1774003274"}
+	args := []string{"dstack", "verify", testvectors.Path(t, "dstack", liteGetQuote), "--pccs-url", hs.URL, "--at", "1774003274"}
 	o := invoke(t, nil, args...)
 	o.wantCode(t, exitOK, args...)
-	if !strings.HasPrefix(o.stdout, "OK: ") {
+	if !strings.HasPrefix(o.stdout, "WARNING: ") {
 		t.Errorf("stdout:\n%s", o.stdout)
 	}
 	if srv.Requests("") == 0 {
@@ -217,9 +250,9 @@ func TestDstackVerifyLiteMeasurement(t *testing.T) {
 	o.wantCode(t, exitOK, args...)
 	var out dstackJSON
 	decodeJSON(t, o, &out)
-	m, _ := out.Result["measurement"].(map[string]any)
-	if out.Result["os_image_hash_verified"] != true || m == nil || m["mode"] != "lite" || m["acpi_source"] != "event_log" || m["match"] != true {
-		t.Fatalf("result: verified %v, measurement %v", out.Result["os_image_hash_verified"], m)
+	m, _ := out.dstack()["measurement"].(map[string]any)
+	if out.dstack()["os_image_hash_verified"] != true || m == nil || m["mode"] != "lite" || m["acpi_source"] != "event_log" || m["match"] != true {
+		t.Fatalf("result: verified %v, measurement %v", out.dstack()["os_image_hash_verified"], m)
 	}
 	o = invoke(t, nil, args...)
 	o.wantCode(t, exitOK, args...)
@@ -261,7 +294,7 @@ func TestDstackVerifyLiteMeasurement(t *testing.T) {
 	args = append(args, "--image", writeTestImage(t))
 	o = invoke(t, nil, args...)
 	o.wantCode(t, exitNotAuthentic, args...)
-	if !strings.Contains(o.stdout, "NOT VERIFIED: dstack: MRTD mismatch (image mode)") {
+	if !strings.Contains(o.stdout, "REJECTED: not authentic: dstack: MRTD mismatch (image mode)") {
 		t.Errorf("stdout %q", o.stdout)
 	}
 }
@@ -309,14 +342,37 @@ func TestDstackVerifyImage(t *testing.T) {
 	o.wantCode(t, exitOK, args...)
 	var out dstackJSON
 	decodeJSON(t, o, &out)
-	m, _ := out.Result["measurement"].(map[string]any)
-	if out.Result["os_image_hash_verified"] != true || m == nil || m["mode"] != "image" || m["os_image_hash"] != lite.OSImageHash {
-		t.Fatalf("result: verified %v, measurement %v", out.Result["os_image_hash_verified"], m)
+	m, _ := out.dstack()["measurement"].(map[string]any)
+	if out.dstack()["os_image_hash_verified"] != true || m == nil || m["mode"] != "image" || m["os_image_hash"] != lite.OSImageHash {
+		t.Fatalf("result: verified %v, measurement %v", out.dstack()["os_image_hash_verified"], m)
+	}
+	// The image binds os_image_hash: the claim is bound, not unverified.
+	if cl, _ := out.Result["claims"].(map[string]any); cl == nil || cl["dstack"].(map[string]any)["os_image_hash"] != lite.OSImageHash {
+		t.Errorf("claims lack the bound dstack.os_image_hash: %v", out.Result["claims"])
 	}
 	o = invoke(t, nil, args...)
 	o.wantCode(t, exitOK, args...)
 	if !strings.Contains(o.stdout, lite.OSImageHash+" verified; MRTD, RTMR0-2 recomputed (image mode") {
 		t.Errorf("human output:\n%s", o.stdout)
+	}
+	// The reference values tdproof measure computes for the image pin the
+	// TD: with --image the appraisal is affirming; without it vm_config's
+	// os_image_hash is not bound to the quote and cannot satisfy the
+	// stored dstack.os_image_hash (as in the service).
+	mo := invoke(t, nil, "measure", "--image", dir, "--memory", "2G", "--cpus", "2", "--qemu-version", "8.2.2", "--acpi-from-eventlog", args[2], "--format", "json")
+	mo.wantCode(t, exitOK)
+	refs := writeFile(t, t.TempDir(), "measure.json", []byte(mo.stdout))
+	pinned := append(slices.Clone(args), "--refvalues", refs)
+	o = invoke(t, nil, pinned...)
+	o.wantCode(t, exitOK, pinned...)
+	if first := firstLine(o.stdout); !strings.HasPrefix(first, "OK: affirming (TCB UpToDate, policy default@1)") {
+		t.Errorf("pinned by tdproof measure: first line %q", first)
+	}
+	noImage := slices.DeleteFunc(slices.Clone(pinned), func(a string) bool { return a == "--image" || a == dir })
+	o = invoke(t, nil, noImage...)
+	o.wantCode(t, exitRejected, noImage...)
+	if first := firstLine(o.stdout); !strings.HasPrefix(first, "REJECTED: reference_value (dstack.os_image_hash)") {
+		t.Errorf("without --image: first line %q", first)
 	}
 	// vm_config claims another RAM size: RTMR0 (the TD HOB) differs.
 	args[2] = evidence(4 << 30)

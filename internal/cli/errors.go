@@ -3,12 +3,16 @@ package cli
 import (
 	"errors"
 
+	"github.com/tdproof/tdproof/amdkds"
 	"github.com/tdproof/tdproof/collateral"
 	"github.com/tdproof/tdproof/dcap"
 	"github.com/tdproof/tdproof/dstack"
 	"github.com/tdproof/tdproof/measure"
 	"github.com/tdproof/tdproof/pcs"
+	"github.com/tdproof/tdproof/policy"
 	"github.com/tdproof/tdproof/quote"
+	"github.com/tdproof/tdproof/snp"
+	"github.com/tdproof/tdproof/verifier"
 )
 
 // Exit codes (architecture.md, CLI).
@@ -51,6 +55,9 @@ var (
 	// errMalformedInput: an input other than quote or collateral (the
 	// trusted root certificate) does not parse.
 	errMalformedInput = errors.New("malformed input")
+	// errNotAuthentic: the service's pipeline found the evidence not
+	// authentic for a reason classify does not know otherwise.
+	errNotAuthentic = errors.New("not authentic")
 )
 
 // usageError is a command-line mistake (exit 2).
@@ -92,6 +99,26 @@ func classify(err error) (int, string) {
 		// A PCS or PCCS response that fails verification leaves the
 		// quote without collateral; it says nothing about the quote.
 		return exitCollateralUnavailable, codeCollateralResponseInvalid
+	case errors.Is(err, snp.ErrRejected):
+		return exitRejected, codeRejected
+	case errors.Is(err, snp.ErrRevoked):
+		return exitNotAuthentic, codeRevoked
+	case errors.Is(err, snp.ErrExpired):
+		return exitNotAuthentic, codeExpired
+	case errors.Is(err, snp.ErrNotYetValid):
+		return exitNotAuthentic, codeNotYetValid
+	case errors.Is(err, snp.ErrUnsupported):
+		return exitMalformed, codeUnsupported
+	case errors.Is(err, snp.ErrMalformed):
+		return exitMalformed, codeMalformed
+	case errors.Is(err, snp.ErrSignature), errors.Is(err, snp.ErrChain), errors.Is(err, snp.ErrCRL),
+		errors.Is(err, snp.ErrTCBMismatch), errors.Is(err, snp.ErrChipID), errors.Is(err, snp.ErrProduct),
+		errors.Is(err, snp.ErrSigningKey):
+		return exitNotAuthentic, codeNotAuthentic
+	case errors.Is(err, amdkds.ErrUnavailable):
+		return exitCollateralUnavailable, codeCollateralUnavailable
+	case errors.Is(err, amdkds.ErrInvalidResponse):
+		return exitCollateralUnavailable, codeCollateralResponseInvalid
 	case errors.Is(err, dstack.ErrMeasurement):
 		// Before the malformed cases: a lite checksum file bound to
 		// os_image_hash may wrap measure.ErrMalformed as well.
@@ -99,11 +126,13 @@ func classify(err error) (int, string) {
 	case errors.Is(err, quote.ErrUnsupported), errors.Is(err, dstack.ErrUnsupported), errors.Is(err, measure.ErrUnsupported):
 		return exitMalformed, codeUnsupported
 	case errors.Is(err, quote.ErrMalformed), errors.Is(err, errMalformedInput), errors.Is(err, dstack.ErrMalformed),
-		errors.Is(err, measure.ErrMalformed):
+		errors.Is(err, measure.ErrMalformed), errors.Is(err, verifier.ErrMalformedEvidence):
 		return exitMalformed, codeMalformed
 	case errors.Is(err, collateral.ErrMalformed):
 		return exitMalformed, codeCollateralMalformed
-	case errors.Is(err, dcap.ErrRejected), errors.Is(err, dstack.ErrTDRejected):
+	case errors.Is(err, errNotAppraised):
+		return exitNotAuthentic, codeNotAppraised
+	case errors.Is(err, dcap.ErrRejected), errors.Is(err, dstack.ErrTDRejected), errors.Is(err, policy.ErrRejected):
 		return exitRejected, codeRejected
 	case errors.Is(err, errMeasurementMismatch):
 		return exitRejected, codeMeasurementMismatch
@@ -120,7 +149,8 @@ func classify(err error) (int, string) {
 	case errors.Is(err, dcap.ErrSignature), errors.Is(err, dcap.ErrChain), errors.Is(err, dcap.ErrCRL),
 		errors.Is(err, dcap.ErrQEReportData), errors.Is(err, dcap.ErrQEVendor), errors.Is(err, dcap.ErrQEIdentity),
 		errors.Is(err, dcap.ErrTDXModuleMismatch), errors.Is(err, errRTMRMismatch), errors.Is(err, dstack.ErrEventLog),
-		errors.Is(err, dstack.ErrReportData), errors.Is(err, dstack.ErrMRConfigID), errors.Is(err, dstack.ErrQuote):
+		errors.Is(err, dstack.ErrReportData), errors.Is(err, dstack.ErrMRConfigID), errors.Is(err, dstack.ErrQuote),
+		errors.Is(err, verifier.ErrEventLog), errors.Is(err, errNotAuthentic):
 		return exitNotAuthentic, codeNotAuthentic
 	}
 	if code, name, ok := classifyNitro(err); ok {

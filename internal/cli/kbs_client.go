@@ -28,6 +28,7 @@ type kbsGetFlags struct {
 	timeout  time.Duration
 	runtime  string
 	vmConfig string
+	caFile   string
 	sim      simStateFlags
 }
 
@@ -74,6 +75,7 @@ agent (tdproof agent --simulate --simulator-state DIR) wrote that log.`,
 	fl.DurationVar(&f.timeout, "timeout", f.timeout, "give up after `DURATION`")
 	fl.StringVar(&f.runtime, "runtime-log", agent.DefaultLogPath, "send the runtime events of RTMR3 in `FILE` (dstack's runtime event log) with the evidence, so the KBS verifies the app identity; skipped when the default file does not exist")
 	fl.StringVar(&f.vmConfig, "vm-config", "", "send dstack's vm_config JSON in `FILE` with the runtime events")
+	fl.StringVar(&f.caFile, "ca-file", "", "trust only the CA certificates in `FILE` (PEM) for an https --kbs-url (default: the system roots)")
 	f.sim.register(fl)
 	a.withConfigFile(c)
 	return c
@@ -92,7 +94,14 @@ func (a *app) runKBSGetResource(cmd *cobra.Command, f *kbsGetFlags, resource str
 	if err := f.sim.check(f.simulate); err != nil {
 		return err
 	}
-	c := &agent.Client{HTTP: &http.Client{Timeout: f.timeout}}
+	hc := &http.Client{Timeout: f.timeout}
+	if f.caFile != "" {
+		var err error
+		if hc, err = httpClientWithCA(f.caFile, f.timeout); err != nil {
+			return err
+		}
+	}
+	c := &agent.Client{HTTP: hc}
 	if err := f.setRuntime(c, cmd.Flags().Changed("runtime-log")); err != nil {
 		return err
 	}

@@ -80,8 +80,8 @@ func TestDstackVerifyNitroEnvelope(t *testing.T) {
 	o.wantCode(t, exitOK, args...)
 	var out dstackOutput
 	decodeJSON(t, o, &out)
-	if !out.Verified || out.Result.TEEVariant != "dstack-nitro-enclave" ||
-		hex.EncodeToString(out.Result.AppInfo.OSImageHash) != "1894b0b29e94a9db16e88a2914f0923e52bb16c08bf3bb484df786a147e2eb79" {
+	if !out.Verified || out.Other == nil || out.Other.TEEVariant != "dstack-nitro-enclave" ||
+		hex.EncodeToString(out.Other.AppInfo.OSImageHash) != "1894b0b29e94a9db16e88a2914f0923e52bb16c08bf3bb484df786a147e2eb79" {
 		t.Fatalf("%+v", out)
 	}
 	args = []string{"dstack", "verify", file, "--at", "2025-12-25T18:00:00Z"}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
@@ -25,6 +26,7 @@ type pccsFlags struct {
 	ahead, interval ageValue
 	logFormat       string
 	logLevel        string
+	tls             listenTLSFlags
 }
 
 func (a *app) pccsCommand() *cobra.Command {
@@ -59,7 +61,9 @@ upstream fails; --offline serves a bundle directory without any network access.
 
 Also served: /healthz, and /metrics in the Prometheus text format (requests, cache hits,
 misses, upstream errors, item ages and time to expiry). Logs go to stderr. The server
-stops gracefully on SIGINT or SIGTERM. Point clients at it with --pccs-url.`,
+stops gracefully on SIGINT or SIGTERM. Point clients at it with --pccs-url. HTTPS with
+--tls-cert and --tls-key (reread on SIGHUP; TLS 1.3 minimum); clients trust a private CA
+with --ca-file.`,
 		Example: `  tdproof pccs serve --collateral-dir /var/cache/tdproof --listen 0.0.0.0:8081
   tdproof pccs serve --offline --collateral-dir bundle/
   tdproof quote verify quote.bin --pccs-url http://127.0.0.1:8081`,
@@ -83,6 +87,7 @@ stops gracefully on SIGINT or SIGTERM. Point clients at it with --pccs-url.`,
 	fl.Var(&f.interval, "refresh-interval", "also refresh every item fetched longer than `DURATION` ago (0: never)")
 	fl.StringVar(&f.logFormat, "log-format", f.logFormat, "log `FORMAT` on stderr: text or json")
 	fl.StringVar(&f.logLevel, "log-level", f.logLevel, "log `LEVEL`: debug, info, warn or error")
+	f.tls.register(fl, false)
 	commandLineOnly(fl, "trusted-root")
 	return c
 }
@@ -114,6 +119,10 @@ func (a *app) runPCCS(cmd *cobra.Command, f *pccsFlags) error {
 	if f.source.offline && f.source.dir == "" {
 		return &usageError{err: errors.New("--offline needs --collateral-dir")}
 	}
+	tc, err := a.listenTLS(&f.tls, f.listen, "", false, log, time.Now())
+	if err != nil {
+		return err
+	}
 	// The proxy is online unless --offline, whatever --collateral-dir.
 	now := clockAt(f.at.t)
 	var up pcs.Fetcher // nil interface when offline
@@ -144,11 +153,14 @@ func (a *app) runPCCS(cmd *cobra.Command, f *pccsFlags) error {
 	if err != nil {
 		return &usageError{err: fmt.Errorf("--listen: %w", err)}
 	}
-	fmt.Fprintf(a.stdout, "pccs: listening on http://%s (upstream %s)\n", ln.Addr(), upstream)
-	log.Info("pccs: serving", "addr", ln.Addr().String(), "upstream", upstream, "dir", f.source.dir)
+	ln = tc.wrap(ln)
+	reload := tc.watchSIGHUP(log)
+	fmt.Fprintf(a.stdout, "pccs: listening on %s://%s (upstream %s)\n", tc.scheme(), ln.Addr(), upstream)
+	log.Info("pccs: serving", "addr", ln.Addr().String(), "tls", tc.config != nil, "upstream", upstream, "dir", f.source.dir)
 	ctx := cmd.Context()
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return cache.Run(gctx) })
+	g.Go(func() error { return reload(gctx) })
 	g.Go(func() error { return srv.Serve(gctx, ln) })
 	if err := g.Wait(); err != nil {
 		return fmt.Errorf("pccs: %w", err)

@@ -137,7 +137,7 @@ func TestPCCSServeEndToEnd(t *testing.T) {
 			args := []string{"quote", "verify", p.quote, "--pccs-url", s.url, "--trusted-root", p.root, "--at", p.at}
 			o := invoke(t, nil, args...)
 			o.wantCode(t, exitOK, args...)
-			if !strings.Contains(o.stdout, "OK: UpToDate") {
+			if !strings.Contains(firstLine(o.stdout), "TCB UpToDate") {
 				t.Errorf("stdout:\n%s", o.stdout)
 			}
 			// An upstream 404 (no early-channel collateral) reaches the

@@ -226,7 +226,10 @@ func (a *app) runVerifyCert(cmd *cobra.Command, data []byte, f *ratlsFlags, outF
 	if err := a.dstackVerifyData(cmd, res, cert.Raw, &f.dstackFlags, root); err != nil {
 		return err
 	}
-	r := res.Result
+	r := res.Other
+	if r == nil && res.Result != nil {
+		r = res.Result.Dstack
+	}
 	if r == nil || !slicesContainsString(r.ReportDataChecks, dstack.SourceCertificate) {
 		// Fail closed: the verification must have bound the key.
 		return fmt.Errorf("%w: the certificate's key is not bound to the attestation", dstack.ErrCertificateBinding)

@@ -19,6 +19,7 @@ import (
 	"github.com/tdproof/tdproof/ear"
 	"github.com/tdproof/tdproof/internal/store"
 	"github.com/tdproof/tdproof/internal/verifiersvc"
+	"github.com/tdproof/tdproof/internal/webui"
 	"github.com/tdproof/tdproof/pcs/pcscache"
 	"github.com/tdproof/tdproof/verifier"
 	"github.com/tdproof/tdproof/verifier/pcsource"
@@ -36,9 +37,12 @@ type serveFlags struct {
 	logFormat   string
 	logLevel    string
 	adminToken  string
+	compatPol   bool
 	earKeyFile  string
 	keyReload   time.Duration
 	kbs         serveKBSFlags
+	tls         listenTLSFlags
+	noUI        bool
 }
 
 func (a *app) serveCommand() *cobra.Command {
@@ -50,7 +54,8 @@ func (a *app) serveCommand() *cobra.Command {
 		Long: `Serve attestation verification over HTTP: POST /v1/verify (native: a DCAP quote or dstack
 evidence, optional nonce and policy id → the appraisal result and a signed EAR token),
 POST /verify (dstack-verifier compatible), GET /.well-known/jwks.json (the EAR keys),
-/healthz, /readyz and /metrics (Prometheus text format).
+/healthz, /readyz and /metrics (Prometheus text format), and GET / (the evidence page:
+drop evidence, read the report; --no-ui turns it off; not with --role kbs).
 
 State lives in a SQLite database under --data-dir (created on first run) or, with
 --db postgres://…, in PostgreSQL shared by any number of replicas. The EAR signing key
@@ -63,11 +68,18 @@ Reference values come from the database.
 
 Collateral is fetched from --pccs-url (default Intel PCS), verified and cached in
 --collateral-dir (default: memory only); --offline serves only that directory.
+HTTPS with --tls-cert and --tls-key (reread on SIGHUP; TLS 1.3 minimum), or with
+--tls-self-signed for a first try; plain HTTP is refused on an address that is not
+loopback unless --insecure-plaintext. --admin-client-ca requires a client certificate on
+the admin routes (docs/service.md, TLS).
+
 Logs go to stderr. The server stops gracefully on SIGINT or SIGTERM.`,
 		Example: `  tdproof serve
   tdproof serve --listen 127.0.0.1:9000 --pccs-url http://127.0.0.1:8081
   tdproof serve --db postgres://tdproof@db/tdproof --collateral-dir /var/cache/tdproof
-  tdproof serve --ear-key-file /run/secrets/ear-key.pem`,
+  tdproof serve --ear-key-file /run/secrets/ear-key.pem
+  tdproof serve --listen 0.0.0.0:8443 --tls-cert /etc/tdproof/tls.crt --tls-key /etc/tdproof/tls.key
+  tdproof serve --listen 0.0.0.0:8443 --tls-self-signed`,
 		Annotations: map[string]string{"exit_codes": `  0  stopped by a signal after a graceful shutdown
   1  the server failed
   2  usage, or the listen address cannot be used`},
@@ -87,10 +99,13 @@ Logs go to stderr. The server stops gracefully on SIGINT or SIGTERM.`,
 	fl.Int64Var(&f.maxBody, "max-body", f.maxBody, "reject request bodies larger than `BYTES`")
 	fl.StringVar(&f.logFormat, "log-format", f.logFormat, "log `FORMAT` on stderr: text or json")
 	fl.StringVar(&f.logLevel, "log-level", f.logLevel, "log `LEVEL`: debug, info, warn or error")
+	fl.BoolVar(&f.compatPol, "dstack-compat-policy", false, "make is_valid of POST /verify dstack-verifier's own rule (quote, event log and OS image verified; TCB status not judged) instead of tdproof's policy; /v1/verify and its tokens are unaffected")
 	fl.StringVar(&f.adminToken, "admin-token", "", "enable the admin API (/admin/v1/…, and the key broker's admin routes under /kbs/v0) for bearer `TOKEN` (prefer TDPROOF_ADMIN_TOKEN; empty: disabled)")
 	fl.StringVar(&f.earKeyFile, "ear-key-file", "", "sign EAR tokens with the P-256 key in `FILE` (PKCS #8 PEM) instead of the database keys; no rotation through the admin API")
 	fl.DurationVar(&f.keyReload, "key-reload-interval", f.keyReload, "reload the EAR keys from the database every `DURATION` (another replica's rotation shows up within it)")
 	f.kbs.register(fl)
+	f.tls.register(fl, true)
+	fl.BoolVar(&f.noUI, "no-ui", false, "do not serve the evidence page (GET /, /ui/…)")
 	commandLineOnly(fl, "trusted-root")
 	a.withConfigFile(c)
 	return c
@@ -114,6 +129,10 @@ func (a *app) runServe(cmd *cobra.Command, f *serveFlags) error {
 	}
 	a.resolveRole(&f.kbs)
 	if err := f.kbs.check(); err != nil {
+		return err
+	}
+	tc, err := a.listenTLS(&f.tls, f.listen, f.dataDir, true, log, time.Now())
+	if err != nil {
 		return err
 	}
 	if _, ok := os.LookupEnv("GOGC"); !ok {
@@ -190,6 +209,7 @@ func (a *app) runServe(cmd *cobra.Command, f *serveFlags) error {
 			defer cancel()
 			return st.Ping(pctx)
 		},
+		DstackCompatPolicy: f.compatPol,
 	})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
@@ -201,16 +221,27 @@ func (a *app) runServe(cmd *cobra.Command, f *serveFlags) error {
 	if broker != nil {
 		warnUnpinned(ctx, log, st, broker, verifiersvc.StorePolicyResolver(st), now())
 	}
+	h := serveHandler(f.kbs.role, svc, broker)
+	if !f.noUI && f.kbs.role != roleKBS {
+		// The evidence page (GET /, /ui/…) for roles that verify.
+		h = webui.Handler(h)
+	}
+	if tc.config != nil && f.tls.adminClientCA != "" {
+		h = requireAdminClientCert(h)
+	}
 	ln, err := net.Listen("tcp", f.listen)
 	if err != nil {
 		return &usageError{err: fmt.Errorf("--listen: %w", err)}
 	}
-	fmt.Fprintf(a.stdout, "serve: listening on http://%s (database %s, collateral %s %s)\n", ln.Addr(), st.Dialect(), src.Kind, src.Path)
-	log.Info("serve: serving", "addr", ln.Addr().String(), "role", f.kbs.role, "database", string(st.Dialect()), "collateral", src.Path)
+	ln = tc.wrap(ln)
+	reload := tc.watchSIGHUP(log)
+	fmt.Fprintf(a.stdout, "serve: listening on %s://%s (database %s, collateral %s %s)\n", tc.scheme(), ln.Addr(), st.Dialect(), src.Kind, src.Path)
+	log.Info("serve: serving", "addr", ln.Addr().String(), "tls", tc.config != nil, "role", f.kbs.role, "database", string(st.Dialect()), "collateral", src.Path)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return cache.Run(gctx) })
 	g.Go(func() error { return keys.runEvery(gctx, f.keyReload) })
-	g.Go(func() error { return serveRole(gctx, ln, f.kbs.role, svc, broker) })
+	g.Go(func() error { return reload(gctx) })
+	g.Go(func() error { return serveRole(gctx, ln, h, svc) })
 	if err := g.Wait(); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}

@@ -182,14 +182,11 @@ func serveHandler(role string, svc *verifiersvc.Service, b *kbs.Broker) http.Han
 	return mux
 }
 
-// serveRole serves the role on ln until ctx is done, then shuts down
-// gracefully.
-func serveRole(ctx context.Context, ln net.Listener, role string, svc *verifiersvc.Service, b *kbs.Broker) error {
-	if b == nil {
-		return svc.Serve(ctx, ln)
-	}
+// serveRole serves h on ln with the service's server settings until ctx
+// is done, then shuts down gracefully.
+func serveRole(ctx context.Context, ln net.Listener, h http.Handler, svc *verifiersvc.Service) error {
 	srv := svc.Server()
-	srv.Handler = serveHandler(role, svc, b)
+	srv.Handler = h
 	srv.BaseContext = func(net.Listener) context.Context { return context.WithoutCancel(ctx) }
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

@@ -86,7 +86,7 @@ func startServeProcess(t *testing.T, args ...string) *serveProcess {
 	select {
 	case line := <-stdout.first:
 		addr, _, _ := strings.Cut(strings.TrimPrefix(line, "serve: listening on "), " ")
-		if !strings.HasPrefix(addr, "http://127.0.0.1:") {
+		if !strings.HasPrefix(addr, "http://127.0.0.1:") && !strings.HasPrefix(addr, "https://127.0.0.1:") {
 			t.Fatalf("tdproof %s: unexpected first line %q", strings.Join(args, " "), line)
 		}
 		p.url = addr

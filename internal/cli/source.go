@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 
 	"github.com/tdproof/tdproof/collateral"
 	"github.com/tdproof/tdproof/dcap"
+	"github.com/tdproof/tdproof/internal/tlsconf"
 	"github.com/tdproof/tdproof/pcs"
 	"github.com/tdproof/tdproof/pcs/pcscache"
 	"github.com/tdproof/tdproof/quote"
@@ -28,6 +30,7 @@ type sourceFlags struct {
 	subscriptionKey string
 	timeout         time.Duration
 	retries         int
+	caFile          string
 }
 
 // updateValue is --update: standard or early.
@@ -59,6 +62,7 @@ func (s *sourceFlags) register(fl *pflag.FlagSet, dirUsage string, offline bool)
 	fl.StringVar(&s.subscriptionKey, "subscription-key", "", "Intel PCS API `KEY`, needed only to fetch PCK certificates for quotes carrying an encrypted PPID")
 	fl.DurationVar(&s.timeout, "pcs-timeout", pcs.DefaultTimeout, "bound each request to the PCS or PCCS by `DURATION`")
 	fl.IntVar(&s.retries, "pcs-retries", pcs.DefaultRetries, "retry failed requests (network, timeout, 5xx, 429) `N` times")
+	fl.StringVar(&s.caFile, "ca-file", "", "trust only the CA certificates in `FILE` (PEM) for an https --pccs-url (default: the system roots); collateral is verified up to the Intel root either way")
 }
 
 // channel returns the update channel and evaluation data number.
@@ -98,11 +102,30 @@ func (s *sourceFlags) client(root *x509.Certificate, now func() time.Time) (*pcs
 	if s.subscriptionKey != "" {
 		opts = append(opts, pcs.WithSubscriptionKey(s.subscriptionKey))
 	}
+	if s.caFile != "" {
+		hc, err := httpClientWithCA(s.caFile, 0)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, pcs.WithHTTPClient(hc))
+	}
 	c, err := pcs.NewClient(s.pccsURL, opts...)
 	if err != nil {
 		return nil, &usageError{err: fmt.Errorf("--pccs-url: %w", err)}
 	}
 	return c, nil
+}
+
+// httpClientWithCA returns an HTTP client (timeout 0: none) that trusts
+// only the CA certificates in caFile (--ca-file).
+func httpClientWithCA(caFile string, timeout time.Duration) (*http.Client, error) {
+	cfg, err := tlsconf.ClientConfig(caFile)
+	if err != nil {
+		return nil, &usageError{err: fmt.Errorf("--ca-file: %w", err)}
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = cfg
+	return &http.Client{Transport: tr, Timeout: timeout}, nil
 }
 
 // clockAt returns a clock fixed at t, or time.Now when t is zero.

@@ -107,7 +107,7 @@ func TestVerifyFromPCCS(t *testing.T) {
 			args := p.verifyArgs()
 			o := invoke(t, nil, args...)
 			o.wantCode(t, exitOK, args...)
-			if !strings.Contains(o.stdout, "OK: UpToDate") || !strings.Contains(o.stdout, p.url+" (pccs)") {
+			if !strings.Contains(firstLine(o.stdout), "TCB UpToDate") || !strings.Contains(o.stdout, p.url+" (pccs)") {
 				t.Errorf("stdout lacks the verdict or the source:\n%s", o.stdout)
 			}
 		})

@@ -11,87 +11,92 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/tdproof/tdproof/collateral"
 	"github.com/tdproof/tdproof/dcap"
+	"github.com/tdproof/tdproof/policy"
+	"github.com/tdproof/tdproof/verifier"
 )
 
-// VerifyMediaType identifies the JSON schema of quote verify.
-const VerifyMediaType = "application/vnd.tdproof.quote-verification.v1+json"
+// VerifyMediaType identifies the JSON schema of quote verify. Version 2:
+// the verdict comes from the service's pipeline and "result" is the
+// service's result (verifier.Result, as in POST /v1/verify).
+const VerifyMediaType = "application/vnd.tdproof.quote-verification.v2+json"
 
 // verifyOutput is the JSON output of quote verify.
 type verifyOutput struct {
 	MediaType string `json:"media_type"`
-	// Verified: the quote is authentic under the collateral (Result set).
+	// Verdict is OK, WARNING or REJECTED ("" when no verdict was reached:
+	// see Error).
+	Verdict string `json:"verdict"`
+	// Verified: the quote is authentic (Result.Authentic).
 	Verified bool `json:"verified"`
-	// Accepted: verified and acceptable under the policy.
+	// Accepted: the policy allows it (Result.Allow), as the service.
 	Accepted         bool              `json:"accepted"`
-	Result           *dcap.Result      `json:"result"`
-	Violations       []dcap.Violation  `json:"violations"`
+	Result           *verifier.Result  `json:"result"`
 	Error            *errorJSON        `json:"error"`
 	VerificationTime time.Time         `json:"verification_time"`
 	Strict           bool              `json:"strict"`
 	Collateral       *collateralSource `json:"collateral_source"`
-	Policy           policyJSON        `json:"policy"`
 	// IntelRoot is false when --trusted-root named another certificate
-	// than the Intel SGX Root CA (also set when verification failed).
+	// than the Intel SGX Root CA.
 	IntelRoot         bool   `json:"intel_root"`
 	TrustedRootSHA256 string `json:"trusted_root_sha256"`
-}
-
-// policyJSON records the appraisal settings a verdict was made under.
-type policyJSON struct {
-	AcceptedStatuses                []string `json:"accepted_statuses"`
-	MaxCollateralAge                string   `json:"max_collateral_age,omitempty"`
-	RejectExpiredCollateral         bool     `json:"reject_expired_collateral"`
-	AllowDebugUnsafe                bool     `json:"allow_debug_unsafe"`
-	AllowMissingSEPTVEDisableUnsafe bool     `json:"allow_missing_sept_ve_disable_unsafe"`
-	AllowServiceTDUnsafe            bool     `json:"allow_service_td_unsafe"`
+	// line is the verdict's reason, for human output.
+	line string
 }
 
 // verifyFlags are the flags of quote verify.
 type verifyFlags struct {
-	collateral  string
-	source      sourceFlags
-	trustedRoot string
-	at          timeValue
-	strict      bool
-	accept      statusListValue
-	maxAge      ageValue
-	rejectExp   bool
-	allowDebug  bool
-	allowNoSEPT bool
-	allowSvcTD  bool
+	collateral   string
+	source       sourceFlags
+	appraisal    appraisalFlags
+	trustedRoot  string
+	at           timeValue
+	strict       bool
+	accept       statusListValue
+	maxAge       ageValue
+	rejectExp    bool
+	allowExpired bool
+	allowDebug   bool
+	allowNoSEPT  bool
+	allowSvcTD   bool
 }
 
-func (f *verifyFlags) policy() dcap.Policy {
-	return dcap.Policy{
-		AcceptedStatuses:                f.accept.list,
-		MaxCollateralAge:                f.maxAge.d,
-		RejectExpiredCollateral:         f.rejectExp,
-		AllowDebugUnsafe:                f.allowDebug,
-		AllowMissingSEPTVEDisableUnsafe: f.allowNoSEPT,
-		AllowServiceTDUnsafe:            f.allowSvcTD,
+// rules returns the built-in policy changed by the command-line switches
+// and the names of the switches set.
+func (f *verifyFlags) rules(fl *pflag.FlagSet) (policy.Rules, []string) {
+	var r policy.Rules
+	var changed []string
+	set := func(name string) bool {
+		if fl.Changed(name) {
+			changed = append(changed, name)
+			return true
+		}
+		return false
 	}
-}
-
-func newPolicyJSON(p dcap.Policy) policyJSON {
-	out := policyJSON{
-		RejectExpiredCollateral:         p.RejectExpiredCollateral,
-		AllowDebugUnsafe:                p.AllowDebugUnsafe,
-		AllowMissingSEPTVEDisableUnsafe: p.AllowMissingSEPTVEDisableUnsafe,
-		AllowServiceTDUnsafe:            p.AllowServiceTDUnsafe,
+	if set("accept-status") {
+		for _, s := range f.accept.list {
+			r.AcceptedTCBStatuses = append(r.AcceptedTCBStatuses, s.String())
+		}
 	}
-	for _, s := range p.AcceptedStatuses {
-		out.AcceptedStatuses = append(out.AcceptedStatuses, s.String())
+	if set("max-collateral-age") {
+		r.MaxCollateralAge = f.maxAge.d
 	}
-	if len(out.AcceptedStatuses) == 0 {
-		out.AcceptedStatuses = []string{collateral.UpToDate.String()}
+	if set("allow-expired-collateral-unsafe") {
+		r.AllowExpiredCollateralUnsafe = f.allowExpired
 	}
-	if p.MaxCollateralAge > 0 {
-		out.MaxCollateralAge = p.MaxCollateralAge.String()
+	if set("allow-debug-unsafe") {
+		r.AllowDebugUnsafe = f.allowDebug
 	}
-	return out
+	if set("allow-missing-sept-ve-disable-unsafe") {
+		r.AllowMissingSEPTVEDisableUnsafe = f.allowNoSEPT
+	}
+	if set("allow-service-td-unsafe") {
+		r.AllowServiceTDUnsafe = f.allowSvcTD
+	}
+	return r, changed
 }
 
 func (a *app) verifyCommand() *cobra.Command {
@@ -102,9 +107,18 @@ func (a *app) verifyCommand() *cobra.Command {
 		Long: `Verify a DCAP quote (binary, hex or 0x-prefixed hex; FILE - reads stdin) against its
 collateral with Intel's semantics: PCK chain to the pinned Intel SGX Root CA, CRLs, TCB info
 and QE identity signatures, QE report, TDX module identity, TCB level matching and status
-convergence. The verified result is then appraised by a minimal policy: the TCB status must
-be accepted (--accept-status, default UpToDate; Revoked and "TCB not supported" never are),
-and TDs must not be in DEBUG mode, must set SEPT_VE_DISABLE and must have no service TD.
+convergence. The verified result is then appraised exactly as tdproof serve appraises it
+(the same pipeline and, by default, the same built-in policy): TCB status UpToDate,
+collateral not expired, no DEBUG TD or enclave, SEPT_VE_DISABLE set, no service TD, every
+reference value given matching, and MRTD and RTMR0-2 pinned for an affirming result.
+
+The first line of output is the verdict: OK (affirming; exit 0), WARNING (allowed but not
+affirming, e.g. nothing pins the TD's code or an accepted TCB status is not UpToDate;
+exit 0) or REJECTED (not authentic, exit 4, or denied by the policy, exit 5) with the
+reason. --policy FILE takes a policy as the service stores it (YAML or Rego), --refvalues
+FILE reference values (tdproof refvalue list --format json), --db DSN both from a
+tdproof serve database (--policy-id selects a policy there). --accept-status and the
+--allow-*-unsafe switches change the built-in policy (they exclude --policy and --db).
 
 --collateral takes a dcap-qvl QuoteCollateralV3 JSON file, a directory holding
 collateral.json, or a directory of raw Intel PCS responses (NAME.body plus
@@ -117,15 +131,18 @@ without touching the network, and together with --pccs-url makes DIR a cache in 
 it; --offline never touches the network. --update early and --tcb-eval-num choose which
 TCB evaluation the collateral comes from.
 
-Intel's semantics report expired collateral (collateral_expired) without failing;
---reject-expired-collateral makes the policy reject it and --strict fails verification.`,
+Intel's semantics report expired collateral (collateral_expired) without failing; the
+policy rejects it (as the service does) unless --allow-expired-collateral-unsafe, and
+--strict fails verification.`,
 		Example: `  tdproof quote verify quote.bin --collateral collateral.json
   tdproof quote verify quote.bin --collateral vectors/tdx/ --at 1752919234 --format json
   tdproof quote verify quote.bin --collateral pcs/ --at 2023-07-01T01:00:00Z
   tdproof quote verify quote.bin --pccs-url https://pccs.example:8081
   tdproof quote verify quote.bin --collateral-dir bundle/
   tdproof quote verify quote.bin --collateral collateral.json \
-      --accept-status UpToDate,SWHardeningNeeded --max-collateral-age 30d`,
+      --accept-status UpToDate,SWHardeningNeeded --max-collateral-age 30d
+  tdproof quote verify quote.bin --collateral collateral.json --refvalues refvalues.json
+  tdproof quote verify quote.bin --collateral-dir bundle/ --db tdproof-data/tdproof.db --policy-id production`,
 		Annotations: map[string]string{"exit_codes": exitCodesHelp},
 		Args:        exactArgs("FILE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -141,26 +158,24 @@ Intel's semantics report expired collateral (collateral_expired) without failing
 	fl.BoolVar(&f.strict, "strict", false, "fail verification (exit 4) on expired or not yet valid collateral or certificates")
 	fl.Var(&f.accept, "accept-status", "accept TCB `STATUS` (Intel spelling; repeatable or comma-separated; replaces the default UpToDate)")
 	fl.Var(&f.maxAge, "max-collateral-age", "reject TCB info or QE identity issued longer than `DURATION` before the verification time (e.g. 720h, 30d)")
-	fl.BoolVar(&f.rejectExp, "reject-expired-collateral", false, "reject results whose collateral has expired")
+	fl.BoolVar(&f.rejectExp, "reject-expired-collateral", false, "reject results whose collateral has expired (the default; kept for compatibility)")
+	fl.BoolVar(&f.allowExpired, "allow-expired-collateral-unsafe", false, "accept results whose collateral has expired")
 	fl.BoolVar(&f.allowDebug, "allow-debug-unsafe", false, "accept DEBUG TDs and enclaves (the host can read their memory)")
 	fl.BoolVar(&f.allowNoSEPT, "allow-missing-sept-ve-disable-unsafe", false, "accept TDs without SEPT_VE_DISABLE")
 	fl.BoolVar(&f.allowSvcTD, "allow-service-td-unsafe", false, "accept TDs bound to a service TD (non-zero MRSERVICETD)")
-	commandLineOnly(fl, "trusted-root", "allow-debug-unsafe", "allow-missing-sept-ve-disable-unsafe", "allow-service-td-unsafe")
+	f.appraisal.register(fl)
+	commandLineOnly(fl, "trusted-root", "allow-debug-unsafe", "allow-missing-sept-ve-disable-unsafe", "allow-service-td-unsafe", "allow-expired-collateral-unsafe")
 	return c
 }
 
 // runVerify verifies, appraises, prints the outcome and returns the error
 // that decides the exit code.
 func (a *app) runVerify(cmd *cobra.Command, file string, f *verifyFlags) error {
-	pol := f.policy()
 	now := f.at.t
 	if now.IsZero() {
 		now = time.Now().UTC()
 	}
-	out := &verifyOutput{
-		MediaType: VerifyMediaType, Violations: []dcap.Violation{}, VerificationTime: now,
-		Strict: f.strict, Policy: newPolicyJSON(pol),
-	}
+	out := &verifyOutput{MediaType: VerifyMediaType, VerificationTime: now, Strict: f.strict}
 	root, err := a.readTrustedRoot(f.trustedRoot)
 	if err == nil {
 		anchor := root
@@ -170,7 +185,7 @@ func (a *app) runVerify(cmd *cobra.Command, file string, f *verifyFlags) error {
 		sum := sha256.Sum256(anchor.Raw)
 		out.TrustedRootSHA256 = hex.EncodeToString(sum[:])
 		out.IntelRoot = out.TrustedRootSHA256 == dcap.IntelRootSHA256
-		err = a.verifyInto(cmd, out, file, f, root, now, pol)
+		err = a.verifyInto(cmd, out, file, f, root, now)
 	}
 	if errors.As(err, new(*usageError)) {
 		return err
@@ -186,8 +201,15 @@ func (a *app) runVerify(cmd *cobra.Command, file string, f *verifyFlags) error {
 	return err
 }
 
-// verifyInto reads the inputs, verifies and appraises, filling out.
-func (a *app) verifyInto(cmd *cobra.Command, out *verifyOutput, file string, f *verifyFlags, root *x509.Certificate, now time.Time, pol dcap.Policy) error {
+// verifyInto reads the inputs and runs the service's pipeline, filling
+// out.
+func (a *app) verifyInto(cmd *cobra.Command, out *verifyOutput, file string, f *verifyFlags, root *x509.Certificate, now time.Time) error {
+	rules, changed := f.rules(cmd.Flags())
+	ap, err := a.openAppraisal(cmd.Context(), &f.appraisal, rules, changed)
+	if err != nil {
+		return err
+	}
+	defer ap.close()
 	q, err := a.readQuote(file)
 	if err != nil {
 		return err
@@ -206,7 +228,13 @@ func (a *app) verifyInto(cmd *cobra.Command, out *verifyOutput, file string, f *
 	if err != nil {
 		return err
 	}
-	res, err := dcap.Verify(q, c, dcap.Options{TrustedRoot: root, Now: now, Strict: f.strict})
+	o, err := ap.verify(cmd.Context(), verifier.Evidence{Quote: q.Raw}, c, root, f.strict, now)
+	if err != nil {
+		return err
+	}
+	out.Result = o.Result
+	out.Verified, out.Accepted = o.Result.Authentic, o.Result.Allow
+	out.Verdict, out.line, err = verdictOf(o)
 	if err != nil {
 		if errors.Is(err, dcap.ErrTCBNotSupported) {
 			err = withHints(err, "the platform TCB is below every TCB level of the TCB info: update the platform (microcode, firmware, TDX module); no --accept-status accepts this")
@@ -214,80 +242,25 @@ func (a *app) verifyInto(cmd *cobra.Command, out *verifyOutput, file string, f *
 		if errors.Is(err, dcap.ErrExpired) {
 			err = withHints(err, "without --strict, expiry is reported (collateral_expired) and the policy decides; refresh the collateral or verify --at a time inside its validity")
 		}
-		return err
+		return withHints(err, appraisalHints(o.Result, len(changed) > 0 || (f.appraisal.policyFile == "" && f.appraisal.db == ""))...)
 	}
-	out.Verified, out.Result = true, res
-	if err := pol.Appraise(res); err != nil {
-		var pe *dcap.PolicyError
-		if errors.As(err, &pe) {
-			out.Violations = pe.Violations
-		}
-		return withHints(err, policyHints(pe, res, pol)...)
-	}
-	out.Accepted = true
 	return nil
-}
-
-// policyHints suggests the switch that accepts a rejected result, where
-// that is a legitimate choice.
-func policyHints(pe *dcap.PolicyError, r *dcap.Result, pol dcap.Policy) []string {
-	if pe == nil {
-		return nil
-	}
-	var hints []string
-	for _, v := range pe.Violations {
-		switch v.Rule {
-		case "tcb_status":
-			if r.Status != collateral.Revoked {
-				accept := newPolicyJSON(pol).AcceptedStatuses
-				hints = append(hints, fmt.Sprintf("to accept TCB status %s (advisories: %s), pass --accept-status %s,%s",
-					r.Status, listOrNone(r.AdvisoryIDs), strings.Join(accept, ","), r.Status))
-			}
-		case "collateral_expired":
-			hints = append(hints, "refresh the collateral, or verify --at a time inside its validity")
-		case "max_collateral_age":
-			hints = append(hints, "refresh the collateral, or raise --max-collateral-age")
-		}
-	}
-	return hints
-}
-
-// verdict is the first line of human output.
-func verdict(out *verifyOutput, err error) string {
-	if err == nil && out.Accepted {
-		s := "OK: " + out.Result.Status.String()
-		if out.Result.CollateralExpired {
-			s += " (collateral expired at " + ts(out.Result.EarliestExpiration) + ")"
-		}
-		return s
-	}
-	var pe *dcap.PolicyError
-	if errors.As(err, &pe) {
-		parts := make([]string, len(pe.Violations))
-		for i, v := range pe.Violations {
-			parts[i] = fmt.Sprintf("%s (want %s, got %s)", v.Rule, v.Want, v.Got)
-		}
-		return "REJECTED: " + strings.Join(parts, "; ")
-	}
-	switch code, _ := classify(err); code {
-	case exitRejected:
-		return "REJECTED: " + oneLine(err.Error())
-	case exitNotAuthentic:
-		return "NOT AUTHENTIC: " + oneLine(err.Error())
-	}
-	return ""
 }
 
 func printVerify(w io.Writer, out *verifyOutput, err error) error {
 	p := &printer{w: w}
-	r := out.Result
+	if out.Verdict != "" {
+		p.printf("%s: %s\n", out.Verdict, out.line)
+	}
 	if out.TrustedRootSHA256 != "" && !out.IntelRoot {
 		p.printf("%s\n", nonIntelWarning(out.TrustedRootSHA256))
 	}
-	if v := verdict(out, err); v != "" {
-		p.printf("%s\n", v)
+	if out.Result == nil {
+		return p.err
 	}
+	r := out.Result.DCAP
 	if r == nil {
+		printAppraisal(p, out.Result)
 		return p.err
 	}
 	p.kv(0, "status", r.Status)
@@ -338,7 +311,7 @@ func printVerify(w io.Writer, out *verifyOutput, err error) error {
 		root = "NON-INTEL"
 	}
 	p.kv(0, "trusted root", root+" (sha256 "+r.TrustedRootSHA256+")")
-	p.kv(0, "policy", policyLine(out.Policy))
+	printAppraisal(p, out.Result)
 	return p.err
 }
 
@@ -366,23 +339,4 @@ func crl(c dcap.CRLInfo) string {
 		n = "-"
 	}
 	return fmt.Sprintf("number %s, this update %s, next update %s", n, ts(c.ThisUpdate), ts(c.NextUpdate))
-}
-
-func policyLine(p policyJSON) string {
-	parts := []string{"accept " + strings.Join(p.AcceptedStatuses, "|")}
-	if p.MaxCollateralAge != "" {
-		parts = append(parts, "max collateral age "+p.MaxCollateralAge)
-	}
-	if p.RejectExpiredCollateral {
-		parts = append(parts, "reject expired collateral")
-	}
-	for _, u := range []struct {
-		on   bool
-		name string
-	}{{p.AllowDebugUnsafe, "allow-debug-unsafe"}, {p.AllowMissingSEPTVEDisableUnsafe, "allow-missing-sept-ve-disable-unsafe"}, {p.AllowServiceTDUnsafe, "allow-service-td-unsafe"}} {
-		if u.on {
-			parts = append(parts, u.name)
-		}
-	}
-	return strings.Join(parts, ", ")
 }

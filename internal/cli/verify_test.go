@@ -11,6 +11,7 @@ import (
 
 	"github.com/tdproof/tdproof/collateral"
 	"github.com/tdproof/tdproof/dcap"
+	"github.com/tdproof/tdproof/ear"
 	"github.com/tdproof/tdproof/internal/testvectors"
 )
 
@@ -68,14 +69,16 @@ func checkHumanVerify(t *testing.T, o outcome, status collateral.TCBStatus, advi
 	first := firstLine(o.stdout)
 	switch code {
 	case "":
-		if first != "OK: "+status.String() {
-			t.Errorf("verdict = %q, want OK: %s", first, status)
+		// Nothing pins the vectors' code: allowed, at most warning (as the
+		// service's default policy).
+		if !strings.HasPrefix(first, "WARNING: allowed, not affirming (EAR status warning, TCB "+status.String()+", policy default@1): unpinned") {
+			t.Errorf("verdict = %q, want WARNING … TCB %s … unpinned", first, status)
 		}
 		if o.stderr != "" {
 			t.Errorf("stderr = %q, want empty", o.stderr)
 		}
 	case codeRejected:
-		if want := "REJECTED: tcb_status (want UpToDate, got " + status.String() + ")"; first != want {
+		if want := "REJECTED: tcb_status (" + teeOfStatus(o.stdout) + ".tcb_status): expected one of [UpToDate], got " + status.String(); first != want {
 			t.Errorf("verdict = %q, want %q", first, want)
 		}
 		if !strings.Contains(o.stderr, "tdproof: hint: to accept TCB status "+status.String()) {
@@ -85,8 +88,8 @@ func checkHumanVerify(t *testing.T, o outcome, status collateral.TCBStatus, advi
 		if !strings.HasPrefix(first, "REJECTED: ") || !strings.Contains(first, "TCB not supported") {
 			t.Errorf("verdict = %q, want REJECTED: … TCB not supported", first)
 		}
-		if strings.Count(o.stdout, "\n") != 1 {
-			t.Errorf("stdout = %q, want only the verdict (no result)", o.stdout)
+		if strings.Contains(o.stdout, "status                 ") {
+			t.Errorf("stdout = %q, want no DCAP result", o.stdout)
 		}
 		return
 	}
@@ -109,9 +112,18 @@ func checkHumanVerify(t *testing.T, o outcome, status collateral.TCBStatus, advi
 			t.Errorf("human output lacks %q:\n%s", w, o.stdout)
 		}
 	}
-	if strings.Contains(o.stdout, "WARNING") {
-		t.Errorf("human output with the Intel root has a WARNING")
+	if strings.Contains(o.stdout, "NON-INTEL") {
+		t.Errorf("human output with the Intel root has the NON-INTEL warning")
 	}
+}
+
+// teeOfStatus guesses the TEE of a human verify output (MRENCLAVE lines
+// are SGX).
+func teeOfStatus(stdout string) string {
+	if strings.Contains(stdout, "MRENCLAVE") {
+		return "sgx"
+	}
+	return "tdx"
 }
 
 func checkJSONVerify(t *testing.T, out *verifyOutput, status collateral.TCBStatus, advisories []string, module, code string, at time.Time) {
@@ -122,19 +134,20 @@ func checkJSONVerify(t *testing.T, out *verifyOutput, status collateral.TCBStatu
 	if !out.VerificationTime.Equal(at) {
 		t.Errorf("verification_time = %v, want %v", out.VerificationTime, at)
 	}
-	if out.Violations == nil {
-		t.Errorf("violations is null, want a list")
-	}
 	if !out.IntelRoot || out.TrustedRootSHA256 != dcap.IntelRootSHA256 {
 		t.Errorf("intel_root = %v, trusted_root_sha256 = %s; want the Intel root", out.IntelRoot, out.TrustedRootSHA256)
 	}
 	if code == codeTCBNotSupported {
-		if out.Verified || out.Accepted || out.Result != nil || out.Error == nil || out.Error.Code != codeTCBNotSupported {
-			t.Errorf("JSON = verified %v accepted %v result %v error %+v; want tcb_not_supported", out.Verified, out.Accepted, out.Result != nil, out.Error)
+		if out.Verified || out.Accepted || out.Verdict != verdictRejected || out.Result == nil || out.Result.Authentic ||
+			out.Result.DCAP != nil || out.Result.Status != ear.StatusContraindicated || out.Error == nil || out.Error.Code != codeTCBNotSupported {
+			t.Errorf("JSON = verified %v accepted %v verdict %s result %+v error %+v; want tcb_not_supported", out.Verified, out.Accepted, out.Verdict, out.Result, out.Error)
 		}
 		return
 	}
-	r := out.Result
+	if out.Result == nil || out.Result.MediaType != "application/vnd.tdproof.verification-result.v1+json" {
+		t.Fatalf("JSON: result = %+v, want the service's result", out.Result)
+	}
+	r := out.Result.DCAP
 	if !out.Verified || r == nil {
 		t.Fatalf("JSON: verified = %v, result = %v, error = %+v", out.Verified, r, out.Error)
 	}
@@ -150,14 +163,15 @@ func checkJSONVerify(t *testing.T, out *verifyOutput, status collateral.TCBStatu
 	if !r.IntelRoot || r.TrustedRootSHA256 != dcap.IntelRootSHA256 || r.MediaType != dcap.MediaType {
 		t.Errorf("result: intel_root %v, trusted_root_sha256 %s, media_type %s", r.IntelRoot, r.TrustedRootSHA256, r.MediaType)
 	}
+	failed := out.Result.Appraisal.Failed
 	switch code {
 	case "":
-		if !out.Accepted || out.Error != nil || len(out.Violations) != 0 {
-			t.Errorf("JSON: accepted %v, error %+v, violations %v; want accepted", out.Accepted, out.Error, out.Violations)
+		if !out.Accepted || out.Verdict != verdictWarning || out.Error != nil || len(failed) != 0 || out.Result.Status != ear.StatusWarning {
+			t.Errorf("JSON: accepted %v, verdict %s, error %+v, failed %v; want accepted with a warning", out.Accepted, out.Verdict, out.Error, failed)
 		}
 	case codeRejected:
-		if out.Accepted || out.Error == nil || out.Error.Code != codeRejected || len(out.Violations) != 1 || out.Violations[0].Rule != "tcb_status" {
-			t.Errorf("JSON: accepted %v, error %+v, violations %v; want rejected on tcb_status", out.Accepted, out.Error, out.Violations)
+		if out.Accepted || out.Verdict != verdictRejected || out.Error == nil || out.Error.Code != codeRejected || len(failed) != 1 || failed[0].Rule != "tcb_status" {
+			t.Errorf("JSON: accepted %v, error %+v, failed %v; want rejected on tcb_status", out.Accepted, out.Error, failed)
 		}
 	}
 }
@@ -174,7 +188,8 @@ func TestVerifyAcceptStatus(t *testing.T) {
 		args := append(slices.Clone(common), extra...)
 		o := invoke(t, nil, args...)
 		o.wantCode(t, exitOK, args...)
-		if first := firstLine(o.stdout); first != "OK: ConfigurationAndSWHardeningNeeded" {
+		if first := firstLine(o.stdout); !strings.HasPrefix(first, "WARNING: allowed, not affirming (EAR status warning, TCB ConfigurationAndSWHardeningNeeded, policy command-line@1): ") ||
+			!strings.Contains(first, "TCB status ConfigurationAndSWHardeningNeeded is accepted but not UpToDate") {
 			t.Errorf("verdict = %q", first)
 		}
 		if !strings.Contains(o.stdout, "INTEL-SA-00289, INTEL-SA-00615") {
@@ -184,8 +199,8 @@ func TestVerifyAcceptStatus(t *testing.T) {
 		o.wantCode(t, exitOK)
 		var out verifyOutput
 		decodeJSON(t, o, &out)
-		if !out.Accepted || !slices.Contains(out.Policy.AcceptedStatuses, "ConfigurationAndSWHardeningNeeded") {
-			t.Errorf("JSON: accepted %v, policy %+v", out.Accepted, out.Policy)
+		if !out.Accepted || out.Result.Appraisal.PolicyID != cliPolicyID {
+			t.Errorf("JSON: accepted %v, appraisal %+v", out.Accepted, out.Result.Appraisal)
 		}
 	}
 	// Through the environment.
@@ -210,20 +225,31 @@ func TestVerifyExpiry(t *testing.T) {
 		return o, out
 	}
 	_, out := verify(t, exitOK, "--at", "1752919234")
-	if out.Result.CollateralExpired {
+	if out.Result.DCAP.CollateralExpired {
 		t.Fatalf("collateral expired at the vector's time")
 	}
 	// Strict at the vector's time: everything is valid.
 	verify(t, exitOK, "--at", "1752919234", "--strict")
 
-	expiry := out.Result.EarliestExpiration.UTC().Format(time.RFC3339)
-	_, out = verify(t, exitOK, "--at", expiry)
-	if !out.Result.CollateralExpired || !out.Accepted {
-		t.Errorf("--at %s: collateral_expired = %v, accepted = %v; want expired and accepted (Intel: a flag)", expiry, out.Result.CollateralExpired, out.Accepted)
+	// Expired collateral is a flag in Intel's semantics; the service's
+	// default policy rejects it, and so does the CLI.
+	expiry := out.Result.DCAP.EarliestExpiration.UTC().Format(time.RFC3339)
+	_, out = verify(t, exitRejected, "--at", expiry)
+	if !out.Result.DCAP.CollateralExpired || out.Accepted || len(out.Result.Appraisal.Failed) != 1 || out.Result.Appraisal.Failed[0].Rule != "collateral_expired" {
+		t.Errorf("--at %s: collateral_expired = %v, accepted = %v, failed %v; want expired and rejected", expiry, out.Result.DCAP.CollateralExpired, out.Accepted, out.Result.Appraisal.Failed)
 	}
 	o := invoke(t, nil, "quote", "verify", quotePath, "--collateral", base, "--at", expiry)
+	o.wantCode(t, exitRejected)
+	if !strings.Contains(o.stdout, "(EXPIRED)") || firstLine(o.stdout) != "REJECTED: collateral_expired (tdx.collateral.expired): expected false, got true" {
+		t.Errorf("human output does not reject expiry:\n%s", o.stdout)
+	}
+	_, out = verify(t, exitOK, "--at", expiry, "--allow-expired-collateral-unsafe")
+	if !out.Accepted {
+		t.Errorf("--allow-expired-collateral-unsafe: not accepted")
+	}
+	o = invoke(t, nil, "quote", "verify", quotePath, "--collateral", base, "--at", expiry, "--allow-expired-collateral-unsafe")
 	o.wantCode(t, exitOK)
-	if !strings.Contains(o.stdout, "(EXPIRED)") || !strings.Contains(firstLine(o.stdout), "collateral expired at "+expiry) {
+	if !strings.Contains(firstLine(o.stdout), "collateral EXPIRED at "+expiry) {
 		t.Errorf("human output does not report expiry:\n%s", o.stdout)
 	}
 
@@ -236,17 +262,17 @@ func TestVerifyExpiry(t *testing.T) {
 	}
 	o = invoke(t, nil, "quote", "verify", quotePath, "--collateral", base, "--at", expiry, "--strict")
 	o.wantCode(t, exitNotAuthentic)
-	if !strings.HasPrefix(o.stdout, "NOT AUTHENTIC: ") {
-		t.Errorf("verdict = %q, want NOT AUTHENTIC", firstLine(o.stdout))
+	if !strings.HasPrefix(o.stdout, "REJECTED: not authentic: ") {
+		t.Errorf("verdict = %q, want REJECTED: not authentic", firstLine(o.stdout))
 	}
 
 	_, out = verify(t, exitRejected, "--at", expiry, "--reject-expired-collateral")
-	if len(out.Violations) != 1 || out.Violations[0].Rule != "collateral_expired" {
-		t.Errorf("--reject-expired-collateral: violations %v", out.Violations)
+	if f := out.Result.Appraisal.Failed; len(f) != 1 || f[0].Rule != "collateral_expired" {
+		t.Errorf("--reject-expired-collateral: failed %v", f)
 	}
 	_, out = verify(t, exitRejected, "--at", "1752919234", "--max-collateral-age", "1h")
-	if len(out.Violations) == 0 || out.Violations[0].Rule != "max_collateral_age" {
-		t.Errorf("--max-collateral-age 1h: violations %v", out.Violations)
+	if f := out.Result.Appraisal.Failed; len(f) == 0 || f[0].Rule != "collateral_age" {
+		t.Errorf("--max-collateral-age 1h: failed %v", f)
 	}
 	verify(t, exitOK, "--at", "1752919234", "--max-collateral-age", "31d")
 }
@@ -278,9 +304,9 @@ func TestVerifyFailures(t *testing.T) {
 	}{
 		{"truncated quote", raw[:200], base, "1752919234", exitMalformed, codeMalformed, ""},
 		{"unsupported version", append([]byte{7, 0}, raw[2:]...), base, "1752919234", exitMalformed, codeUnsupported, ""},
-		{"flipped quote signature", flipByte(raw, len(q.Signed())+4+7), base, "1752919234", exitNotAuthentic, codeNotAuthentic, "NOT AUTHENTIC: "},
-		{"flipped body byte", flipByte(raw, 48+200), base, "1752919234", exitNotAuthentic, codeNotAuthentic, "NOT AUTHENTIC: "},
-		{"collateral of another platform", raw, otherCollateral, "1752919234", exitNotAuthentic, codeCollateralInvalid, "NOT AUTHENTIC: "},
+		{"flipped quote signature", flipByte(raw, len(q.Signed())+4+7), base, "1752919234", exitNotAuthentic, codeNotAuthentic, "REJECTED: not authentic: "},
+		{"flipped body byte", flipByte(raw, 48+200), base, "1752919234", exitNotAuthentic, codeNotAuthentic, "REJECTED: not authentic: "},
+		{"collateral of another platform", raw, otherCollateral, "1752919234", exitNotAuthentic, codeCollateralInvalid, "REJECTED: not authentic: "},
 		{"missing collateral dir", raw, filepath.Join(tmp, "nonexistent"), "1752919234", exitCollateralUnavailable, codeCollateralUnavailable, ""},
 		{"empty collateral dir", raw, emptyDir, "1752919234", exitCollateralUnavailable, codeCollateralUnavailable, ""},
 		{"pcs dir without tcb info", raw50, noTCB, "1688173200", exitCollateralUnavailable, codeCollateralUnavailable, ""},
@@ -306,8 +332,11 @@ func TestVerifyFailures(t *testing.T) {
 			o.wantCode(t, tc.exit, args...)
 			var out verifyOutput
 			decodeJSON(t, o, &out)
-			if out.Verified || out.Accepted || out.Result != nil || out.Error == nil || out.Error.Code != tc.code {
-				t.Errorf("JSON: verified %v accepted %v result %v error %+v; want code %s", out.Verified, out.Accepted, out.Result != nil, out.Error, tc.code)
+			if out.Verified || out.Accepted || (out.Result != nil && (out.Result.Authentic || out.Result.Allow)) || out.Error == nil || out.Error.Code != tc.code {
+				t.Errorf("JSON: verified %v accepted %v result %+v error %+v; want code %s", out.Verified, out.Accepted, out.Result, out.Error, tc.code)
+			}
+			if (tc.verdict != "") != (out.Verdict == verdictRejected) || (tc.verdict != "") != (out.Result != nil) {
+				t.Errorf("JSON: verdict %q, result %v; want a REJECTED verdict exactly when the service would give one", out.Verdict, out.Result != nil)
 			}
 		})
 	}

@@ -11,7 +11,8 @@
 // evidence with the verifier (the expected report data is its nonce, so the
 // token's eat_nonce binds it) and returns {"token": EAR}; evidence that is
 // not authentic is refused (AttestationError), and so is a cc_eventlog
-// that does not replay to the quote's RTMR0–2. TDX evidence that carries
+// that does not replay to the quote's RTMR0–2 (and RTMR3 when it records
+// RTMR3 events), with or without an event_log. TDX evidence that carries
 // the tdproof extension "event_log" (dstack's JSON event log, with
 // "vm_config") is verified as dstack evidence: RTMR0–3 are replayed (a
 // log that does not replay to the quote is not authentic) and the app
@@ -389,16 +390,23 @@ func (b *Broker) appraise(ctx context.Context, ss store.KBSSession, att *protoco
 		return "", reportData, "", nil, "quote REPORTDATA does not bind the session nonce and tee-pubkey"
 	}
 	vev := verifier.Evidence{Quote: raw, Nonce: reportData[:], PolicyID: b.cfg.AttestationPolicyID}
-	if ev.CCEventLog != nil && ev.EventLog == "" {
-		// The verifier checks that the CCEL replays to RTMR0–2 (with an
-		// event_log, dstack verification replays that log instead).
+	if ev.CCEventLog != nil {
+		// The verifier checks that the CCEL replays to the quote.
 		if vev.CCEL, err = base64.StdEncoding.DecodeString(*ev.CCEventLog); err != nil {
 			return "", reportData, "", nil, "cc_eventlog is not standard base64"
 		}
 	}
 	if ev.EventLog != "" {
 		// dstack evidence: the same quote with its event log, so that
-		// RTMR0–3 are replayed and the app identity becomes claims.
+		// RTMR0–3 are replayed and the app identity becomes claims. A
+		// CCEL beside it must replay to the same quote: evidence never
+		// carries a part that nothing checks.
+		if vev.CCEL != nil {
+			if err := verifier.CheckCCEL(q.TD, vev.CCEL); err != nil {
+				return "", reportData, "", nil, "cc_eventlog: " + err.Error()
+			}
+			vev.CCEL = nil
+		}
 		if vev.Dstack, err = dstackEvidence(raw, &ev); err != nil {
 			return "", reportData, "", nil, "event_log: " + err.Error()
 		}

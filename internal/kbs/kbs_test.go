@@ -6,6 +6,7 @@ import (
 	"crypto"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha512"
 	"encoding/base64"
 	"encoding/json"
 	"io"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/tdproof/tdproof/collateral"
 	"github.com/tdproof/tdproof/ear"
+	"github.com/tdproof/tdproof/eventlog"
 	"github.com/tdproof/tdproof/internal/kbs"
 	"github.com/tdproof/tdproof/internal/store"
 	"github.com/tdproof/tdproof/internal/store/storetest"
@@ -430,6 +432,72 @@ func TestCCELMustReplay(t *testing.T) {
 		}
 		code, body = b.resource(t, "")
 		wantProblem(t, "resource", code, body, protocol.ProblemTokenNotFound)
+	})
+}
+
+// TestCCELBesideEventLog: a cc_eventlog sent beside a dstack event_log
+// must replay to the quote as well; it was ignored, so another image's
+// CCEL (or the image's CCEL with another app's RTMR3 events) passed.
+func TestCCELBesideEventLog(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dsn string) {
+		sim := newSim(t, false)
+		if _, err := sim.Emit("compose-hash", []byte("app a")); err != nil {
+			t.Fatal(err)
+		}
+		other, err := tdsim.New(tdsim.Config{BootEvents: tdsim.SyntheticBootEvents()[:2], PKI: sim.PKI()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ccel := func(evs []eventlog.Event) []byte {
+			b, err := tdsim.MarshalCCEL(evs, tdsim.CCELRegionSize)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return b
+		}
+		// RTMR3 as a CCEL records it: digests only.
+		wrongRTMR3 := sha512.Sum384([]byte("another app"))
+		e := newEnv(t, dsn, sim, true, "")
+		attest := func(a *agent, ccel []byte) (int, []byte) {
+			nonce := a.auth(t)
+			rd, err := protocol.ReportData(nonce, a.jwk, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			q, err := sim.Quote(t.Context(), rd)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ev, err := tdsim.KBSEvidence(q, ccel, sim.EventLog(), "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := json.Marshal(protocol.Attestation{
+				RuntimeData: protocol.RuntimeData{Nonce: nonce, TeePubKey: a.jwk},
+				TeeEvidence: protocol.CompositeEvidence{PrimaryEvidence: ev},
+			})
+			return a.attest(t, body)
+		}
+		a := newAgent(t, e)
+		if code, body := attest(a, ccel(sim.BootEvents())); code != http.StatusOK {
+			t.Fatalf("own CCEL beside the event log: %d %s", code, body)
+		}
+		a.wantSecret(t, "")
+		for name, c := range map[string][]byte{
+			"another image's CCEL": ccel(other.BootEvents()),
+			"RTMR3 events of another app": ccel(append(sim.BootEvents(),
+				eventlog.Event{IMR: 3, Type: eventlog.EvEventTag, Digest: wrongRTMR3[:]})),
+			"garbage": []byte("not a CCEL"),
+		} {
+			b := newAgent(t, e)
+			code, body := attest(b, c)
+			wantProblem(t, name, code, body, protocol.ProblemAttestationError)
+			if !bytes.Contains(body, []byte("cc_eventlog")) {
+				t.Errorf("%s: detail %s", name, body)
+			}
+			code, body = b.resource(t, "")
+			wantProblem(t, name+": resource", code, body, protocol.ProblemTokenNotFound)
+		}
 	})
 }
 

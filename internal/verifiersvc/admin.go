@@ -54,6 +54,7 @@ func (s *Service) routes() []route {
 		{method: http.MethodPost, path: "/verify", h: s.handleDstack},
 		{method: http.MethodGet, path: "/.well-known/jwks.json", h: s.handleJWKS},
 		{method: http.MethodGet, path: "/healthz", h: s.handleHealth},
+		{method: http.MethodGet, path: "/health", h: s.handleHealth},
 		{method: http.MethodGet, path: "/readyz", h: s.handleReady},
 		{method: http.MethodGet, path: "/metrics", h: s.handleMetrics},
 		{method: http.MethodGet, path: "/openapi.json", h: s.handleOpenAPI},

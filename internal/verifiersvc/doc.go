@@ -5,6 +5,7 @@
 //
 //	POST /v1/verify              native request, versioned result + EAR token
 //	POST /verify                 dstack-verifier compatible
+//	GET  /health                 dstack-verifier's health check (as /healthz)
 //	GET  /.well-known/jwks.json  the EAR verification keys
 //	GET  /healthz                the process is up
 //	GET  /readyz                 the store is reachable
@@ -22,7 +23,8 @@
 //	  "cc_eventlog": "<with a TDX quote: the CCEL boot event log, hex or base64>",
 //	  "dstack":      <dstack evidence>,
 //	  "nonce":     "<hex, at most 64 bytes: a prefix of REPORTDATA, returned as eat_nonce>",
-//	  "policy_id": "<policy id; absent or empty: the active policy>"
+//	  "policy_id": "<policy id; absent or empty: the active policy>",
+//	  "details":   <true: add the result's chain and event_log members>
 //	}
 //
 // Exactly one of quote and dstack is given. A cc_eventlog must replay to
@@ -45,13 +47,25 @@
 // # POST /verify
 //
 // dstack-verifier's request ({"quote", "event_log", "vm_config", "debug"}
-// or {"attestation"}, hex without 0x; an attestation wins) and response
-// ({"is_valid", "details", "reason"}). is_valid is true only when the
-// evidence is authentic and the active policy allows it; reason is null
-// then, and otherwise starts with "Quote verification failed:",
-// "Event log verification failed:", "OS image hash verification failed:" or
-// "Policy rejected:". details has dstack-verifier's members; those tdproof
-// cannot know (os_image_is_dev, os_image_version) are null.
+// or {"attestation"}, hex without 0x; beside an attestation, quote,
+// event_log, report_data and vm_config must be its own, where
+// dstack-verifier ignores them) and response
+// ({"is_valid", "details", "reason"}), as dstack-verifier documents them
+// (docs/service.md): every verification outcome is a 200, also invalid
+// evidence, a collateral outage and undecodable evidence; details always
+// carries dstack-verifier's members, and the quote's facts (quote_verified,
+// tee_variant, report_data, tcb_status, advisory_ids) whenever the quote
+// verified, independently of the event-log verdict; the event-log facts
+// (app_info, key_provider, boot_info) only when every step passed. reason
+// is null when valid, and otherwise starts with "Quote verification
+// failed:", "Event log verification failed:", "OS image hash verification
+// failed:", "Internal error:" or "Policy rejected:". With "debug": true a
+// register mismatch adds details.rtmr_debug. is_valid is true only when the
+// evidence is authentic and the active policy allows it, unless
+// Options.DstackCompatPolicy selects dstack-verifier's own rule (quote,
+// event log and OS image verified; TCB status other than Revoked; no DEBUG
+// or service TD). GET /health answers {"status": "ok", "service":
+// ServiceName} as dstack-verifier's does.
 //
 // # Admin API
 //
@@ -104,6 +118,8 @@
 //	503 collateral_unavailable the collateral could not be obtained
 //	503 not_ready              /readyz: the store is unreachable
 //
-// On /verify the problem additionally carries "is_valid": false and
-// "reason", so that dstack-verifier clients read a failure.
+// /verify answers every verification outcome with a 200 (above); its
+// problems (400 malformed_request, 408, 413) additionally carry
+// "is_valid": false, "details" and "reason", so that dstack-verifier
+// clients read a failure.
 package verifiersvc

@@ -63,3 +63,57 @@ func TestEveryDstackVector(t *testing.T) {
 		})
 	}
 }
+
+// TestDstackAttestationBeside: on /verify, dstack-verifier lets an
+// attestation win over quote and event_log members; tdproof refuses them
+// unless they are the attestation's own, so that a response is never
+// is_valid for a request that carries a second, unverified evidence.
+func TestDstackAttestationBeside(t *testing.T) {
+	t.Parallel()
+	c, err := collateral.ParseQVLJSON(testvectors.ReadFile(t, "dcap", "tdx-v4-90c06f-dstack", "collateral.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	att := testvectors.ReadFile(t, "dstack", "tdx-lite-attestation.json")
+	gq := testvectors.ReadFile(t, "dstack", "quote-report.json")
+	e := newEnv(t, c, nil, time.Unix(1774003274, 0), verifiersvc.Options{RefValues: pinned(t, att, gq)}, afterReadyAllowed(t))
+	var a, other map[string]any
+	if err := json.Unmarshal(att, &a); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(gq, &other); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		extra map[string]any
+		valid bool
+	}{
+		{"attestation alone", nil, true},
+		{"with another quote", map[string]any{"quote": other["quote"]}, false},
+		{"with another event log", map[string]any{"event_log": other["event_log"]}, false},
+	} {
+		req := map[string]any{"attestation": a["attestation"]}
+		for k, v := range tc.extra {
+			req[k] = v
+		}
+		body, err := json.Marshal(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp := e.post(t, "/verify", body)
+		var out struct {
+			IsValid bool    `json:"is_valid"`
+			Reason  *string `json:"reason"`
+		}
+		if err := json.Unmarshal(resp.body, &out); err != nil {
+			t.Fatalf("%s: %v: %s", tc.name, err, resp.body)
+		}
+		if out.IsValid != tc.valid {
+			t.Errorf("%s: is_valid %v (status %d, %s), want %v", tc.name, out.IsValid, resp.status, resp.body, tc.valid)
+		}
+		if !tc.valid && (out.Reason == nil || !strings.Contains(*out.Reason, "beside an attestation")) {
+			t.Errorf("%s: reason %s", tc.name, resp.body)
+		}
+	}
+}

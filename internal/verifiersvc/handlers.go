@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tdproof/tdproof/dstack"
 	"github.com/tdproof/tdproof/verifier"
 )
 
@@ -20,6 +19,9 @@ type NativeRequest struct {
 	Dstack     json.RawMessage `json:"dstack,omitempty"`
 	Nonce      string          `json:"nonce,omitempty"`
 	PolicyID   string          `json:"policy_id,omitempty"`
+	// Details asks for the result's chain and event_log members
+	// (verifier.Evidence.Details).
+	Details bool `json:"details,omitempty"`
 }
 
 // NativeResponse is the body of a 200 from POST /v1/verify.
@@ -54,7 +56,7 @@ func (s *Service) handleNative(w http.ResponseWriter, r *http.Request) {
 }
 
 func nativeEvidence(req *NativeRequest) (verifier.Evidence, *apiError) {
-	ev := verifier.Evidence{PolicyID: req.PolicyID}
+	ev := verifier.Evidence{PolicyID: req.PolicyID, Details: req.Details}
 	if req.Quote != nil {
 		b, err := decodeBytes(*req.Quote)
 		if err != nil {
@@ -107,137 +109,6 @@ func nativeEvidence(req *NativeRequest) (verifier.Evidence, *apiError) {
 	return ev, nil
 }
 
-// DstackRequest is dstack-verifier's VerificationRequest.
-type DstackRequest struct {
-	Quote       *string         `json:"quote"`
-	EventLog    *string         `json:"event_log"`
-	VMConfig    json.RawMessage `json:"vm_config"`
-	Debug       *bool           `json:"debug"`
-	Attestation *string         `json:"attestation"`
-	ReportData  *string         `json:"report_data"`
-}
-
-// DstackResponse is dstack-verifier's VerificationResponse.
-type DstackResponse struct {
-	IsValid bool          `json:"is_valid"`
-	Details DstackDetails `json:"details"`
-	Reason  *string       `json:"reason"`
-}
-
-// DstackDetails is dstack-verifier's VerificationDetails.
-type DstackDetails struct {
-	QuoteVerified       bool                `json:"quote_verified"`
-	EventLogVerified    bool                `json:"event_log_verified"`
-	OSImageHashVerified bool                `json:"os_image_hash_verified"`
-	ACPITablesVerified  bool                `json:"acpi_tables_verified"`
-	OSImageIsDev        *bool               `json:"os_image_is_dev"`
-	OSImageVersion      *string             `json:"os_image_version"`
-	TEEVariant          string              `json:"tee_variant"`
-	ReportData          string              `json:"report_data"`
-	TCBStatus           string              `json:"tcb_status"`
-	AdvisoryIDs         []string            `json:"advisory_ids"`
-	KeyProvider         *dstack.KeyProvider `json:"key_provider"`
-	AppInfo             *dstack.AppInfo     `json:"app_info"`
-	BootInfo            *dstack.BootInfo    `json:"boot_info"`
-}
-
-func (s *Service) handleDstack(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
-	var req DstackRequest
-	body, aerr := s.readJSON(w, r, &req, false)
-	if aerr != nil {
-		s.fail(w, "/verify", start, aerr, dstackExt(aerr))
-		return
-	}
-	ev := verifier.Evidence{Dstack: body}
-	switch {
-	case req.Attestation != nil:
-		// As dstack-verifier: an attestation wins over the other members.
-		ev.Dstack, _ = json.Marshal(map[string]string{"attestation": *req.Attestation})
-	case req.Quote == nil:
-		aerr := badRequest("malformed_evidence", "give quote (with event_log) or attestation")
-		s.fail(w, "/verify", start, aerr, dstackExt(aerr))
-		return
-	}
-	o, err := s.v.Verify(r.Context(), ev)
-	if err != nil {
-		aerr := verifyError(r.Context(), err)
-		s.fail(w, "/verify", start, aerr, dstackExt(aerr))
-		return
-	}
-	s.metrics.observe("/verify", o.Result.Status.String(), time.Since(start))
-	writeJSON(w, "application/json", dstackResponse(o.Result))
-}
-
-func dstackExt(e *apiError) map[string]any {
-	return map[string]any{"is_valid": false, "details": nil, "reason": dstackReasonForProblem(e)}
-}
-
-func dstackReasonForProblem(e *apiError) string {
-	switch e.code {
-	case "malformed_evidence", "malformed_request", "body_too_large":
-		return "Quote verification failed: " + e.detail
-	}
-	return "Internal error: " + e.detail
-}
-
-// dstackResponse builds dstack-verifier's response from a verdict.
-func dstackResponse(res *verifier.Result) DstackResponse {
-	out := DstackResponse{Details: DstackDetails{AdvisoryIDs: []string{}}}
-	if d := res.Dstack; d != nil {
-		out.Details = DstackDetails{
-			QuoteVerified:       d.QuoteVerified,
-			EventLogVerified:    d.EventLogVerified,
-			OSImageHashVerified: d.OSImageHashVerified,
-			ACPITablesVerified:  d.ACPITablesVerified,
-			TEEVariant:          d.TEEVariant,
-			ReportData:          hex.EncodeToString(d.ReportData),
-			TCBStatus:           d.TCBStatus,
-			AdvisoryIDs:         d.AdvisoryIDs,
-			KeyProvider:         d.KeyProvider,
-			AppInfo:             &d.AppInfo,
-			BootInfo:            &d.BootInfo,
-		}
-		if out.Details.AdvisoryIDs == nil {
-			out.Details.AdvisoryIDs = []string{}
-		}
-	}
-	var reason string
-	switch {
-	case !res.Authentic:
-		reason = dstackFailure(res.Reason)
-	case !res.Allow:
-		var parts []string
-		if res.Appraisal != nil {
-			for _, f := range res.Appraisal.Failed {
-				parts = append(parts, f.String())
-			}
-		}
-		reason = "Policy rejected: " + strings.Join(parts, "; ")
-	default:
-		out.IsValid = true
-		return out
-	}
-	out.Reason = &reason
-	return out
-}
-
-// dstackFailure prefixes a verification failure as dstack-verifier does.
-// Only the cause's text survives in verifier.Result, so it is classified by
-// the messages of package dstack's errors.
-func dstackFailure(cause string) string {
-	switch {
-	case strings.Contains(cause, dstack.ErrMeasurement.Error()):
-		return "OS image hash verification failed: " + cause
-	case strings.Contains(cause, dstack.ErrEventLog.Error()),
-		strings.Contains(cause, dstack.ErrMRConfigID.Error()),
-		strings.Contains(cause, dstack.ErrReportData.Error()),
-		strings.Contains(cause, "dstack: RTMR"), strings.Contains(cause, "preimage"):
-		return "Event log verification failed: " + cause
-	}
-	return "Quote verification failed: " + cause
-}
-
 func (s *Service) fail(w http.ResponseWriter, route string, start time.Time, e *apiError, ext map[string]any) {
 	s.metrics.observe(route, e.code, time.Since(start))
 	if e.status >= 500 {
@@ -258,7 +129,7 @@ func (s *Service) handleJWKS(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (s *Service) handleHealth(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, "application/json", map[string]string{"status": "ok", "service": "tdproof"})
+	writeJSON(w, "application/json", map[string]string{"status": "ok", "service": ServiceName})
 }
 
 func (s *Service) handleReady(w http.ResponseWriter, _ *http.Request) {

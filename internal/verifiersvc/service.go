@@ -65,6 +65,11 @@ type Options struct {
 	// Collateral reports the collateral cache for GET
 	// /admin/v1/collateral. Nil: the report says configured: false.
 	Collateral CollateralStatus
+	// DstackCompatPolicy makes is_valid of POST /verify dstack-verifier's
+	// own rule instead of tdproof's policy (see the package
+	// documentation). The EAR token of /v1/verify is unaffected.
+	DstackCompatPolicy bool
+
 	// Keys manages the EAR signing keys for /admin/v1/keys. Nil: those
 	// routes answer 501 keys_unavailable.
 	Keys KeyManager
