@@ -4,7 +4,7 @@ STATICCHECK ?= $(shell $(GO) env GOPATH)/bin/staticcheck
 STATICCHECK_VERSION ?= v0.8.2
 FUZZTIME    ?= 5m
 
-.PHONY: all build test fmt-check vet staticcheck unit bench fuzz tools
+.PHONY: all build test fmt-check vet staticcheck unit bench loadtest fuzz tools
 
 all: build
 
@@ -38,6 +38,13 @@ tools:
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem -count=10 ./dcap/ ./pcs/pcscache/ ./measure/
 
+# Bounded load tests of the product (docs/performance.md): tdproof serve as a
+# child process (SQLite; PostgreSQL with TDPROOF_TEST_POSTGRES_DSN) and the
+# key broker handshake.
+loadtest:
+	$(GO) test -count=1 -run 'TestServeLoad|TestKBSHandshakeLoad' -v ./internal/loadtest/ \
+		-loadtest.serve.n 20000 -loadtest.serve.d 10s -loadtest.serve.c 8 -loadtest.kbs.n 2000 -loadtest.kbs.c 8
+
 # Long fuzzing, one target at a time (FUZZTIME each).
 fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzParseQuote$$' -fuzztime=$(FUZZTIME) ./quote/
@@ -48,6 +55,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzJCS$$' -fuzztime=$(FUZZTIME) ./jcs/
 	$(GO) test -run='^$$' -fuzz='^FuzzParseEventLog$$' -fuzztime=$(FUZZTIME) ./eventlog/
 	$(GO) test -run='^$$' -fuzz='^FuzzParseRuntimeEvent$$' -fuzztime=$(FUZZTIME) ./eventlog/
+	$(GO) test -run='^$$' -fuzz='^FuzzReport$$' -fuzztime=$(FUZZTIME) ./internal/report/
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeSCALE$$' -fuzztime=$(FUZZTIME) ./dstack/
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeMsgpack$$' -fuzztime=$(FUZZTIME) ./dstack/
 	$(GO) test -run='^$$' -fuzz='^FuzzParseEvidence$$' -fuzztime=$(FUZZTIME) ./dstack/

@@ -5,7 +5,7 @@
 //
 // Claim names follow Trustee's TDX verifier (tdx.quote.body.mr_td,
 // tdx.quote.body.rtmr_0 … rtmr_3, tdx.tcb_status, tdx.advisory_ids,
-// tdx.td_attributes.debug, …; ../shared/docs/specs/rats-kbs.md §2.6) so
+// tdx.td_attributes.debug, …; see docs/claims.md) so
 // Trustee policies port over, plus tdproof's own collateral facts
 // (tdx.collateral.tcb_eval_num, tdx.collateral.issue_date, tdx.tcb_date …)
 // and dstack identity (dstack.app_id, dstack.compose_hash, …). SGX quotes

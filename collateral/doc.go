@@ -2,7 +2,8 @@
 // SGX and TDX with tdxModule, tdxModuleIdentities, tcbLevels, tcbDate,
 // advisoryIDs), QE / TD_QE enclave identities, CRLs (DER, PEM, or the hex
 // text PCCS serves for the root CA CRL) and issuer chains (PEM, or the
-// URL-encoded PEM of PCS headers). See ../shared/docs/specs/dcap.md §3.
+// URL-encoded PEM of PCS headers), as Intel's PCS API v4 serves them (see
+// docs/collateral.md).
 //
 // Signed JSON objects keep the exact bytes the signature covers
 // ([SignedTCBInfo.Raw], [SignedQEIdentity.Raw]); nothing is ever

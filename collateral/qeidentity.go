@@ -6,7 +6,7 @@ import (
 )
 
 // QEIdentity is a parsed enclave identity: the QE ("QE", SGX), the TD
-// quoting enclave ("TD_QE", TDX) or the QvE ("QVE") (dcap.md §3.4).
+// quoting enclave ("TD_QE", TDX), the QvE ("QVE") or the QAE ("QAE").
 type QEIdentity struct {
 	ID                      string    `json:"id"`
 	Version                 int       `json:"version"`
@@ -66,7 +66,7 @@ func ParseQEIdentity(raw []byte) (*QEIdentity, error) {
 	}
 	q.ID = *j.ID
 	switch q.ID {
-	case "QE", "TD_QE", "QVE":
+	case "QE", "TD_QE", "QVE", "QAE":
 	default:
 		return nil, fmt.Errorf("%w: qe identity: unknown id %q", ErrMalformed, q.ID)
 	}

@@ -1,6 +1,6 @@
 // Package dcap verifies Intel DCAP quotes (SGX v3, TDX v4 and v5) against
-// their collateral with Intel's semantics, as described in
-// ../shared/docs/specs/dcap.md §2 and §9: the PCK certificate chain to the
+// their collateral with Intel's semantics (those of Intel's Quote
+// Verification Library, docs/verifier.md): the PCK certificate chain to the
 // pinned Intel SGX Root CA, the root CA and PCK CRLs, the TCB signing
 // chain, the TCB info and QE identity signatures over their exact bytes,
 // FMSPC / PCE-ID / tcbType checks, the QE report signature and its binding

@@ -1,7 +1,7 @@
 // Package dcaptest builds Intel DCAP attestation evidence for tests: a
 // fake Intel SGX PKI, PCK certificates, signed SGX and TDX quotes, and
-// signed collateral, all shaped byte for byte like Intel's (see
-// ../shared/docs/specs/dcap.md §1, §3.3–3.6).
+// signed collateral, all shaped byte for byte like Intel's (the quote
+// layout of Intel's DCAP quote library and the PCS API v4 responses).
 //
 // The pieces:
 //

@@ -6,7 +6,7 @@
 // # Evidence
 //
 // [ParseEvidence] detects and reads every form a relying party is handed
-// (../shared/docs/specs/dstack.md §1.2, §1.5, §1.7, §11.1):
+// (the inputs of dstack-verifier, as docs/service.md describes):
 //
 //   - the guest agent's GetQuote JSON: "quote" (hex), "event_log" (a JSON
 //     string holding the event array), "report_data" and "vm_config" (a

@@ -60,9 +60,6 @@ func (m *mpReader) platform(a *Attestation) error {
 	if err != nil {
 		return err
 	}
-	if kind == PlatformSEVSNP {
-		return m.snpPlatform(a, d, off)
-	}
 	if kind != PlatformTDX {
 		if d != nil {
 			if known, err := d.otherPlatform(kind, a, off); known {
@@ -273,60 +270,10 @@ func (a *Attestation) marshalMsgpack() ([]byte, error) {
 	w.str("version")
 	w.uint(1)
 
-	if a.Platform != "" && a.Platform != PlatformTDX {
-		if err := a.writePlatform(w); err != nil {
-			return nil, err
-		}
-		return a.writeMsgpackStack(w)
-	}
-	w.str("platform")
-	if a.SNP != nil {
-		a.SNP.writeMsgpack(w, a.ByteArrays)
-		return a.writeMsgpackStack(w)
-	}
-	w.mapLen(2)
-	w.str("kind")
-	w.str(PlatformTDX)
-	w.str("data")
-	w.mapLen(2)
-	w.str("quote")
-	w.bytes(a.Quote, a.ByteArrays)
-	w.str("event_log")
-	w.arrayLen(len(a.EventLog))
-	for _, e := range a.EventLog {
-		n := 5
-		if e.Version != 0 {
-			n++
-		}
-		if e.Preimage != nil {
-			n++
-		}
-		w.mapLen(n)
-		w.str("imr")
-		w.uint(uint64(e.IMR))
-		w.str("event_type")
-		w.uint(uint64(e.Type))
-		w.str("digest")
-		w.bytes(e.Digest, false)
-		w.str("event")
-		w.str(e.Name)
-		w.str("event_payload")
-		w.bytes(e.Payload, false)
-		if e.Version != 0 {
-			w.str("version")
-			w.uint(uint64(e.Version))
-		}
-		if e.Preimage != nil {
-			w.str("preimage")
-			w.str(hex.EncodeToString(e.Preimage))
-		}
+	if err := a.writePlatform(w); err != nil {
+		return nil, err
 	}
 
-	return a.writeMsgpackStack(w)
-}
-
-// writeMsgpackStack writes the stack member and finishes the encoding.
-func (a *Attestation) writeMsgpackStack(w *mpWriter) ([]byte, error) {
 	w.str("stack")
 	w.mapLen(2)
 	w.str("kind")
@@ -366,4 +313,41 @@ func (a *Attestation) writeMsgpackStack(w *mpWriter) ([]byte, error) {
 		return nil, fmt.Errorf("dstack: encoding msgpack: %w", w.err)
 	}
 	return w.buf.Bytes(), nil
+}
+
+// writeTDXData writes the quote and event_log members of a TDX (or
+// gcp-tdx) platform.data map.
+func (a *Attestation) writeTDXData(w *mpWriter) {
+	w.str("quote")
+	w.bytes(a.Quote, a.ByteArrays)
+	w.str("event_log")
+	w.arrayLen(len(a.EventLog))
+	for _, e := range a.EventLog {
+		n := 5
+		if e.Version != 0 {
+			n++
+		}
+		if e.Preimage != nil {
+			n++
+		}
+		w.mapLen(n)
+		w.str("imr")
+		w.uint(uint64(e.IMR))
+		w.str("event_type")
+		w.uint(uint64(e.Type))
+		w.str("digest")
+		w.bytes(e.Digest, false)
+		w.str("event")
+		w.str(e.Name)
+		w.str("event_payload")
+		w.bytes(e.Payload, false)
+		if e.Version != 0 {
+			w.str("version")
+			w.uint(uint64(e.Version))
+		}
+		if e.Preimage != nil {
+			w.str("preimage")
+			w.str(hex.EncodeToString(e.Preimage))
+		}
+	}
 }

@@ -2,7 +2,6 @@ package dstack
 
 import (
 	"encoding/binary"
-	"encoding/hex"
 	"fmt"
 
 	"github.com/tdproof/tdproof/eventlog"
@@ -66,6 +65,9 @@ var tpmPlatformNames = []string{"dstack", "gcp", "nitroenclave", "aws-ec2"}
 
 // TEEVariant returns the tee_variant of the attestation's platform.
 func (a *Attestation) TEEVariant() string {
+	if a.SNP != nil {
+		return TEEVariantSEVSNP
+	}
 	switch a.Platform {
 	case PlatformGCPTDX:
 		return TEEVariantGCPTDX
@@ -89,6 +91,9 @@ func (r *scaleReader) platformQuote(kind byte, a *Attestation) error {
 			return err
 		}
 		a.TPMQuote, err = r.tpmQuote()
+		return err
+	case scaleDstackAmdSevSnp:
+		a.SNP, err = r.snpQuote()
 		return err
 	case scaleDstackNitroEnclave:
 		a.Platform = PlatformNitroEnclave
@@ -190,6 +195,9 @@ func (r *scaleReader) tpmQuote() (*TPMQuote, error) {
 
 // appendPlatformSCALE appends the version 0 AttestationQuote of a.
 func (a *Attestation) appendPlatformSCALE(b []byte) ([]byte, error) {
+	if a.SNP != nil {
+		return a.appendSNPQuoteSCALE(b)
+	}
 	switch a.Platform {
 	case "", PlatformTDX:
 		b = append(b, scaleDstackTdx)
@@ -248,6 +256,8 @@ func (a *Attestation) appendTDXQuoteSCALE(b []byte) ([]byte, error) {
 // It reports false for kinds it does not know.
 func (d *mpReader) otherPlatform(kind string, a *Attestation, off int) (bool, error) {
 	switch kind {
+	case PlatformSEVSNP:
+		return true, d.snpPlatform(a, d, off)
 	case PlatformNitroEnclave, PlatformAWSNitroTPM:
 		a.Platform = kind
 		key := "nsm_quote"
@@ -394,6 +404,11 @@ func (m *mpReader) tpmQuote() (*TPMQuote, error) {
 
 // writePlatform writes the version 1 "platform" member.
 func (a *Attestation) writePlatform(w *mpWriter) error {
+	if a.SNP != nil {
+		w.str("platform")
+		a.SNP.writeMsgpack(w, a.ByteArrays)
+		return nil
+	}
 	kind := a.Platform
 	if kind == "" {
 		kind = PlatformTDX
@@ -459,41 +474,4 @@ func (a *Attestation) writePlatform(w *mpWriter) error {
 		return fmt.Errorf("%w: platform %q", ErrUnsupported, a.Platform)
 	}
 	return nil
-}
-
-// writeTDXData writes the quote and event_log members of a TDX or
-// gcp-tdx platform.data map.
-func (a *Attestation) writeTDXData(w *mpWriter) {
-	w.str("quote")
-	w.bytes(a.Quote, a.ByteArrays)
-	w.str("event_log")
-	w.arrayLen(len(a.EventLog))
-	for _, e := range a.EventLog {
-		n := 5
-		if e.Version != 0 {
-			n++
-		}
-		if e.Preimage != nil {
-			n++
-		}
-		w.mapLen(n)
-		w.str("imr")
-		w.uint(uint64(e.IMR))
-		w.str("event_type")
-		w.uint(uint64(e.Type))
-		w.str("digest")
-		w.bytes(e.Digest, false)
-		w.str("event")
-		w.str(e.Name)
-		w.str("event_payload")
-		w.bytes(e.Payload, false)
-		if e.Version != 0 {
-			w.str("version")
-			w.uint(uint64(e.Version))
-		}
-		if e.Preimage != nil {
-			w.str("preimage")
-			w.str(hex.EncodeToString(e.Preimage))
-		}
-	}
 }

@@ -136,44 +136,10 @@ func decodeSCALE(data []byte) (*Attestation, error) {
 	if err != nil {
 		return nil, err
 	}
-	switch {
-	case kind == scaleDstackTdx:
-	case kind == scaleDstackAmdSevSnp:
-		return r.snpAttestation()
-	case kind == scaleDstackGcpTdx, kind == scaleDstackNitroEnclave, kind == scaleDstackAwsNitroTpm:
-		a := &Attestation{Version: 0}
-		if err := r.platformQuote(kind, a); err != nil {
-			return nil, err
-		}
-		return r.stackTail(a)
-	case kind <= scaleMaxKind:
-		return nil, unsupported("quote", 1, "attestation quote kind %d is not DstackTdx", kind)
-	default:
-		return nil, malformed("quote", 1, "unknown attestation quote kind %d", kind)
-	}
 	a := &Attestation{Version: 0}
-	if a.Quote, err = r.bytes("quote.quote"); err != nil {
+	if err := r.platformQuote(kind, a); err != nil {
 		return nil, err
 	}
-	n, err := r.length("quote.event_log", 8+1+1+1)
-	if err != nil {
-		return nil, err
-	}
-	if n > MaxEvents {
-		return nil, malformed("quote.event_log", r.off, "%d events exceed the limit of %d", n, MaxEvents)
-	}
-	a.EventLog = make([]eventlog.Event, n)
-	for i := range a.EventLog {
-		if err := r.tdxEvent(fmt.Sprintf("quote.event_log[%d]", i), &a.EventLog[i]); err != nil {
-			return nil, err
-		}
-	}
-	return r.stackTail(a)
-}
-
-// stackTail reads what follows the platform quote in every V0
-// attestation: runtime events, report data, config and the empty report.
-func (r *scaleReader) stackTail(a *Attestation) (*Attestation, error) {
 	n, err := r.length("runtime_events", 2)
 	if err != nil {
 		return nil, err
@@ -263,34 +229,10 @@ func (a *Attestation) marshalSCALE() ([]byte, error) {
 		return nil, err
 	}
 	b := make([]byte, 0, 2+len(a.Quote)+len(a.Config)+64+256*(len(a.EventLog)+len(a.RuntimeEvents)))
-	if a.SNP != nil {
-		return a.marshalSNPSCALE(b)
+	b, err := a.appendPlatformSCALE(append(b, 0))
+	if err != nil {
+		return nil, err
 	}
-	if a.Platform != "" && a.Platform != PlatformTDX {
-		b, err := a.appendPlatformSCALE(append(b, 0))
-		if err != nil {
-			return nil, err
-		}
-		return a.appendSCALEStack(b)
-	}
-	b = append(b, 0, scaleDstackTdx)
-	b = appendSCALEBytes(b, a.Quote)
-	b = appendCompact(b, uint64(len(a.EventLog)))
-	for i, e := range a.EventLog {
-		if e.Version != 0 || e.Preimage != nil {
-			return nil, fmt.Errorf("%w: version 0 attestation cannot carry the version or preimage of event %d", ErrUnsupported, i)
-		}
-		b = binary.LittleEndian.AppendUint32(b, e.IMR)
-		b = binary.LittleEndian.AppendUint32(b, uint32(e.Type))
-		b = appendSCALEBytes(b, e.Digest)
-		b = appendSCALEBytes(b, []byte(e.Name))
-		b = appendSCALEBytes(b, e.Payload)
-	}
-	return a.appendSCALEStack(b)
-}
-
-// appendSCALEStack appends runtime events, report data and config.
-func (a *Attestation) appendSCALEStack(b []byte) ([]byte, error) {
 	b = appendCompact(b, uint64(len(a.RuntimeEvents)))
 	for i, e := range a.RuntimeEvents {
 		if e.Version != 0 {

@@ -30,10 +30,11 @@ type SNPQuote struct {
 	MRConfig  string
 }
 
-func (r *scaleReader) snpAttestation() (*Attestation, error) {
-	a := &Attestation{Version: 0, SNP: &SNPQuote{}}
+// snpQuote decodes the version 0 DstackAmdSevSnp quote payload.
+func (r *scaleReader) snpQuote() (*SNPQuote, error) {
+	q := &SNPQuote{}
 	var err error
-	if a.SNP.Report, err = r.bytes("quote.report"); err != nil {
+	if q.Report, err = r.bytes("quote.report"); err != nil {
 		return nil, err
 	}
 	n, err := r.length("quote.cert_chain", 1)
@@ -48,29 +49,29 @@ func (r *scaleReader) snpAttestation() (*Attestation, error) {
 		if err != nil {
 			return nil, err
 		}
-		a.SNP.CertChain = append(a.SNP.CertChain, c)
+		q.CertChain = append(q.CertChain, c)
 	}
-	if a.SNP.MRConfig, err = r.str("quote.mr_config"); err != nil {
+	if q.MRConfig, err = r.str("quote.mr_config"); err != nil {
 		return nil, err
 	}
-	return r.stackTail(a)
+	return q, nil
 }
 
-func (a *Attestation) marshalSNPSCALE(b []byte) ([]byte, error) {
+// appendSNPQuoteSCALE appends the version 0 DstackAmdSevSnp quote.
+func (a *Attestation) appendSNPQuoteSCALE(b []byte) ([]byte, error) {
 	if len(a.Quote) != 0 || len(a.EventLog) != 0 {
 		return nil, fmt.Errorf("%w: SEV-SNP attestation with a TDX quote or event log", ErrMalformed)
 	}
 	if len(a.SNP.CertChain) > maxCertChain {
 		return nil, fmt.Errorf("%w: %d certificates exceed the limit of %d", ErrMalformed, len(a.SNP.CertChain), maxCertChain)
 	}
-	b = append(b, 0, scaleDstackAmdSevSnp)
+	b = append(b, scaleDstackAmdSevSnp)
 	b = appendSCALEBytes(b, a.SNP.Report)
 	b = appendCompact(b, uint64(len(a.SNP.CertChain)))
 	for _, c := range a.SNP.CertChain {
 		b = appendSCALEBytes(b, c)
 	}
-	b = appendSCALEBytes(b, []byte(a.SNP.MRConfig))
-	return a.appendSCALEStack(b)
+	return appendSCALEBytes(b, []byte(a.SNP.MRConfig)), nil
 }
 
 func (m *mpReader) snpPlatform(a *Attestation, d *mpReader, off int) error {

@@ -7,7 +7,7 @@
 // [TrustVector], the appraisal policy id and the appraised claims; at the top
 // level it carries the EAR profile, iat, exp, iss, jti, eat_nonce and
 // ear.verifier-id. The claim names follow Trustee's token
-// (../shared/docs/specs/rats-kbs.md §2.6) so relying parties written for
+// (Trustee's attestation-service EAR profile) so relying parties written for
 // Trustee read tdproof tokens: the appraised claims live under
 // "ear.veraison.annotated-evidence".
 //

@@ -416,6 +416,18 @@ func TestJWKSShape(t *testing.T) {
 		if got := base64.RawURLEncoding.EncodeToString(tp); got != k.KeyID {
 			t.Errorf("key %d kid %s, go-jose thumbprint %s", i, k.KeyID, got)
 		}
+		// And as RFC 7638 §3 builds it, independently of go-jose: SHA-256
+		// of the required members in lexicographic order, no whitespace.
+		raw, err := k.Key.(*ecdsa.PublicKey).Bytes()
+		if err != nil {
+			t.Fatal(err)
+		}
+		enc := base64.RawURLEncoding
+		member := `{"crv":"P-256","kty":"EC","x":"` + enc.EncodeToString(raw[1:33]) + `","y":"` + enc.EncodeToString(raw[33:65]) + `"}`
+		sum := sha256.Sum256([]byte(member))
+		if got := enc.EncodeToString(sum[:]); got != k.KeyID {
+			t.Errorf("key %d kid %s, RFC 7638 thumbprint %s", i, k.KeyID, got)
+		}
 	}
 }
 

@@ -2,10 +2,10 @@ package ear
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/ecdh"
 	"crypto/ecdsa"
 	"crypto/elliptic"
-	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
@@ -68,17 +68,22 @@ func NewVerificationKey(pub *ecdsa.PublicKey) (*Key, error) {
 	if _, err := ecdh.P256().NewPublicKey(raw); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrKey, err)
 	}
-	return &Key{pub: pub, id: thumbprint(raw)}, nil
+	id, err := thumbprint(pub)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrKey, err)
+	}
+	return &Key{pub: pub, id: id}, nil
 }
 
-// thumbprint computes the RFC 7638 thumbprint of an uncompressed P-256
-// point: SHA-256 over {"crv","kty","x","y"} in lexicographic order.
-func thumbprint(uncompressed []byte) string {
-	enc := base64.RawURLEncoding
-	x, y := uncompressed[1:33], uncompressed[33:65]
-	doc := `{"crv":"P-256","kty":"EC","x":"` + enc.EncodeToString(x) + `","y":"` + enc.EncodeToString(y) + `"}`
-	sum := sha256.Sum256([]byte(doc))
-	return enc.EncodeToString(sum[:])
+// thumbprint computes the RFC 7638 thumbprint of a P-256 public key with
+// go-jose (SHA-256 over {"crv","kty","x","y"} in lexicographic order),
+// base64url without padding.
+func thumbprint(pub *ecdsa.PublicKey) (string, error) {
+	sum, err := (&jose.JSONWebKey{Key: pub}).Thumbprint(crypto.SHA256)
+	if err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(sum), nil
 }
 
 // ID returns the key id ("kid"), the RFC 7638 thumbprint.

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
-	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
+
+	jose "github.com/go-jose/go-jose/v4"
 )
 
 // KeySet holds the EAR keys of a verifier: at most one active signing key
@@ -113,42 +115,21 @@ func (s *KeySet) Remove(kid string) error {
 	return nil
 }
 
-// jwk is the public JWK written and read by this package.
-type jwk struct {
-	Kty string `json:"kty"`
-	Crv string `json:"crv"`
-	X   string `json:"x"`
-	Y   string `json:"y"`
-	Kid string `json:"kid"`
-	Alg string `json:"alg,omitempty"`
-	Use string `json:"use,omitempty"`
-	D   string `json:"d,omitempty"` // only to reject private keys
-}
-
-type jwkSet struct {
-	Keys []jwk `json:"keys"`
-}
-
-// JWKS returns the public JWK Set (RFC 7517) of all keys, active first:
-// {"keys":[{"kty":"EC","crv":"P-256","x":…,"y":…,"kid":…,"alg":"ES256","use":"sig"},…]}.
-// It never contains private key material. Serve it as
-// application/jwk-set+json (e.g. at /.well-known/jwks.json).
+// JWKS returns the public JWK Set (RFC 7517) of all keys, active first,
+// written by go-jose: {"keys":[{"use":"sig","kty":"EC","kid":…,"crv":"P-256",
+// "alg":"ES256","x":…,"y":…},…]}. It never contains private key material.
+// Serve it as application/jwk-set+json (e.g. at /.well-known/jwks.json).
 func (s *KeySet) JWKS() ([]byte, error) {
 	keys := s.Keys()
-	set := jwkSet{Keys: make([]jwk, 0, len(keys))}
-	enc := base64.RawURLEncoding
+	set := jose.JSONWebKeySet{Keys: make([]jose.JSONWebKey, 0, len(keys))}
 	for _, k := range keys {
-		raw, err := k.pub.Bytes()
-		if err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrKey, err)
-		}
-		set.Keys = append(set.Keys, jwk{
-			Kty: "EC", Crv: "P-256",
-			X: enc.EncodeToString(raw[1:33]), Y: enc.EncodeToString(raw[33:65]),
-			Kid: k.id, Alg: "ES256", Use: "sig",
-		})
+		set.Keys = append(set.Keys, jose.JSONWebKey{Key: k.pub, KeyID: k.id, Algorithm: string(jose.ES256), Use: "sig"})
 	}
-	return json.Marshal(set)
+	b, err := json.Marshal(set)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrKey, err)
+	}
+	return b, nil
 }
 
 // MaxJWKSSize is the largest JWKS document ParseJWKS accepts (64 KiB).
@@ -163,7 +144,7 @@ func ParseJWKS(data []byte) (*KeySet, error) {
 	if len(data) > MaxJWKSSize {
 		return nil, fmt.Errorf("%w: jwks larger than %d bytes", ErrMalformed, MaxJWKSSize)
 	}
-	var set jwkSet
+	var set jose.JSONWebKeySet
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&set); err != nil {
 		return nil, fmt.Errorf("%w: jwks: %w", ErrMalformed, err)
@@ -172,8 +153,8 @@ func ParseJWKS(data []byte) (*KeySet, error) {
 		return nil, fmt.Errorf("%w: jwks: trailing data", ErrMalformed)
 	}
 	s := &KeySet{}
-	for i, j := range set.Keys {
-		k, err := parseJWK(j)
+	for i := range set.Keys {
+		k, err := parseJWK(&set.Keys[i])
 		if err != nil {
 			return nil, fmt.Errorf("%w: jwks key %d: %w", ErrMalformed, i, err)
 		}
@@ -184,36 +165,26 @@ func ParseJWKS(data []byte) (*KeySet, error) {
 	return s, nil
 }
 
-func parseJWK(j jwk) (*Key, error) {
+// parseJWK checks one key go-jose decoded (it validated the point).
+func parseJWK(j *jose.JSONWebKey) (*Key, error) {
+	if !j.IsPublic() {
+		return nil, errors.New("private key in jwks")
+	}
+	pub, ok := j.Key.(*ecdsa.PublicKey)
 	switch {
-	case j.D != "":
-		return nil, fmt.Errorf("private key in jwks")
-	case j.Kty != "EC" || j.Crv != "P-256":
-		return nil, fmt.Errorf("kty %q crv %q, want EC P-256", j.Kty, j.Crv)
-	case j.Alg != "" && j.Alg != "ES256":
-		return nil, fmt.Errorf("alg %q, want ES256", j.Alg)
+	case !ok || pub.Curve != elliptic.P256():
+		return nil, fmt.Errorf("key of type %T, want EC P-256", j.Key)
+	case j.Algorithm != "" && j.Algorithm != string(jose.ES256):
+		return nil, fmt.Errorf("alg %q, want ES256", j.Algorithm)
 	case j.Use != "" && j.Use != "sig":
 		return nil, fmt.Errorf("use %q, want sig", j.Use)
-	}
-	enc := base64.RawURLEncoding
-	x, err := enc.DecodeString(j.X)
-	if err != nil || len(x) != 32 {
-		return nil, fmt.Errorf("bad x coordinate")
-	}
-	y, err := enc.DecodeString(j.Y)
-	if err != nil || len(y) != 32 {
-		return nil, fmt.Errorf("bad y coordinate")
-	}
-	pub, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), append(append([]byte{4}, x...), y...))
-	if err != nil {
-		return nil, err
 	}
 	k, err := NewVerificationKey(pub)
 	if err != nil {
 		return nil, err
 	}
-	if j.Kid != k.id {
-		return nil, fmt.Errorf("kid %q is not the key's thumbprint %q", j.Kid, k.id)
+	if j.KeyID != k.id {
+		return nil, fmt.Errorf("kid %q is not the key's thumbprint %q", j.KeyID, k.id)
 	}
 	return k, nil
 }

@@ -24,8 +24,8 @@
 // event data ([ParseVariableData], [ParseImageLoadEvent],
 // [ParseFirmwareBlob2], [ParseHandoffTables2], [ParseTaggedEvent]).
 //
-// The formats are described in ../shared/docs/specs/dstack.md §2 (and the
-// TCG PC Client Platform Firmware Profile, §10).
+// The formats are the TCG PC Client Platform Firmware Profile (§10, the
+// crypto-agile log) and dstack's JSON event log and runtime events.
 //
 // Package eventlog does not read quotes and does not compare replayed
 // values with a quote; it does not compute expected boot measurements

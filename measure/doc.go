@@ -2,7 +2,7 @@
 // the MRTD and RTMR0–RTMR2 a TD booted by QEMU with a TDVF (OVMF)
 // firmware, a Linux kernel, an initrd and a command line will report, for
 // a given RAM size and QEMU version. It reproduces dstack-mr (see
-// ../shared/docs/specs/dstack.md §4 and §5) and is the reference-value
+// docs/reference-values.md) and is the reference-value
 // provider of the RATS architecture.
 //
 // Start with [MeasureImage] for an image held as bytes ([Image], or

@@ -30,11 +30,29 @@ type ImageDir struct {
 	Extra map[string][]byte
 }
 
+// LoadOption configures [LoadImage].
+type LoadOption func(*loadConfig)
+
+type loadConfig struct{ sha256 bool }
+
+// WithInitrdSHA256 makes LoadImage compute the initrd's SHA-256 even when
+// the directory has no sha256sum.txt ([ImageDir.PublishLite] needs it).
+func WithInitrdSHA256() LoadOption { return func(c *loadConfig) { c.sha256 = true } }
+
 // LoadImage reads an image directory. Files are opened through an
 // os.Root, so names in metadata.json cannot reach outside dir. It is the
 // only function of this package that does I/O. Errors wrap [ErrMalformed]
 // (metadata.json) or the fs error.
-func LoadImage(dir string) (*ImageDir, error) {
+//
+// The initrd is not kept: it is hashed while it is read, in one pass
+// (Image.InitrdDigests: SHA-384, and SHA-256 when the directory has a
+// sha256sum.txt to check or [WithInitrdSHA256] asks for it), so memory
+// does not grow with its size. The other files are read whole.
+func LoadImage(dir string, opts ...LoadOption) (*ImageDir, error) {
+	var cfg loadConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return nil, fmt.Errorf("measure: image directory: %w", err)
@@ -51,15 +69,18 @@ func LoadImage(dir string) (*ImageDir, error) {
 		return nil, err
 	}
 	d.Image.Cmdline = d.Metadata.Cmdline
+	if d.ChecksumFile, err = readOptional(root, ChecksumFile); err != nil {
+		return nil, err
+	}
 	for _, f := range []struct {
 		name string
 		dst  *[]byte
-	}{{d.Metadata.Bios, &d.Image.Firmware}, {d.Metadata.Kernel, &d.Image.Kernel}, {d.Metadata.Initrd, &d.Image.Initrd}} {
+	}{{d.Metadata.Bios, &d.Image.Firmware}, {d.Metadata.Kernel, &d.Image.Kernel}} {
 		if *f.dst, err = readRootFile(root, f.name); err != nil {
 			return nil, err
 		}
 	}
-	if d.ChecksumFile, err = readOptional(root, ChecksumFile); err != nil {
+	if d.Image.InitrdDigests, err = hashRootFile(root, d.Metadata.Initrd, cfg.sha256 || d.ChecksumFile != nil); err != nil {
 		return nil, err
 	}
 	if d.LiteDocument, err = readOptional(root, LiteFile); err != nil {
@@ -77,6 +98,20 @@ func LoadImage(dir string) (*ImageDir, error) {
 	return d, nil
 }
 
+// hashRootFile hashes a file of root while reading it ([HashFile]).
+func hashRootFile(root *os.Root, name string, withSHA256 bool) (*FileDigests, error) {
+	f, err := root.Open(name)
+	if err != nil {
+		return nil, fmt.Errorf("measure: image: %w", err)
+	}
+	defer f.Close()
+	d, err := HashFile(f, maxImageFile, withSHA256)
+	if err != nil {
+		return nil, fmt.Errorf("measure: image: %s: %w", name, err)
+	}
+	return &d, nil
+}
+
 func readOptional(root *os.Root, name string) ([]byte, error) {
 	b, err := readRootFile(root, name)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -91,7 +126,13 @@ func readRootFile(root *os.Root, name string) ([]byte, error) {
 		return nil, fmt.Errorf("measure: image: %w", err)
 	}
 	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxImageFile+1))
+	var b []byte
+	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() && st.Size() <= maxImageFile {
+		// One allocation of the file's size (io.ReadAll would grow and
+		// copy its buffer); a file that grew meanwhile is still bounded.
+		b = make([]byte, 0, st.Size()+1)
+	}
+	b, err = readAllInto(b, io.LimitReader(f, maxImageFile+1))
 	if err != nil {
 		return nil, fmt.Errorf("measure: image: %s: %w", name, err)
 	}
@@ -101,21 +142,46 @@ func readRootFile(root *os.Root, name string) ([]byte, error) {
 	return b, nil
 }
 
-// files returns the directory's files by name.
-func (d *ImageDir) files() map[string][]byte {
-	m := map[string][]byte{
-		d.Metadata.Bios:   d.Image.Firmware,
-		d.Metadata.Kernel: d.Image.Kernel,
-		d.Metadata.Initrd: d.Image.Initrd,
-		MetadataFile:      d.MetadataJSON,
+// readAllInto is io.ReadAll appending to b.
+func readAllInto(b []byte, r io.Reader) ([]byte, error) {
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if errors.Is(err, io.EOF) {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+	}
+}
+
+// fileSHA256 returns the SHA-256 of the directory's files by name: the
+// initrd's from its digests (hashed while read), the others computed now.
+func (d *ImageDir) fileSHA256() (map[string][32]byte, error) {
+	m := map[string][32]byte{
+		d.Metadata.Bios:   sha256Sum(d.Image.Firmware),
+		d.Metadata.Kernel: sha256Sum(d.Image.Kernel),
+		MetadataFile:      sha256Sum(d.MetadataJSON),
+	}
+	switch {
+	case d.Image.Initrd != nil:
+		m[d.Metadata.Initrd] = sha256Sum(d.Image.Initrd)
+	case d.Image.InitrdDigests != nil && d.Image.InitrdDigests.SHA256 != nil:
+		m[d.Metadata.Initrd] = *d.Image.InitrdDigests.SHA256
+	default:
+		return nil, fmt.Errorf("measure: the initrd's SHA-256 was not computed (load the image with WithInitrdSHA256)")
 	}
 	if d.LiteDocument != nil {
-		m[LiteFile] = d.LiteDocument
+		m[LiteFile] = sha256Sum(d.LiteDocument)
 	}
 	for k, v := range d.Extra {
-		m[k] = v
+		m[k] = sha256Sum(v)
 	}
-	return m
+	return m, nil
 }
 
 // CheckFiles verifies every line of sha256sum.txt against the files read,
@@ -130,13 +196,16 @@ func (d *ImageDir) CheckFiles() ([32]byte, error) {
 	if err != nil {
 		return [32]byte{}, err
 	}
-	files := d.files()
+	files, err := d.fileSHA256()
+	if err != nil {
+		return [32]byte{}, err
+	}
 	for _, e := range entries {
-		b, ok := files[e.Name]
+		sum, ok := files[e.Name]
 		if !ok {
 			return [32]byte{}, fmt.Errorf("%w: %s lists %s, which is not an image file", ErrImageFile, ChecksumFile, e.Name)
 		}
-		if sha256Sum(b) != e.SHA256 {
+		if sum != e.SHA256 {
 			return [32]byte{}, fmt.Errorf("%w: %s", ErrImageFile, e.Name)
 		}
 	}
@@ -162,8 +231,11 @@ func (d *ImageDir) PublishLite() (document, checksumFile []byte, osImageHash [32
 	if document, err = lite.Marshal(); err != nil {
 		return nil, nil, [32]byte{}, err
 	}
-	files := d.files()
-	files[LiteFile] = document
+	files, err := d.fileSHA256()
+	if err != nil {
+		return nil, nil, [32]byte{}, err
+	}
+	files[LiteFile] = sha256Sum(document)
 	for _, name := range optionalMeasurementFiles {
 		if _, ok := d.Extra[name]; ok {
 			names = append(names, name)
@@ -171,7 +243,11 @@ func (d *ImageDir) PublishLite() (document, checksumFile []byte, osImageHash [32
 	}
 	entries := make([]ChecksumEntry, len(names))
 	for i, n := range names {
-		entries[i] = ChecksumEntry{SHA256: sha256Sum(files[n]), Name: n}
+		sum, ok := files[n]
+		if !ok {
+			return nil, nil, [32]byte{}, fmt.Errorf("measure: %w: the image has no %s", ErrImageFile, n)
+		}
+		entries[i] = ChecksumEntry{SHA256: sum, Name: n}
 	}
 	checksumFile = FormatChecksumFile(entries)
 	return document, checksumFile, OSImageHash(checksumFile), nil

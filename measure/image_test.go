@@ -2,6 +2,7 @@ package measure_test
 
 import (
 	"bytes"
+	"crypto/sha512"
 	"encoding/json"
 	"errors"
 	"os"
@@ -38,7 +39,20 @@ func writeImageDir(t *testing.T, img *measure.Image, version string) string {
 func TestPublishLite(t *testing.T) {
 	img := synthImage(0x100000, 0x40000, 0x3000)
 	dir := writeImageDir(t, img, "0.6.0")
-	d, err := measure.LoadImage(dir)
+	// Without sha256sum.txt the initrd gets only SHA-384, which is not
+	// enough to publish.
+	d0, err := measure.LoadImage(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d0.Image.Initrd != nil || d0.Image.InitrdDigests == nil || d0.Image.InitrdDigests.SHA256 != nil ||
+		d0.Image.InitrdDigests.Size != uint64(len(img.Initrd)) || d0.Image.InitrdDigests.SHA384 != sha512.Sum384(img.Initrd) {
+		t.Fatalf("initrd loaded as %+v", d0.Image.InitrdDigests)
+	}
+	if _, _, _, err := d0.PublishLite(); err == nil {
+		t.Error("PublishLite without the initrd's SHA-256 succeeded")
+	}
+	d, err := measure.LoadImage(dir, measure.WithInitrdSHA256())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,6 +107,15 @@ func TestPublishLite(t *testing.T) {
 	}
 	if _, err := d3.CheckFiles(); !errors.Is(err, measure.ErrImageFile) {
 		t.Errorf("changed kernel: %v", err)
+	}
+	os.WriteFile(filepath.Join(dir, "bzImage"), img.Kernel, 0o644)
+	os.WriteFile(filepath.Join(dir, "initramfs.cpio.gz"), append(slices.Clone(img.Initrd), 0), 0o644)
+	d4, err := measure.LoadImage(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d4.CheckFiles(); !errors.Is(err, measure.ErrImageFile) {
+		t.Errorf("changed initrd: %v", err)
 	}
 	// Before 0.6.0 there is no lite document to publish.
 	d3.Metadata.Version = "0.5.8"

@@ -1,7 +1,6 @@
 package measure
 
 import (
-	"crypto/sha512"
 	"fmt"
 
 	"github.com/fxamacker/cbor/v2"
@@ -194,7 +193,7 @@ func NewLiteMeasurement(img *Image) (*LiteMeasurement, error) {
 	if err != nil {
 		return nil, err
 	}
-	kernel, err := KernelAuthenticode(img.Kernel, uint64(len(img.Initrd)), LiteMemoryMin)
+	kernel, err := KernelAuthenticode(img.Kernel, img.initrdSize(), LiteMemoryMin)
 	if err != nil {
 		return nil, err
 	}
@@ -205,7 +204,7 @@ func NewLiteMeasurement(img *Image) (*LiteMeasurement, error) {
 	return &LiteMeasurement{
 		CmdlineSHA384:      cmd,
 		KernelAuthenticode: kernel,
-		InitrdSHA384:       sha512.Sum384(img.Initrd),
+		InitrdSHA384:       img.initrdSHA384(),
 		OVMF:               OVMFVariantPre202505,
 		MRTD:               tdvf.MRTDs(),
 		TDHOBWitness:       witness,

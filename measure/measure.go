@@ -1,7 +1,6 @@
 package measure
 
 import (
-	"crypto/sha512"
 	"fmt"
 	"slices"
 
@@ -12,7 +11,11 @@ import (
 type Image struct {
 	Firmware []byte // TDVF (ovmf.fd)
 	Kernel   []byte // bzImage
-	Initrd   []byte // initramfs
+	// Initrd is the initramfs. It may be nil when InitrdDigests is set:
+	// the measurements need only its size and SHA-384, so a large initrd
+	// is hashed while it is read ([HashFile], [LoadImage]) and not kept.
+	Initrd        []byte
+	InitrdDigests *FileDigests
 	// Cmdline is the kernel command line as metadata.json has it, without
 	// the " initrd=initrd" that OVMF appends (see [KernelCmdline]).
 	Cmdline string
@@ -181,7 +184,7 @@ func MeasureImage(img *Image, m Machine, opts Options) (*Measurement, error) {
 	if err != nil {
 		return nil, err
 	}
-	kernel, err := KernelAuthenticode(img.Kernel, uint64(len(img.Initrd)), m.MemorySize)
+	kernel, err := KernelAuthenticode(img.Kernel, img.initrdSize(), m.MemorySize)
 	if err != nil {
 		return nil, err
 	}
@@ -199,7 +202,7 @@ func MeasureImage(img *Image, m Machine, opts Options) (*Measurement, error) {
 	}
 	out.RTMRs[0] = newRegister(0, rtmr0Events(hob, SourceComputed, opts.Firmware, opts.ACPI))
 	out.RTMRs[1] = newRegister(1, rtmr1Events(kernel, SourceComputed))
-	out.RTMRs[2] = newRegister(2, rtmr2Events(cmdDigest, sha512.Sum384(img.Initrd), SourceComputed))
+	out.RTMRs[2] = newRegister(2, rtmr2Events(cmdDigest, img.initrdSHA384(), SourceComputed))
 	out.bindACPI(opts.ACPI, m.CPUs)
 	return out, nil
 }

@@ -285,12 +285,16 @@ func (c *Client) itemURL(k ItemKey) string {
 		q.Set("fmspc", strings.ToUpper(fmt.Sprintf("%x", k.FMSPC[:])))
 	case KindQEIdentity:
 		path = "/" + k.TEE.String() + "/certification/v4/qe/identity"
+	case KindQvEIdentity:
+		path = "/sgx/certification/v4/qve/identity"
+	case KindQAEIdentity:
+		path = "/sgx/certification/v4/qae/identity"
 	case KindPCKCRL:
 		path = "/sgx/certification/v4/pckcrl"
 		q.Set("ca", k.CA.String())
 		q.Set("encoding", "der")
 	}
-	if k.Kind == KindTCBInfo || k.Kind == KindQEIdentity {
+	if k.Kind != KindPCKCRL {
 		switch {
 		case k.EvalNumber > 0:
 			q.Set("tcbEvaluationDataNumber", strconv.Itoa(k.EvalNumber))

@@ -3,8 +3,10 @@ package pcs_test
 import (
 	"bytes"
 	"encoding/json"
+	"encoding/pem"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -122,7 +124,7 @@ func bytesToHex(b []byte) []byte {
 // FuzzParseItemPath: every accepted path is the Path of its key.
 func FuzzParseItemPath(f *testing.F) {
 	for _, s := range []string{"tdx-tcb-fmspc-50806f000000", "early/sgx-qe-identity", "eval-17/tdx-qe-identity",
-		"sgx-pckcrl-platform-der", "IntelSGXRootCA.der", "eval-x/y"} {
+		"sgx-pckcrl-platform-der", "IntelSGXRootCA.der", "eval-x/y", "sgx-qve-identity", "early/sgx-qae-identity", "tdx-qve-identity"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, p string) {
@@ -199,6 +201,53 @@ func FuzzDecodePCKCert(f *testing.F) {
 		}
 		if len(p.Chain.Certs) != 3 || !bytes.Equal(p.Chain.Certs[2].Raw, root.Raw) {
 			t.Fatal("accepted chain is not leaf, CA, root")
+		}
+	})
+}
+
+// FuzzDecodePCKCerts: an error means no result; an accepted response has
+// at least one certificate, each with a leaf, CA, root chain, all of one
+// FMSPC, and a validity window inside every certificate's.
+func FuzzDecodePCKCerts(f *testing.F) {
+	fx, err := dcaptest.NewFixture(dcaptest.TDXQuoteV4, dcaptest.FixtureOptions{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	leaf := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: fx.Platform.PCK.DER})
+	chain := pcstest.EncodeChain(string(dcaptest.ChainPEM(fx.Platform.Intermediate().Certificate, fx.PKI.Root.Certificate)))
+	body, err := json.Marshal([]map[string]any{
+		{"tcb": map[string]any{"pcesvn": 1}, "tcbm": "00", "cert": url.QueryEscape(string(leaf))},
+		{"tcb": map[string]any{"pcesvn": 0}, "tcbm": "00", "cert": "Not available"},
+	})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(body, chain)
+	f.Add([]byte(`[{"cert":"Not available"}]`), chain)
+	f.Add([]byte(`[]`), "")
+	root := fx.PKI.Root.Certificate
+	f.Fuzz(func(t *testing.T, body []byte, chain string) {
+		h := http.Header{}
+		if chain != "" {
+			h.Set("SGX-PCK-Certificate-Issuer-Chain", chain)
+		}
+		p, err := pcs.DecodePCKCerts(body, h, root)
+		if err != nil {
+			if p != nil {
+				t.Fatal("result with error")
+			}
+			return
+		}
+		if len(p.Certs) == 0 {
+			t.Fatal("accepted without a certificate")
+		}
+		for _, c := range p.Certs {
+			if len(c.Chain.Certs) != 3 || !bytes.Equal(c.Chain.Certs[2].Raw, root.Raw) || c.FMSPC != p.Certs[0].FMSPC {
+				t.Fatal("accepted certificate with a wrong chain or FMSPC")
+			}
+			if p.ValidFrom.Before(c.ValidFrom) || p.ValidUntil.After(c.ValidUntil) {
+				t.Fatal("window not inside a certificate's")
+			}
 		}
 	})
 }

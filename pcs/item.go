@@ -38,10 +38,11 @@ type Item struct {
 	// Intel's spelling of the name that carried it (nil for the root CA
 	// CRL, which has none).
 	Header map[string]string
-	// Exactly one of TCBInfo (KindTCBInfo), QEIdentity (KindQEIdentity)
-	// and CRL (KindPCKCRL, KindRootCACRL) is set, parsed and verified.
+	// Exactly one of TCBInfo (KindTCBInfo), QEIdentity (KindQEIdentity,
+	// KindQvEIdentity, KindQAEIdentity) and CRL (KindPCKCRL,
+	// KindRootCACRL) is set, parsed and verified.
 	TCBInfo *collateral.SignedTCBInfo
-	// QEIdentity is set for KindQEIdentity.
+	// QEIdentity is set for the enclave identity kinds.
 	QEIdentity *collateral.SignedQEIdentity
 	// CRL is set for KindPCKCRL and KindRootCACRL.
 	CRL *collateral.CRL
@@ -107,7 +108,7 @@ func DecodeItem(k ItemKey, body []byte, h http.Header, root *x509.Certificate) (
 	switch k.Kind {
 	case KindTCBInfo:
 		err = it.decodeTCBInfo(body, h, root)
-	case KindQEIdentity:
+	case KindQEIdentity, KindQvEIdentity, KindQAEIdentity:
 		err = it.decodeQEIdentity(body, h, root)
 	case KindPCKCRL:
 		err = it.decodePCKCRL(body, h, root)
@@ -164,12 +165,17 @@ func (it *Item) decodeQEIdentity(body []byte, h http.Header, root *x509.Certific
 	}
 	k := it.Key
 	want := "QE"
-	if k.TEE == TEETDX {
+	switch {
+	case k.Kind == KindQvEIdentity:
+		want = "QVE"
+	case k.Kind == KindQAEIdentity:
+		want = "QAE"
+	case k.TEE == TEETDX:
 		want = "TD_QE"
 	}
 	switch {
 	case s.Identity.ID != want:
-		return invalid(ErrMismatch, "qe identity id %q, want %q", s.Identity.ID, want)
+		return invalid(ErrMismatch, "%s id %q, want %q", k.Kind, s.Identity.ID, want)
 	case k.EvalNumber > 0 && s.Identity.TCBEvaluationDataNumber != k.EvalNumber:
 		return invalid(ErrMismatch, "qe identity evaluation data number %d, want %d", s.Identity.TCBEvaluationDataNumber, k.EvalNumber)
 	}

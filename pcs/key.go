@@ -169,6 +169,12 @@ const (
 	KindQEIdentity
 	KindPCKCRL
 	KindRootCACRL
+	// KindQvEIdentity and KindQAEIdentity are the identities of the
+	// quote verification enclave and the quote appraisal enclave (SGX
+	// routes only). They are served by the PCCS proxy for clients that
+	// run those enclaves; tdproof's verifier does not use them.
+	KindQvEIdentity
+	KindQAEIdentity
 )
 
 // String names the kind: "tcb info", "qe identity", "pck crl", "root ca crl".
@@ -182,6 +188,10 @@ func (k Kind) String() string {
 		return "pck crl"
 	case KindRootCACRL:
 		return "root ca crl"
+	case KindQvEIdentity:
+		return "qve identity"
+	case KindQAEIdentity:
+		return "qae identity"
 	}
 	return "Kind(" + strconv.Itoa(int(k)) + ")"
 }
@@ -208,7 +218,7 @@ func (k ItemKey) Normalize() ItemKey {
 	case KindTCBInfo:
 		n.FMSPC = k.FMSPC
 		fallthrough
-	case KindQEIdentity:
+	case KindQEIdentity, KindQvEIdentity, KindQAEIdentity:
 		n.TEE, n.Update, n.EvalNumber = k.TEE, k.Update, k.EvalNumber
 		if n.EvalNumber > 0 {
 			n.Update = UpdateStandard
@@ -224,6 +234,11 @@ func (k ItemKey) Validate() error {
 	switch k.Kind {
 	case KindTCBInfo, KindQEIdentity:
 		return Key{TEE: k.TEE, CA: pckcert.CAPlatform, Update: k.Update, EvalNumber: k.EvalNumber}.Validate()
+	case KindQvEIdentity, KindQAEIdentity:
+		if k.TEE != TEESGX {
+			return fmt.Errorf("%w: the %s is an SGX item (TEE %v)", ErrInvalidKey, k.Kind, k.TEE)
+		}
+		return Key{TEE: k.TEE, CA: pckcert.CAPlatform, Update: k.Update, EvalNumber: k.EvalNumber}.Validate()
 	case KindPCKCRL:
 		return Key{TEE: TEESGX, CA: k.CA}.Validate()
 	case KindRootCACRL:
@@ -238,8 +253,8 @@ func (k ItemKey) String() string {
 	switch k.Kind {
 	case KindTCBInfo:
 		return fmt.Sprintf("%s tcb info for FMSPC %X (%s)", k.TEE, k.FMSPC[:], channel(k.Update, k.EvalNumber))
-	case KindQEIdentity:
-		return fmt.Sprintf("%s qe identity (%s)", k.TEE, channel(k.Update, k.EvalNumber))
+	case KindQEIdentity, KindQvEIdentity, KindQAEIdentity:
+		return fmt.Sprintf("%s %s (%s)", k.TEE, k.Kind, channel(k.Update, k.EvalNumber))
 	case KindPCKCRL:
 		return fmt.Sprintf("pck crl of the %s CA", k.CA)
 	}
@@ -275,6 +290,10 @@ func (k ItemKey) Path() string {
 		return dir + k.TEE.String() + "-tcb-fmspc-" + hex.EncodeToString(k.FMSPC[:])
 	case KindQEIdentity:
 		return dir + k.TEE.String() + "-qe-identity"
+	case KindQvEIdentity:
+		return dir + "sgx-qve-identity"
+	case KindQAEIdentity:
+		return dir + "sgx-qae-identity"
 	case KindPCKCRL:
 		return "sgx-pckcrl-" + k.CA.String() + "-der"
 	case KindRootCACRL:
@@ -339,8 +358,15 @@ func ParseItemPath(p string) (ItemKey, error) {
 	default:
 		return bad()
 	}
-	if rest == "qe-identity" {
+	switch {
+	case rest == "qe-identity":
 		k.Kind = KindQEIdentity
+		return k, nil
+	case rest == "qve-identity" && k.TEE == TEESGX:
+		k.Kind = KindQvEIdentity
+		return k, nil
+	case rest == "qae-identity" && k.TEE == TEESGX:
+		k.Kind = KindQAEIdentity
 		return k, nil
 	}
 	fm, ok := strings.CutPrefix(rest, "tcb-fmspc-")

@@ -3,8 +3,8 @@
 // 3 TD report 1.5; type 4 "TD 1.5 EX" is recognised and rejected as
 // unsupported).
 //
-// [Parse] decodes the byte layout described in
-// ../shared/docs/specs/dcap.md §1: the 48-byte header, the v5 body
+// [Parse] decodes the byte layout of Intel's DCAP quote library (SGX
+// and TDX quote formats, appendix A): the 48-byte header, the v5 body
 // descriptor, the body, and the ECDSA signature data with its
 // certification data (types 1–7 recognised; 5 and 6 parsed, 2 and 3
 // decoded into the encrypted PPID and its TCB fields).

@@ -6,7 +6,7 @@
 // in internal/store. FromMeasure ingests the JSON output of
 // `tdproof measure --format json`.
 //
-// Unlike Trustee's RVPS (../shared/docs/specs/rats-kbs.md §2.8), validity
+// Unlike Trustee's reference value provider service (RVPS), validity
 // is enforced when values are read: Store.Lookup never returns a value
 // that has expired or is not yet valid at the query time, so an expired
 // reference value no longer matches.

@@ -3,8 +3,8 @@
 // extension through the tsm-mr sysfs attributes
 // (/sys/class/misc/tdx_guest/measurements/rtmr3:sha384, Linux ≥ 6.16),
 // and the firmware event log from the ACPI CCEL table
-// (/sys/firmware/acpi/tables/data/CCEL). See
-// ../shared/docs/specs/dcap.md §5.2.
+// (/sys/firmware/acpi/tables/data/CCEL), as the Linux kernel's
+// configfs-tsm ABI (Documentation/ABI/testing/configfs-tsm) defines.
 //
 // The interfaces [Quoter], [RTMRExtender] and [EventLogReader] are what
 // the agent uses; package tdsim implements them in software for machines

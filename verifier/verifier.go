@@ -228,6 +228,11 @@ type Result struct {
 	// EventLog lists the events of the event log the evidence carries
 	// (Evidence.Details only; nil when not authentic or without a log).
 	EventLog []LogEvent `json:"event_log,omitempty"`
+
+	// claimsJSON is the encoding of Claims made for the token, and
+	// claimsOf the map it was made from (AppendJSON).
+	claimsJSON []byte
+	claimsOf   claims.Set
 }
 
 // Outcome is a verdict: the result and the EAR token that signs it.
@@ -417,6 +422,7 @@ func (v *Verifier) sign(res *Result, s ear.Summary) (*Outcome, error) {
 			return nil, fmt.Errorf("verifier: encode claims: %w", err)
 		}
 		sub.Claims = b
+		res.claimsJSON, res.claimsOf = b, res.Claims
 	}
 	submod := ear.SubmodTDX
 	switch res.TEE {

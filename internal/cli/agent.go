@@ -102,7 +102,7 @@ func (a *app) runAgent(ctx context.Context, f *agentFlags) error {
 	if err != nil {
 		return &usageError{err: fmt.Errorf("--socket: %w", err)}
 	}
-	fmt.Fprintf(a.stdout, "agent: serving on %s (app id %x, compose hash %x)\n", f.socket, id.AppID, id.ComposeHash)
+	fmt.Fprintf(a.stdout, "agent: serving on %s (app id %s, compose hash %s)\n", f.socket, id.AppID, id.ComposeHash)
 	return serveAgent(ctx, ln, srv.Handler())
 }
 

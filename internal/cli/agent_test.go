@@ -32,6 +32,7 @@ func TestAgentSimulate(t *testing.T) {
 	defer cancel()
 	stdout, stderr := newSyncBuffer(), newSyncBuffer()
 	done := make(chan int, 1)
+	var firstLine string
 	args := []string{"agent", "--simulate", "--socket", sock, "--log", logf, "--app-compose", compose}
 	go func() {
 		done <- run(ctx, args, func(string) (string, bool) { return "", false }, bytes.NewReader(nil), stdout, stderr)
@@ -41,6 +42,7 @@ func TestAgentSimulate(t *testing.T) {
 		if !strings.HasPrefix(line, "agent: serving on "+sock) {
 			t.Fatalf("first line %q", line)
 		}
+		firstLine = line
 	case code := <-done:
 		t.Fatalf("agent exited %d:\n%s", code, stderr.String())
 	}
@@ -64,6 +66,9 @@ func TestAgentSimulate(t *testing.T) {
 	}
 	if id, _ := info["app_id"].(string); len(id) != 40 {
 		t.Errorf("/Info app_id %q: %s", id, body)
+	} else if !strings.Contains(firstLine, "(app id "+id+", compose hash ") {
+		// The app id is printed once hex-encoded, as /Info reports it.
+		t.Errorf("first line %q does not name app id %s", firstLine, id)
 	}
 	events, err := os.ReadFile(logf)
 	if err != nil || !bytes.Contains(events, []byte("system-ready")) {

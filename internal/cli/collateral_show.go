@@ -380,6 +380,24 @@ func describe(r response, root *x509.Certificate, now time.Time) (showItem, erro
 	return it, nil, nil
 }
 
+// validityNote says how an item stands at the check time at: "valid at
+// AT", "expired at EXPIRY, checked at AT" (EXPIRY: the end of its window,
+// its next update or an earlier certificate expiry) or "not yet valid,
+// checked at AT".
+func validityNote(it showItem, at time.Time) string {
+	switch it.Validity {
+	case "expired":
+		exp := it.NextUpdate
+		if !it.ValidUntil.IsZero() && it.ValidUntil.Before(exp) {
+			exp = it.ValidUntil
+		}
+		return fmt.Sprintf("expired at %s, checked at %s", ts(exp), ts(at))
+	case "not yet valid":
+		return "not yet valid, checked at " + ts(at)
+	}
+	return "valid at " + ts(at)
+}
+
 func isvLevels(ls []collateral.ISVSVNLevel) []showLevel {
 	out := make([]showLevel, len(ls))
 	for i, l := range ls {
@@ -419,7 +437,7 @@ func printShow(w io.Writer, out *showOutput, root *x509.Certificate) error {
 			p.kv(1, "evaluation data", fmt.Sprintf("%d (%s update)", it.EvalNumber, it.Update))
 		}
 		p.kv(1, "issued", ts(it.IssueDate))
-		p.kv(1, "next update", fmt.Sprintf("%s (%s at %s)", ts(it.NextUpdate), it.Validity, ts(out.At)))
+		p.kv(1, "next update", fmt.Sprintf("%s (%s)", ts(it.NextUpdate), validityNote(it, out.At)))
 		if !it.ValidUntil.IsZero() && it.ValidUntil.Before(it.NextUpdate) {
 			p.kv(1, "valid until", ts(it.ValidUntil)+" (a signing certificate expires first)")
 		}

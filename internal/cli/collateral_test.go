@@ -74,6 +74,13 @@ func TestFetchThenVerifyOffline(t *testing.T) {
 			t.Errorf("collateral show lacks %q:\n%s", want, o.stdout)
 		}
 	}
+	// Expired: the note names the expiry, not the check time.
+	args = []string{"collateral", "show", dir, "--at", "1700000000"}
+	o = invoke(t, nil, args...)
+	o.wantCode(t, exitOK, args...)
+	if want := "  next update          2023-07-18T08:42:58Z (expired at 2023-07-18T08:42:58Z, checked at 2023-11-14T22:13:20Z)\n"; !strings.Contains(o.stdout, want) {
+		t.Errorf("collateral show lacks %q:\n%s", want, o.stdout)
+	}
 	args = []string{"collateral", "show", filepath.Join(dir, "tdx-tcb-fmspc-50806f000000.body"), "--format", "json"}
 	o = invoke(t, nil, args...)
 	o.wantCode(t, exitOK, args...) // expired now: reported, not failed

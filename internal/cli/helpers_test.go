@@ -18,7 +18,7 @@ import (
 func TestMain(m *testing.M) {
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(k, EnvPrefix) && k != testvectors.EnvVar {
+		if strings.HasPrefix(k, EnvPrefix) && k != testvectors.EnvVar && k != envChromium && k != envArtifacts {
 			os.Unsetenv(k)
 		}
 	}

@@ -82,10 +82,15 @@ func (f *measureImageFlags) load(requireImage bool) (*loadedImage, error) {
 	}
 	l := &loadedImage{img: &measure.Image{Cmdline: f.cmdline}, paths: [3]string{f.firmware, f.kernel, f.initrd}}
 	var err error
-	for i, dst := range []*[]byte{&l.img.Firmware, &l.img.Kernel, &l.img.Initrd} {
-		if *dst, err = readImageFile([]string{"firmware", "kernel", "initrd"}[i], l.paths[i]); err != nil {
+	for i, dst := range []*[]byte{&l.img.Firmware, &l.img.Kernel} {
+		if *dst, err = readImageFile([]string{"firmware", "kernel"}[i], l.paths[i]); err != nil {
 			return nil, err
 		}
+	}
+	// The initrd is hashed while read (SHA-384 is all the measurements
+	// need), never held whole.
+	if l.img.InitrdDigests, err = hashImageFile("initrd", l.paths[2]); err != nil {
+		return nil, err
 	}
 	return l, nil
 }
@@ -134,12 +139,13 @@ func (a *app) measureCommand() *cobra.Command {
 		Short: "Compute reference values (MRTD, RTMR0-2) of a TDX guest image",
 		Long: `Compute the MRTD and RTMR0-RTMR2 a TD reports when QEMU boots the image (TDVF firmware,
 kernel, initrd, command line) with the given RAM size and QEMU version, each register with
-its expected event list, as dstack-mr does (../shared/docs/specs/dstack.md §4).
+its expected event list, as dstack-mr does (docs/reference-values.md).
 
 RTMR0 also needs the three ACPI digests: --acpi-dir gives the fw_cfg blobs (tables, and
 rsdp and table-loader, which are synthesised for QEMU's q35 TDX table set when absent);
 --acpi-from-eventlog takes the digests from a reference event log, which leaves the ACPI
-tables (and with them the vCPU count) unverified. Without either, RTMR0 is reported as
+tables' contents unverified; the vCPU count is still bound, through the MADT size the
+measured table loader describes. Without either, RTMR0 is reported as
 incomplete. Only the pre202505 OVMF RTMR0 layout (13 events) is modelled.
 
 --lint checks the measured command line and metadata.json against the hardened-CVM
@@ -233,7 +239,7 @@ Files are written to --out (default: the image directory), replacing existing on
 			if out == "" {
 				out = dir
 			}
-			d, err := measure.LoadImage(dir)
+			d, err := measure.LoadImage(dir, measure.WithInitrdSHA256())
 			if err != nil {
 				return measureErr(err)
 			}

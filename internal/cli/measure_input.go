@@ -42,6 +42,24 @@ func readImageFile(what, path string) ([]byte, error) {
 	return b, nil
 }
 
+// hashImageFile hashes the file at path while reading it
+// (measure.HashFile: SHA-384 only).
+func hashImageFile(what, path string) (*measure.FileDigests, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, &usageError{err: fmt.Errorf("reading %s: %w", what, err)}
+	}
+	defer f.Close()
+	d, err := measure.HashFile(f, maxMeasureFileSize, false)
+	switch {
+	case errors.Is(err, measure.ErrMalformed):
+		return nil, fmt.Errorf("%w: %s %s is larger than %d bytes", errMalformedInput, what, path, maxMeasureFileSize)
+	case err != nil:
+		return nil, &usageError{err: fmt.Errorf("reading %s %s: %w", what, path, err)}
+	}
+	return &d, nil
+}
+
 // measureErr maps errors of package measure to exit codes: unreadable
 // files are usage errors, everything else is malformed input.
 func measureErr(err error) error {

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"crypto/sha512"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -17,10 +18,14 @@ const (
 	DiagnoseMediaType = "application/vnd.tdproof.measure-diagnosis.v1+json"
 )
 
+// measureFileJSON describes an input file. The initrd is hashed while it
+// is read, with SHA-384 (which RTMR2 measures); its SHA-256 is given only
+// when it was computed to check a sha256sum.txt.
 type measureFileJSON struct {
 	Path   string `json:"path"`
-	Size   int    `json:"size"`
-	SHA256 string `json:"sha256"`
+	Size   uint64 `json:"size"`
+	SHA256 string `json:"sha256,omitempty"`
+	SHA384 string `json:"sha384,omitempty"`
 }
 
 type measureMachineJSON struct {
@@ -119,10 +124,11 @@ func newMeasureOutput(l *loadedImage, m measure.Machine, res *measure.Measuremen
 	if l.osHash != nil {
 		out.OSImageHash = hex.EncodeToString(l.osHash[:])
 	}
-	for i, dst := range []*measureFileJSON{&out.Firmware, &out.Kernel, &out.Initrd} {
-		b := [][]byte{l.img.Firmware, l.img.Kernel, l.img.Initrd}[i]
-		*dst = measureFileJSON{Path: l.paths[i], Size: len(b), SHA256: measureSHA256Hex(b)}
+	for i, dst := range []*measureFileJSON{&out.Firmware, &out.Kernel} {
+		b := [][]byte{l.img.Firmware, l.img.Kernel}[i]
+		*dst = measureFileJSON{Path: l.paths[i], Size: uint64(len(b)), SHA256: measureSHA256Hex(b)}
 	}
+	out.Initrd = initrdFileJSON(l.img, l.paths[2])
 	if c := res.MRTDCandidates; c != nil {
 		out.MRTDCandidates = map[string]string{
 			measure.SinglePass.String(): hex.EncodeToString(c[measure.SinglePass][:]),
@@ -167,7 +173,11 @@ func printMeasure(w io.Writer, o *measureOutput) error {
 		k string
 		v measureFileJSON
 	}{{"firmware", o.Firmware}, {"kernel", o.Kernel}, {"initrd", o.Initrd}} {
-		p.kv(1, f.k, fmt.Sprintf("%s (%d bytes, sha256 %s)", f.v.Path, f.v.Size, f.v.SHA256))
+		if f.v.SHA256 != "" {
+			p.kv(1, f.k, fmt.Sprintf("%s (%d bytes, sha256 %s)", f.v.Path, f.v.Size, f.v.SHA256))
+		} else {
+			p.kv(1, f.k, fmt.Sprintf("%s (%d bytes, sha384 %s)", f.v.Path, f.v.Size, f.v.SHA384))
+		}
 	}
 	p.kv(1, "kernel cmdline", o.KernelCmdline)
 	mach := fmt.Sprintf("%s RAM, QEMU %s", measureSizeText(o.Machine.MemorySize), o.Machine.QEMUVersion)
@@ -421,4 +431,19 @@ func shortDigest(h string) string {
 		return h[:16]
 	}
 	return h
+}
+
+// initrdFileJSON describes the initrd from its bytes or, when it was
+// hashed while read, from its digests.
+func initrdFileJSON(img *measure.Image, path string) measureFileJSON {
+	if img.Initrd != nil || img.InitrdDigests == nil {
+		sum := sha512.Sum384(img.Initrd)
+		return measureFileJSON{Path: path, Size: uint64(len(img.Initrd)), SHA256: measureSHA256Hex(img.Initrd), SHA384: hex.EncodeToString(sum[:])}
+	}
+	d := img.InitrdDigests
+	f := measureFileJSON{Path: path, Size: d.Size, SHA384: hex.EncodeToString(d.SHA384[:])}
+	if d.SHA256 != nil {
+		f.SHA256 = hex.EncodeToString(d.SHA256[:])
+	}
+	return f
 }

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"crypto/sha256"
-	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -258,8 +257,6 @@ func classifyNitro(err error) (int, string, bool) {
 // printDstackNitro prints a verified dstack Nitro result (dstack verify).
 func printDstackNitro(p *printer, r *dstack.Result) {
 	n := r.Nitro
-	p.kv(0, "TEE variant", r.TEEVariant)
-	p.kv(0, "document", string(n.Kind)+" document verified, OS image verified")
 	p.kv(0, "module id", n.ModuleID)
 	p.kv(0, "timestamp", n.Timestamp.UTC().Format(time.RFC3339Nano))
 	p.kv(0, "TCB status", orNone(r.TCBStatus))
@@ -277,18 +274,4 @@ func printDstackNitro(p *printer, r *dstack.Result) {
 		p.kv(0, "PCR14", hex.EncodeToString(n.PCR14Replayed)+" (replayed from the runtime events, matches)")
 	}
 	p.kv(0, "report data checks", strings.Join(r.ReportDataChecks, ", "))
-}
-
-// dstackVerifyNitro verifies dstack Nitro evidence for dstack verify. The
-// verifier service does not appraise Nitro evidence yet: the verdict is
-// at most a warning.
-func (a *app) dstackVerifyNitro(out *dstackOutput, ev *dstack.Evidence, f *dstackFlags, rd *[64]byte, root *x509.Certificate) error {
-	res, err := dstack.VerifyNitro(ev, dstack.NitroOptions{Time: f.at.t, Root: root, ReportData: rd})
-	if err != nil {
-		return err
-	}
-	out.Other, out.Verified = res, true
-	out.Verdict = "WARNING"
-	out.line = fmt.Sprintf("%s document verified, OS image bound; not appraised against reference values", res.Nitro.Kind)
-	return nil
 }

@@ -27,6 +27,8 @@ type pccsFlags struct {
 	logFormat       string
 	logLevel        string
 	tls             listenTLSFlags
+	adminToken      string
+	userToken       string
 }
 
 func (a *app) pccsCommand() *cobra.Command {
@@ -52,7 +54,8 @@ func (a *app) pccsServeCommand() *cobra.Command {
 		Use:   "serve",
 		Short: "Serve verified, cached collateral over the PCCS API",
 		Long: `Serve the Intel PCS / PCCS v4 collateral routes for SGX and TDX (tcb, qe/identity,
-pckcrl, rootcacrl, pckcert, fmspcs) with the same headers and encodings as Intel's PCCS,
+qve/identity, qae/identity, pckcrl, rootcacrl, crl, pckcert, pckcerts, fmspcs, platforms) with
+the same status codes, headers and encodings as Intel's PCCS,
 answering from a verified cache and fetching from --pccs-url (default Intel PCS) on a miss,
 so that one process is the only egress to Intel for a whole fleet. Every response is
 verified before it is cached. Items are refreshed ahead of expiry and daily, kept in
@@ -85,6 +88,8 @@ with --ca-file.`,
 	fl.Var(&f.grace, "stale-grace", "serve expired collateral for up to `DURATION` while the upstream fails (default 0)")
 	fl.Var(&f.ahead, "refresh-ahead", "refresh an item when less than `DURATION` remains before it expires")
 	fl.Var(&f.interval, "refresh-interval", "also refresh every item fetched longer than `DURATION` ago (0: never)")
+	fl.StringVar(&f.adminToken, "admin-token", "", "allow GET /sgx/certification/v4/platforms with this `TOKEN` in the admin-token header, as Intel's PCCS (empty: that route answers 401)")
+	fl.StringVar(&f.userToken, "user-token", "", "require this `TOKEN` in the user-token header of POST /sgx/certification/v4/platforms, as Intel's PCCS (empty: registration is open)")
 	fl.StringVar(&f.logFormat, "log-format", f.logFormat, "log `FORMAT` on stderr: text or json")
 	fl.StringVar(&f.logLevel, "log-level", f.logLevel, "log `LEVEL`: debug, info, warn or error")
 	f.tls.register(fl, false)
@@ -145,7 +150,7 @@ func (a *app) runPCCS(cmd *cobra.Command, f *pccsFlags) error {
 	if err != nil {
 		return err
 	}
-	srv, err := pccs.New(cache, pccs.WithLogger(log))
+	srv, err := pccs.New(cache, pccs.WithLogger(log), pccs.WithAdminToken(f.adminToken), pccs.WithUserToken(f.userToken))
 	if err != nil {
 		return err
 	}

@@ -103,7 +103,7 @@ func TestPCCSServeEndToEnd(t *testing.T) {
 		}
 		metrics := httpGet(t, s.url+"/metrics")
 		for _, want := range []string{
-			`tdproof_pccs_requests_total{route="tdx_tcb",code="200"} 3`,
+			`tdproof_pccs_requests_total{code="200",route="tdx_tcb"} 3`,
 			"tdproof_pcscache_hits_total 8\n", "tdproof_pcscache_misses_total 4\n",
 			"tdproof_pcscache_upstream_errors_total 0\n", "tdproof_pcscache_items 4\n",
 			`tdproof_pcscache_item_age_seconds{item="tdx-tcb-fmspc-50806f000000",kind="tcb info"} 1.095422e+06`,

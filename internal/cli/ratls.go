@@ -222,12 +222,21 @@ func (a *app) runVerifyCert(cmd *cobra.Command, data []byte, f *ratlsFlags, outF
 			return err
 		}
 	}
-	res := &dstackOutput{}
-	if err := a.dstackVerifyData(cmd, res, cert.Raw, &f.dstackFlags, root); err != nil {
+	rules, changed := f.rules(cmd.Flags())
+	ap, err := a.openAppraisal(cmd.Context(), &f.appraisal, rules, changed)
+	if err != nil {
 		return err
 	}
-	r := res.Other
-	if r == nil && res.Result != nil {
+	defer ap.close()
+	res := &dstackOutput{}
+	if err := a.dstackVerifyData(cmd, res, cert.Raw, &f.dstackFlags, root, ap); err != nil {
+		return err
+	}
+	var r *dstack.Result
+	switch {
+	case res.Other != nil:
+		r = res.Other
+	case res.Result != nil:
 		r = res.Result.Dstack
 	}
 	if r == nil || !slicesContainsString(r.ReportDataChecks, dstack.SourceCertificate) {

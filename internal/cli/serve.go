@@ -181,7 +181,15 @@ func (a *app) runServe(cmd *cobra.Command, f *serveFlags) error {
 		return err
 	}
 	defer done()
-	opts := []verifier.Option{verifier.WithClock(now), verifier.WithPolicyResolver(verifiersvc.DryRunResolver(verifiersvc.StorePolicyResolver(st)))}
+	// Verifications read reference values and active policies from
+	// memory; writes of other processes sharing the database are seen
+	// within store.DefaultCachePoll plus one reload.
+	snap, err := st.NewCache(ctx, store.CacheOptions{})
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	defer snap.Close()
+	opts := []verifier.Option{verifier.WithClock(now), verifier.WithPolicyResolver(verifiersvc.DryRunResolver(verifiersvc.StorePolicyResolver(snap)))}
 	if root != nil {
 		opts = append(opts, verifier.WithTrustedRoot(root))
 		if sum := sha256.Sum256(root.Raw); hex.EncodeToString(sum[:]) != dcap.IntelRootSHA256 {
@@ -192,7 +200,7 @@ func (a *app) runServe(cmd *cobra.Command, f *serveFlags) error {
 				"subject", root.Subject.String(), "sha256", hex.EncodeToString(sum[:]))
 		}
 	}
-	v, err := verifier.New(pcsource.Source{Src: cache, Channel: ch}, st.RefValues(), signer, opts...)
+	v, err := verifier.New(pcsource.Source{Src: cache, Channel: ch}, snap.RefValues(), signer, opts...)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
@@ -214,7 +222,7 @@ func (a *app) runServe(cmd *cobra.Command, f *serveFlags) error {
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	broker, err := newServeBroker(&f.kbs, kek, appKeyRoot, f.adminToken, st, v, keys.ks, now)
+	broker, err := newServeBroker(&f.kbs, kek, appKeyRoot, f.adminToken, st, v, keys.ks, now, f.maxBody)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
@@ -241,6 +249,11 @@ func (a *app) runServe(cmd *cobra.Command, f *serveFlags) error {
 	g.Go(func() error { return cache.Run(gctx) })
 	g.Go(func() error { return keys.runEvery(gctx, f.keyReload) })
 	g.Go(func() error { return reload(gctx) })
+	if broker != nil {
+		g.Go(func() error {
+			return broker.Run(gctx, 0, func(err error) { log.Warn("serve: delete expired KBS sessions", "error", err) })
+		})
+	}
 	g.Go(func() error { return serveRole(gctx, ln, h, svc) })
 	if err := g.Wait(); err != nil {
 		return fmt.Errorf("serve: %w", err)

@@ -44,12 +44,42 @@ type serveKBSFlags struct {
 	role           string
 	kekFile        string
 	appKeyRootFile string
+	limits         kbs.Limits
 }
 
 func (f *serveKBSFlags) register(fl *pflag.FlagSet) {
 	fl.StringVar(&f.role, "role", "", "serve `ROLE`: verifier (verification API only), kbs (key broker under /kbs/v0 only) or all (default: all when a KBS key-encryption key is configured, else verifier)")
 	fl.StringVar(&f.kekFile, "kek-file", "", "seal KBS resources at rest with the 32-byte key in `FILE` (hex or base64; or "+envKBSKEK+"); required with --role kbs or all")
 	fl.StringVar(&f.appKeyRootFile, "app-key-root-file", "", "derive KBS app keys (resource types app-key and instance-key) from the secret of at least 32 bytes in `FILE` (hex or base64; or "+envKBSAppKeyRoot+"); default: app keys disabled")
+	f.limits = kbs.Limits{RatePerSecond: defaultKBSRate, RateBurst: defaultKBSBurst, MaxSessions: kbs.DefaultMaxSessions, MaxInFlight: kbs.DefaultMaxInFlight}
+	fl.Float64Var(&f.limits.RatePerSecond, "kbs-rate-limit", f.limits.RatePerSecond, "allow each client IP address `N` requests per second on average to /kbs/v0/auth and /kbs/v0/attest (429 beyond; 0: no limit)")
+	fl.IntVar(&f.limits.RateBurst, "kbs-rate-burst", f.limits.RateBurst, "and bursts of `N` requests")
+	fl.IntVar(&f.limits.MaxSessions, "kbs-max-sessions", f.limits.MaxSessions, "refuse new KBS sessions (503) while `N` sessions created by this process have not expired")
+	fl.IntVar(&f.limits.MaxInFlight, "kbs-max-in-flight", f.limits.MaxInFlight, "refuse attestations (503) while `N` are being verified")
+}
+
+// Defaults of serve's KBS rate limit: a handshake is two rate-limited
+// requests (auth, attest), so 10/s with bursts of 20 lets one address
+// complete 5 handshakes a second.
+const (
+	defaultKBSRate  = 10
+	defaultKBSBurst = 20
+)
+
+// checkLimits validates the limit flags.
+func (f *serveKBSFlags) checkLimits() error {
+	l := f.limits
+	switch {
+	case l.RatePerSecond < 0:
+		return &usageError{err: fmt.Errorf("invalid --kbs-rate-limit %v", l.RatePerSecond)}
+	case l.RatePerSecond > 0 && l.RateBurst < 1:
+		return &usageError{err: fmt.Errorf("invalid --kbs-rate-burst %d (at least 1)", l.RateBurst)}
+	case l.MaxSessions < 1:
+		return &usageError{err: fmt.Errorf("invalid --kbs-max-sessions %d (at least 1)", l.MaxSessions)}
+	case l.MaxInFlight < 1:
+		return &usageError{err: fmt.Errorf("invalid --kbs-max-in-flight %d (at least 1)", l.MaxInFlight)}
+	}
+	return nil
 }
 
 // resolveRole picks the default role: all when a key-encryption key is
@@ -68,11 +98,11 @@ func (a *app) resolveRole(f *serveKBSFlags) {
 // withKBS reports whether the role serves the key broker.
 func (f *serveKBSFlags) withKBS() bool { return f.role == roleAll || f.role == roleKBS }
 
-// check validates the role.
+// check validates the role and the limits.
 func (f *serveKBSFlags) check() error {
 	switch f.role {
 	case roleAll, roleVerifier, roleKBS:
-		return nil
+		return f.checkLimits()
 	}
 	return &usageError{err: fmt.Errorf("invalid --role %q (want verifier, kbs or all)", f.role)}
 }
@@ -153,11 +183,14 @@ func parseSecret(b []byte, minLen, maxLen int) ([]byte, error) {
 // and EAR keys, or nil when the role does not include it.
 // adminToken (serve's --admin-token) enables the broker's admin routes;
 // appKeyRoot (nil: none) its app keys.
-func newServeBroker(f *serveKBSFlags, kek, appKeyRoot []byte, adminToken string, st *store.Store, v *verifier.Verifier, keys *ear.KeySet, now func() time.Time) (*kbs.Broker, error) {
+// maxBody (--max-body) bounds attestation bodies.
+func newServeBroker(f *serveKBSFlags, kek, appKeyRoot []byte, adminToken string, st *store.Store, v *verifier.Verifier, keys *ear.KeySet, now func() time.Time, maxBody int64) (*kbs.Broker, error) {
 	if !f.withKBS() {
 		return nil, nil
 	}
-	return kbs.New(kbs.Config{Store: st, Verifier: v, TokenKeys: keys, KEK: kek, AppKeyRoot: appKeyRoot, AdminToken: adminToken, Now: now})
+	lim := f.limits
+	lim.AttestBodyBytes = maxBody
+	return kbs.New(kbs.Config{Store: st, Verifier: v, TokenKeys: keys, KEK: kek, AppKeyRoot: appKeyRoot, AdminToken: adminToken, Now: now, Limits: lim})
 }
 
 // serveHandler routes the role's requests: /kbs/… to the broker (nil:

@@ -228,9 +228,28 @@ func TestServeProcessesSharePostgres(t *testing.T) {
 	if code, body := a.do(t, http.MethodPost, "/admin/v1/policies/default/versions/1/activate", token, nil); code != http.StatusOK {
 		t.Fatalf("A activate: %d %s", code, body)
 	}
-	outB := verify(b)
+	// The processes serve policies from memory and converge within 1 s
+	// (docs/service.md).
+	converged := func(what string, s *serveProcess, ok func(verifiersvc.NativeResponse) bool) verifiersvc.NativeResponse {
+		t.Helper()
+		start := time.Now()
+		for {
+			out := verify(s)
+			if ok(out) {
+				t.Logf("%s: after %v", what, time.Since(start).Round(time.Millisecond))
+				return out
+			}
+			if time.Since(start) > time.Second {
+				return out
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	outB := converged("B applies A's activation", b, func(o verifiersvc.NativeResponse) bool {
+		return o.Result.Allow && o.Result.Appraisal.PolicyVersion == "1"
+	})
 	if !outB.Result.Allow || outB.Result.Appraisal.PolicyVersion != "1" {
-		t.Fatalf("B after A's activation: allow %v, policy version %q, failed %v", outB.Result.Allow, outB.Result.Appraisal.PolicyVersion, outB.Result.Appraisal.Failed)
+		t.Fatalf("B 1 s after A's activation: allow %v, policy version %q, failed %v", outB.Result.Allow, outB.Result.Appraisal.PolicyVersion, outB.Result.Appraisal.Failed)
 	}
 	// And back: B activates a stricter version 2, A denies again.
 	code, body = b.do(t, http.MethodPost, "/admin/v1/policies", token, map[string]any{"id": "default", "kind": "yaml", "activate": true,
@@ -238,9 +257,11 @@ func TestServeProcessesSharePostgres(t *testing.T) {
 	if code != http.StatusCreated {
 		t.Fatalf("B create policy: %d %s", code, body)
 	}
-	outA := verify(a)
+	outA := converged("A applies B's version 2", a, func(o verifiersvc.NativeResponse) bool {
+		return !o.Result.Allow && o.Result.Appraisal.PolicyVersion == "2"
+	})
 	if outA.Result.Allow || outA.Result.Appraisal.PolicyVersion != "2" {
-		t.Fatalf("A after B's version 2: allow %v, policy version %q", outA.Result.Allow, outA.Result.Appraisal.PolicyVersion)
+		t.Fatalf("A 1 s after B's version 2: allow %v, policy version %q", outA.Result.Allow, outA.Result.Appraisal.PolicyVersion)
 	}
 
 	// One EAR key in the store: the same JWKS from both processes, and

@@ -144,6 +144,8 @@ type Config struct {
 	// AppKeyRoot, at least 32 secret bytes, enables the derived resource
 	// types app-key and instance-key (appkey.go); nil refuses them.
 	AppKeyRoot []byte
+	// Limits bound the unauthenticated routes (limits.go).
+	Limits Limits
 }
 
 // Broker is the key broker, an http.Handler. It is safe for concurrent use.
@@ -155,6 +157,7 @@ type Broker struct {
 	initial  rego.PreparedEvalQuery
 	policies policyCache
 	mux      *http.ServeMux
+	limits   *limiter
 }
 
 // New returns a Broker.
@@ -173,6 +176,9 @@ func New(cfg Config) (*Broker, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if err := cfg.Limits.setDefaults(); err != nil {
+		return nil, err
 	}
 	if cfg.ResourcePolicy == "" {
 		cfg.ResourcePolicy = DefaultResourcePolicy
@@ -198,7 +204,7 @@ func New(cfg Config) (*Broker, error) {
 	if _, err := cfg.Store.InitKBSPolicy(context.Background(), store.KBSResourcePolicyName, cfg.ResourcePolicy); err != nil {
 		return nil, fmt.Errorf("kbs: install the resource policy: %w", err)
 	}
-	b := &Broker{cfg: cfg, aead: aead, initial: pq, mux: http.NewServeMux()}
+	b := &Broker{cfg: cfg, aead: aead, initial: pq, mux: http.NewServeMux(), limits: newLimiter(cfg.Limits, cfg.SessionTimeout)}
 	b.policies.put(store.KBSPolicyDigest(cfg.ResourcePolicy), pq)
 	b.mux.HandleFunc("POST "+protocol.PathAuth, b.auth)
 	b.mux.HandleFunc("POST "+protocol.PathAttest, b.attest)
@@ -292,9 +298,11 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 }
 
 func (b *Broker) auth(w http.ResponseWriter, r *http.Request) {
-	body, err := readBody(w, r)
+	if !b.limits.allowRate(w, r) {
+		return
+	}
+	body, err := readLimited(w, r, b.cfg.Limits.AuthBodyBytes)
 	if err != nil {
-		problem(w, protocol.ProblemSerdeError, "request body: "+err.Error())
 		return
 	}
 	req, err := protocol.ParseRequest(body)
@@ -312,6 +320,10 @@ func (b *Broker) auth(w http.ResponseWriter, r *http.Request) {
 		problem(w, protocol.ProblemAttestationError, "session: "+err.Error())
 		return
 	}
+	if !b.limits.sessions.reserve() {
+		limitProblem(w, http.StatusServiceUnavailable, problemOverloaded, "too many live sessions: retry later", time.Second)
+		return
+	}
 	exp := b.cfg.Now().Add(b.cfg.SessionTimeout)
 	if err := b.cfg.Store.CreateKBSSession(r.Context(), store.KBSSession{ID: id, Nonce: ch.Nonce, Tee: string(req.Tee), ExpiresAt: exp}); err != nil {
 		problem(w, protocol.ProblemAttestationError, "session could not be stored")
@@ -322,14 +334,23 @@ func (b *Broker) auth(w http.ResponseWriter, r *http.Request) {
 }
 
 func (b *Broker) attest(w http.ResponseWriter, r *http.Request) {
+	if !b.limits.allowRate(w, r) {
+		return
+	}
 	c, err := r.Cookie(protocol.SessionCookie)
 	if err != nil || c.Value == "" {
 		problem(w, protocol.ProblemAttestationError, "no kbs-session-id cookie: call "+protocol.PathAuth+" first")
 		return
 	}
-	body, err := readBody(w, r)
+	select {
+	case b.limits.inFlight <- struct{}{}:
+		defer func() { <-b.limits.inFlight }()
+	default:
+		limitProblem(w, http.StatusServiceUnavailable, problemOverloaded, "too many attestations in progress: retry later", time.Second)
+		return
+	}
+	body, err := readLimited(w, r, b.cfg.Limits.AttestBodyBytes)
 	if err != nil {
-		problem(w, protocol.ProblemSerdeError, "request body: "+err.Error())
 		return
 	}
 	att, err := protocol.ParseAttestation(body)

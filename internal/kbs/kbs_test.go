@@ -64,6 +64,18 @@ var resourceID = protocol.ResourceID{Repository: "default", Type: "key", Tag: "i
 // newEnv starts a broker whose verifier trusts root (nil: the Intel root).
 func newEnv(t *testing.T, dsn string, sim *tdsim.Sim, trustSim bool, policy string) *env {
 	t.Helper()
+	return newEnvLimits(t, dsn, sim, trustSim, policy, limitOpts{})
+}
+
+// limitOpts are newEnvLimits's extras: the broker's limits, and a hook
+// each verification calls first (nil: none).
+type limitOpts struct {
+	limits kbs.Limits
+	hold   func(context.Context) error
+}
+
+func newEnvLimits(t *testing.T, dsn string, sim *tdsim.Sim, trustSim bool, policy string, o limitOpts) *env {
+	t.Helper()
 	clk := &clock{t: time.Now().UTC().Truncate(time.Second)}
 	st, err := store.Open(t.Context(), dsn)
 	if err != nil {
@@ -86,7 +98,14 @@ func newEnv(t *testing.T, dsn string, sim *tdsim.Sim, trustSim bool, policy stri
 	if err != nil {
 		t.Fatal(err)
 	}
-	src := verifier.CollateralFunc(func(context.Context, *quote.Quote) (*collateral.Collateral, error) { return col, nil })
+	src := verifier.CollateralFunc(func(ctx context.Context, _ *quote.Quote) (*collateral.Collateral, error) {
+		if o.hold != nil {
+			if err := o.hold(ctx); err != nil {
+				return nil, err
+			}
+		}
+		return col, nil
+	})
 	vopts := []verifier.Option{verifier.WithClock(clk.Now)}
 	if trustSim {
 		vopts = append(vopts, verifier.WithTrustedRoot(sim.TrustRoot()))
@@ -103,7 +122,7 @@ func newEnv(t *testing.T, dsn string, sim *tdsim.Sim, trustSim bool, policy stri
 	}
 	kek := make([]byte, 32)
 	_, _ = rand.Read(kek)
-	b, err := kbs.New(kbs.Config{Store: st, Verifier: v, TokenKeys: keys, KEK: kek, ResourcePolicy: policy, Now: clk.Now})
+	b, err := kbs.New(kbs.Config{Store: st, Verifier: v, TokenKeys: keys, KEK: kek, ResourcePolicy: policy, Now: clk.Now, Limits: o.limits})
 	if err != nil {
 		t.Fatal(err)
 	}

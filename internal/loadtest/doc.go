@@ -24,6 +24,16 @@
 //
 //	go test -run '^$' -bench KBSHandshake ./internal/loadtest -loadtest.kbs.c 16
 //
-// Both run with tdproof serve's GC target (verifiersvc.GCPercent) unless
+// TestServeLoad measures the product: tdproof serve started as a child
+// process through the command line (cli.Main), a real listener, a
+// database with 60 reference values and the built-in default policy,
+// collateral fetched once from a loopback fake PCS, on SQLite and on
+// PostgreSQL (TDPROOF_TEST_POSTGRES_DSN). It logs req/s, p50/p99, the
+// child's CPU per request (/proc) and one P-256 verification measured in
+// the same run. Defaults: 300 requests or 5 s, 4 clients.
+//
+//	go test -run TestServeLoad -v ./internal/loadtest -loadtest.serve.n 50000 -loadtest.serve.d 10s -loadtest.serve.c 8
+//
+// The in-process tests run with tdproof serve's GC target (verifiersvc.GCPercent) unless
 // GOGC is set.
 package loadtest

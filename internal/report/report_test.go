@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -20,7 +21,7 @@ import (
 
 // verify runs the verifier on ev with collateral col at at and reference
 // values refs, and returns the /v1/verify-shaped response body.
-func verify(t *testing.T, ev verifier.Evidence, col *collateral.Collateral, at time.Time, refs []refvalue.Value) []byte {
+func verify(t testing.TB, ev verifier.Evidence, col *collateral.Collateral, at time.Time, refs []refvalue.Value) []byte {
 	t.Helper()
 	k, err := ear.GenerateKey(nil)
 	if err != nil {
@@ -180,4 +181,36 @@ func TestParseRejects(t *testing.T) {
 			t.Errorf("Parse(%s) accepted", in)
 		}
 	}
+}
+
+// FuzzReport: any input either is refused by Parse or renders, and the
+// rendering never carries markup from the input.
+func FuzzReport(f *testing.F) {
+	f.Add([]byte(`{"result":{"authentic":false,"allow":false,"ear_status":"contraindicated","tee":"tdx","reason":"x","appraisal":{"allow":false,"failed":[{"rule":"authentic"}],"policy_id":"default","policy_version":"1","trust_vector":{},"time":"2026-01-01T00:00:00Z"},"trust_vector":{}},"token":"a.b.c"}`))
+	f.Add([]byte(`{"result":{"authentic":true,"allow":false,"ear_status":"contraindicated","tee":"tdx","appraisal":{"allow":false,"failed":[],"comparisons":[{"name":"tdx.mr_td","claim":"c","expected":["00ff","0fff"],"actual":"00fe","outcome":"mismatch"}],"policy_id":"p","policy_version":"1","trust_vector":{},"time":"2026-01-01T00:00:00Z"},"trust_vector":{},"event_log":[{"imr":3,"event_type":"DSTACK_RUNTIME","event":"system-ready","description":"d","runtime":true,"system_ready":true}]}}`))
+	// A real result: the dstack vector.
+	if _, err := os.Stat(testvectors.Location()); err == nil {
+		col, err := collateral.ParseQVLJSON(testvectors.ReadFile(f, "dcap", "tdx-v4-90c06f-dstack", "collateral.json"))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(verify(f, verifier.Evidence{Dstack: testvectors.ReadFile(f, "dstack", "quote-report.json")}, col, time.Unix(1774003274, 0), nil))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		in, err := report.Parse(body)
+		if err != nil {
+			return
+		}
+		v, err := report.New(in)
+		if err != nil {
+			t.Fatalf("New after Parse: %v", err)
+		}
+		var b bytes.Buffer
+		if err := report.Fragment(&b, v); err != nil {
+			t.Fatalf("Fragment: %v", err)
+		}
+		if strings.Contains(b.String(), "<script") {
+			t.Fatalf("markup from the input: %s", b.String())
+		}
+	})
 }

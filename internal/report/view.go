@@ -42,6 +42,9 @@ type Input struct {
 	MediaType string           `json:"media_type"`
 	Result    *verifier.Result `json:"result"`
 	Token     string           `json:"token"`
+	// Raw, when set, is the response exactly as received: the JSON
+	// download offers these bytes rather than a re-encoding.
+	Raw []byte `json:"-"`
 }
 
 // ErrNoResult: the input holds no verification result.
@@ -56,6 +59,7 @@ func Parse(body []byte) (*Input, error) {
 	if in.Result == nil || in.Result.Appraisal == nil {
 		return nil, ErrNoResult
 	}
+	in.Raw = body
 	return &in, nil
 }
 
@@ -244,9 +248,12 @@ func New(in *Input) (*View, error) {
 		// Safe: a fixed scheme and media type, then base64 only.
 		v.TokenHref = template.URL("data:application/jwt;base64," + base64.StdEncoding.EncodeToString([]byte(in.Token)))
 	}
-	body, err := json.MarshalIndent(in, "", "  ")
-	if err != nil {
-		return nil, fmt.Errorf("report: encode the result: %w", err)
+	body := in.Raw
+	if body == nil {
+		var err error
+		if body, err = json.MarshalIndent(in, "", "  "); err != nil {
+			return nil, fmt.Errorf("report: encode the result: %w", err)
+		}
 	}
 	v.ResultHref = template.URL("data:application/json;base64," + base64.StdEncoding.EncodeToString(body))
 	return v, nil

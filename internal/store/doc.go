@@ -22,6 +22,11 @@
 // semantics everywhere: a reference value is valid at t when
 // not_before <= t < expires (a missing bound is open).
 //
+// A [Cache] serves the reference values, the active policies and the key
+// broker policies from memory for the verification path (no SQL per
+// verification); triggers increment the store_generation row on every
+// write to those tables, and a Cache reloads when it changes.
+//
 // Package store does not interpret what it stores: policies are opaque
 // text, reference values opaque strings, keys opaque PKCS #8 bytes.
 // Adapters in the consumer packages (refvalue, policy, ear) map these

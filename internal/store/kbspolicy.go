@@ -44,6 +44,7 @@ func (s *Store) kbsPolicyRecord(name, body string) (KBSPolicy, error) {
 // PutKBSPolicy stores body as policy name, replacing any previous one, and
 // returns the stored record.
 func (s *Store) PutKBSPolicy(ctx context.Context, name, body string) (KBSPolicy, error) {
+	defer s.wrote()
 	p, err := s.kbsPolicyRecord(name, body)
 	if err != nil {
 		return KBSPolicy{}, err
@@ -60,6 +61,7 @@ ON CONFLICT (name) DO UPDATE SET body = excluded.body, sha256 = excluded.sha256,
 // InitKBSPolicy stores body as policy name only if there is none yet, and
 // reports whether it did: an existing policy is never overwritten.
 func (s *Store) InitKBSPolicy(ctx context.Context, name, body string) (bool, error) {
+	defer s.wrote()
 	p, err := s.kbsPolicyRecord(name, body)
 	if err != nil {
 		return false, err

@@ -71,6 +71,7 @@ func (s *Store) CreatePolicy(ctx context.Context, p Policy) (Policy, error) {
 }
 
 func (s *Store) createPolicy(ctx context.Context, p Policy) (Policy, error) {
+	defer s.wrote()
 	now, err := s.clock()
 	if err != nil {
 		return Policy{}, fmt.Errorf("store: create policy %s: %w", p.ID, err)
@@ -110,6 +111,7 @@ VALUES (?, ?, ?, ?, ?, ?, 0, ?)`), p.ID, p.Version, string(p.Kind), p.Body, p.De
 // previously active version inactive, atomically. Activating the active
 // version does nothing. A missing version is [ErrNotFound].
 func (s *Store) ActivatePolicy(ctx context.Context, id string, version int) error {
+	defer s.wrote()
 	now, err := s.clock()
 	if err != nil {
 		return fmt.Errorf("store: activate policy %s version %d: %w", id, version, err)
@@ -140,6 +142,7 @@ func (s *Store) activate(ctx context.Context, tx *sql.Tx, id string, version int
 // DeactivatePolicy leaves policy id without an active version. It is not an
 // error if none was active; an unknown id is [ErrNotFound].
 func (s *Store) DeactivatePolicy(ctx context.Context, id string) error {
+	defer s.wrote()
 	return s.inTx(ctx, func(tx *sql.Tx) error {
 		var n int
 		if err := tx.QueryRowContext(ctx, s.q("SELECT COUNT(*) FROM policies WHERE id = ?"), id).Scan(&n); err != nil {

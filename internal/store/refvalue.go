@@ -41,6 +41,7 @@ func (r ReferenceValue) ValidAt(t time.Time) bool {
 
 // AddReferenceValue stores r and returns it with ID and CreatedAt set.
 func (s *Store) AddReferenceValue(ctx context.Context, r ReferenceValue) (ReferenceValue, error) {
+	defer s.wrote()
 	if r.Name == "" {
 		return ReferenceValue{}, fmt.Errorf("%w: empty reference value name", ErrInvalid)
 	}
@@ -99,7 +100,7 @@ func (s *Store) ListReferenceValues(ctx context.Context, name string) ([]Referen
 	if name != "" {
 		where, args = "WHERE r.name = ?", []any{name}
 	}
-	out, err := s.queryReferenceValues(ctx, where, args)
+	out, err := s.queryReferenceValues(ctx, s.db, where, args)
 	if err != nil {
 		return nil, fmt.Errorf("store: list reference values: %w", err)
 	}
@@ -116,7 +117,7 @@ func (s *Store) LookupReferenceValues(ctx context.Context, name string, at time.
 		return nil, fmt.Errorf("store: lookup reference values %s: %w", name, err)
 	}
 	t := toDB(at)
-	out, err := s.queryReferenceValues(ctx,
+	out, err := s.queryReferenceValues(ctx, s.db,
 		"WHERE r.name = ? AND (r.not_before IS NULL OR r.not_before <= ?) AND (r.expires IS NULL OR ? < r.expires)",
 		[]any{name, t, t})
 	if err != nil {
@@ -127,8 +128,8 @@ func (s *Store) LookupReferenceValues(ctx context.Context, name string, at time.
 
 // queryReferenceValues reads records and their values with one statement
 // (one consistent snapshot).
-func (s *Store) queryReferenceValues(ctx context.Context, where string, args []any) ([]ReferenceValue, error) {
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT r.id, r.name, r.source, r.author, r.artifact_digest, r.created_at, r.not_before, r.expires, i.value
+func (s *Store) queryReferenceValues(ctx context.Context, db querier, where string, args []any) ([]ReferenceValue, error) {
+	rows, err := db.QueryContext(ctx, s.q(`SELECT r.id, r.name, r.source, r.author, r.artifact_digest, r.created_at, r.not_before, r.expires, i.value
 FROM reference_values r JOIN reference_value_items i ON i.reference_value_id = r.id
 `+where+`
 ORDER BY r.id, i.position`), args...)
@@ -163,6 +164,7 @@ ORDER BY r.id, i.position`), args...)
 // RemoveReferenceValue deletes the record with the given ID; [ErrNotFound]
 // if there is none.
 func (s *Store) RemoveReferenceValue(ctx context.Context, id int64) error {
+	defer s.wrote()
 	res, err := s.db.ExecContext(ctx, s.q("DELETE FROM reference_values WHERE id = ?"), id)
 	if err != nil {
 		return fmt.Errorf("store: remove reference value %d: %w", id, err)
@@ -178,6 +180,7 @@ func (s *Store) RemoveReferenceValue(ctx context.Context, id int64) error {
 // RemoveReferenceValues deletes every record named name and reports how
 // many there were; [ErrNotFound] if none.
 func (s *Store) RemoveReferenceValues(ctx context.Context, name string) (int, error) {
+	defer s.wrote()
 	res, err := s.db.ExecContext(ctx, s.q("DELETE FROM reference_values WHERE name = ?"), name)
 	if err != nil {
 		return 0, fmt.Errorf("store: remove reference values %s: %w", name, err)

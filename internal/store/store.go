@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -60,6 +61,9 @@ type Store struct {
 	// stmts caches prepared statements of the hot queries (query text →
 	// *sql.Stmt), so SQLite does not parse them on every call.
 	stmts sync.Map
+	// writes counts the writes to the tables a Cache holds made through
+	// this Store, so its Caches reload before the next read.
+	writes atomic.Int64
 
 	// testHookPolicyInserted, when set by tests, runs inside the
 	// CreatePolicy transaction after the new version row is written.
@@ -67,6 +71,7 @@ type Store struct {
 }
 
 type config struct {
+	observe     func(query string)
 	now         func() time.Time
 	busyTimeout time.Duration
 	maxConns    int
@@ -211,6 +216,11 @@ func openSQLite(dsn string, cfg config) (*sql.DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open SQLite: %w", err)
 	}
+	if cfg.observe != nil {
+		drv := db.Driver()
+		_ = db.Close()
+		db = sql.OpenDB(observedConnector{c: dsnConnector{d: drv, dsn: "file:" + path + "?" + q}, fn: cfg.observe})
+	}
 	n := cfg.maxConns
 	if n == 0 {
 		n = 4
@@ -226,7 +236,12 @@ func openPostgres(dsn string, cfg config) (*sql.DB, error) {
 		// The parse error may echo the password; do not wrap it.
 		return nil, fmt.Errorf("%w: PostgreSQL DSN cannot be parsed", ErrInvalid)
 	}
-	db := stdlib.OpenDB(*pc)
+	var db *sql.DB
+	if cfg.observe != nil {
+		db = sql.OpenDB(observedConnector{c: stdlib.GetConnector(*pc), fn: cfg.observe})
+	} else {
+		db = stdlib.OpenDB(*pc)
+	}
 	n := cfg.maxConns
 	if n == 0 {
 		n = 16
@@ -297,6 +312,15 @@ func (s *Store) queryRowPrepared(ctx context.Context, query string, args ...any)
 		return s.db.QueryRowContext(ctx, query, args...)
 	}
 	return st.QueryRowContext(ctx, args...)
+}
+
+// wrote records a write to the cached tables (deferred by every write
+// method, so it runs after the commit, whether or not it succeeded).
+func (s *Store) wrote() { s.writes.Add(1) }
+
+// querier runs a query on a database or a transaction.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
 // q rewrites the '?' placeholders of a query for the backend. Queries in

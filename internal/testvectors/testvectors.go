@@ -2,8 +2,8 @@
 // (quotes, collateral, event logs from real machines) that lives outside
 // the repository.
 //
-// The directory is $TDPROOF_TESTDATA when set, otherwise ../shared/testdata
-// relative to the module root. Tests call [Dir] (or [Path]); when the
+// The directory is $TDPROOF_TESTDATA when set, otherwise shared/testdata
+// in the parent directory of the module root. Tests call [Dir] (or [Path]); when the
 // directory is absent the test is skipped with a message saying where the
 // data was looked for and how to point at it. The files are never copied
 // into the repository.

@@ -296,11 +296,17 @@ func (s *Service) handleActivate(w http.ResponseWriter, r *http.Request) {
 // dryRunKey carries a dry-run policy in a request context.
 type dryRunKey struct{}
 
+// ActivePolicies gives the active version of a policy id: a *store.Store
+// (one query per call) or a *store.Cache (from memory).
+type ActivePolicies interface {
+	ActivePolicy(ctx context.Context, id string) (store.Policy, error)
+}
+
 // StorePolicyResolver resolves policy ids to the active version in st
 // ("" means policy.DefaultID; with no active default, policy.Default()),
 // compiling each version once (policy.Cache). An id with no active version
 // is verifier.ErrUnknownPolicy.
-func StorePolicyResolver(st *store.Store) verifier.PolicyResolver {
+func StorePolicyResolver(st ActivePolicies) verifier.PolicyResolver {
 	cache := policy.NewCache(0, rego.Parse)
 	return func(ctx context.Context, id string) (*policy.Policy, error) {
 		if id == "" {

@@ -18,6 +18,7 @@ import (
 	"github.com/tdproof/tdproof/internal/verifiersvc"
 	"github.com/tdproof/tdproof/pcs/pcscache"
 	"github.com/tdproof/tdproof/quote"
+	"github.com/tdproof/tdproof/refvalue"
 	"github.com/tdproof/tdproof/verifier"
 )
 
@@ -55,11 +56,39 @@ func outOfDateFixture(tb testing.TB) (q []byte, col *collateral.Collateral, f *d
 // adminReplica is one service over the store at dsn, behind a listener.
 func adminReplica(tb testing.TB, dsn, token string, col *collateral.Collateral, f *dcaptest.Fixture) *env {
 	tb.Helper()
-	st, err := store.Open(context.Background(), dsn)
+	return replica(tb, dsn, token, col, f, replicaOptions{})
+}
+
+// replicaOptions: cached serves verifications from a store.Cache as
+// tdproof serve does; observe sees every statement of the store.
+type replicaOptions struct {
+	cached  bool
+	observe func(query string)
+}
+
+func replica(tb testing.TB, dsn, token string, col *collateral.Collateral, f *dcaptest.Fixture, o replicaOptions) *env {
+	tb.Helper()
+	var sopts []store.Option
+	if o.observe != nil {
+		sopts = append(sopts, store.WithQueryObserver(o.observe))
+	}
+	st, err := store.Open(context.Background(), dsn, sopts...)
 	if err != nil {
 		tb.Fatalf("store.Open: %v", err)
 	}
 	tb.Cleanup(func() { _ = st.Close() })
+	var (
+		refs     refvalue.Store             = st.RefValues()
+		policies verifiersvc.ActivePolicies = st
+	)
+	if o.cached {
+		c, err := st.NewCache(context.Background(), store.CacheOptions{})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(c.Close)
+		refs, policies = c.RefValues(), c
+	}
 	k, err := ear.GenerateKey(nil)
 	if err != nil {
 		tb.Fatal(err)
@@ -74,8 +103,8 @@ func adminReplica(tb testing.TB, dsn, token string, col *collateral.Collateral, 
 		tb.Fatal(err)
 	}
 	src := verifier.CollateralFunc(func(context.Context, *quote.Quote) (*collateral.Collateral, error) { return col, nil })
-	v, err := verifier.New(src, st.RefValues(), signer, verifier.WithClock(now), verifier.WithTrustedRoot(f.PKI.Root.Certificate),
-		verifier.WithPolicyResolver(verifiersvc.DryRunResolver(verifiersvc.StorePolicyResolver(st))))
+	v, err := verifier.New(src, refs, signer, verifier.WithClock(now), verifier.WithTrustedRoot(f.PKI.Root.Certificate),
+		verifier.WithPolicyResolver(verifiersvc.DryRunResolver(verifiersvc.StorePolicyResolver(policies))))
 	if err != nil {
 		tb.Fatal(err)
 	}

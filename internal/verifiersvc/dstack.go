@@ -131,7 +131,7 @@ func (s *Service) handleDstack(w http.ResponseWriter, r *http.Request) {
 	if req.Debug != nil && *req.Debug {
 		resp.Details.RTMRDebug = rtmrDebug(cause)
 	}
-	s.metrics.observe("/verify", o.Result.Status.String(), time.Since(start))
+	s.observe(w, "/verify", o.Result.Status.String(), time.Since(start))
 	writeJSON(w, "application/json", resp)
 }
 
@@ -141,7 +141,7 @@ func (s *Service) handleDstack(w http.ResponseWriter, r *http.Request) {
 // failure there; everything else (undecodable evidence, a missing quote)
 // an internal error.
 func (s *Service) dstackError(w http.ResponseWriter, start time.Time, e *apiError) {
-	s.metrics.observe("/verify", e.code, time.Since(start))
+	s.observe(w, "/verify", e.code, time.Since(start))
 	if e.status >= 500 {
 		s.log.Warn("verifiersvc: request failed", "route", "/verify", "code", e.code, "detail", e.detail)
 	}

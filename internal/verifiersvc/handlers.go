@@ -51,8 +51,8 @@ func (s *Service) handleNative(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, "/v1/verify", start, verifyError(r.Context(), err), nil)
 		return
 	}
-	s.metrics.observe("/v1/verify", o.Result.Status.String(), time.Since(start))
-	writeJSON(w, verifier.MediaType, NativeResponse{MediaType: verifier.MediaType, Result: o.Result, Token: o.Token})
+	s.observe(w, "/v1/verify", o.Result.Status.String(), time.Since(start))
+	writeNative(w, o)
 }
 
 func nativeEvidence(req *NativeRequest) (verifier.Evidence, *apiError) {
@@ -110,7 +110,7 @@ func nativeEvidence(req *NativeRequest) (verifier.Evidence, *apiError) {
 }
 
 func (s *Service) fail(w http.ResponseWriter, route string, start time.Time, e *apiError, ext map[string]any) {
-	s.metrics.observe(route, e.code, time.Since(start))
+	s.observe(w, route, e.code, time.Since(start))
 	if e.status >= 500 {
 		s.log.Warn("verifiersvc: request failed", "route", route, "code", e.code, "detail", e.detail)
 	}

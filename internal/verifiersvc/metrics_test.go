@@ -53,17 +53,17 @@ func TestMetricsCollateral(t *testing.T) {
 		"# TYPE tdproof_collateral_cache_hit_ratio gauge\ntdproof_collateral_cache_hit_ratio 0.75\n",
 		"\ntdproof_collateral_items 3\n",
 		"# TYPE tdproof_collateral_item_age_seconds gauge\n",
-		`tdproof_collateral_item_age_seconds{kind="tcb info",key="tdx-tcb-fmspc-50806f000000"} 5400` + "\n",
-		`tdproof_collateral_item_age_seconds{kind="qe identity",key="tdx-qe-identity"} 7200` + "\n",
+		`tdproof_collateral_item_age_seconds{key="tdx-tcb-fmspc-50806f000000",kind="tcb info"} 5400` + "\n",
+		`tdproof_collateral_item_age_seconds{key="tdx-qe-identity",kind="qe identity"} 7200` + "\n",
 		"\ntdproof_collateral_max_age_seconds 7200\n",
-		`tdproof_collateral_item_failures{kind="tcb info",key="tdx-tcb-fmspc-50806f000000"} 2` + "\n",
-		`tdproof_collateral_item_failures{kind="root ca crl",key="IntelSGXRootCA.der"} 0` + "\n",
+		`tdproof_collateral_item_failures{key="tdx-tcb-fmspc-50806f000000",kind="tcb info"} 2` + "\n",
+		`tdproof_collateral_item_failures{key="IntelSGXRootCA.der",kind="root ca crl"} 0` + "\n",
 	} {
 		if !strings.Contains(m, want) {
 			t.Errorf("metrics lack %q:\n%s", want, m)
 		}
 	}
-	if strings.Contains(m, `tdproof_collateral_item_age_seconds{kind="root ca crl"`) {
+	if strings.Contains(m, `tdproof_collateral_item_age_seconds{key="IntelSGXRootCA.der"`) {
 		t.Errorf("metrics give an age to an item without an issue date:\n%s", m)
 	}
 	checkExposition(t, m)
@@ -117,7 +117,7 @@ func checkExposition(t *testing.T, m string) {
 			fam := name
 			if _, ok := typed[fam]; !ok {
 				for _, sfx := range []string{"_bucket", "_sum", "_count"} {
-					if base, ok := strings.CutSuffix(name, sfx); ok && typed[base] == "histogram" {
+					if base, ok := strings.CutSuffix(name, sfx); ok && (typed[base] == "histogram" || typed[base] == "summary") {
 						fam = base
 					}
 				}

@@ -83,6 +83,8 @@ type Service struct {
 	log     *slog.Logger
 	handler http.Handler
 	metrics *metrics
+	// metricsHandler serves GET /metrics from metrics' registry.
+	metricsHandler http.Handler
 }
 
 // New returns the service for v, publishing the JWK Set jwks returns.
@@ -113,13 +115,14 @@ func New(v *verifier.Verifier, jwks func() []byte, opts Options) (*Service, erro
 	if log == nil {
 		log = discardLogger()
 	}
-	s := &Service{v: v, jwks: jwks, opts: opts, log: log, metrics: newMetrics()}
+	s := &Service{v: v, jwks: jwks, opts: opts, log: log, metrics: newMetrics(opts.Collateral)}
+	s.metricsHandler = newMetricsHandler(s.metrics)
 	mux := http.NewServeMux()
 	s.register(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, http.StatusNotFound, "not_found", "no such route: "+r.URL.Path, nil)
 	})
-	s.handler = s.recoverer(mux)
+	s.handler = s.accessLog(s.recoverer(mux))
 	return s, nil
 }
 
@@ -169,7 +172,10 @@ func (s *Service) Serve(ctx context.Context, ln net.Listener) error {
 // started) and logs it.
 func (s *Service) recoverer(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rw := &trackingWriter{ResponseWriter: w}
+		rw, ok := w.(*trackingWriter)
+		if !ok {
+			rw = &trackingWriter{ResponseWriter: w}
+		}
 		defer func() {
 			p := recover()
 			if p == nil {
@@ -187,19 +193,80 @@ func (s *Service) recoverer(h http.Handler) http.Handler {
 	})
 }
 
+// trackingWriter records whether the response started, its status code
+// and the request's outcome (an EAR status or an error code, set by the
+// verification handlers) for the access log.
 type trackingWriter struct {
 	http.ResponseWriter
-	wrote bool
+	wrote   bool
+	code    int
+	outcome string
 }
 
 func (t *trackingWriter) WriteHeader(code int) {
+	if !t.wrote {
+		t.code = code
+	}
 	t.wrote = true
 	t.ResponseWriter.WriteHeader(code)
 }
 
 func (t *trackingWriter) Write(b []byte) (int, error) {
+	if !t.wrote {
+		t.code = http.StatusOK
+	}
 	t.wrote = true
 	return t.ResponseWriter.Write(b)
+}
+
+// observe counts a verification and records its outcome for the access
+// log.
+func (s *Service) observe(w http.ResponseWriter, route, outcome string, d time.Duration) {
+	s.metrics.observe(route, outcome, d)
+	if tw, ok := w.(*trackingWriter); ok {
+		tw.outcome = outcome
+	}
+}
+
+// accessLog logs one structured line per request (log/slog): method,
+// route pattern (never the raw path or query), status code, duration,
+// bytes and the verification outcome when there is one. Headers and
+// bodies, which carry tokens and evidence, are never logged. Probes
+// (/healthz, /health, /readyz, /metrics) log at Debug, everything else at
+// Info. Each request is also observed in tdproof_http_request_duration_seconds.
+func (s *Service) accessLog(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		tw := &trackingWriter{ResponseWriter: w}
+		// The mux records the matched pattern on the request it is given.
+		r2 := r.WithContext(r.Context())
+		defer func() {
+			d := time.Since(start)
+			code := tw.code
+			if !tw.wrote {
+				code = http.StatusOK
+			}
+			route := r2.Pattern
+			if route == "" || route == "/" {
+				route = "unmatched"
+			}
+			s.metrics.observeRequest(route, r.Method, code, d)
+			lvl := slog.LevelInfo
+			switch route {
+			case "/healthz", "/health", "/readyz", "/metrics":
+				lvl = slog.LevelDebug
+			}
+			attrs := []slog.Attr{
+				slog.String("method", r.Method), slog.String("route", route), slog.Int("status", code),
+				slog.Duration("duration", d),
+			}
+			if tw.outcome != "" {
+				attrs = append(attrs, slog.String("outcome", tw.outcome))
+			}
+			s.log.LogAttrs(r.Context(), lvl, "http request", attrs...)
+		}()
+		h.ServeHTTP(tw, r2)
+	})
 }
 
 func (t *trackingWriter) Unwrap() http.ResponseWriter { return t.ResponseWriter }
@@ -243,6 +310,44 @@ func writeJSON(w http.ResponseWriter, contentType string, v any) {
 		writeProblem(w, http.StatusInternalServerError, "internal", "encode response", nil)
 		return
 	}
+	writeBody(w, contentType, buf)
+}
+
+// writeNative writes the NativeResponse of o with the bytes
+// json.NewEncoder would write, encoding the claims once: the result's
+// encoding reuses the one made for the token (verifier.Result.AppendJSON).
+func writeNative(w http.ResponseWriter, o *verifier.Outcome) {
+	buf := getBuffer()
+	defer putBuffer(buf)
+	b := append(buf.AvailableBuffer(), nativePrefix...)
+	b, err := o.Result.AppendJSON(b)
+	if err != nil {
+		writeProblem(w, http.StatusInternalServerError, "internal", "encode response", nil)
+		return
+	}
+	tok, err := json.Marshal(o.Token)
+	if err != nil {
+		writeProblem(w, http.StatusInternalServerError, "internal", "encode response", nil)
+		return
+	}
+	b = append(b, `,"token":`...)
+	b = append(b, tok...)
+	b = append(b, "}\n"...)
+	buf.Write(b)
+	writeBody(w, verifier.MediaType, buf)
+}
+
+// nativePrefix opens a NativeResponse up to its result.
+var nativePrefix = func() string {
+	mt, err := json.Marshal(verifier.MediaType)
+	if err != nil {
+		panic(err)
+	}
+	return `{"media_type":` + string(mt) + `,"result":`
+}()
+
+// writeBody writes a 200 response with buf as its body.
+func writeBody(w http.ResponseWriter, contentType string, buf *bytes.Buffer) {
 	h := w.Header()
 	h.Set("Content-Type", contentType)
 	h.Set("X-Content-Type-Options", "nosniff")

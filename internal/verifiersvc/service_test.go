@@ -612,11 +612,18 @@ func TestHealthReadyJWKSMetrics(t *testing.T) {
 	r = e.get(t, "/metrics")
 	m := string(r.body)
 	for _, want := range []string{
-		`tdproof_verifications_total{route="/v1/verify",outcome="affirming"} 1`,
-		`tdproof_verifications_total{route="/v1/verify",outcome="malformed_request"} 1`,
+		`tdproof_verifications_total{outcome="affirming",route="/v1/verify"} 1`,
+		`tdproof_verifications_total{outcome="malformed_request",route="/v1/verify"} 1`,
 		`tdproof_verification_duration_seconds_bucket{route="/v1/verify",le="+Inf"} 2`,
 		`tdproof_verification_duration_seconds_count{route="/v1/verify"} 2`,
 		"# TYPE tdproof_verification_duration_seconds histogram",
+		// Every request, by route pattern, method and status.
+		`tdproof_http_request_duration_seconds_count{code="200",method="POST",route="/v1/verify"} 1`,
+		`tdproof_http_request_duration_seconds_count{code="400",method="POST",route="/v1/verify"} 1`,
+		`tdproof_http_request_duration_seconds_count{code="503",method="GET",route="/readyz"} 1`,
+		// The Go runtime and process collectors.
+		"# TYPE go_goroutines gauge", "# TYPE go_memstats_heap_alloc_bytes gauge",
+		"# TYPE process_cpu_seconds_total counter", "# TYPE process_resident_memory_bytes gauge",
 	} {
 		if !strings.Contains(m, want) {
 			t.Errorf("metrics lack %q:\n%s", want, m)

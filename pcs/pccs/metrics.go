@@ -1,56 +1,58 @@
 package pccs
 
 import (
-	"bufio"
 	"net/http"
-	"slices"
 	"strconv"
-	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// metrics writes the Prometheus text exposition format (version 0.0.4):
-// request counts by route and code, the cache counters, and per item
-// its age (since issue) and the time left until it expires.
-func (s *Server) metrics(w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-	b := bufio.NewWriter(w)
-	defer b.Flush()
-	family := func(name, typ, help string) {
-		b.WriteString("# HELP " + name + " " + help + "\n# TYPE " + name + " " + typ + "\n")
-	}
-	sample := func(name string, labels []string, v float64) {
-		b.WriteString(name)
-		if len(labels) > 0 {
-			b.WriteByte('{')
-			for i := 0; i+1 < len(labels); i += 2 {
-				if i > 0 {
-					b.WriteByte(',')
-				}
-				b.WriteString(labels[i] + `="` + escapeLabel(labels[i+1]) + `"`)
-			}
-			b.WriteByte('}')
-		}
-		b.WriteString(" " + strconv.FormatFloat(v, 'g', -1, 64) + "\n")
-	}
+// newRegistry returns the server's Prometheus registry: the Go runtime
+// (go_*) and process (process_*) collectors, requests by route and status
+// code, and the cache read at scrape time (counters, and per item its age
+// since issue and the time left until it expires).
+func (s *Server) newRegistry() (*prometheus.Registry, *prometheus.CounterVec) {
+	reg := prometheus.NewRegistry()
+	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tdproof_pccs_requests_total",
+		Help: "HTTP requests served, by route and status code.",
+	}, []string{"route", "code"})
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		requests, cacheCollector{s},
+	)
+	return reg, requests
+}
 
-	s.mu.Lock()
-	keys := make([][2]string, 0, len(s.requests))
-	for k := range s.requests {
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, func(a, b [2]string) int { return strings.Compare(a[0]+" "+a[1], b[0]+" "+b[1]) })
-	counts := make([]uint64, len(keys))
-	for i, k := range keys {
-		counts[i] = s.requests[k]
-	}
-	s.mu.Unlock()
-	family("tdproof_pccs_requests_total", "counter", "HTTP requests served, by route and status code.")
-	for i, k := range keys {
-		sample("tdproof_pccs_requests_total", []string{"route", k[0], "code", k[1]}, float64(counts[i]))
-	}
+func (s *Server) countRequest(route string, code int) {
+	s.requestsVec.WithLabelValues(route, strconv.Itoa(code)).Inc()
+}
 
-	st := s.cache.Stats()
-	for _, c := range []struct {
+func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
+	promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}).ServeHTTP(w, r)
+}
+
+// cacheCollector reports the cache when scraped; an unchecked collector
+// (the item series vary).
+type cacheCollector struct{ s *Server }
+
+func (cacheCollector) Describe(chan<- *prometheus.Desc) {}
+
+var (
+	descItems      = prometheus.NewDesc("tdproof_pcscache_items", "Items in the cache.", nil, nil)
+	itemLabelNames = []string{"item", "kind"}
+	descItemAge    = prometheus.NewDesc("tdproof_pcscache_item_age_seconds", "Seconds since the item was issued (issueDate or thisUpdate).", itemLabelNames, nil)
+	descItemExpiry = prometheus.NewDesc("tdproof_pcscache_item_expiry_seconds", "Seconds until the item leaves its validity window (negative: expired).", itemLabelNames, nil)
+	descItemFail   = prometheus.NewDesc("tdproof_pcscache_item_refresh_failures", "Consecutive failed refreshes of the item.", itemLabelNames, nil)
+)
+
+func (cc cacheCollector) Collect(ch chan<- prometheus.Metric) {
+	c := cc.s.cache
+	st := c.Stats()
+	for _, m := range []struct {
 		name, help string
 		v          uint64
 	}{
@@ -63,29 +65,14 @@ func (s *Server) metrics(w http.ResponseWriter, _ *http.Request) {
 		{"tdproof_pcscache_refreshes_total", "Background refreshes that replaced an item.", st.Refreshes},
 		{"tdproof_pcscache_disk_errors_total", "Failed writes to the cache directory.", st.DiskErrors},
 	} {
-		family(c.name, "counter", c.help)
-		sample(c.name, nil, float64(c.v))
+		ch <- prometheus.MustNewConstMetric(prometheus.NewDesc(m.name, m.help, nil, nil), prometheus.CounterValue, float64(m.v))
 	}
-	family("tdproof_pcscache_items", "gauge", "Items in the cache.")
-	sample("tdproof_pcscache_items", nil, float64(len(st.Items)))
-	now := s.cache.Now()
-	family("tdproof_pcscache_item_age_seconds", "gauge", "Seconds since the item was issued (issueDate or thisUpdate).")
+	ch <- prometheus.MustNewConstMetric(descItems, prometheus.GaugeValue, float64(len(st.Items)))
+	now := c.Now()
 	for _, it := range st.Items {
-		sample("tdproof_pcscache_item_age_seconds", itemLabels(it.Key.Path(), it.Key.Kind.String()), now.Sub(it.IssueDate).Seconds())
+		item, kind := it.Key.Path(), it.Key.Kind.String()
+		ch <- prometheus.MustNewConstMetric(descItemAge, prometheus.GaugeValue, now.Sub(it.IssueDate).Seconds(), item, kind)
+		ch <- prometheus.MustNewConstMetric(descItemExpiry, prometheus.GaugeValue, it.ValidUntil.Sub(now).Seconds(), item, kind)
+		ch <- prometheus.MustNewConstMetric(descItemFail, prometheus.GaugeValue, float64(it.Failures), item, kind)
 	}
-	family("tdproof_pcscache_item_expiry_seconds", "gauge", "Seconds until the item leaves its validity window (negative: expired).")
-	for _, it := range st.Items {
-		sample("tdproof_pcscache_item_expiry_seconds", itemLabels(it.Key.Path(), it.Key.Kind.String()), it.ValidUntil.Sub(now).Seconds())
-	}
-	family("tdproof_pcscache_item_refresh_failures", "gauge", "Consecutive failed refreshes of the item.")
-	for _, it := range st.Items {
-		sample("tdproof_pcscache_item_refresh_failures", itemLabels(it.Key.Path(), it.Key.Kind.String()), float64(it.Failures))
-	}
-}
-
-func itemLabels(path, kind string) []string { return []string{"item", path, "kind", kind} }
-
-// escapeLabel escapes a label value: backslash, double quote, newline.
-func escapeLabel(v string) string {
-	return strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(v)
 }

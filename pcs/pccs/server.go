@@ -12,8 +12,9 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tdproof/tdproof/collateral"
 	"github.com/tdproof/tdproof/pckcert"
@@ -33,13 +34,15 @@ type Server struct {
 	cfg   config
 	mux   *http.ServeMux
 
-	mu       sync.Mutex
-	requests map[[2]string]uint64 // route, status code → count
+	registry    *prometheus.Registry
+	requestsVec *prometheus.CounterVec
+	reg         registrations
 }
 
 type config struct {
 	log                        *slog.Logger
 	readHeader, shutdown, idle time.Duration
+	adminToken, userToken      string
 }
 
 // Option configures a Server.
@@ -80,9 +83,16 @@ func New(c *pcscache.Cache, opts ...Option) (*Server, error) {
 			return nil, err
 		}
 	}
-	s := &Server{cache: c, cfg: cfg, mux: http.NewServeMux(), requests: map[[2]string]uint64{}}
+	s := &Server{cache: c, cfg: cfg, mux: http.NewServeMux()}
+	s.registry, s.requestsVec = s.newRegistry()
 	s.mux.HandleFunc("GET /{tee}/certification/v4/tcb", s.item(pcs.KindTCBInfo))
 	s.mux.HandleFunc("GET /{tee}/certification/v4/qe/identity", s.item(pcs.KindQEIdentity))
+	s.mux.HandleFunc("GET /sgx/certification/v4/qve/identity", s.item(pcs.KindQvEIdentity))
+	s.mux.HandleFunc("GET /sgx/certification/v4/qae/identity", s.item(pcs.KindQAEIdentity))
+	s.mux.HandleFunc("GET /sgx/certification/v4/crl", s.crl)
+	s.mux.HandleFunc("GET /sgx/certification/v4/pckcerts", s.pckCerts)
+	s.mux.HandleFunc("GET /sgx/certification/v4/platforms", s.getPlatforms)
+	s.mux.HandleFunc("POST /sgx/certification/v4/platforms", s.postPlatforms)
 	s.mux.HandleFunc("GET /sgx/certification/v4/pckcrl", s.item(pcs.KindPCKCRL))
 	s.mux.HandleFunc("GET /sgx/certification/v4/rootcacrl", s.item(pcs.KindRootCACRL))
 	s.mux.HandleFunc("GET /sgx/certification/v4/pckcert", s.pckCert)
@@ -98,15 +108,23 @@ func New(c *pcscache.Cache, opts ...Option) (*Server, error) {
 // ServeHTTP answers one request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	// Every PCCS response carries a Request-ID: the client's, or a new one.
+	id := r.Header.Get(headerRequestID)
+	if id == "" || len(id) > 128 {
+		id = newRequestID()
+	}
+	w.Header().Set(headerRequestID, id)
 	rec := &statusWriter{ResponseWriter: w, code: http.StatusOK}
 	s.mux.ServeHTTP(rec, r)
 	route := routeName(r.URL.Path)
-	s.mu.Lock()
-	s.requests[[2]string{route, strconv.Itoa(rec.code)}]++
-	s.mu.Unlock()
-	if route != "healthz" && route != "metrics" {
-		s.cfg.log.InfoContext(r.Context(), "pccs: request", "route", route, "query", r.URL.RawQuery, "code", rec.code, "duration", time.Since(start))
+	s.countRequest(route, rec.code)
+	// The access log: no query (it carries encrypted PPIDs) and no
+	// headers (tokens).
+	lvl := slog.LevelInfo
+	if route == "healthz" || route == "metrics" {
+		lvl = slog.LevelDebug
 	}
+	s.cfg.log.Log(r.Context(), lvl, "pccs: request", "method", r.Method, "route", route, "status", rec.code, "duration", time.Since(start), "request_id", id)
 }
 
 type statusWriter struct {
@@ -126,7 +144,10 @@ func routeName(p string) string {
 		return strings.TrimPrefix(p[:4], "/") + "_tcb"
 	case strings.HasSuffix(p, "/certification/v4/qe/identity"):
 		return strings.TrimPrefix(p[:4], "/") + "_qe_identity"
-	case p == "/sgx/certification/v4/pckcrl", p == "/sgx/certification/v4/rootcacrl", p == "/sgx/certification/v4/pckcert", p == "/sgx/certification/v4/fmspcs":
+	case p == "/sgx/certification/v4/qve/identity", p == "/sgx/certification/v4/qae/identity":
+		return "sgx_" + strings.ReplaceAll(p[len("/sgx/certification/v4/"):], "/", "_")
+	case p == "/sgx/certification/v4/pckcrl", p == "/sgx/certification/v4/rootcacrl", p == "/sgx/certification/v4/pckcert", p == "/sgx/certification/v4/fmspcs",
+		p == "/sgx/certification/v4/pckcerts", p == "/sgx/certification/v4/crl", p == "/sgx/certification/v4/platforms":
 		return p[len("/sgx/certification/v4/"):]
 	case p == "/healthz", p == "/metrics":
 		return p[1:]
@@ -167,7 +188,7 @@ func (s *Server) item(kind pcs.Kind) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		k, err := itemKey(kind, r)
 		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
+			s.invalid(w, r, err)
 			return
 		}
 		it, err := s.cache.Fetch(r.Context(), k)
@@ -181,7 +202,7 @@ func (s *Server) item(kind pcs.Kind) http.HandlerFunc {
 		case pcs.KindTCBInfo:
 			setChain(h, collateral.HeaderTCBInfoIssuerChain, it)
 			h.Set("Content-Type", "application/json")
-		case pcs.KindQEIdentity:
+		case pcs.KindQEIdentity, pcs.KindQvEIdentity, pcs.KindQAEIdentity:
 			setChain(h, collateral.HeaderEnclaveIdentityChain, it)
 			h.Set("Content-Type", "application/json")
 		case pcs.KindPCKCRL:
@@ -216,12 +237,16 @@ func setChain(h http.Header, name string, it *pcs.Item) {
 func itemKey(kind pcs.Kind, r *http.Request) (pcs.ItemKey, error) {
 	k := pcs.ItemKey{Kind: kind}
 	q := r.URL.Query()
-	if kind == pcs.KindTCBInfo || kind == pcs.KindQEIdentity {
-		tee, err := pcs.ParseTEE(r.PathValue("tee"))
-		if err != nil {
-			return k, err
+	if kind == pcs.KindTCBInfo || kind == pcs.KindQEIdentity || kind == pcs.KindQvEIdentity || kind == pcs.KindQAEIdentity {
+		k.TEE = pcs.TEESGX
+		if kind == pcs.KindTCBInfo || kind == pcs.KindQEIdentity {
+			tee, err := pcs.ParseTEE(r.PathValue("tee"))
+			if err != nil {
+				return k, err
+			}
+			k.TEE = tee
 		}
-		k.TEE = tee
+		var err error
 		if kind == pcs.KindTCBInfo {
 			if k.FMSPC, err = pcs.ParseFMSPC(q.Get("fmspc")); err != nil {
 				return k, err
@@ -253,30 +278,32 @@ func itemKey(kind pcs.Kind, r *http.Request) (pcs.ItemKey, error) {
 	return k, k.Validate()
 }
 
-// fail answers an error: 404 for collateral the upstream does not have,
-// 503 otherwise. The response names the item; the details go to the log.
+// fail answers an error as Intel's PCCS does: 404 "No cache data for
+// this platform." for collateral the upstream does not have or, offline,
+// the cache lacks; 400 for bad parameters; 503 (with Retry-After)
+// otherwise. The details go to the log.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, what string, err error) {
-	code := http.StatusServiceUnavailable
+	st := statusUnavailable
 	switch {
-	case errors.Is(err, pcs.ErrNotFound):
-		code = http.StatusNotFound
+	case errors.Is(err, pcs.ErrNotFound), errors.Is(err, pcscache.ErrOffline):
+		st = statusNoCacheData
 	case errors.Is(err, pcs.ErrInvalidKey):
-		code = http.StatusBadRequest
+		st = statusInvalidRequest
 	case r.Context().Err() != nil:
 		return // the client is gone
 	}
-	s.cfg.log.WarnContext(r.Context(), "pccs: collateral unavailable", "item", what, "code", code, "err", err)
-	if code == http.StatusServiceUnavailable {
+	s.cfg.log.WarnContext(r.Context(), "pccs: collateral unavailable", "item", what, "code", st.code, "err", err)
+	if st == statusUnavailable {
 		w.Header().Set("Retry-After", "60")
 	}
-	http.Error(w, what+": "+strings.ToLower(http.StatusText(code)), code)
+	st.write(w)
 }
 
 // pckCert answers pckcert by way of the cache.
 func (s *Server) pckCert(w http.ResponseWriter, r *http.Request) {
 	req, err := pckCertRequest(r)
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
+		s.invalid(w, r, err)
 		return
 	}
 	p, err := s.cache.PCKCert(r.Context(), req)

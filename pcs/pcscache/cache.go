@@ -53,6 +53,7 @@ type Cache struct {
 	items map[pcs.ItemKey]*entry
 	sets  map[pcs.Key]*assembled
 	pck   map[string]*pckEntry
+	pcks  map[string]*pckCertsEntry
 
 	flight  singleflight.Group
 	wake    chan struct{}
@@ -210,7 +211,7 @@ func New(upstream pcs.Fetcher, dir string, opts ...Option) (*Cache, error) {
 	}
 	return &Cache{
 		up: upstream, dir: dir, cfg: cfg,
-		items: map[pcs.ItemKey]*entry{}, sets: map[pcs.Key]*assembled{}, pck: map[string]*pckEntry{},
+		items: map[pcs.ItemKey]*entry{}, sets: map[pcs.Key]*assembled{}, pck: map[string]*pckEntry{}, pcks: map[string]*pckCertsEntry{},
 		wake: make(chan struct{}, 1),
 	}, nil
 }

@@ -16,6 +16,9 @@ import (
 // pckCertDir holds cached PCK certificates, by request ID.
 const pckCertDir = "pckcert"
 
+// pckCertsDir holds cached pckcerts responses, by request ID.
+const pckCertsDir = "pckcerts"
+
 // maxFileSize bounds files read from the directory.
 const maxFileSize = pcs.MaxBodySize
 
@@ -131,7 +134,7 @@ func (c *Cache) loadDir() int {
 			return err
 		}
 		if d.IsDir() {
-			if d.Name() == pckCertDir {
+			if d.Name() == pckCertDir || d.Name() == pckCertsDir {
 				return fs.SkipDir
 			}
 			return nil

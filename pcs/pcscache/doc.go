@@ -29,5 +29,6 @@
 // Errors wrap pcs.ErrUnavailable ([ErrOffline], [ErrTooOld], upstream
 // failures) or pcs.ErrInvalidResponse.
 //
-// See ../shared/docs/specs/dcap.md §3.8 for validity windows and cadence.
+// Validity windows and the refresh cadence are described in
+// docs/collateral.md.
 package pcscache

@@ -34,13 +34,15 @@ type Response struct {
 // Server is a fake PCS. Its zero value is not usable; call [New]. A
 // Server is safe for concurrent use.
 type Server struct {
-	mu        sync.Mutex
-	items     map[pcs.ItemKey]Response
-	pckCerts  map[string]Response // by upper-case encrypted_ppid
-	fmspcs    *Response
-	counts    map[string]int
-	total     int
-	intercept func(w http.ResponseWriter, r *http.Request) bool
+	mu       sync.Mutex
+	items    map[pcs.ItemKey]Response
+	pckCerts map[string]Response // by upper-case encrypted_ppid
+	// pckCertsResp by upper-case encrypted_ppid "/" pceid.
+	pckCertsResp map[string]Response
+	fmspcs       *Response
+	counts       map[string]int
+	total        int
+	intercept    func(w http.ResponseWriter, r *http.Request) bool
 	// RootCRLAsDER makes the rootcacrl route answer DER instead of the
 	// hex text PCCS serves (some mirrors do).
 	rootCRLAsDER bool
@@ -126,7 +128,7 @@ func (s *Server) Requests(p string) int {
 
 // LoadDir loads a directory of PCS responses in the layout of
 // pcs.ItemKey.Path (NAME.body plus NAME.headers.json, subdirectories
-// early/ and eval-N/), such as ../shared/testdata/…/pcs. A PCCS-style
+// early/ and eval-N/), such as the pcs/ directory of a test vector. A PCCS-style
 // "rootcacrl.body" (hex text) is also read as the root CA CRL.
 func (s *Server) LoadDir(dir string) error {
 	n := 0
@@ -189,6 +191,17 @@ func (s *Server) AddCollateral(k pcs.Key, rc *dcaptest.RawCollateral) {
 	s.Set(items[1], Response{Header: map[string]string{collateral.HeaderEnclaveIdentityChain: EncodeChain(rc.QEIdentityIssuerChain)}, Body: rc.QEIdentityResponse()})
 	s.Set(items[2], Response{Header: map[string]string{collateral.HeaderPCKCRLIssuerChain: EncodeChain(rc.PCKCRLIssuerChain)}, Body: rc.PCKCRL})
 	s.Set(items[3], Response{Body: rc.RootCACRL})
+}
+
+// SetPCKCerts serves r as the pckcerts response for an encrypted PPID and
+// PCE ID.
+func (s *Server) SetPCKCerts(encryptedPPID []byte, pceid [2]byte, r Response) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.pckCertsResp == nil {
+		s.pckCertsResp = map[string]Response{}
+	}
+	s.pckCertsResp[strings.ToUpper(hex.EncodeToString(encryptedPPID))+"/"+strings.ToUpper(hex.EncodeToString(pceid[:]))] = r
 }
 
 // AddPCKCert serves the PCK certificate of platform p for the given
@@ -264,6 +277,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			k.EvalNumber = n
 		}
 		s.serve(w, k, "application/json", nil)
+	case p == "/sgx/certification/v4/qve/identity" || p == "/sgx/certification/v4/qae/identity":
+		k := pcs.ItemKey{Kind: pcs.KindQvEIdentity, TEE: pcs.TEESGX}
+		if strings.Contains(p, "/qae/") {
+			k.Kind = pcs.KindQAEIdentity
+		}
+		s.serve(w, k, "application/json", nil)
+	case p == "/sgx/certification/v4/pckcerts":
+		s.mu.Lock()
+		resp, ok := s.pckCertsResp[strings.ToUpper(q.Get("encrypted_ppid"))+"/"+strings.ToUpper(q.Get("pceid"))]
+		s.mu.Unlock()
+		write(w, resp, ok, "application/json", nil)
 	case p == "/sgx/certification/v4/pckcrl":
 		var k pcs.ItemKey
 		switch strings.ToLower(q.Get("ca")) {
@@ -372,4 +396,13 @@ func (t handlerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	resp.Header, resp.Request = canon, req
 	return resp, nil
+}
+
+// PCKCerts returns the pckcerts response served for an encrypted PPID and
+// PCE ID.
+func (s *Server) PCKCerts(encryptedPPID []byte, pceid [2]byte) (Response, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.pckCertsResp[strings.ToUpper(hex.EncodeToString(encryptedPPID))+"/"+strings.ToUpper(hex.EncodeToString(pceid[:]))]
+	return r, ok
 }

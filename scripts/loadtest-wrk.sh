@@ -1,0 +1,77 @@
+#!/bin/sh
+# External load test of tdproof serve with wrk (docs/performance.md), on
+# loopback only and bounded: a simulated TD (tdsim) gives a quote, its
+# root and offline collateral; the SQLite store gets the TD's four
+# reference values and 56 others; serve runs with the default policy.
+#   scripts/loadtest-wrk.sh TDPROOF [DURATION] [CONNECTIONS] [THREADS]
+# Prints wrk's report and the serve process's CPU per request.
+set -eu
+tdproof=$1 duration=${2:-10s} conns=${3:-8} threads=${4:-1}
+work=$(mktemp -d)
+agent_pid= serve_pid=
+cleanup() {
+	[ -n "$agent_pid" ] && kill "$agent_pid" 2>/dev/null || true
+	[ -n "$serve_pid" ] && kill "$serve_pid" 2>/dev/null || true
+	wait 2>/dev/null || true
+	rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+unset $(env | sed -n 's/^\(TDPROOF_[A-Z_]*\)=.*/\1/p') 2>/dev/null || true
+
+"$tdproof" tdsim init --simulator-state "$work/td" > /dev/null
+"$tdproof" tdsim export --simulator-state "$work/td" --out "$work/export" > "$work/refvalues.sh"
+# The printed "tdproof refvalue add …" commands, against our database.
+sed -n 's/^ *tdproof refvalue add /refvalue add /p' "$work/refvalues.sh" | while read -r line; do
+	# shellcheck disable=SC2086
+	"$tdproof" $line --db "$work/tdproof.db" > /dev/null
+done
+i=0
+while [ "$i" -lt 56 ]; do
+	i=$((i + 1))
+	"$tdproof" refvalue add "user.component_$i" "$(printf '%096x' "$i")" --db "$work/tdproof.db" > /dev/null
+done
+n=$("$tdproof" refvalue list --db "$work/tdproof.db" --format json | grep -c '"name"')
+
+# One quote from the simulated TD through the agent's GetQuote.
+printf '%s' '{"manifest_version":2,"name":"loadtest","runner":"docker-compose","docker_compose_file":"services: {}\n","kms_enabled":false}' > "$work/app-compose.json"
+"$tdproof" agent --simulate --simulator-state "$work/td" --socket "$work/agent.sock" --log "$work/runtime.log" \
+	--app-compose "$work/app-compose.json" > /dev/null 2>&1 &
+agent_pid=$!
+for _ in $(seq 50); do [ -S "$work/agent.sock" ] && break; sleep 0.1; done
+curl -sf --unix-socket "$work/agent.sock" -X POST http://agent/GetQuote \
+	-d '{"report_data":"00"}' > "$work/getquote.json"
+kill "$agent_pid"; wait "$agent_pid" 2>/dev/null || true; agent_pid=
+quote=$(sed -n 's/.*"quote":"\([0-9a-f]*\)".*/\1/p' "$work/getquote.json")
+[ -n "$quote" ] || { echo "no quote from the agent" >&2; exit 1; }
+printf '{"quote":"%s"}' "$quote" > "$work/body.json"
+
+"$tdproof" serve --db "$work/tdproof.db" --listen 127.0.0.1:0 --role verifier --log-level warn \
+	--trusted-root "$work/export/root.pem" --collateral-dir "$work/export/collateral" --offline > "$work/serve.out" 2>&1 &
+serve_pid=$!
+for _ in $(seq 100); do grep -q "listening on" "$work/serve.out" 2>/dev/null && break; sleep 0.1; done
+url=$(sed -n 's/^serve: listening on \(http:[^ ]*\).*/\1/p' "$work/serve.out")
+[ -n "$url" ] || { cat "$work/serve.out" >&2; exit 1; }
+# Warm up and check: allowed.
+curl -sf -X POST -H 'Content-Type: application/json' --data-binary "@$work/body.json" "$url/v1/verify" > "$work/first.json"
+grep -q '"allow":true' "$work/first.json" || { echo "first verification not allowed:" >&2; head -c 2000 "$work/first.json" >&2; exit 1; }
+
+cat > "$work/post.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local f = io.open("$work/body.json", "r")
+wrk.body = f:read("*a")
+f:close()
+done = function(summary, latency, requests)
+	io.write(string.format("requests %d, errors: status %d connect %d read %d write %d timeout %d\n",
+		summary.requests, summary.errors.status, summary.errors.connect, summary.errors.read, summary.errors.write, summary.errors.timeout))
+	io.write(string.format("latency p50 %.2f ms p99 %.2f ms\n", latency:percentile(50) / 1000, latency:percentile(99) / 1000))
+end
+LUA
+tick=$(getconf CLK_TCK)
+cpu() { awk '{ print $14 + $15 }' "/proc/$serve_pid/stat"; }
+c0=$(cpu)
+wrk -t "$threads" -c "$conns" -d "$duration" -s "$work/post.lua" "$url/v1/verify" | tee "$work/wrk.out"
+c1=$(cpu)
+reqs=$(sed -n 's/^requests \([0-9]*\),.*/\1/p' "$work/wrk.out")
+awk -v c="$((c1 - c0))" -v t="$tick" -v r="$reqs" -v n="$n" 'BEGIN {
+	printf "serve: %d reference values, default policy; CPU %.2f s for %d requests = %.1f us per request\n", n, c / t, r, c / t / r * 1e6 }'
