@@ -622,8 +622,10 @@ type noSNPSource struct{}
 
 var errNoSNPSource = fmt.Errorf("%w: --offline without --collateral-dir", amdkds.ErrUnavailable)
 
-func (noSNPSource) CertChain(context.Context, snp.Product) ([]byte, error) { return nil, errNoSNPSource }
-func (noSNPSource) CRL(context.Context, snp.Product) ([]byte, error)       { return nil, errNoSNPSource }
+func (noSNPSource) CertChain(context.Context, snp.Product) ([]byte, error) {
+	return nil, errNoSNPSource
+}
+func (noSNPSource) CRL(context.Context, snp.Product) ([]byte, error) { return nil, errNoSNPSource }
 func (noSNPSource) VCEK(context.Context, snp.Product, [64]byte, snp.TCBVersion) ([]byte, error) {
 	return nil, errNoSNPSource
 }
