@@ -122,10 +122,10 @@ func TestSNPVerifyLaunchDiagnosis(t *testing.T) {
 		return ev
 	}
 	cases := []struct {
-		name  string
-		ev    *dstack.Evidence
-		image func(*measure.SNPImage)
-		input measure.Input
+		name   string
+		ev     *dstack.Evidence
+		image  func(*measure.SNPImage)
+		input  measure.Input
 		image2 bool
 	}{
 		{"vm_config vcpus 3", withConfig(`\"vcpus\":2`, `\"vcpus\":3`), nil, measure.InputSNPVCPUs, false},
