@@ -3,126 +3,33 @@ package measure_test
 import (
 	"bytes"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
 	"testing"
 
-	"github.com/tdproof/tdproof/eventlog"
 	"github.com/tdproof/tdproof/measure"
+	"github.com/tdproof/tdproof/measure/measuretest"
 )
 
-// fixtureSNPSections are the OVMF sections of the dstack SEV-SNP fixture's
-// measurement.snp.cbor (testdata/multitee), in its order: the AmdSev
-// OVMF dstack ships.
-var fixtureSNPSections = []measure.SNPSection{
-	{GPA: 0x800000, Size: 0x9000, Type: 1}, {GPA: 0x80A000, Size: 0x3000, Type: 1}, {GPA: 0x80D000, Size: 0x1000, Type: 2},
-	{GPA: 0x80E000, Size: 0x1000, Type: 3}, {GPA: 0x80F000, Size: 0x1000, Type: 4}, {GPA: 0x811000, Size: 0xF000, Type: 1},
-	{GPA: 0x810000, Size: 0x1000, Type: 0x10},
-}
+var fixtureSNPSections = measuretest.SNPFixtureSections
 
 const (
-	fixtureSNPResetEIP  = 0x80B004
-	fixtureSNPHashTable = 0x810C00
+	fixtureSNPResetEIP  = measuretest.SNPFixtureResetEIP
+	fixtureSNPHashTable = measuretest.SNPFixtureHashTableGPA
 )
 
-// snpFirmwareSpec describes a synthetic SEV firmware.
-type snpFirmwareSpec struct {
-	size           int
-	sections       []measure.SNPSection
-	resetEIP       uint32
-	hashTableGPA   uint32
-	noHashTable    bool
-	metadataLength int // 0: 16 + 12·n
-	version        uint32
-	seed           uint64
-}
+type snpFirmwareSpec = measuretest.SNPFirmwareSpec
 
-// synthSNPFirmware builds a firmware of pseudo-random bytes with an OVMF
-// table (SEV hash table, SEV-ES reset block and SEV metadata entries, as
-// edk2's ResetVectorVtf0.asm lays them out) and "ASEV" metadata 4 KiB
-// before the end.
-func synthSNPFirmware(s snpFirmwareSpec) []byte {
-	fw := make([]byte, s.size)
-	r := rand.New(rand.NewPCG(s.seed, 0x736e70))
-	for i := 0; i+8 <= s.size; i += 8 {
-		binary.LittleEndian.PutUint64(fw[i:], r.Uint64())
-	}
-	meta := s.size - 0x1000
-	m := fw[meta:]
-	length := s.metadataLength
-	if length == 0 {
-		length = 16 + 12*len(s.sections)
-	}
-	version := s.version
-	if version == 0 {
-		version = 1
-	}
-	copy(m, "ASEV")
-	binary.LittleEndian.PutUint32(m[4:], uint32(length))
-	binary.LittleEndian.PutUint32(m[8:], version)
-	binary.LittleEndian.PutUint32(m[12:], uint32(len(s.sections)))
-	for i, sec := range s.sections {
-		e := m[16+12*i:]
-		binary.LittleEndian.PutUint32(e, uint32(sec.GPA))
-		binary.LittleEndian.PutUint32(e[4:], uint32(sec.Size))
-		binary.LittleEndian.PutUint32(e[8:], sec.Type)
-	}
-	type entry struct {
-		guid eventlog.GUID
-		data []byte
-	}
-	u32 := func(v ...uint32) []byte {
-		b := make([]byte, 4*len(v))
-		for i, x := range v {
-			binary.LittleEndian.PutUint32(b[4*i:], x)
-		}
-		return b
-	}
-	entries := []entry{{measure.SEVMetadataGUID, u32(uint32(s.size - meta))}, {measure.SEVESResetBlockGUID, u32(s.resetEIP)}}
-	if !s.noHashTable {
-		entries = append([]entry{{measure.SEVHashTableGUID, u32(s.hashTableGPA, 0x400)}}, entries...)
-	}
-	// Entries are walked backwards from the footer, which ends 32 bytes
-	// before the end of the image.
-	end := s.size - 32
-	total := 18
-	for _, e := range entries {
-		total += len(e.data) + 18
-	}
-	pos := end - 18
-	binary.LittleEndian.PutUint16(fw[pos:], uint16(total))
-	copy(fw[pos+2:], measure.OVMFTableFooterGUID[:])
-	for i := len(entries) - 1; i >= 0; i-- {
-		e := entries[i]
-		n := len(e.data) + 18
-		pos -= n
-		copy(fw[pos:], e.data)
-		binary.LittleEndian.PutUint16(fw[pos+len(e.data):], uint16(n))
-		copy(fw[pos+len(e.data)+2:], e.guid[:])
-	}
-	return fw
-}
-
-func fixtureLikeSpec() snpFirmwareSpec {
-	return snpFirmwareSpec{size: 0x10000, sections: fixtureSNPSections, resetEIP: fixtureSNPResetEIP, hashTableGPA: fixtureSNPHashTable, seed: 1}
-}
-
-// pseudoFile is n deterministic bytes.
-func pseudoFile(n int, seed uint64) []byte {
-	b := make([]byte, n)
-	r := rand.New(rand.NewPCG(seed, 0x66696c65))
-	for i := 0; i+8 <= n; i += 8 {
-		binary.LittleEndian.PutUint64(b[i:], r.Uint64())
-	}
-	return b
-}
+var (
+	synthSNPFirmware = measuretest.SNPFirmware
+	fixtureLikeSpec  = measuretest.SNPFixtureSpec
+	pseudoFile       = measuretest.PseudoFile
+)
 
 // Golden values for the synthetic image below (fixtureLikeSpec, a
 // 1 MiB + 3 kernel and a 3 MiB + 5 initrd of pseudoFile, the cmdline
@@ -313,7 +220,7 @@ func TestParseSNPFirmwareRefusals(t *testing.T) {
 	}
 	with := func(f func(*snpFirmwareSpec)) []byte {
 		s := ok
-		s.sections = append([]measure.SNPSection(nil), ok.sections...)
+		s.Sections = append([]measure.SNPSection(nil), ok.Sections...)
 		f(&s)
 		return synthSNPFirmware(s)
 	}
@@ -325,19 +232,19 @@ func TestParseSNPFirmwareRefusals(t *testing.T) {
 		{"empty", nil, measure.ErrMalformed},
 		{"not 4 KiB", synthSNPFirmware(ok)[:0xFFF0], measure.ErrMalformed},
 		{"no footer", make([]byte, 0x2000), measure.ErrNoOVMFTable},
-		{"no sections", with(func(s *snpFirmwareSpec) { s.sections = nil }), measure.ErrMalformed},
+		{"no sections", with(func(s *snpFirmwareSpec) { s.Sections = nil }), measure.ErrMalformed},
 		{"65 sections", with(func(s *snpFirmwareSpec) {
-			for len(s.sections) < 65 {
-				s.sections = append(s.sections, fixtureSNPSections[0])
+			for len(s.Sections) < 65 {
+				s.Sections = append(s.Sections, fixtureSNPSections[0])
 			}
 		}), measure.ErrMalformed},
-		{"length short", with(func(s *snpFirmwareSpec) { s.metadataLength = 16 + 12*6 }), measure.ErrMalformed},
-		{"length long", with(func(s *snpFirmwareSpec) { s.metadataLength = 16 + 12*8 }), measure.ErrMalformed},
-		{"version 2", with(func(s *snpFirmwareSpec) { s.version = 2 }), measure.ErrUnsupported},
-		{"section type 9", with(func(s *snpFirmwareSpec) { s.sections[2].Type = 9 }), measure.ErrUnsupported},
-		{"section size 0", with(func(s *snpFirmwareSpec) { s.sections[2].Size = 0 }), measure.ErrMalformed},
-		{"section unaligned", with(func(s *snpFirmwareSpec) { s.sections[2].GPA += 0x800 }), measure.ErrMalformed},
-		{"reset EIP 0", with(func(s *snpFirmwareSpec) { s.resetEIP = 0 }), measure.ErrMalformed},
+		{"length short", with(func(s *snpFirmwareSpec) { s.MetadataLength = 16 + 12*6 }), measure.ErrMalformed},
+		{"length long", with(func(s *snpFirmwareSpec) { s.MetadataLength = 16 + 12*8 }), measure.ErrMalformed},
+		{"version 2", with(func(s *snpFirmwareSpec) { s.Version = 2 }), measure.ErrUnsupported},
+		{"section type 9", with(func(s *snpFirmwareSpec) { s.Sections[2].Type = 9 }), measure.ErrUnsupported},
+		{"section size 0", with(func(s *snpFirmwareSpec) { s.Sections[2].Size = 0 }), measure.ErrMalformed},
+		{"section unaligned", with(func(s *snpFirmwareSpec) { s.Sections[2].GPA += 0x800 }), measure.ErrMalformed},
+		{"reset EIP 0", with(func(s *snpFirmwareSpec) { s.ResetEIP = 0 }), measure.ErrMalformed},
 	}
 	for _, c := range cases {
 		if f, err := measure.ParseSNPFirmware(c.fw); !errors.Is(err, c.want) || f != nil {
@@ -346,7 +253,7 @@ func TestParseSNPFirmwareRefusals(t *testing.T) {
 	}
 	// Without a hash table the firmware parses but cannot boot a kernel
 	// with measured hashes.
-	f, err := measure.ParseSNPFirmware(with(func(s *snpFirmwareSpec) { s.noHashTable = true }))
+	f, err := measure.ParseSNPFirmware(with(func(s *snpFirmwareSpec) { s.NoHashTable = true }))
 	if err != nil || f.KernelHashes() {
 		t.Fatalf("no hash table: %+v %v", f, err)
 	}
@@ -355,7 +262,7 @@ func TestParseSNPFirmwareRefusals(t *testing.T) {
 		t.Fatalf("launch without kernel hashes: %v", err)
 	}
 	// A firmware whose metadata lacks the kernel hashes section likewise.
-	f, err = measure.ParseSNPFirmware(with(func(s *snpFirmwareSpec) { s.sections = s.sections[:6] }))
+	f, err = measure.ParseSNPFirmware(with(func(s *snpFirmwareSpec) { s.Sections = s.Sections[:6] }))
 	if err != nil || f.KernelHashes() {
 		t.Fatalf("no kernel hashes section: %+v %v", f, err)
 	}
@@ -502,10 +409,10 @@ func (zeroReader) Read(p []byte) (int, error) {
 // table and "ASEV" metadata lie there).
 func FuzzParseSNPFirmware(f *testing.F) {
 	small := fixtureLikeSpec()
-	small.size = 0x2000
+	small.Size = 0x2000
 	f.Add(synthSNPFirmware(small))
-	small.noHashTable = true
-	small.sections = small.sections[:3]
+	small.NoHashTable = true
+	small.Sections = small.Sections[:3]
 	f.Add(synthSNPFirmware(small))
 	if dir := os.Getenv(debianEnv); dir != "" {
 		if fw, err := os.ReadFile(filepath.Join(dir, "ovmf/usr/share/ovmf/OVMF.fd")); err == nil && len(fw) >= 4096 {
