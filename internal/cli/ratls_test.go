@@ -74,7 +74,7 @@ func TestDstackVerifyCert(t *testing.T) {
 	args := []string{"dstack", "verify-cert", good, "--trusted-root", root, "--out"}
 	o := invoke(t, nil, args...)
 	o.wantCode(t, exitOK, args...)
-	var out ratlsOutput
+	var out dstack.CertVerification
 	decodeJSON(t, o, &out)
 	if !out.IsValid || out.Details.TEEVariant != "dstack-nitro-enclave" || !out.Details.AppInfo.OSImageHashVerified ||
 		out.Details.AppInfo.AppID != hex.EncodeToString([]byte("0123456789abcdefghij")) {
@@ -124,7 +124,7 @@ func TestDstackConnect(t *testing.T) {
 	args := []string{"dstack", "connect", addr, "--trusted-root", root}
 	o := invoke(t, nil, args...)
 	o.wantCode(t, exitOK, args...)
-	var out ratlsOutput
+	var out dstack.CertVerification
 	decodeJSON(t, o, &out)
 	if !out.IsValid {
 		t.Fatalf("%+v", out)
