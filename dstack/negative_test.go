@@ -249,7 +249,9 @@ func TestGCPSimulatedNegativeMore(t *testing.T) {
 		{"another instance's AK certificate", func(ev *dstack.Evidence, o *dstack.Options) {
 			ev.Attestation.TPMQuote.AKCert = other.AKCert.Raw
 		}, []error{dstack.ErrQuote, tpm.ErrChain}},
-		{"PCR bank named sha384", func(ev *dstack.Evidence, _ *dstack.Options) { ev.Attestation.TPMQuote.PCRValues[1].Algorithm = "sha384" },
+		{"PCR bank named sha384", func(ev *dstack.Evidence, _ *dstack.Options) {
+			ev.Attestation.TPMQuote.PCRValues[1].Algorithm = "sha384"
+		},
 			[]error{dstack.ErrQuote}},
 		{"PCR14 value changed", func(ev *dstack.Evidence, _ *dstack.Options) { ev.Attestation.TPMQuote.PCRValues[2].Value[0] ^= 1 },
 			[]error{dstack.ErrQuote, tpm.ErrPCRDigest}},
