@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/big"
 	"testing"
 	"time"
 
@@ -283,5 +284,64 @@ func TestGCPSimulatedNegativeMore(t *testing.T) {
 				t.Fatalf("r %v err %v", r, err)
 			}
 		})
+	}
+}
+
+// TestRevocationThroughDstack: the CRL hooks of NitroOptions and
+// GCPOptions reach the document and AK chain checks: an intermediate on
+// its root's CRL is refused, a current CRL that does not list it passes.
+func TestRevocationThroughDstack(t *testing.T) {
+	crlOf := func(der []byte, err error) *x509.RevocationList {
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := x509.ParseRevocationList(der)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	ca, err := nitrosim.New(nitroAt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ca.SetIntermediateCRL("http://crl.example/nitro-root.crl"); err != nil {
+		t.Fatal(err)
+	}
+	ev := newEnclaveParts(ca).build(t)
+	for _, revoked := range []bool{false, true} {
+		var serials []*big.Int
+		if revoked {
+			serials = append(serials, ca.Intermediate.SerialNumber)
+		}
+		l := crlOf(ca.RootCRL(nitroAt.Add(-time.Hour), nitroAt.Add(time.Hour), serials...))
+		_, err := dstack.VerifyNitro(ev, dstack.NitroOptions{Time: nitroAt, Root: ca.Root,
+			Revocation: func([]*x509.Certificate) ([]*x509.RevocationList, error) { return []*x509.RevocationList{l}, nil }})
+		if revoked != (errors.Is(err, dstack.ErrQuote) && errors.Is(err, nitro.ErrRevoked)) || (!revoked && err != nil) {
+			t.Errorf("nitro, revoked %v: %v", revoked, err)
+		}
+	}
+
+	s, err := tpmsim.New(dcaptestNow(t), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetIntermediateCRL("http://crl.example/gcp-root.crl"); err != nil {
+		t.Fatal(err)
+	}
+	for _, revoked := range []bool{false, true} {
+		p := newGCPParts()
+		p.runtime = v1Only(p.runtime)
+		ev, o, col := p.evidence(t, s)
+		var serials []*big.Int
+		if revoked {
+			serials = append(serials, s.Intermediate.SerialNumber)
+		}
+		l := crlOf(s.RootCRL(o.Now.Add(-time.Hour), o.Now.Add(time.Hour), serials...))
+		o.GCP.Revocation = func([]*x509.Certificate) ([]*x509.RevocationList, error) { return []*x509.RevocationList{l}, nil }
+		_, err := dstack.Verify(ev, col, o)
+		if revoked != (errors.Is(err, dstack.ErrQuote) && errors.Is(err, tpm.ErrRevoked)) || (!revoked && err != nil) {
+			t.Errorf("gcp, revoked %v: %v", revoked, err)
+		}
 	}
 }
