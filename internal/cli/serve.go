@@ -211,6 +211,7 @@ func (a *app) runServe(cmd *cobra.Command, f *serveFlags) error {
 		}
 	}
 	opts = append(opts, f.source.snpOptions(cmd.Flags(), now)...)
+	f.source.warnSNPCRLs(cmd.Flags(), log, now)
 	v, err := verifier.New(pcsource.Source{Src: cache, Channel: ch}, snap.RefValues(), signer, opts...)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)

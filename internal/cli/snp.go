@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -817,4 +818,33 @@ func snpCRLs(src amdkds.Source) func(ctx context.Context, r *snp.Report) ([][]by
 func (s *sourceFlags) snpOptions(fl *pflag.FlagSet, now func() time.Time) []verifier.Option {
 	src := s.snpSource(fl, now)
 	return []verifier.Option{verifier.WithSNPEndorsement(snpEndorsement(src)), verifier.WithSNPCRLs(snpCRLs(src))}
+}
+
+// warnSNPCRLs logs, at the start of an offline service (its SEV-SNP
+// source a bundle), the bundle's AMD CRLs that are missing or past their
+// nextUpdate: SEV-SNP evidence of those products is then refused (not
+// authentic with a stale CRL, rule crl_checked without one) until the
+// bundle is refreshed.
+func (s *sourceFlags) warnSNPCRLs(fl *pflag.FlagSet, log *slog.Logger, clock func() time.Time) {
+	b, ok := s.snpSource(fl, clock).(amdkds.Bundle)
+	if !ok {
+		return
+	}
+	now := clock()
+	var missing []string
+	for _, p := range snp.Products {
+		der, err := b.CRL(context.Background(), p)
+		if err != nil {
+			missing = append(missing, p.String())
+			continue
+		}
+		if crl, err := snp.ParseCRL(der); err != nil || !crl.NextUpdate.IsZero() && now.After(crl.NextUpdate) {
+			log.Warn("serve: the offline bundle's AMD CRL is unreadable or past its nextUpdate: SEV-SNP evidence of this product is refused until the bundle is refreshed (tdproof collateral fetch --platform snp)",
+				"product", p.String(), "dir", b.Dir)
+		}
+	}
+	if len(missing) > 0 {
+		log.Warn("serve: the offline bundle has no AMD CRL for some products: their SEV-SNP evidence is refused by the default policy (rule crl_checked)",
+			"products", strings.Join(missing, ","), "dir", b.Dir)
+	}
 }
