@@ -127,8 +127,10 @@ type SNPOptions struct {
 	// time.Now().
 	Now time.Time
 	// Verifier, if set, verifies the report with its caches (its Roots,
-	// CRLs and RequireCRL apply); otherwise snp.Verify with Roots, CRLs
-	// and RequireCRL below.
+	// CRLs and RequireCRL apply); otherwise snp.Verify with Roots below.
+	// CRLs (DER, ARK-signed, e.g. from AMD KDS) are applied in either
+	// case, and RequireCRL refuses (snp.ErrCRL) a report whose chain no
+	// CRL of its ARK was applied to.
 	Verifier   *snp.Verifier
 	Roots      map[snp.Product]*x509.Certificate
 	CRLs       [][]byte
@@ -207,11 +209,17 @@ func VerifySNP(ev *Evidence, opts SNPOptions) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if len(opts.CRLs) > 0 {
+		certs.CRLs = append(append([][]byte(nil), certs.CRLs...), opts.CRLs...)
+	}
 	var sres *snp.Result
 	if opts.Verifier != nil {
 		sres, err = opts.Verifier.Verify(rep, certs, snp.ProductUnknown, opts.Now)
 	} else {
-		sres, err = snp.Verify(rep, certs, snp.Options{Now: opts.Now, Roots: opts.Roots, CRLs: opts.CRLs, RequireCRL: opts.RequireCRL})
+		sres, err = snp.Verify(rep, certs, snp.Options{Now: opts.Now, Roots: opts.Roots, RequireCRL: opts.RequireCRL})
+	}
+	if err == nil && opts.RequireCRL && !sres.CRLChecked {
+		err = &snp.VerifyError{Step: "crl", Err: fmt.Errorf("%w: no CRL of ARK-%s supplied", snp.ErrCRL, sres.Product)}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrQuote, err)

@@ -289,24 +289,30 @@ func printSNPResult(p *printer, r *snp.Result) {
 // (verifier.Verifier, the policy's tee snp rules and reference values)
 // for the verdict, so that the CLI accepts exactly what the service does.
 func (a *app) dstackVerifySNP(cmd *cobra.Command, out *dstackOutput, ev *dstack.Evidence, in verifier.Evidence, f *dstackFlags, rd *[64]byte, ap *appraisal) error {
-	opts := dstack.SNPOptions{Now: f.at.t, ReportData: rd, Policy: snp.Policy{DstackCompat: f.dstackCompat}}
-	var extra []verifier.Option
+	now := f.at.t
+	if now.IsZero() {
+		now = time.Now().UTC()
+	}
+	// VCEK, ASK and AMD CRL from the source flags, as serve gets them;
+	// with --collateral FILE (as for a TDX quote) nothing is fetched.
+	var src amdkds.Source = noSNPSource{}
+	if f.collateral == "" {
+		src = f.source.snpSource(cmd.Flags(), func() time.Time { return now })
+	}
+	endorse := snpEndorsement(src)
+	opts := dstack.SNPOptions{Now: f.at.t, ReportData: rd, Policy: snp.Policy{DstackCompat: f.dstackCompat},
+		Endorsement: func(r *snp.Report) (snp.Certificates, error) { return endorse(cmd.Context(), r) }}
 	if f.snpVCEK != "" {
 		c, err := readCert(f.snpVCEK)
 		if err != nil {
 			return err
 		}
 		opts.VCEK = c
-		extra = append(extra, verifier.WithSNPEndorsement(func(context.Context, *snp.Report) (snp.Certificates, error) {
-			return snp.Certificates{VCEK: c}, nil
-		}))
+		endorse = func(context.Context, *snp.Report) (snp.Certificates, error) { return snp.Certificates{VCEK: c}, nil }
 	}
+	extra := []verifier.Option{verifier.WithSNPEndorsement(endorse), verifier.WithSNPCRLs(snpCRLs(src))}
 	if _, err := dstack.VerifySNP(ev, opts); err != nil {
 		return err
-	}
-	now := f.at.t
-	if now.IsZero() {
-		now = time.Now().UTC()
 	}
 	o, err := ap.verify(cmd.Context(), in, nil, nil, f.strict, now, extra...)
 	if err != nil {
@@ -745,20 +751,51 @@ func nonNilStrings(s []string) []string {
 	return s
 }
 
-// snpEndorsement obtains the certificates of SEV-SNP evidence without a
-// cert_chain, online or offline as for DCAP collateral: --collateral-dir
-// alone (or with --offline) is an amdkds bundle; with --pccs-url too it
-// caches AMD KDS; without it AMD KDS is asked directly.
-func (s *sourceFlags) snpEndorsement(fl *pflag.FlagSet) func(ctx context.Context, r *snp.Report) (snp.Certificates, error) {
-	var src amdkds.Source
-	switch online := s.online(fl); {
+// snpSource is where SEV-SNP endorsement material (VCEK, ASK, AMD CRL)
+// comes from, online or offline as for DCAP collateral: --collateral-dir
+// alone (or with --offline) is an amdkds bundle, read as it is on every
+// use; with --pccs-url or --amd-kds-url too it caches AMD KDS on disk;
+// without it AMD KDS is asked directly. Online sources are kept in
+// memory too (a CRL until its nextUpdate), so that a service does not
+// ask KDS for every report.
+func (s *sourceFlags) snpSource(fl *pflag.FlagSet, now func() time.Time) amdkds.Source {
+	client := &amdkds.Client{BaseURL: s.amdKDSURL}
+	online := !s.offline && (s.dir == "" || fl.Changed("pccs-url") || fl.Changed("amd-kds-url"))
+	switch {
+	case s.dir == "" && !online:
+		return noSNPSource{}
 	case s.dir != "" && !online:
-		src = amdkds.Bundle{Dir: s.dir}
+		return amdkds.Bundle{Dir: s.dir}
 	case s.dir != "":
-		src = &amdkds.Cache{Dir: s.dir, Upstream: &amdkds.Client{}}
+		return &amdkds.Memory{Upstream: &amdkds.Cache{Dir: s.dir, Upstream: client, Now: now}, Now: now}
 	default:
-		src = &amdkds.Client{}
+		return &amdkds.Memory{Upstream: client, Now: now}
 	}
+}
+
+// noSNPSource is --offline without --collateral-dir: nothing is
+// available.
+type noSNPSource struct{}
+
+var errNoSNPSource = fmt.Errorf("%w: --offline without --collateral-dir", amdkds.ErrUnavailable)
+
+func (noSNPSource) CertChain(context.Context, snp.Product) ([]byte, error) {
+	return nil, errNoSNPSource
+}
+func (noSNPSource) CRL(context.Context, snp.Product) ([]byte, error) { return nil, errNoSNPSource }
+func (noSNPSource) VCEK(context.Context, snp.Product, [64]byte, snp.TCBVersion) ([]byte, error) {
+	return nil, errNoSNPSource
+}
+
+// registerAMDKDS adds --amd-kds-url (commands that verify SEV-SNP
+// evidence through the service's pipeline).
+func (s *sourceFlags) registerAMDKDS(fl *pflag.FlagSet) {
+	fl.StringVar(&s.amdKDSURL, "amd-kds-url", amdkds.DefaultBaseURL, "SEV-SNP: AMD KDS base `URL` for VCEKs and CRLs")
+}
+
+// snpEndorsement obtains the certificates of SEV-SNP evidence without a
+// cert_chain from src.
+func snpEndorsement(src amdkds.Source) func(ctx context.Context, r *snp.Report) (snp.Certificates, error) {
 	return func(ctx context.Context, r *snp.Report) (snp.Certificates, error) {
 		m, err := amdkds.Fetch(ctx, src, r, snp.ProductUnknown, false, nil)
 		if err != nil {
@@ -766,4 +803,18 @@ func (s *sourceFlags) snpEndorsement(fl *pflag.FlagSet) func(ctx context.Context
 		}
 		return snp.Certificates{ASK: m.ASK, ARK: m.ARK, VCEK: m.VCEK}, nil
 	}
+}
+
+// snpCRLs obtains the AMD CRLs for a report from src.
+func snpCRLs(src amdkds.Source) func(ctx context.Context, r *snp.Report) ([][]byte, error) {
+	return func(ctx context.Context, r *snp.Report) ([][]byte, error) {
+		return amdkds.CRLs(ctx, src, r, snp.ProductUnknown)
+	}
+}
+
+// snpOptions are the verifier options for SEV-SNP material from the
+// source flags.
+func (s *sourceFlags) snpOptions(fl *pflag.FlagSet, now func() time.Time) []verifier.Option {
+	src := s.snpSource(fl, now)
+	return []verifier.Option{verifier.WithSNPEndorsement(snpEndorsement(src)), verifier.WithSNPCRLs(snpCRLs(src))}
 }
