@@ -111,6 +111,9 @@ file must hash to os_image_hash and list the measurement document, from which th
 registers are recomputed. ACPI digests come from the event log (cpu_count and the device
 topology are then not verified) or, with --acpi-dir, from the VM's fw_cfg ACPI tables. A
 register that differs is not authentic (exit 4): the TD did not boot the claimed image.
+For SEV-SNP evidence, --image recomputes the launch digest from the image (bios-sev, else
+bios; kernel, initrd, cmdline) for vm_config's vCPU configuration and requires MEASUREMENT;
+a mismatch names the inputs that differ (as "measure snp" does).
 
 FILE is a GetQuote JSON ({"quote", "event_log", "report_data", "vm_config"}), an
 {"attestation": hex} object, raw VersionedAttestation bytes (SCALE V0 or msgpack V1), or a
