@@ -10,6 +10,7 @@ import (
 	"github.com/tdproof/tdproof/collateral"
 	"github.com/tdproof/tdproof/ear"
 	"github.com/tdproof/tdproof/internal/kbs"
+	"github.com/tdproof/tdproof/internal/store/storetest"
 	"github.com/tdproof/tdproof/kbs/protocol"
 	"github.com/tdproof/tdproof/quote"
 	"github.com/tdproof/tdproof/refvalue"
@@ -257,7 +258,7 @@ func TestTrusteeSNPFromKDS(t *testing.T) {
 		}
 		return snp.Certificates{ASK: g.PKI.ASK, VCEK: serve.Cert}, nil
 	}
-	e := newTrusteeSNPEnv(t, "", g, kds)
+	e := newTrusteeSNPEnv(t, storetest.SQLiteDSN(t), g, kds)
 	a := newAgent(t, e)
 	nonce := a.authSNP(t)
 	a.attestOK(t, a.trusteeSNPAttestation(t, g, nonce, trusteeEvidence{}))
