@@ -18,15 +18,16 @@ import (
 // cert_chain, or, when it carries none, those WithSNPEndorsement obtains
 // (AMD KDS); then the SEV-SNP launch checks of dstack SEV-SNP evidence
 // (VMPL 0, no MIGRATE_MA, no MASK_CHIP_KEY, VCEK, POLICY/PLATFORM_INFO
-// consistency; DEBUG is left to the policy) and the same claims (snp.*,
-// no dstack.*), appraisal and EAR.
-func (v *Verifier) verifyTrusteeSNP(ctx context.Context, raw []byte, pol *policy.Policy, nonce []byte) (*Outcome, error) {
-	te, err := snp.ParseTrusteeEvidence(raw)
+// consistency; DEBUG is left to the policy), the AMD CRLs of
+// WithSNPCRLs (the cert_chain's CRL entries are ignored, as Trustee does)
+// and the same claims (snp.*, no dstack.*), appraisal and EAR.
+func (v *Verifier) verifyTrusteeSNP(ctx context.Context, pol *policy.Policy, ev Evidence) (*Outcome, error) {
+	te, err := snp.ParseTrusteeEvidence(ev.TrusteeSNP)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrMalformedEvidence, err)
 	}
 	now := v.now()
-	res := &Result{MediaType: MediaType, TEE: claims.TEESNP, Nonce: NonceClaim(nonce)}
+	res := &Result{MediaType: MediaType, TEE: claims.TEESNP, Nonce: NonceClaim(ev.Nonce)}
 	var certs snp.Certificates
 	switch {
 	case te.CertChain != nil:
@@ -37,6 +38,15 @@ func (v *Verifier) verifyTrusteeSNP(ctx context.Context, raw []byte, pol *policy
 		}
 	default:
 		err = fmt.Errorf("%w: the evidence carries no cert_chain and no AMD KDS source is configured", snp.ErrChain)
+	}
+	// As for dstack evidence, a failure to obtain the CRLs leaves
+	// snp.crl_checked false rather than the evidence not authentic.
+	crlErr := errors.New("no AMD CRL source configured")
+	if err == nil && v.snpCRLs != nil {
+		var crls [][]byte
+		if crls, crlErr = v.snpCRLs(ctx, te.Report); crlErr == nil {
+			certs.CRLs = append(append([][]byte(nil), certs.CRLs...), crls...)
+		}
 	}
 	var sres *snp.Result
 	if err == nil {
@@ -53,6 +63,9 @@ func (v *Verifier) verifyTrusteeSNP(ctx context.Context, raw []byte, pol *policy
 	}
 	res.SNP = sres
 	res.Authentic = true
+	if ev.Details {
+		res.Chain = snpChainDetails(sres, crlErr)
+	}
 	return v.appraiseSNP(ctx, res, pol, now, claims.Input{SNP: sres}, sres.TCBStatus)
 }
 

@@ -106,6 +106,8 @@ type config struct {
 	snp      *snp.Verifier
 	// snpEndorsement: see WithSNPEndorsement.
 	snpEndorsement func(ctx context.Context, r *snp.Report) (snp.Certificates, error)
+	// snpCRLs: see WithSNPCRLs.
+	snpCRLs func(ctx context.Context, r *snp.Report) ([][]byte, error)
 }
 
 // WithTrustedRoot replaces the pinned Intel SGX Root CA for the dcap.Verifier
@@ -142,6 +144,8 @@ type Verifier struct {
 	snp      *snp.Verifier
 	// snpEndorsement: see WithSNPEndorsement.
 	snpEndorsement func(ctx context.Context, r *snp.Report) (snp.Certificates, error)
+	// snpCRLs: see WithSNPCRLs.
+	snpCRLs func(ctx context.Context, r *snp.Report) ([][]byte, error)
 }
 
 // New returns a Verifier getting collateral from src, reference values from
@@ -169,7 +173,8 @@ func New(src CollateralSource, refs refvalue.Store, signer *ear.Signer, opts ...
 	if c.snp == nil {
 		c.snp = snp.NewVerifier(snp.VerifierOptions{})
 	}
-	return &Verifier{src: src, refs: refs, signer: signer, now: c.now, dcap: c.dcap, policies: c.policies, snp: c.snp, snpEndorsement: c.snpEndorsement}, nil
+	return &Verifier{src: src, refs: refs, signer: signer, now: c.now, dcap: c.dcap, policies: c.policies, snp: c.snp, snpEndorsement: c.snpEndorsement,
+		snpCRLs: c.snpCRLs}, nil
 }
 
 // Evidence is one verification request. Exactly one of Quote, Dstack and
@@ -296,7 +301,7 @@ func (v *Verifier) Verify(ctx context.Context, ev Evidence) (*Outcome, error) {
 	}
 
 	if len(ev.TrusteeSNP) > 0 {
-		return v.verifyTrusteeSNP(ctx, ev.TrusteeSNP, pol, ev.Nonce)
+		return v.verifyTrusteeSNP(ctx, pol, ev)
 	}
 	var (
 		q  *quote.Quote
@@ -329,7 +334,7 @@ func (v *Verifier) Verify(ctx context.Context, ev Evidence) (*Outcome, error) {
 				// rather than answer without the checks asked for.
 				return nil, fmt.Errorf("%w: %w: an image or ACPI tables with SEV-SNP evidence", ErrMalformedEvidence, dstack.ErrUnsupported)
 			}
-			return v.verifySNP(ctx, de, pol, ev.Nonce)
+			return v.verifySNP(ctx, de, pol, ev)
 		}
 		q = de.Quote
 		if q == nil {

@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tdproof/tdproof/collateral"
 	"github.com/tdproof/tdproof/ear"
@@ -21,8 +23,17 @@ import (
 
 // newTrusteeSNPEnv is newSNPEnv with an optional AMD KDS stand-in: kds,
 // when not nil, supplies the certificates of evidence without a
-// cert_chain.
+// cert_chain. The AMD CRL is a clean current one of g's ARK.
 func newTrusteeSNPEnv(t *testing.T, dsn string, g *snpsim.Guest, kds func(*snp.Report) (snp.Certificates, error)) *env {
+	t.Helper()
+	return newTrusteeSNPEnvCRL(t, dsn, g, kds, func(now time.Time) ([]byte, error) {
+		return g.PKI.CRL(now.Add(-time.Hour), now.Add(snpsim.CRLValidity))
+	})
+}
+
+// newTrusteeSNPEnvCRL is newTrusteeSNPEnv with the AMD CRL crl makes at
+// the verification time (nil bytes: no CRL obtained).
+func newTrusteeSNPEnvCRL(t *testing.T, dsn string, g *snpsim.Guest, kds func(*snp.Report) (snp.Certificates, error), crl func(now time.Time) ([]byte, error)) *env {
 	t.Helper()
 	return newBrokerEnv(t, dsn, "", kbs.Limits{}, func(signer *ear.Signer, clk *clock) *verifier.Verifier {
 		refs := refvalue.NewMemoryStore()
@@ -33,7 +44,14 @@ func newTrusteeSNPEnv(t *testing.T, dsn string, g *snpsim.Guest, kds func(*snp.R
 			t.Error("SEV-SNP evidence asked for DCAP collateral")
 			return nil, nil
 		})
-		opts := []verifier.Option{verifier.WithClock(clk.Now), verifier.WithSNPVerifier(snp.NewVerifier(snp.VerifierOptions{Roots: g.PKI.Roots()}))}
+		opts := []verifier.Option{verifier.WithClock(clk.Now), verifier.WithSNPVerifier(snp.NewVerifier(snp.VerifierOptions{Roots: g.PKI.Roots()})),
+			verifier.WithSNPCRLs(func(context.Context, *snp.Report) ([][]byte, error) {
+				b, err := crl(clk.Now())
+				if err != nil || b == nil {
+					return nil, errors.Join(errors.New("no AMD CRL"), err)
+				}
+				return [][]byte{b}, nil
+			})}
 		if kds != nil {
 			opts = append(opts, verifier.WithSNPEndorsement(func(_ context.Context, r *snp.Report) (snp.Certificates, error) { return kds(r) }))
 		}
@@ -273,4 +291,33 @@ func TestTrusteeSNPFromKDS(t *testing.T) {
 		code, body := b.attest(t, b.trusteeSNPAttestation(t, g, nonce, trusteeEvidence{}))
 		wantProblem(t, "attest", code, body, protocol.ProblemAttestationError)
 	}
+}
+
+// TestTrusteeSNPCRL: the verifier's AMD CRL applies to Trustee evidence
+// as to dstack evidence: a revoked VCEK is not authentic, and without a
+// CRL the token is not affirming (rule crl_checked), so nothing is
+// released.
+func TestTrusteeSNPCRL(t *testing.T) {
+	g, err := snpsim.NewGuest(snp.ProductMilan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	revoked := newTrusteeSNPEnvCRL(t, storetest.SQLiteDSN(t), g, nil, func(now time.Time) ([]byte, error) {
+		return g.PKI.CRL(now.Add(-time.Hour), now.Add(snpsim.CRLValidity), g.Key.Cert)
+	})
+	a := newAgent(t, revoked)
+	nonce := a.authSNP(t)
+	code, body := a.attest(t, a.trusteeSNPAttestation(t, g, nonce, trusteeEvidence{chain: vcekChain}))
+	wantProblem(t, "revoked VCEK", code, body, protocol.ProblemAttestationError)
+	if !strings.Contains(string(body), "revoked") {
+		t.Errorf("refused for another reason: %s", body)
+	}
+	noCRL := newTrusteeSNPEnvCRL(t, storetest.SQLiteDSN(t), g, nil, func(time.Time) ([]byte, error) { return nil, nil })
+	b := newAgent(t, noCRL)
+	nonce = b.authSNP(t)
+	if code, body := b.attest(t, b.trusteeSNPAttestation(t, g, nonce, trusteeEvidence{chain: vcekChain})); code != 200 {
+		t.Fatalf("attest without a CRL: %d %s", code, body)
+	}
+	code, body = b.resource(t, "")
+	wantProblem(t, "resource without a CRL", code, body, protocol.ProblemPolicyDeny)
 }
