@@ -1,7 +1,7 @@
 // Package verifier is tdproof's verification pipeline, the orchestrate
-// layer of the relying party: evidence (a DCAP quote or dstack evidence) →
-// collateral → dcap (and dstack) → claims → policy (with reference values)
-// → a signed EAR token.
+// layer of the relying party: evidence (a DCAP quote, dstack evidence or
+// Trustee's SEV-SNP evidence) → collateral → dcap, dstack or snp → claims
+// → policy (with reference values) → a signed EAR token.
 //
 // The pipeline performs no I/O of its own: collateral comes from a
 // CollateralSource (package verifier/pcsource adapts a pcs.Source, so this
