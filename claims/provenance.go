@@ -53,6 +53,11 @@ var bound = map[string]bool{
 	"dstack.cpu_count_verified":     true,
 	"dstack.mr_system":              true,
 	"dstack.mr_aggregated":          true,
+	// The UKI hash comes from the vm_config's measurement document, bound
+	// to os_image_hash and found among the quoted PCR2 events.
+	"tpm.uki_auth": true,
+	// SHA-256(PCR4||PCR7||PCR12) of a verified NitroTPM document.
+	"tpm.boot_pcr_digest": true,
 }
 
 // ProvenanceOf returns the provenance of the claim named name as New
