@@ -64,7 +64,7 @@ type dstackOutput struct {
 	TrustedRootSHA string           `json:"trusted_root_sha256"`
 	Result         *verifier.Result `json:"result"`
 	Error          *errorJSON       `json:"error,omitempty"`
-	line  string
+	line           string
 }
 
 // rules returns the built-in policy changed by dstack verify's switches.
