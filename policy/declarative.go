@@ -41,6 +41,11 @@ const (
 	// extended after "system-ready" (claim
 	// dstack.events_after_system_ready).
 	RuleEventsAfterSystemReady = "events_after_system_ready"
+	// RuleCRLChecked rejects SEV-SNP evidence whose VCEK chain no current
+	// ARK-signed AMD CRL was applied to (claim snp.crl_checked): whether
+	// AMD revoked its ASK or VCEK is not known. A revoked certificate
+	// makes the evidence not authentic whatever the policy.
+	RuleCRLChecked = "crl_checked"
 	// RuleUnpinned is a warning, not a failure: no reference value
 	// vouched for the TD's code (MRTD and RTMR0–2; an enclave's MRENCLAVE
 	// or MRSIGNER), so the result is at most "warning" and the key
@@ -123,6 +128,11 @@ type Rules struct {
 	// (the lower of TCB info's and QE identity's) is below this. If zero,
 	// no minimum.
 	MinTCBEvalNum int `yaml:"min_tcb_eval_num,omitempty"`
+	// AllowUncheckedCRLUnsafe accepts SEV-SNP evidence whose chain no
+	// current AMD CRL was applied to (no CRL obtainable from AMD KDS or
+	// the offline bundle). dstack fetches no CRL: its acceptance needs
+	// this.
+	AllowUncheckedCRLUnsafe bool `yaml:"allow_unchecked_crl_unsafe,omitempty"`
 	// AllowDebugUnsafe accepts debug TDs and enclaves, whose memory the
 	// host can read.
 	AllowDebugUnsafe bool `yaml:"allow_debug_unsafe,omitempty"`
@@ -444,6 +454,9 @@ func (r *Rules) appraise(ctx context.Context, a *Appraisal, c claims.Set, refs r
 	// when the report is verified.
 	if !r.AllowExpiredCollateralUnsafe && tee != claims.TEESNP && !nitroTEE {
 		e.wantBool(RuleCollateralExpired, p+"collateral.expired", false)
+	}
+	if tee == claims.TEESNP && !r.AllowUncheckedCRLUnsafe {
+		e.wantBool(RuleCRLChecked, "snp.crl_checked", true)
 	}
 	if r.MaxCollateralAge > 0 && !nitroTEE {
 		e.maxAge(RuleCollateralAge, p+"collateral.issue_date", r.MaxCollateralAge, at)

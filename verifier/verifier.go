@@ -106,6 +106,8 @@ type config struct {
 	snp      *snp.Verifier
 	// snpEndorsement: see WithSNPEndorsement.
 	snpEndorsement func(ctx context.Context, r *snp.Report) (snp.Certificates, error)
+	// snpCRLs: see WithSNPCRLs.
+	snpCRLs func(ctx context.Context, r *snp.Report) ([][]byte, error)
 	// nitro: see WithNitroRoot, WithNitroMaxAge and WithGCPTPMRoots.
 	nitro nitroConfig
 }
@@ -144,6 +146,8 @@ type Verifier struct {
 	snp      *snp.Verifier
 	// snpEndorsement: see WithSNPEndorsement.
 	snpEndorsement func(ctx context.Context, r *snp.Report) (snp.Certificates, error)
+	// snpCRLs: see WithSNPCRLs.
+	snpCRLs func(ctx context.Context, r *snp.Report) ([][]byte, error)
 	// nitro: see WithNitroRoot, WithNitroMaxAge and WithGCPTPMRoots.
 	nitro nitroConfig
 }
@@ -173,7 +177,8 @@ func New(src CollateralSource, refs refvalue.Store, signer *ear.Signer, opts ...
 	if c.snp == nil {
 		c.snp = snp.NewVerifier(snp.VerifierOptions{})
 	}
-	return &Verifier{src: src, refs: refs, signer: signer, now: c.now, dcap: c.dcap, policies: c.policies, snp: c.snp, snpEndorsement: c.snpEndorsement, nitro: c.nitro}, nil
+	return &Verifier{src: src, refs: refs, signer: signer, now: c.now, dcap: c.dcap, policies: c.policies, snp: c.snp, snpEndorsement: c.snpEndorsement,
+		snpCRLs: c.snpCRLs, nitro: c.nitro}, nil
 }
 
 // Evidence is one verification request. Exactly one of Quote and Dstack is
@@ -325,7 +330,7 @@ func (v *Verifier) Verify(ctx context.Context, ev Evidence) (*Outcome, error) {
 				// rather than answer without the checks asked for.
 				return nil, fmt.Errorf("%w: %w: an image or ACPI tables with SEV-SNP evidence", ErrMalformedEvidence, dstack.ErrUnsupported)
 			}
-			o, err := v.verifySNP(ctx, de, pol, ev.Nonce)
+			o, err := v.verifySNP(ctx, de, pol, ev)
 			if o != nil {
 				o.Result.TEEVariant = dstack.TEEVariantSEVSNP
 			}

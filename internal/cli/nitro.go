@@ -240,7 +240,7 @@ func classifyNitro(err error) (int, string, bool) {
 	switch {
 	case errors.Is(err, nitro.ErrMalformed):
 		return exitMalformed, codeMalformed, true
-	case errors.Is(err, errCertProfile):
+	case errors.Is(err, dstack.ErrCertificateProfile):
 		return exitNotAuthentic, codeNotAuthentic, true
 	case errors.Is(err, nitro.ErrDebug), errors.Is(err, nitro.ErrKind):
 		return exitRejected, codeRejected, true

@@ -409,6 +409,24 @@ func (s *Service) readJSON(w http.ResponseWriter, r *http.Request, v any, strict
 // the body. v must not retain buf's bytes (encoding/json copies strings
 // and json.RawMessage).
 func (s *Service) decodeJSON(w http.ResponseWriter, r *http.Request, buf *bytes.Buffer, v any, strict bool) *apiError {
+	if aerr := s.readBody(w, r, buf); aerr != nil {
+		return aerr
+	}
+	dec := json.NewDecoder(bytes.NewReader(buf.Bytes()))
+	if strict {
+		dec.DisallowUnknownFields()
+	}
+	if err := dec.Decode(v); err != nil {
+		return badRequest("malformed_request", "request body: %v", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return badRequest("malformed_request", "request body: data after the JSON object")
+	}
+	return nil
+}
+
+// readBody reads the request body into buf, within Options.MaxBodyBytes.
+func (s *Service) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Buffer) *apiError {
 	// Trust the announced length only as far as a typical body, so that a
 	// client cannot reserve the whole limit without sending it.
 	if n := min(r.ContentLength, s.opts.MaxBodyBytes, 64<<10); n > 0 {
@@ -420,16 +438,6 @@ func (s *Service) decodeJSON(w http.ResponseWriter, r *http.Request, buf *bytes.
 				detail: fmt.Sprintf("request body larger than %d bytes", mbe.Limit)}
 		}
 		return &apiError{status: http.StatusRequestTimeout, code: "request_timeout", detail: "reading the request body: " + err.Error()}
-	}
-	dec := json.NewDecoder(bytes.NewReader(buf.Bytes()))
-	if strict {
-		dec.DisallowUnknownFields()
-	}
-	if err := dec.Decode(v); err != nil {
-		return badRequest("malformed_request", "request body: %v", err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return badRequest("malformed_request", "request body: data after the JSON object")
 	}
 	return nil
 }
