@@ -59,6 +59,11 @@ func TestTEENegativeCases(t *testing.T) {
 	})
 	nitroEnv := newEnv(t, nil, nil, now, verifiersvc.Options{RefValues: refs}, verifier.WithNitroRoot(ca.Root))
 	late := newEnv(t, nil, nil, now.Add(time.Hour+time.Second), verifiersvc.Options{RefValues: refs}, verifier.WithNitroRoot(ca.Root))
+	appIDRefs := refStore(t, map[string]string{
+		"nitro.pcr0": hex.EncodeToString(enc.PCRs[0]), "nitro.pcr1": hex.EncodeToString(enc.PCRs[1]), "nitro.pcr2": hex.EncodeToString(enc.PCRs[2]),
+		"dstack.app_id": hex.EncodeToString([]byte("0123456789abcdefghij")),
+	})
+	appIDEnv := newEnv(t, nil, nil, now, verifiersvc.Options{RefValues: appIDRefs}, verifier.WithNitroRoot(ca.Root))
 	rd := [64]byte{0x42}
 	encl := func(o nitrosim.DstackOptions) []byte {
 		t.Helper()
@@ -118,6 +123,10 @@ func TestTEENegativeCases(t *testing.T) {
 			a.NSMQuote = b.NitroTPMDocument
 		}), reason: "nitro"},
 		teeNegative{name: "nitro-enclave/swapped: report_data of another attestation", env: nitroEnv, att: swap(goodEnclave, func(a *dstack.Attestation) { a.ReportData[0] ^= 1 }), reason: "user_data"},
+		// An enclave's runtime events are not measured: a pinned app id
+		// can never be matched by one (fail closed), whatever it says.
+		teeNegative{name: "nitro-enclave/unmeasured app-id event against a pinned app id", env: appIDEnv,
+			att: encl(nitrosim.DstackOptions{Events: []dstack.RuntimeEvent{{Name: "app-id", Payload: []byte("0123456789abcdefghij")}}}), rule: policy.RuleReferenceValue},
 		teeNegative{name: "aws-nitro-tpm/wrong PCR7 (pinned)", env: nitroEnv, att: ntpm(nitrosim.DstackOptions{Doc: flip(7)}), rule: policy.RuleReferenceValue},
 		teeNegative{name: "aws-nitro-tpm/wrong PCR12 (not the aws_measurement's)", env: nitroEnv, att: ntpm(nitrosim.DstackOptions{Tamper: flip(12)}), reason: "boot_pcr_digest"},
 		teeNegative{name: "aws-nitro-tpm/wrong PCR14 (not the runtime replay)", env: nitroEnv, att: ntpm(nitrosim.DstackOptions{Tamper: flip(14)}), reason: "PCR14"},
