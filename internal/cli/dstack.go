@@ -50,6 +50,7 @@ type dstackFlags struct {
 	image, acpiDir                      string
 	dstackCompat                        bool
 	snpVCEK                             string
+	crl                                 crlFlags
 }
 
 type dstackOutput struct {
@@ -143,6 +144,7 @@ verify takes) or, without it, from the configured source: --pccs-url (default In
 	f.appraisal.register(fl)
 	fl.BoolVar(&f.dstackCompat, "dstack-compat", false, "SEV-SNP evidence: dstack's acceptance (report versions 2 and 3, VCEK only)")
 	fl.StringVar(&f.snpVCEK, "vcek", "", "SEV-SNP evidence without a cert_chain: the VCEK certificate `FILE`")
+	f.crl.register(fl)
 	commandLineOnly(fl, "trusted-root", "allow-debug-unsafe", "allow-mrsignerseam-unsafe", "allow-service-td-unsafe")
 	return c
 }
@@ -221,7 +223,7 @@ func (a *app) dstackVerifyData(cmd *cobra.Command, out *dstackOutput, data []byt
 		if in.Nonce != nil {
 			rd = (*[64]byte)(in.Nonce)
 		}
-		res, err := dstack.VerifyNitro(ev, dstack.NitroOptions{Time: f.at.t, Root: root, ReportData: rd})
+		res, err := dstack.VerifyNitro(ev, dstack.NitroOptions{Time: f.at.t, Root: root, ReportData: rd, Revocation: f.crl.hook(cmd.Context(), f.at.t)})
 		if err != nil {
 			return err
 		}
