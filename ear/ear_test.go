@@ -564,3 +564,40 @@ func TestLowS(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckSignedClaims covers KeyID and Claims.Check, the checks a
+// signer applies to a token it signed itself: the kid is the signing
+// key's, and Check rejects what Verify rejects in the claims (expiry,
+// issue time, nonce, issuer) and accepts what Verify accepts.
+func TestCheckSignedClaims(t *testing.T) {
+	ks := newSet(t)
+	s := newSigner(t, ks)
+	tok, c, err := s.Sign(sampleClaims("n-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kid, err := ear.KeyID(tok)
+	if err != nil || kid != ks.Active().ID() {
+		t.Fatalf("KeyID = %q, %v; want %q", kid, err, ks.Active().ID())
+	}
+	if _, err := ear.KeyID("no-dots"); !errors.Is(err, ear.ErrMalformed) {
+		t.Fatalf("KeyID of a non-JWS: %v", err)
+	}
+	at := func(d time.Duration) func() time.Time { return func() time.Time { return t0.Add(d) } }
+	for _, tc := range []struct {
+		opts ear.VerifyOptions
+		want error
+	}{
+		{ear.VerifyOptions{Now: at(time.Minute), ExpectedNonce: "n-1", ExpectedIssuer: "https://verifier.example"}, nil},
+		{ear.VerifyOptions{Now: at(6 * time.Minute)}, ear.ErrExpired},
+		{ear.VerifyOptions{Now: at(-time.Minute)}, ear.ErrNotYetValid},
+		{ear.VerifyOptions{Now: at(0), ExpectedNonce: "n-2"}, ear.ErrNonce},
+		{ear.VerifyOptions{Now: at(0), ExpectedIssuer: "other"}, ear.ErrIssuer},
+	} {
+		err := c.Check(tc.opts)
+		_, verr := ear.Verify(tok, ks, tc.opts)
+		if !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) || !errors.Is(verr, tc.want) || (verr == nil) != (err == nil) {
+			t.Errorf("Check = %v, Verify = %v; want %v", err, verr, tc.want)
+		}
+	}
+}

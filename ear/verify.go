@@ -108,6 +108,30 @@ func Verify(token string, keys *KeySet, opts VerifyOptions) (*Claims, error) {
 	return &c, nil
 }
 
+// Check applies the claim checks of [Verify] (profile, validity period,
+// issuer, nonce) to claims whose signature the caller already knows to be
+// valid, such as those [Signer.Sign] returned for a token the caller
+// signed itself.
+func (c *Claims) Check(opts VerifyOptions) error { return check(c, opts) }
+
+// KeyID returns the "kid" of a compact token's protected header, without
+// verifying anything else.
+func KeyID(token string) (string, error) {
+	i := strings.IndexByte(token, '.')
+	if i < 0 {
+		return "", fmt.Errorf("%w: not a compact JWS", ErrMalformed)
+	}
+	rawHeader, err := base64.RawURLEncoding.Strict().DecodeString(token[:i])
+	if err != nil {
+		return "", fmt.Errorf("%w: header: %w", ErrMalformed, err)
+	}
+	var h header
+	if err := json.Unmarshal(rawHeader, &h); err != nil {
+		return "", fmt.Errorf("%w: header: %w", ErrMalformed, err)
+	}
+	return h.Kid, nil
+}
+
 func check(c *Claims, opts VerifyOptions) error {
 	profile := opts.ExpectedProfile
 	if profile == "" {

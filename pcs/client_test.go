@@ -287,3 +287,54 @@ func TestFMSPCs(t *testing.T) {
 		t.Errorf("FMSPCs = %v, %v; want %v", got, err, want)
 	}
 }
+
+// TestKeyForQuoteRepeat checks the memo of KeyForQuote across platforms:
+// quotes of two platforms (other FMSPC and PCK CA) alternate and each
+// keeps its own key, and an SGX quote under the TDX platform's chain gets
+// its TEE from the quote.
+func TestKeyForQuoteRepeat(t *testing.T) {
+	pki, err := dcaptest.NewPKI(dcaptest.PKIOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := dcaptest.DefaultTDXPlatformSpec()
+	other.FMSPC = [6]byte{0xa1, 0xb2, 0xc3, 0xd4, 0xe5, 0xf6}
+	other.CA = pckcert.CAProcessor
+	var quotes []*quote.Quote
+	var want []pcs.Key
+	for _, o := range []dcaptest.FixtureOptions{{PKI: pki}, {PKI: pki, Platform: &other}} {
+		f, err := dcaptest.NewFixture(dcaptest.TDXQuoteV4, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q, err := f.BuildQuote()
+		if err != nil {
+			t.Fatal(err)
+		}
+		quotes = append(quotes, q.Parsed)
+		want = append(want, pcs.Key{TEE: pcs.TEETDX, FMSPC: f.Platform.Spec.FMSPC, CA: f.Platform.Spec.CA})
+	}
+	if want[0] == want[1] {
+		t.Fatal("the two platforms have the same key")
+	}
+	for range 3 {
+		for i, q := range quotes {
+			k, err := pcs.KeyForQuote(q, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if k != want[i] {
+				t.Fatalf("platform %d: KeyForQuote = %v, want %v", i, k, want[i])
+			}
+		}
+	}
+	sgx := *quotes[0]
+	sgx.Header.TEEType = quote.TEETypeSGX
+	k, err := pcs.KeyForQuote(&sgx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := (pcs.Key{TEE: pcs.TEESGX, FMSPC: want[0].FMSPC, CA: want[0].CA}); k != w {
+		t.Fatalf("SGX quote: KeyForQuote = %v, want %v", k, w)
+	}
+}

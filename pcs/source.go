@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"fmt"
+	"sync"
 
 	"golang.org/x/sync/errgroup"
 
@@ -106,22 +107,76 @@ func KeyForQuote(q *quote.Quote, pckChain []*x509.Certificate) (Key, error) {
 		if cd.Type != quote.CertPCKChain {
 			return Key{}, fmt.Errorf("%w: the quote carries %v, not a PCK certificate chain; fetch the PCK certificate first (PCKCertSource)", ErrInvalidKey, cd.Type)
 		}
+		if pk, ok := chainKeys.get(cd.PCKChain); ok {
+			k.FMSPC, k.CA = pk.fmspc, pk.ca
+			return k, nil
+		}
 		chain, err := pckcert.ParseChainPEM(cd.PCKChain)
 		if err != nil {
 			return Key{}, err
 		}
-		pckChain = chain
+		pk, err := platformKeyOf(chain[0])
+		if err != nil {
+			return Key{}, err
+		}
+		chainKeys.put(cd.PCKChain, pk)
+		k.FMSPC, k.CA = pk.fmspc, pk.ca
+		return k, nil
 	}
-	leaf := pckChain[0]
-	ext, err := pckcert.FromCertificate(leaf)
+	pk, err := platformKeyOf(pckChain[0])
 	if err != nil {
 		return Key{}, err
 	}
-	k.FMSPC = ext.FMSPC
-	if k.CA = pckcert.CATypeOf(leaf, false); k.CA == pckcert.CAUnknown {
-		return Key{}, fmt.Errorf("%w: PCK certificate issuer %q is not an Intel PCK CA", pckcert.ErrMalformed, leaf.Issuer.CommonName)
-	}
+	k.FMSPC, k.CA = pk.fmspc, pk.ca
 	return k, nil
+}
+
+// platformKey is what a PCK certificate contributes to a Key.
+type platformKey struct {
+	fmspc [6]byte
+	ca    pckcert.CAType
+}
+
+func platformKeyOf(leaf *x509.Certificate) (platformKey, error) {
+	ext, err := pckcert.FromCertificate(leaf)
+	if err != nil {
+		return platformKey{}, err
+	}
+	ca := pckcert.CATypeOf(leaf, false)
+	if ca == pckcert.CAUnknown {
+		return platformKey{}, fmt.Errorf("%w: PCK certificate issuer %q is not an Intel PCK CA", pckcert.ErrMalformed, leaf.Issuer.CommonName)
+	}
+	return platformKey{ext.FMSPC, ca}, nil
+}
+
+// maxChainKeys bounds chainKeys; it is emptied when full.
+const maxChainKeys = 512
+
+// chainKeys memoises the platform key of a quote's PEM PCK certificate
+// chain, keyed by the exact PEM bytes, so that a repeat platform's quote
+// costs a map lookup rather than parsing its three certificates. It only
+// chooses the collateral: the verifier still verifies the chain.
+var chainKeys keyMemo
+
+type keyMemo struct {
+	mu sync.RWMutex
+	m  map[string]platformKey
+}
+
+func (c *keyMemo) get(pem []byte) (platformKey, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	k, ok := c.m[string(pem)]
+	return k, ok
+}
+
+func (c *keyMemo) put(pem []byte, k platformKey) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= maxChainKeys {
+		c.m = make(map[string]platformKey)
+	}
+	c.m[string(pem)] = k
 }
 
 // Channel selects the TCB update channel and evaluation data number of

@@ -15,13 +15,14 @@ import (
 // resultHead and resultTail are Result's fields before and after Claims,
 // with the same JSON names and options.
 type resultHead struct {
-	MediaType string     `json:"media_type"`
-	Authentic bool       `json:"authentic"`
-	Allow     bool       `json:"allow"`
-	Status    ear.Status `json:"ear_status"`
-	Reason    string     `json:"reason,omitempty"`
-	TEE       string     `json:"tee"`
-	Nonce     string     `json:"nonce,omitempty"`
+	MediaType  string     `json:"media_type"`
+	Authentic  bool       `json:"authentic"`
+	Allow      bool       `json:"allow"`
+	Status     ear.Status `json:"ear_status"`
+	Reason     string     `json:"reason,omitempty"`
+	TEE        string     `json:"tee"`
+	TEEVariant string     `json:"tee_variant,omitempty"`
+	Nonce      string     `json:"nonce,omitempty"`
 }
 
 type resultTail struct {
@@ -41,7 +42,7 @@ type resultTail struct {
 // now.)
 func (r *Result) AppendJSON(dst []byte) ([]byte, error) {
 	head, err := json.Marshal(resultHead{MediaType: r.MediaType, Authentic: r.Authentic, Allow: r.Allow, Status: r.Status,
-		Reason: r.Reason, TEE: r.TEE, Nonce: r.Nonce})
+		Reason: r.Reason, TEE: r.TEE, TEEVariant: r.TEEVariant, Nonce: r.Nonce})
 	if err != nil {
 		return dst, err
 	}

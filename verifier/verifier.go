@@ -106,6 +106,10 @@ type config struct {
 	snp      *snp.Verifier
 	// snpEndorsement: see WithSNPEndorsement.
 	snpEndorsement func(ctx context.Context, r *snp.Report) (snp.Certificates, error)
+	// snpCRLs: see WithSNPCRLs.
+	snpCRLs func(ctx context.Context, r *snp.Report) ([][]byte, error)
+	// nitro: see WithNitroRoot, WithNitroMaxAge and WithGCPTPMRoots.
+	nitro nitroConfig
 }
 
 // WithTrustedRoot replaces the pinned Intel SGX Root CA for the dcap.Verifier
@@ -142,6 +146,10 @@ type Verifier struct {
 	snp      *snp.Verifier
 	// snpEndorsement: see WithSNPEndorsement.
 	snpEndorsement func(ctx context.Context, r *snp.Report) (snp.Certificates, error)
+	// snpCRLs: see WithSNPCRLs.
+	snpCRLs func(ctx context.Context, r *snp.Report) ([][]byte, error)
+	// nitro: see WithNitroRoot, WithNitroMaxAge and WithGCPTPMRoots.
+	nitro nitroConfig
 }
 
 // New returns a Verifier getting collateral from src, reference values from
@@ -169,7 +177,8 @@ func New(src CollateralSource, refs refvalue.Store, signer *ear.Signer, opts ...
 	if c.snp == nil {
 		c.snp = snp.NewVerifier(snp.VerifierOptions{})
 	}
-	return &Verifier{src: src, refs: refs, signer: signer, now: c.now, dcap: c.dcap, policies: c.policies, snp: c.snp, snpEndorsement: c.snpEndorsement}, nil
+	return &Verifier{src: src, refs: refs, signer: signer, now: c.now, dcap: c.dcap, policies: c.policies, snp: c.snp, snpEndorsement: c.snpEndorsement,
+		snpCRLs: c.snpCRLs, nitro: c.nitro}, nil
 }
 
 // Evidence is one verification request. Exactly one of Quote and Dstack is
@@ -211,8 +220,13 @@ type Result struct {
 	Status ear.Status `json:"ear_status"`
 	// Reason says why the evidence is not authentic ("" when it is).
 	Reason string `json:"reason,omitempty"`
-	// TEE is "tdx" or "sgx".
+	// TEE is "tdx", "sgx", "snp" or "nitro" (the "tee" claim).
 	TEE string `json:"tee"`
+	// TEEVariant is dstack's tee_variant of dstack evidence
+	// (dstack-tdx, dstack-gcp-tdx, dstack-amd-sev-snp,
+	// dstack-nitro-enclave, dstack-aws-nitro-tpm), also when it is not
+	// authentic; "" for a bare quote.
+	TEEVariant string `json:"tee_variant,omitempty"`
 	// Nonce is the eat_nonce of the token ("" without a nonce).
 	Nonce string `json:"nonce,omitempty"`
 	// Claims is the claim set (nil when not authentic).
@@ -316,7 +330,18 @@ func (v *Verifier) Verify(ctx context.Context, ev Evidence) (*Outcome, error) {
 				// rather than answer without the checks asked for.
 				return nil, fmt.Errorf("%w: %w: an image or ACPI tables with SEV-SNP evidence", ErrMalformedEvidence, dstack.ErrUnsupported)
 			}
-			return v.verifySNP(ctx, de, pol, ev.Nonce)
+			o, err := v.verifySNP(ctx, de, pol, ev)
+			if o != nil {
+				o.Result.TEEVariant = dstack.TEEVariantSEVSNP
+			}
+			return o, err
+		}
+		if isNitro(de) {
+			if in := ev.DstackInputs; in != nil && (in.Image != nil || in.ImageOSHash != nil || in.ACPI != nil) {
+				// As for SEV-SNP: no TDX image or ACPI check applies.
+				return nil, fmt.Errorf("%w: %w: an image or ACPI tables with Nitro evidence", ErrMalformedEvidence, dstack.ErrUnsupported)
+			}
+			return v.verifyNitro(ctx, de, pol, ev.Nonce)
 		}
 		q = de.Quote
 		if q == nil {
@@ -331,6 +356,9 @@ func (v *Verifier) Verify(ctx context.Context, ev Evidence) (*Outcome, error) {
 
 	now := v.now()
 	res := &Result{MediaType: MediaType, TEE: teeOf(q), Nonce: NonceClaim(ev.Nonce)}
+	if de != nil {
+		res.TEEVariant = teeVariantOf(de)
+	}
 	in := claims.Input{Quote: q}
 	if de == nil {
 		r, err := v.dcap.Verify(q, col, now)
@@ -363,6 +391,9 @@ func (v *Verifier) Verify(ctx context.Context, ev Evidence) (*Outcome, error) {
 			AllowServiceTDUnsafe: true,
 		}
 		ev.DstackInputs.apply(&opts)
+		if opts.GCP, err = v.gcpOptions(ctx, de, now); err != nil {
+			return nil, err
+		}
 		r, err := dstack.VerifyQuoted(de, dres, opts)
 		if err != nil {
 			if errors.Is(err, dstack.ErrMalformed) || errors.Is(err, dstack.ErrUnsupported) {
@@ -435,16 +466,9 @@ func (v *Verifier) sign(res *Result, s ear.Summary) (*Outcome, error) {
 		sub.Claims = b
 		res.claimsJSON, res.claimsOf = b, res.Claims
 	}
-	submod := ear.SubmodTDX
-	switch res.TEE {
-	case claims.TEESGX:
-		submod = ear.SubmodSGX
-	case claims.TEESNP:
-		submod = ear.SubmodSNP
-	}
 	tok, tc, err := v.signer.Sign(ear.Claims{
 		Nonce:   res.Nonce,
-		Submods: map[string]ear.Appraisal{submod: sub},
+		Submods: map[string]ear.Appraisal{submodOf(res.TEE): sub},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("verifier: sign: %w", err)

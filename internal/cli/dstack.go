@@ -132,6 +132,7 @@ verify takes) or, without it, from the configured source: --pccs-url (default In
 	fl := c.Flags()
 	fl.StringVar(&f.collateral, "collateral", "", "collateral `PATH` (as for quote verify); without it the source flags apply")
 	f.source.register(fl, "collateral bundle or cache `DIR` (alone: offline; with --pccs-url: a cache in front of it)", true)
+	f.source.registerAMDKDS(fl)
 	fl.Var(&f.at, "at", "verification `TIME`: RFC 3339 or unix seconds (default now)")
 	fl.StringVar(&f.trustedRoot, "trusted-root", "", "trust the certificate in `FILE` instead of the Intel SGX Root CA")
 	fl.BoolVar(&f.strict, "strict", false, "fail on expired or not yet valid collateral or certificates")

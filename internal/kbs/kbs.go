@@ -20,7 +20,10 @@
 // attestation policy appraises. GET
 // /kbs/v0/resource/<repo>/<type>/<tag>, with the cookie of an attested
 // session or Authorization: Bearer <EAR>, verifies the token with
-// Config.TokenKeys (TokenVerifierError), finds the session it was issued for
+// Config.TokenKeys (TokenVerifierError; for a session this process
+// attested whose stored token is byte for byte the one it signed, the
+// signature is not verified again: the signing key must still be in
+// TokenKeys and the validity period is checked), finds the session it was issued for
 // (its TEE key; TokenNotFound otherwise), evaluates the resource policy
 // (PolicyDeny) and answers the resource encrypted to the TEE key
 // (protocol.EncryptResource).
@@ -62,6 +65,7 @@
 package kbs
 
 import (
+	"bytes"
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
@@ -173,6 +177,7 @@ type Broker struct {
 	// has no resource policy.
 	initial  rego.PreparedEvalQuery
 	policies policyCache
+	issued   issuedTokens
 	mux      *http.ServeMux
 	limits   *limiter
 }
@@ -399,6 +404,9 @@ func (b *Broker) attest(w http.ResponseWriter, r *http.Request) {
 		problem(w, protocol.ProblemAttestationError, "session could not be updated")
 		return
 	}
+	if kid, err := ear.KeyID(token); err == nil {
+		b.issued.put(ss.ID, token, kid, claims, ss.ExpiresAt, b.cfg.Now())
+	}
 	writeJSON(w, protocol.TokenResponse{Token: token})
 }
 
@@ -517,10 +525,31 @@ func (b *Broker) resource(w http.ResponseWriter, r *http.Request) {
 		}
 		token = ss.Token
 	}
-	claims, err := ear.Verify(token, b.cfg.TokenKeys, ear.VerifyOptions{Now: func() time.Time { return now }})
-	if err != nil {
-		problem(w, protocol.ProblemTokenVerifierError, "token: "+err.Error())
-		return
+	vopts := ear.VerifyOptions{Now: func() time.Time { return now }}
+	var (
+		claims *ear.Claims
+		input  func() (ast.Value, error)
+	)
+	if it, ok := b.issued.get(ss.ID, token, now); ss.ID != "" && ok {
+		// The session's stored token is byte for byte the one this
+		// process signed for it: its claims are the ones signed. What
+		// Verify would still check: the key is still trusted, and the
+		// validity period.
+		if _, known := b.cfg.TokenKeys.Lookup(it.kid); !known {
+			problem(w, protocol.ProblemTokenVerifierError, fmt.Sprintf("token: %v: kid %q", ear.ErrUnknownKey, it.kid))
+			return
+		}
+		if err := it.claims.Check(vopts); err != nil {
+			problem(w, protocol.ProblemTokenVerifierError, "token: "+err.Error())
+			return
+		}
+		claims, input = it.claims, it.input
+	} else {
+		if claims, err = ear.Verify(token, b.cfg.TokenKeys, vopts); err != nil {
+			problem(w, protocol.ProblemTokenVerifierError, "token: "+err.Error())
+			return
+		}
+		input = func() (ast.Value, error) { return policyInput(claims) }
 	}
 	if ss.ID == "" {
 		ss, err = b.cfg.Store.KBSSessionByTokenID(ctx, claims.ID)
@@ -539,7 +568,7 @@ func (b *Broker) resource(w http.ResponseWriter, r *http.Request) {
 		problem(w, protocol.ProblemExtractTeePubKeyFailed, "session TEE key: "+err.Error())
 		return
 	}
-	allow, err := b.allow(ctx, claims, id)
+	allow, err := b.allow(ctx, input, id)
 	if err != nil {
 		problem(w, protocol.ProblemPolicyEngine, "resource policy: "+err.Error())
 		return
@@ -581,22 +610,28 @@ func (b *Broker) sendResource(w http.ResponseWriter, value []byte, jwk protocol.
 	_, _ = w.Write(resp)
 }
 
-// allow evaluates the resource policy on the verified claims.
-func (b *Broker) allow(ctx context.Context, claims *ear.Claims, id protocol.ResourceID) (bool, error) {
-	// input is the verified payload as signed (Claims round trip).
+// policyInput is the resource policy's input for verified claims: the
+// claims as signed (their JSON encoding, decoded as OPA decodes input
+// documents: numbers exact).
+func policyInput(claims *ear.Claims) (ast.Value, error) {
 	raw, err := json.Marshal(claims)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
-	var input map[string]any
-	if err := json.Unmarshal(raw, &input); err != nil {
+	return ast.ValueFromReader(bytes.NewReader(raw))
+}
+
+// allow evaluates the resource policy on the input of the verified claims.
+func (b *Broker) allow(ctx context.Context, input func() (ast.Value, error), id protocol.ResourceID) (bool, error) {
+	in, err := input()
+	if err != nil {
 		return false, err
 	}
 	pq, err := b.resourcePolicy(ctx)
 	if err != nil {
 		return false, err
 	}
-	rs, err := pq.Eval(ctx, rego.EvalInput(input), rego.EvalTime(b.cfg.Now()),
+	rs, err := pq.Eval(ctx, rego.EvalParsedInput(in), rego.EvalTime(b.cfg.Now()),
 		rego.EvalResolver(resourcePathRef, constant{ast.String(id.String())}))
 	if err != nil {
 		return false, err

@@ -562,3 +562,54 @@ func TestHighSTokenRefused(t *testing.T) {
 		b.wantSecret(t, tok) // the genuine token still works
 	})
 }
+
+// TestResourceStepIssuedToken covers the resource step's use of the token
+// this broker signed for a session (issued.go): a session's resources are
+// released repeatedly from it, its signing key must still be trusted, and
+// a session attested by another broker on the same database (not
+// remembered here) has its token verified with this broker's keys.
+func TestResourceStepIssuedToken(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dsn string) {
+		sim := newSim(t, false)
+		t.Run("repeated", func(t *testing.T) {
+			e := newEnv(t, dsn, sim, true, "")
+			a := newAgent(t, e)
+			a.attestOK(t, a.attestation(t, sim, a.auth(t), a.jwk))
+			for range 3 {
+				a.wantSecret(t, "")
+			}
+		})
+		t.Run("signing key removed", func(t *testing.T) {
+			e := newEnv(t, dsn, sim, true, "")
+			a := newAgent(t, e)
+			a.attestOK(t, a.attestation(t, sim, a.auth(t), a.jwk))
+			a.wantSecret(t, "")
+			old := e.keys.Active().ID()
+			next, err := ear.GenerateKey(nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := e.keys.Rotate(next); err != nil {
+				t.Fatal(err)
+			}
+			a.wantSecret(t, "") // the old key is still in the set
+			if err := e.keys.Remove(old); err != nil {
+				t.Fatal(err)
+			}
+			code, body := a.resource(t, "")
+			wantProblem(t, "resource after the signing key was removed", code, body, protocol.ProblemTokenVerifierError)
+		})
+		t.Run("session of another broker", func(t *testing.T) {
+			e1 := newEnv(t, dsn, sim, true, "")
+			e2 := newEnv(t, dsn, sim, true, "")
+			a := newAgent(t, e2)
+			a.attestOK(t, a.attestation(t, sim, a.auth(t), a.jwk))
+			a.wantSecret(t, "")
+			// The same cookie (the jar ignores the port) to the broker
+			// whose keys did not sign the session's token.
+			a.base = e1.srv.URL
+			code, body := a.resource(t, "")
+			wantProblem(t, "resource from another broker", code, body, protocol.ProblemTokenVerifierError)
+		})
+	})
+}

@@ -21,6 +21,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -65,9 +66,28 @@ func TestHelperServe(t *testing.T) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
+	var prof *os.File
+	if name := os.Getenv(serveProfileEnv); name != "" {
+		f, err := os.Create(name)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		prof = f
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	code := cli.Main(ctx, args, strings.NewReader(""), os.Stdout, os.Stderr)
 	stop()
+	if prof != nil {
+		pprof.StopCPUProfile()
+		if err := prof.Close(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+		}
+	}
 	os.Exit(code)
 }
 
@@ -133,16 +153,38 @@ func startServe(t *testing.T, dsn string) *servedProduct {
 	if err := os.WriteFile(root, f.PKI.Root.PEM(), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	args := []string{"serve", "--listen", "127.0.0.1:0", "--log-level", "warn", "--role", "verifier", "--db", dsn,
-		"--pccs-url", pcsSrv.URL, "--trusted-root", root, "--at", f.Now.UTC().Format(time.RFC3339), "--pcs-retries", "0"}
+	cmd, addr := startServeChild(t, "serve", "--listen", "127.0.0.1:0", "--log-level", "warn", "--role", "verifier", "--db", dsn,
+		"--pccs-url", pcsSrv.URL, "--trusted-root", root, "--at", f.Now.UTC().Format(time.RFC3339), "--pcs-retries", "0")
+	body, err := json.Marshal(map[string]string{"quote": hex.EncodeToString(q.Raw)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &servedProduct{cmd: cmd, url: addr, body: body, now: f.Now}
+}
+
+// serveProfileEnv, when set to a file name, makes tdproof serve child
+// processes write a CPU profile of their whole run there (the server
+// alone, without the load generator): a child started by a test gets
+// the name with the test's name appended.
+const serveProfileEnv = "TDPROOF_LOADTEST_CPUPROFILE"
+
+// startServeChild starts tdproof's command line with args in a child
+// process (TestHelperServe), stops it when the test ends, waits for its
+// first line "serve: listening on URL …" and returns the process and
+// URL.
+func startServeChild(t *testing.T, args ...string) (*exec.Cmd, string) {
+	t.Helper()
 	enc, err := json.Marshal(args)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperServe$", "-test.count=1", "-test.timeout=30m")
 	env := []string{serveArgsEnv + "=" + string(enc)}
+	if prof := os.Getenv(serveProfileEnv); prof != "" {
+		env = append(env, serveProfileEnv+"="+prof+"."+strings.ReplaceAll(t.Name(), "/", "_"))
+	}
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, cli.EnvPrefix) {
+		if !strings.HasPrefix(kv, cli.EnvPrefix) && !strings.HasPrefix(kv, serveProfileEnv+"=") {
 			env = append(env, kv)
 		}
 	}
@@ -187,11 +229,7 @@ func startServe(t *testing.T, dsn string) *servedProduct {
 	if !strings.HasPrefix(addr, "http://127.0.0.1:") {
 		t.Fatalf("tdproof serve: first line %q: %s", line, stderr.String())
 	}
-	body, err := json.Marshal(map[string]string{"quote": hex.EncodeToString(q.Raw)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &servedProduct{cmd: cmd, url: addr, body: body, now: f.Now}
+	return cmd, addr
 }
 
 type lockedWriter struct {
