@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/tdproof/tdproof/revocation/crlcache"
+	"github.com/tdproof/tdproof/verifier"
 )
 
 // crlFlags turn on the revocation check of the AWS Nitro and Google EK/AK
@@ -34,4 +35,17 @@ func (f *crlFlags) hook(ctx context.Context, now time.Time) func([]*x509.Certifi
 		c.Now = func() time.Time { return now }
 	}
 	return func(chain []*x509.Certificate) ([]*x509.RevocationList, error) { return c.CRLs(ctx, chain) }
+}
+
+// verifierOptions returns verifier.WithCRLs for the service pipeline
+// (GCP's AK chain, Nitro documents) with --crl-dir, else nothing.
+func (f *crlFlags) verifierOptions(now time.Time) []verifier.Option {
+	if f.dir == "" {
+		return nil
+	}
+	c := &crlcache.Cache{Dir: f.dir, Offline: f.offline}
+	if !now.IsZero() {
+		c.Now = func() time.Time { return now }
+	}
+	return []verifier.Option{verifier.WithCRLs(c.CRLs)}
 }

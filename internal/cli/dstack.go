@@ -266,7 +266,7 @@ func (a *app) dstackVerifyData(cmd *cobra.Command, out *dstackOutput, data []byt
 	if err != nil {
 		return err
 	}
-	o, err := ap.verify(cmd.Context(), in, c, root, f.strict, now)
+	o, err := ap.verify(cmd.Context(), in, c, root, f.strict, now, f.crl.verifierOptions(f.at.t)...)
 	if err != nil {
 		return err
 	}
