@@ -421,6 +421,9 @@ func (s *Service) decodeJSON(w http.ResponseWriter, r *http.Request, buf *bytes.
 		}
 		return &apiError{status: http.StatusRequestTimeout, code: "request_timeout", detail: "reading the request body: " + err.Error()}
 	}
+	if fd, ok := v.(interface{ decodeFast([]byte) bool }); ok && strict && fd.decodeFast(buf.Bytes()) {
+		return nil
+	}
 	dec := json.NewDecoder(bytes.NewReader(buf.Bytes()))
 	if strict {
 		dec.DisallowUnknownFields()
