@@ -87,6 +87,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzParseEventLog$$' -fuzztime=$(FUZZTIME) ./eventlog/
 	$(GO) test -run='^$$' -fuzz='^FuzzParseRuntimeEvent$$' -fuzztime=$(FUZZTIME) ./eventlog/
 	$(GO) test -run='^$$' -fuzz='^FuzzReport$$' -fuzztime=$(FUZZTIME) ./internal/report/
+	$(GO) test -run='^$$' -fuzz='^FuzzNativeDecodeFast$$' -fuzztime=$(FUZZTIME) ./internal/verifiersvc/
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeSCALE$$' -fuzztime=$(FUZZTIME) ./dstack/
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeMsgpack$$' -fuzztime=$(FUZZTIME) ./dstack/
 	$(GO) test -run='^$$' -fuzz='^FuzzParseEvidence$$' -fuzztime=$(FUZZTIME) ./dstack/

@@ -26,7 +26,7 @@ type Key struct {
 	id   string
 
 	once   sync.Once
-	signer jose.Signer
+	header string // base64url protected header (joseHeader)
 	err    error
 }
 
@@ -160,22 +160,4 @@ func ParseKeyPEM(data []byte) (*Key, error) {
 	default:
 		return nil, fmt.Errorf("%w: PEM type %q", ErrMalformed, b.Type)
 	}
-}
-
-// joseSigner returns the cached go-jose ES256 signer of a signing key.
-func (k *Key) joseSigner() (jose.Signer, error) {
-	if k.priv == nil {
-		return nil, fmt.Errorf("%w: key %s has no private key", ErrKey, k.id)
-	}
-	k.once.Do(func() {
-		opts := (&jose.SignerOptions{}).WithType("JWT")
-		k.signer, k.err = jose.NewSigner(jose.SigningKey{
-			Algorithm: jose.ES256,
-			Key:       jose.JSONWebKey{Key: k.priv, KeyID: k.id, Algorithm: string(jose.ES256), Use: "sig"},
-		}, opts)
-		if k.err != nil {
-			k.err = fmt.Errorf("%w: %w", ErrKey, k.err)
-		}
-	})
-	return k.signer, k.err
 }

@@ -21,22 +21,6 @@ var (
 // es256Size is the size of a JWS ES256 signature: r ‖ s, 32 bytes each.
 const es256Size = 64
 
-// lowS returns token with its ES256 signature in low-s form.
-func lowS(token string) (string, error) {
-	i := strings.LastIndexByte(token, '.')
-	sig, err := base64.RawURLEncoding.Strict().DecodeString(token[i+1:])
-	if err != nil || len(sig) != es256Size {
-		return "", fmt.Errorf("ear: sign: unexpected ES256 signature encoding")
-	}
-	s := new(big.Int).SetBytes(sig[32:])
-	if s.Cmp(p256HalfN) <= 0 {
-		return token, nil
-	}
-	s.Sub(p256N, s)
-	s.FillBytes(sig[32:])
-	return token[:i+1] + base64.RawURLEncoding.EncodeToString(sig), nil
-}
-
 // checkLowS rejects a token whose ES256 signature is not r ‖ s with s in
 // [1, n/2].
 func checkLowS(token string) error {

@@ -3,7 +3,6 @@ package ear
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"time"
@@ -89,10 +88,6 @@ func (s *Signer) Sign(c Claims) (string, *Claims, error) {
 	if key == nil {
 		return "", nil, fmt.Errorf("%w: no active signing key", ErrKey)
 	}
-	js, err := key.joseSigner()
-	if err != nil {
-		return "", nil, err
-	}
 	if c.Profile == "" {
 		c.Profile = Profile
 	}
@@ -118,20 +113,22 @@ func (s *Signer) Sign(c Claims) (string, *Claims, error) {
 	if err := c.validate(ErrClaims); err != nil {
 		return "", nil, err
 	}
-	payload, err := json.Marshal(&c)
+	payload, err := appendPayload(make([]byte, 0, payloadSize(&c)), &c)
 	if err != nil {
 		return "", nil, fmt.Errorf("%w: %w", ErrClaims, err)
 	}
-	obj, err := js.Sign(payload)
+	tok, err := key.signCompact(payload)
 	if err != nil {
-		return "", nil, fmt.Errorf("ear: sign: %w", err)
-	}
-	tok, err := obj.CompactSerialize()
-	if err != nil {
-		return "", nil, fmt.Errorf("ear: sign: %w", err)
-	}
-	if tok, err = lowS(tok); err != nil {
 		return "", nil, err
 	}
 	return tok, &c, nil
+}
+
+// payloadSize estimates the size of c's JSON.
+func payloadSize(c *Claims) int {
+	n := 512 + len(c.Issuer) + len(c.Nonce) + len(c.VerifierID.Developer) + len(c.VerifierID.Build)
+	for name, a := range c.Submods {
+		n += 256 + len(name) + len(a.PolicyID) + len(a.Claims)
+	}
+	return n
 }

@@ -3,10 +3,14 @@
 # loopback only and bounded: a simulated TD (tdsim) gives a quote, its
 # root and offline collateral; the SQLite store gets the TD's four
 # reference values and 56 others; serve runs with the default policy.
-#   scripts/loadtest-wrk.sh TDPROOF [DURATION] [CONNECTIONS] [THREADS]
-# Prints wrk's report and the serve process's CPU per request.
+#   scripts/loadtest-wrk.sh TDPROOF [DURATION] [CONNECTIONS] [THREADS] [DCAP_TEST]
+# Prints wrk's report and the serve process's CPU per request. With
+# DCAP_TEST (go test -c -o dcap.test ./dcap), it then runs dcap's
+# BenchmarkP256Verify and prints one P-256 verification's CPU time
+# (cpu-ns/op) and the ratio of the two: CPU time against CPU time, since
+# on a shared machine wall time per verification includes waiting for a CPU.
 set -eu
-tdproof=$1 duration=${2:-10s} conns=${3:-8} threads=${4:-1}
+tdproof=$1 duration=${2:-10s} conns=${3:-8} threads=${4:-1} dcaptest=${5:-}
 work=$(mktemp -d)
 agent_pid= serve_pid=
 cleanup() {
@@ -75,3 +79,9 @@ c1=$(cpu)
 reqs=$(sed -n 's/^requests \([0-9]*\),.*/\1/p' "$work/wrk.out")
 awk -v c="$((c1 - c0))" -v t="$tick" -v r="$reqs" -v n="$n" 'BEGIN {
 	printf "serve: %d reference values, default policy; CPU %.2f s for %d requests = %.1f us per request\n", n, c / t, r, c / t / r * 1e6 }'
+if [ -n "$dcaptest" ]; then
+	floor=$("$dcaptest" -test.run '^$' -test.bench 'P256Verify$' -test.benchtime 2s | sed -n 's/.* \([0-9.]*\) cpu-ns\/op.*/\1/p')
+	[ -n "$floor" ] || { echo "no cpu-ns/op from $dcaptest" >&2; exit 1; }
+	awk -v c="$((c1 - c0))" -v t="$tick" -v r="$reqs" -v f="$floor" 'BEGIN {
+		printf "floor: one P-256 verify %.1f us CPU (BenchmarkP256Verify, same run); serve CPU per request %.2fx it\n", f / 1000, c / t / r * 1e9 / f }'
+fi

@@ -412,6 +412,9 @@ func (s *Service) decodeJSON(w http.ResponseWriter, r *http.Request, buf *bytes.
 	if aerr := s.readBody(w, r, buf); aerr != nil {
 		return aerr
 	}
+	if fd, ok := v.(interface{ decodeFast([]byte) bool }); ok && strict && fd.decodeFast(buf.Bytes()) {
+		return nil
+	}
 	dec := json.NewDecoder(bytes.NewReader(buf.Bytes()))
 	if strict {
 		dec.DisallowUnknownFields()

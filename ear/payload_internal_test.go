@@ -1,0 +1,87 @@
+package ear
+
+import (
+	"encoding/json"
+	"errors"
+	"reflect"
+	"testing"
+)
+
+// TestAppendPayloadMatchesEncodingJSON checks that Sign's payload encoder
+// writes what json.Marshal writes for the same claims (every field set and
+// unset, strings that need escaping, several submodules), and that
+// annotated evidence that is not compact or holds characters json.Marshal
+// HTML-escapes decodes to the same value, and that invalid evidence is
+// refused.
+func TestAppendPayloadMatchesEncodingJSON(t *testing.T) {
+	tv, st := Derive(Summary{Authentic: true, Measurements: Passed})
+	full := Claims{
+		Profile: Profile, IssuedAt: 1700000000, ExpiresAt: 1700000300, Issuer: "https://v.example/<&>\u2028\"quoted\"",
+		ID: "0123456789abcdef", Nonce: "n\x01ünï\xffcode", VerifierID: VerifierID{Developer: "dev", Build: "tdproof v1"},
+		Submods: map[string]Appraisal{
+			SubmodTDX:    {Status: st, TrustVector: &tv, PolicyID: PolicyID("default", "3"), Claims: json.RawMessage(`{"a":1,"b":[true,null,"x"]}`)},
+			SubmodDstack: {Status: StatusWarning},
+			"z\"sub":     {Status: StatusContraindicated, Claims: json.RawMessage(`{}`)},
+		},
+	}
+	minimal := Claims{Profile: Profile, IssuedAt: 1, ExpiresAt: 2, Submods: map[string]Appraisal{SubmodSNP: {Status: StatusAffirming}}}
+	for i, c := range []Claims{full, minimal} {
+		got, err := appendPayload(nil, &c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := json.Marshal(&c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != string(want) {
+			t.Errorf("claims %d:\n got %s\nwant %s", i, got, want)
+		}
+	}
+
+	spaced := full
+	spaced.Submods = map[string]Appraisal{SubmodTDX: {Status: st, Claims: json.RawMessage(" {\n \"html\" : \"<a&b>\", \"n\": [ 1 , 2 ] }\n")}}
+	got, err := appendPayload(nil, &spaced)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := json.Marshal(&spaced)
+	var g, w any
+	if err := json.Unmarshal(got, &g); err != nil {
+		t.Fatalf("payload %s: %v", got, err)
+	}
+	if err := json.Unmarshal(want, &w); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(g, w) {
+		t.Errorf("spaced evidence:\n got %s\nwant %s", got, want)
+	}
+
+	for _, bad := range []string{`{"a":`, `{"a":1} x`, `{"a":1}{"b":2}`, `{'a':1}`} {
+		c := minimal
+		c.Submods = map[string]Appraisal{SubmodTDX: {Status: StatusAffirming, Claims: json.RawMessage(bad)}}
+		if _, err := appendPayload(nil, &c); err == nil {
+			t.Errorf("evidence %q accepted", bad)
+		}
+		s, err := NewSigner(mustKeySet(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := s.Sign(c); !errors.Is(err, ErrClaims) {
+			t.Errorf("Sign with evidence %q: %v, want ErrClaims", bad, err)
+		}
+	}
+}
+
+func mustKeySet(t *testing.T) *KeySet {
+	t.Helper()
+	k, err := GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks, err := NewKeySet(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ks
+}
