@@ -62,6 +62,7 @@ type fleet struct {
 	col        *collateral.Collateral
 	root       *tdsim.Sim // any Sim: they share the PKI and its root
 	now        time.Time
+	snp        *snpFleet
 }
 
 func newFleet(t *testing.T) *fleet {
@@ -129,6 +130,7 @@ func newFleet(t *testing.T) *fleet {
 	if !f.d.sim.Debug() || f.a.sim.Debug() || f.d.sim.MRTD() != f.a.sim.MRTD() {
 		t.Fatal("D is not A's image in debug mode")
 	}
+	f.snp = newSNPFleet(t, f)
 	return f
 }
 
@@ -201,6 +203,7 @@ func (f *fleet) referenceValues(s scenario) []refvalue.Value {
 		vals = append(vals,
 			refvalue.Value{Name: "dstack.compose_hash", Values: []string{hex.EncodeToString(ch)}, Provenance: prov},
 			refvalue.Value{Name: "dstack.app_id", Values: []string{hex.EncodeToString(id)}, Provenance: prov})
+		vals = append(vals, f.snp.snpRefValues()...)
 	case pinRegisters:
 		vals = append(vals, refvalue.Value{Name: "tdx.rtmr_3", Values: []string{hex.EncodeToString(r[3][:])}, Provenance: prov})
 	}
@@ -224,6 +227,9 @@ type env struct {
 	teeJWK  protocol.JWK
 	scen    scenario
 	results *tally
+	// snpCRL is the AMD CRL the verifier obtains for SEV-SNP evidence
+	// (nil: none).
+	snpCRL [][]byte
 }
 
 func newEnv(t *testing.T, f *fleet, dsn string, s scenario) *env {
@@ -253,7 +259,9 @@ func newEnv(t *testing.T, f *fleet, dsn string, s scenario) *env {
 		t.Fatal(err)
 	}
 	src := verifier.CollateralFunc(func(context.Context, *quote.Quote) (*collateral.Collateral, error) { return f.col, nil })
-	v, err := verifier.New(src, st.RefValues(), signer, verifier.WithClock(clock), verifier.WithTrustedRoot(f.root.TrustRoot()))
+	e := &env{}
+	v, err := verifier.New(src, st.RefValues(), signer, append([]verifier.Option{verifier.WithClock(clock), verifier.WithTrustedRoot(f.root.TrustRoot())},
+		f.snp.snpOptions(e)...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -271,7 +279,7 @@ func newEnv(t *testing.T, f *fleet, dsn string, s scenario) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{svc: svc, broker: b, secret: []byte("attacktest: TD A's secret " + s.String()),
+	*e = env{svc: svc, broker: b, secret: []byte("attacktest: TD A's secret " + s.String()),
 		res: protocol.ResourceID{Repository: "default", Type: "key", Tag: "a"}, scen: s, results: &tally{}}
 	if err := b.PutResource(ctx, e.res, e.secret); err != nil {
 		t.Fatal(err)
@@ -380,7 +388,13 @@ func (e *env) dstackVerify(t *testing.T, req map[string]any) (bool, string) {
 // evidence(nonce) returns: accepted means the secret was released.
 func (e *env) kbsAttempt(t *testing.T, evidence func(reportData [64]byte) []byte) (bool, string) {
 	t.Helper()
-	authBody, _ := json.Marshal(protocol.NewRequest(protocol.TeeTdx))
+	return e.kbsAttemptTEE(t, protocol.TeeTdx, evidence)
+}
+
+// kbsAttemptTEE is kbsAttempt for a session of TEE tee.
+func (e *env) kbsAttemptTEE(t *testing.T, tee protocol.Tee, evidence func(reportData [64]byte) []byte) (bool, string) {
+	t.Helper()
+	authBody, _ := json.Marshal(protocol.NewRequest(tee))
 	w := e.do(t, e.broker, http.MethodPost, protocol.PathAuth, authBody, nil)
 	if w.Code != http.StatusOK {
 		t.Fatalf("auth: %d %s", w.Code, w.Body)
@@ -595,6 +609,7 @@ func runCampaign(t *testing.T, f *fleet, newDSN func(testing.TB) string) {
 			campaignAttestation(t, f, e)
 			campaignRATLS(t, f, e)
 			campaignMixedJSON(t, f, e)
+			campaignSNP(t, f.snp, e)
 		}
 		r := e.results
 		total.tried += r.tried
