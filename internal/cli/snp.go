@@ -444,6 +444,29 @@ type measureSNPFlags struct {
 	vcpus                                           uint32
 	vcpuType                                        string
 	guestFeatures                                   uint64
+	// Which of the VM configuration was given on the command line (it
+	// then overrides a vm_config's).
+	vcpusSet, vcpuTypeSet, featuresSet bool
+}
+
+// runMeasurePlatformSNP is "measure --platform snp": the image flags of
+// measure, --cpus as the vCPU count, and the SNP flags measure has.
+func (a *app) runMeasurePlatformSNP(cmd *cobra.Command, img *measureImageFlags, mach *tdMachineFlags, f *measureSNPFlags) error {
+	fl := cmd.Flags()
+	for _, name := range []string{"memory", "qemu-version", "qemu-single-pass-add-pages", "acpi-dir", "acpi-from-eventlog", "firmware-digests-from-eventlog", "lint"} {
+		if fl.Changed(name) {
+			return &usageError{err: fmt.Errorf("--%s applies to --platform tdx only", name)}
+		}
+	}
+	if mach.cpus < 0 || mach.cpus > 512 {
+		return &usageError{err: fmt.Errorf("--cpus %d: want 1..512", mach.cpus)}
+	}
+	f.image, f.firmware, f.kernel, f.initrd, f.cmdline = img.dir, img.firmware, img.kernel, img.initrd, img.cmdline
+	f.vcpus, f.vcpusSet, f.vcpuTypeSet, f.featuresSet = uint32(mach.cpus), true, true, true
+	if f.image == "" && f.firmware == "" && f.kernel == "" {
+		return &usageError{err: errors.New("--platform snp: give --image DIR or --firmware and --kernel")}
+	}
+	return a.runMeasureSNP(cmd, f)
 }
 
 type measureSNPOutput struct {
@@ -496,6 +519,8 @@ own measurement.snp.cbor. --write-document FILE writes measurement.snp.cbor for 
 		Args:        unknownCommand,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			a.ran = true
+			fl := cmd.Flags()
+			f.vcpusSet, f.vcpuTypeSet, f.featuresSet = fl.Changed("vcpus"), fl.Changed("vcpu-type") || fl.Changed("cpu-type"), fl.Changed("guest-features")
 			return a.runMeasureSNP(cmd, f)
 		},
 	}
@@ -628,23 +653,22 @@ func (a *app) runMeasureSNP(cmd *cobra.Command, f *measureSNPFlags) error {
 		return err
 	}
 	// The VM configuration: flags, else the vm_config's.
-	fl := cmd.Flags()
 	vcpus, vcpuType, features := f.vcpus, f.vcpuType, f.guestFeatures
 	if doc != nil && doc.VCPUType != "" {
-		if !fl.Changed("vcpus") {
+		if !f.vcpusSet {
 			vcpus = doc.VCPUs
 		}
-		if !fl.Changed("vcpu-type") && !fl.Changed("cpu-type") {
+		if !f.vcpuTypeSet {
 			vcpuType = doc.VCPUType
 		}
-		if !fl.Changed("guest-features") {
+		if !f.featuresSet {
 			features = doc.GuestFeatures
 		}
-	} else if !fl.Changed("guest-features") {
+	} else if !f.featuresSet {
 		features = 1
 	}
 	if vcpus == 0 || vcpuType == "" {
-		return &usageError{err: errors.New("give --vcpus and --vcpu-type (or a vm_config that has them)")}
+		return &usageError{err: errors.New("give the vCPU count and type: --vcpus (measure --platform snp: --cpus) and --vcpu-type, or a vm_config that has them")}
 	}
 	out := &measureSNPOutput{MediaType: measureSNPMediaType}
 	var l, ref *measure.SNPLaunch
