@@ -62,6 +62,8 @@ type fleet struct {
 	col        *collateral.Collateral
 	root       *tdsim.Sim // any Sim: they share the PKI and its root
 	now        time.Time
+	// nitro is the AWS Nitro evidence (nitro_test.go).
+	nitro *nitroFleet
 }
 
 func newFleet(t *testing.T) *fleet {
@@ -117,6 +119,7 @@ func newFleet(t *testing.T) *fleet {
 	if f.col, err = f.a.sim.Collateral(f.now); err != nil {
 		t.Fatal(err)
 	}
+	f.nitro = newNitroFleet(t, f.now)
 	// The fleet is what the campaign says it is: two apps on one image,
 	// two images, one debug TD.
 	ra, rb, rc := f.a.sim.RTMRs(), f.b.sim.RTMRs(), f.c.sim.RTMRs()
@@ -203,6 +206,8 @@ func (f *fleet) referenceValues(s scenario) []refvalue.Value {
 			refvalue.Value{Name: "dstack.app_id", Values: []string{hex.EncodeToString(id)}, Provenance: prov})
 	case pinRegisters:
 		vals = append(vals, refvalue.Value{Name: "tdx.rtmr_3", Values: []string{hex.EncodeToString(r[3][:])}, Provenance: prov})
+		// The Nitro pins apply to no TDX evidence (claims.MeasurementApplies).
+		vals = append(vals, f.nitro.referenceValues()...)
 	}
 	return vals
 }
@@ -253,7 +258,8 @@ func newEnv(t *testing.T, f *fleet, dsn string, s scenario) *env {
 		t.Fatal(err)
 	}
 	src := verifier.CollateralFunc(func(context.Context, *quote.Quote) (*collateral.Collateral, error) { return f.col, nil })
-	v, err := verifier.New(src, st.RefValues(), signer, verifier.WithClock(clock), verifier.WithTrustedRoot(f.root.TrustRoot()))
+	v, err := verifier.New(src, st.RefValues(), signer, verifier.WithClock(clock), verifier.WithTrustedRoot(f.root.TrustRoot()),
+		verifier.WithNitroRoot(f.nitro.ca.Root))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -380,7 +386,13 @@ func (e *env) dstackVerify(t *testing.T, req map[string]any) (bool, string) {
 // evidence(nonce) returns: accepted means the secret was released.
 func (e *env) kbsAttempt(t *testing.T, evidence func(reportData [64]byte) []byte) (bool, string) {
 	t.Helper()
-	authBody, _ := json.Marshal(protocol.NewRequest(protocol.TeeTdx))
+	return e.kbsAttemptTee(t, protocol.TeeTdx, evidence)
+}
+
+// kbsAttemptTee is kbsAttempt with a session of tee.
+func (e *env) kbsAttemptTee(t *testing.T, tee protocol.Tee, evidence func(reportData [64]byte) []byte) (bool, string) {
+	t.Helper()
+	authBody, _ := json.Marshal(protocol.NewRequest(tee))
 	w := e.do(t, e.broker, http.MethodPost, protocol.PathAuth, authBody, nil)
 	if w.Code != http.StatusOK {
 		t.Fatalf("auth: %d %s", w.Code, w.Body)
@@ -590,6 +602,9 @@ func runCampaign(t *testing.T, f *fleet, newDSN func(testing.TB) string) {
 		campaignQuote(t, f, e)
 		campaignCCEL(t, f, e)
 		campaignKBS(t, f, e)
+		if s == pinRegisters {
+			campaignNitro(t, f, e)
+		}
 		if s == pinDstack {
 			campaignGetQuote(t, f, e)
 			campaignAttestation(t, f, e)
