@@ -51,6 +51,7 @@ type dstackFlags struct {
 	dstackCompat                        bool
 	snpVCEK                             string
 	tpmRoot, tpmIntermediate            string
+	crl                                 crlFlags
 }
 
 type dstackOutput struct {
@@ -109,6 +110,9 @@ file must hash to os_image_hash and list the measurement document, from which th
 registers are recomputed. ACPI digests come from the event log (cpu_count and the device
 topology are then not verified) or, with --acpi-dir, from the VM's fw_cfg ACPI tables. A
 register that differs is not authentic (exit 4): the TD did not boot the claimed image.
+For SEV-SNP evidence, --image recomputes the launch digest from the image (bios-sev, else
+bios; kernel, initrd, cmdline) for vm_config's vCPU configuration and requires MEASUREMENT;
+a mismatch names the inputs that differ (as "measure snp" does).
 
 FILE is a GetQuote JSON ({"quote", "event_log", "report_data", "vm_config"}), an
 {"attestation": hex} object, raw VersionedAttestation bytes (SCALE V0 or msgpack V1), or a
@@ -144,6 +148,7 @@ verify takes) or, without it, from the configured source: --pccs-url (default In
 	fl.StringVar(&f.snpVCEK, "vcek", "", "SEV-SNP evidence without a cert_chain: the VCEK certificate `FILE`")
 	fl.StringVar(&f.tpmRoot, "tpm-trusted-root", "", "GCP TDX evidence: trust the certificate in `FILE` instead of Google's EK/AK CA Root for the vTPM quote")
 	fl.StringVar(&f.tpmIntermediate, "tpm-intermediate", "", "GCP TDX evidence: the AK certificate's intermediate `FILE` (replaces Google's pinned one)")
+	f.crl.register(fl)
 	commandLineOnly(fl, "trusted-root", "allow-debug-unsafe", "allow-mrsignerseam-unsafe", "allow-service-td-unsafe", "tpm-trusted-root", "tpm-intermediate")
 	return c
 }
@@ -268,6 +273,7 @@ func (a *app) dstackVerifyData(cmd *cobra.Command, out *dstackOutput, data []byt
 		}
 		extra = append(extra, verifier.WithGCPTPMRoots(tr, inter))
 	}
+	extra = append(extra, f.crl.verifierOptions(f.at.t)...)
 	o, err := ap.verify(cmd.Context(), in, c, root, f.strict, now, extra...)
 	if err != nil {
 		return err

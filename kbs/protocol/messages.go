@@ -166,8 +166,9 @@ type CompositeEvidence struct {
 // VersionedAttestation (report, cert_chain, mr_config, report data,
 // vm_config) as lowercase hex, the form of dstack-verifier's
 // {"attestation": hex} request. Its REPORT_DATA must bind the session
-// nonce and tee-pubkey. (Trustee's own SnpEvidence, a serde-serialised
-// report with a certificate table, is not accepted yet.)
+// nonce and tee-pubkey. Trustee's own SnpEvidence ({"attestation_report",
+// "cert_chain"}, the sev crate's serde form) is accepted as well: see
+// snp.ParseTrusteeEvidence.
 type SNPEvidence struct {
 	Attestation string `json:"attestation"`
 }
