@@ -63,6 +63,8 @@ type fleet struct {
 	root       *tdsim.Sim // any Sim: they share the PKI and its root
 	now        time.Time
 	snp        *snpFleet
+	// nitro is the AWS Nitro evidence (nitro_test.go).
+	nitro *nitroFleet
 }
 
 func newFleet(t *testing.T) *fleet {
@@ -118,6 +120,7 @@ func newFleet(t *testing.T) *fleet {
 	if f.col, err = f.a.sim.Collateral(f.now); err != nil {
 		t.Fatal(err)
 	}
+	f.nitro = newNitroFleet(t, f.now)
 	// The fleet is what the campaign says it is: two apps on one image,
 	// two images, one debug TD.
 	ra, rb, rc := f.a.sim.RTMRs(), f.b.sim.RTMRs(), f.c.sim.RTMRs()
@@ -206,6 +209,8 @@ func (f *fleet) referenceValues(s scenario) []refvalue.Value {
 		vals = append(vals, f.snp.snpRefValues()...)
 	case pinRegisters:
 		vals = append(vals, refvalue.Value{Name: "tdx.rtmr_3", Values: []string{hex.EncodeToString(r[3][:])}, Provenance: prov})
+		// The Nitro pins apply to no TDX evidence (claims.MeasurementApplies).
+		vals = append(vals, f.nitro.referenceValues()...)
 	}
 	return vals
 }
@@ -260,7 +265,8 @@ func newEnv(t *testing.T, f *fleet, dsn string, s scenario) *env {
 	}
 	src := verifier.CollateralFunc(func(context.Context, *quote.Quote) (*collateral.Collateral, error) { return f.col, nil })
 	e := &env{}
-	v, err := verifier.New(src, st.RefValues(), signer, append([]verifier.Option{verifier.WithClock(clock), verifier.WithTrustedRoot(f.root.TrustRoot())},
+	v, err := verifier.New(src, st.RefValues(), signer, append([]verifier.Option{verifier.WithClock(clock), verifier.WithTrustedRoot(f.root.TrustRoot()),
+		verifier.WithNitroRoot(f.nitro.ca.Root)},
 		f.snp.snpOptions(e)...)...)
 	if err != nil {
 		t.Fatal(err)
@@ -604,6 +610,9 @@ func runCampaign(t *testing.T, f *fleet, newDSN func(testing.TB) string) {
 		campaignQuote(t, f, e)
 		campaignCCEL(t, f, e)
 		campaignKBS(t, f, e)
+		if s == pinRegisters {
+			campaignNitro(t, f, e)
+		}
 		if s == pinDstack {
 			campaignGetQuote(t, f, e)
 			campaignAttestation(t, f, e)
