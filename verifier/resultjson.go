@@ -10,6 +10,7 @@ import (
 	"github.com/tdproof/tdproof/dstack"
 	"github.com/tdproof/tdproof/ear"
 	"github.com/tdproof/tdproof/policy"
+	"github.com/tdproof/tdproof/snp"
 )
 
 // resultHead and resultTail are Result's fields before and after Claims,
@@ -30,6 +31,7 @@ type resultTail struct {
 	TrustVector ear.TrustVector   `json:"trust_vector"`
 	DCAP        *dcap.Result      `json:"dcap,omitempty"`
 	Dstack      *dstack.Result    `json:"dstack,omitempty"`
+	SNP         *snp.Result       `json:"snp,omitempty"`
 	Chain       []ChainCert       `json:"chain,omitempty"`
 	EventLog    []LogEvent        `json:"event_log,omitempty"`
 }
@@ -46,7 +48,7 @@ func (r *Result) AppendJSON(dst []byte) ([]byte, error) {
 	if err != nil {
 		return dst, err
 	}
-	tail, err := json.Marshal(resultTail{Appraisal: r.Appraisal, TrustVector: r.TrustVector, DCAP: r.DCAP, Dstack: r.Dstack,
+	tail, err := json.Marshal(resultTail{Appraisal: r.Appraisal, TrustVector: r.TrustVector, DCAP: r.DCAP, Dstack: r.Dstack, SNP: r.SNP,
 		Chain: r.Chain, EventLog: r.EventLog})
 	if err != nil {
 		return dst, err

@@ -6,7 +6,6 @@ import (
 	"fmt"
 
 	"github.com/tdproof/tdproof/claims"
-	"github.com/tdproof/tdproof/collateral"
 	"github.com/tdproof/tdproof/dstack"
 	"github.com/tdproof/tdproof/policy"
 	"github.com/tdproof/tdproof/snp"
@@ -72,26 +71,5 @@ func (v *Verifier) verifySNP(ctx context.Context, de *dstack.Evidence, pol *poli
 	if ev.Details {
 		res.Chain = snpChainDetails(r.SNP, crlErr)
 	}
-	cs, err := claims.New(claims.Input{Dstack: r})
-	if err != nil {
-		return nil, fmt.Errorf("verifier: claims: %w", err)
-	}
-	res.Claims = cs
-	a, err := policy.Appraise(ctx, pol, cs, v.refs, now)
-	if err != nil {
-		return nil, fmt.Errorf("verifier: appraisal: %w", err)
-	}
-	res.Appraisal = a
-	res.Allow = a.Allow
-	s := summarize(nil, cs, a)
-	switch r.SNP.TCBStatus {
-	case snp.TCBUpToDate:
-		s.TCBStatus = collateral.UpToDate
-	case snp.TCBOutOfDate:
-		s.TCBStatus = collateral.OutOfDate
-	}
-	if d, ok := cs.Bool("snp.guest_policy.debug"); ok && d {
-		s.Debug = true
-	}
-	return v.sign(res, s)
+	return v.appraiseSNP(ctx, res, pol, now, claims.Input{Dstack: r}, r.SNP.TCBStatus)
 }

@@ -1,7 +1,7 @@
 // Package verifier is tdproof's verification pipeline, the orchestrate
-// layer of the relying party: evidence (a DCAP quote or dstack evidence) →
-// collateral → dcap (and dstack) → claims → policy (with reference values)
-// → a signed EAR token.
+// layer of the relying party: evidence (a DCAP quote, dstack evidence or
+// Trustee's SEV-SNP evidence) → collateral → dcap, dstack or snp → claims
+// → policy (with reference values) → a signed EAR token.
 //
 // The pipeline performs no I/O of its own: collateral comes from a
 // CollateralSource (package verifier/pcsource adapts a pcs.Source, so this
@@ -181,13 +181,17 @@ func New(src CollateralSource, refs refvalue.Store, signer *ear.Signer, opts ...
 		snpCRLs: c.snpCRLs, nitro: c.nitro}, nil
 }
 
-// Evidence is one verification request. Exactly one of Quote and Dstack is
-// set.
+// Evidence is one verification request. Exactly one of Quote, Dstack and
+// TrusteeSNP is set.
 type Evidence struct {
 	// Quote is a raw DCAP quote (TDX or SGX).
 	Quote []byte
 	// Dstack is dstack evidence in any format dstack.ParseEvidence reads.
 	Dstack []byte
+	// TrusteeSNP is Trustee's SEV-SNP evidence (the JSON
+	// snp.ParseTrusteeEvidence reads): the report with its cert_chain, or
+	// without one when WithSNPEndorsement supplies the certificates.
+	TrusteeSNP []byte
 	// CCEL, with a TDX Quote only, is the TD's boot event log as the
 	// CCEL ACPI table holds it (/sys/firmware/acpi/tables/data/CCEL). It
 	// must replay to the quote's RTMR0–2, and to its RTMR3 when it holds
@@ -241,6 +245,9 @@ type Result struct {
 	// check (the event log) failed, so that its TCB status is reported.
 	DCAP   *dcap.Result   `json:"dcap,omitempty"`
 	Dstack *dstack.Result `json:"dstack,omitempty"`
+	// SNP is the SEV-SNP verification result of Trustee SEV-SNP evidence
+	// (dstack SEV-SNP evidence has it in Dstack.SNP); nil otherwise.
+	SNP *snp.Result `json:"snp,omitempty"`
 	// Chain describes the verified PCK certificate chain, leaf first
 	// (Evidence.Details only; nil when not authentic).
 	Chain []ChainCert `json:"chain,omitempty"`
@@ -277,8 +284,11 @@ func NonceClaim(nonce []byte) string {
 // Verify verifies ev, appraises it and signs the verdict. See the package
 // documentation for which failures are errors.
 func (v *Verifier) Verify(ctx context.Context, ev Evidence) (*Outcome, error) {
-	if (len(ev.Quote) == 0) == (len(ev.Dstack) == 0) {
-		return nil, fmt.Errorf("%w: give exactly one of a quote and dstack evidence", ErrMalformedEvidence)
+	if n := btoi(len(ev.Quote) > 0) + btoi(len(ev.Dstack) > 0) + btoi(len(ev.TrusteeSNP) > 0); n != 1 {
+		return nil, fmt.Errorf("%w: give exactly one of a quote, dstack evidence and Trustee SEV-SNP evidence", ErrMalformedEvidence)
+	}
+	if len(ev.TrusteeSNP) > 0 && (ev.DstackInputs != nil || len(ev.CCEL) > 0) {
+		return nil, fmt.Errorf("%w: Trustee SEV-SNP evidence takes no image, ACPI tables or CCEL", ErrMalformedEvidence)
 	}
 	if ev.DstackInputs != nil && len(ev.Dstack) == 0 {
 		return nil, fmt.Errorf("%w: an image or ACPI tables go with dstack evidence", ErrMalformedEvidence)
@@ -299,6 +309,9 @@ func (v *Verifier) Verify(ctx context.Context, ev Evidence) (*Outcome, error) {
 		}
 	}
 
+	if len(ev.TrusteeSNP) > 0 {
+		return v.verifyTrusteeSNP(ctx, pol, ev)
+	}
 	var (
 		q  *quote.Quote
 		de *dstack.Evidence

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"github.com/tdproof/tdproof/dstack"
 	"github.com/tdproof/tdproof/nitro"
 	"github.com/tdproof/tdproof/tpm"
+	"github.com/tdproof/tdproof/verifier"
 )
 
 // nitroMediaType versions the JSON output of nitro verify.
@@ -263,6 +265,33 @@ func classifyNitro(err error) (int, string, bool) {
 }
 
 // printDstackNitro prints a verified dstack Nitro result (dstack verify).
+// dstackVerifyNitro verifies dstack Nitro Enclave or NitroTPM evidence
+// for dstack verify through the service's pipeline (verifier.Verifier:
+// the document against the AWS root, or --trusted-root's; the tee nitro
+// rules and reference values of the policy), so that the CLI accepts
+// exactly what the service does. --report-data is the request's nonce:
+// it must equal the document's user_data (rule report_data).
+func (a *app) dstackVerifyNitro(cmd *cobra.Command, out *dstackOutput, in verifier.Evidence, f *dstackFlags, root *x509.Certificate, ap *appraisal) error {
+	now := f.at.t
+	if now.IsZero() {
+		now = time.Now().UTC()
+	}
+	var extra []verifier.Option
+	if root != nil {
+		extra = append(extra, verifier.WithNitroRoot(root))
+	}
+	extra = append(extra, f.crl.verifierOptions(f.at.t)...)
+	o, err := ap.verify(cmd.Context(), in, nil, nil, f.strict, now, extra...)
+	if err != nil {
+		return err
+	}
+	out.Result = o.Result
+	out.Verified, out.Accepted = o.Result.Authentic, o.Result.Allow
+	var verr error
+	out.Verdict, out.line, verr = verdictOf(o)
+	return withHints(verr, appraisalHints(o.Result, f.appraisal.policyFile == "" && f.appraisal.db == "")...)
+}
+
 func printDstackNitro(p *printer, r *dstack.Result) {
 	n := r.Nitro
 	p.kv(0, "module id", n.ModuleID)

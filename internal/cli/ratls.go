@@ -153,10 +153,7 @@ func (a *app) runVerifyCert(cmd *cobra.Command, data []byte, f *ratlsFlags, outF
 		return err
 	}
 	var r *dstack.Result
-	switch {
-	case res.Other != nil:
-		r = res.Other
-	case res.Result != nil:
+	if res.Result != nil {
 		r = res.Result.Dstack
 	}
 	out, err := dstack.NewCertVerification(cert, r)
