@@ -1,13 +1,17 @@
 package cli
 
 import (
+	"encoding/hex"
+	"encoding/json"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/tdproof/tdproof/internal/testvectors"
 	"github.com/tdproof/tdproof/nitrosim"
 )
 
@@ -75,4 +79,32 @@ func TestNitroVerifyCRL(t *testing.T) {
 	real := realNSM(t, "dstack-attest__tests__nitro_attestation.bin")
 	args = []string{"nitro", "verify", real, "--at", "2025-12-25T16:30:00Z", "--crl-dir", t.TempDir(), "--crl-offline"}
 	invoke(t, nil, args...).wantCode(t, exitCollateralUnavailable, args...)
+}
+
+// TestServeCRL: tdproof serve --crl-dir checks the chain of Nitro evidence:
+// offline with an empty directory the real enclave attestation is not
+// authentic (its AWS chain names CRLs the directory does not hold);
+// without --crl-dir it is.
+func TestServeCRL(t *testing.T) {
+	att := testvectors.ReadFile(t, "multitee", "dstack", "dstack-attest__tests__nitro_attestation.bin")
+	s := startServe(t, "--data-dir", t.TempDir(), "--offline", "--collateral-dir", t.TempDir(), "--at", "2025-12-25T16:30:00Z", "--crl-dir", t.TempDir(), "--crl-offline")
+	code, body := postJSON(t, s.url+"/v1/verify", map[string]any{"dstack": hex.EncodeToString(att)})
+	var out struct {
+		Result struct {
+			Authentic bool   `json:"authentic"`
+			Reason    string `json:"reason"`
+		} `json:"result"`
+	}
+	if err := json.Unmarshal(body, &out); err != nil || code != http.StatusOK {
+		t.Fatalf("%d %s", code, body)
+	}
+	if out.Result.Authentic || !strings.Contains(out.Result.Reason, "CRL") {
+		t.Fatalf("authentic %v reason %q", out.Result.Authentic, out.Result.Reason)
+	}
+	// Without --crl-dir the same evidence is authentic.
+	s2 := startServe(t, "--data-dir", t.TempDir(), "--offline", "--collateral-dir", t.TempDir(), "--at", "2025-12-25T16:30:00Z")
+	code, body = postJSON(t, s2.url+"/v1/verify", map[string]any{"dstack": hex.EncodeToString(att)})
+	if err := json.Unmarshal(body, &out); err != nil || code != http.StatusOK || !out.Result.Authentic {
+		t.Fatalf("%d %s", code, body)
+	}
 }
