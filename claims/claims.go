@@ -69,6 +69,12 @@ type Set map[string]any
 // anything: the inputs must come from dcap.Verify, eventlog replay and
 // dstack.Verify. On error the set is nil.
 func New(in Input) (Set, error) {
+	if in.Dstack != nil && in.Dstack.Nitro != nil {
+		if in.DCAP != nil || in.Quote != nil || in.Replayed != nil || in.SNP != nil || in.Dstack.DCAP != nil || in.Dstack.SNP != nil {
+			return nil, fmt.Errorf("%w: Nitro result mixed with TDX/SGX/SEV-SNP input", ErrInvalid)
+		}
+		return newNitro(in.Dstack)
+	}
 	if in.SNP == nil && in.Dstack != nil && in.Dstack.DCAP == nil {
 		in.SNP = in.Dstack.SNP
 	}
@@ -123,6 +129,9 @@ func New(in Input) (Set, error) {
 			return nil, fmt.Errorf("%w: dstack result for an SGX quote", ErrInvalid)
 		}
 		s.addDstack(in.Dstack)
+		if in.Dstack.GCP != nil {
+			s.addGCP(in.Dstack.GCP)
+		}
 	}
 	return s, nil
 }
@@ -255,6 +264,9 @@ func (s Set) addDstack(d *dstack.Result) {
 	}
 	if id := d.Identity; id != nil {
 		s["dstack.events_after_system_ready"] = nonNil(id.Ignored)
+	}
+	if d.TEEVariant != "" {
+		s["dstack.tee_variant"] = d.TEEVariant
 	}
 	s["dstack.event_log_verified"] = d.EventLogVerified
 	s["dstack.os_image_hash_verified"] = d.OSImageHashVerified

@@ -30,6 +30,21 @@ var measurements = map[string]string{
 	"dstack.mr_system":       "dstack.mr_system",
 	"dstack.mr_aggregated":   "dstack.mr_aggregated",
 	"dstack.key_provider_id": "dstack.key_provider_id",
+	// Nitro Enclave (SHA-384): the image, kernel and bootstrap, the
+	// application, the IAM role, the instance and the EIF signer.
+	"nitro.pcr0": "nitro.pcr0",
+	"nitro.pcr1": "nitro.pcr1",
+	"nitro.pcr2": "nitro.pcr2",
+	"nitro.pcr3": "nitro.pcr3",
+	"nitro.pcr4": "nitro.pcr4",
+	"nitro.pcr8": "nitro.pcr8",
+	// GCP vTPM (SHA-256): firmware and boot path (GPT, UKI, kernel).
+	"tpm.pcr0": "tpm.pcr0",
+	"tpm.pcr2": "tpm.pcr2",
+	// NitroTPM (SHA-384): the UEFI/UKI boot path.
+	"tpm.pcr4":  "tpm.pcr4",
+	"tpm.pcr7":  "tpm.pcr7",
+	"tpm.pcr12": "tpm.pcr12",
 }
 
 // MeasurementClaim returns the claim a reference value named name is

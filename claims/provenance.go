@@ -53,6 +53,11 @@ var bound = map[string]bool{
 	"dstack.cpu_count_verified":     true,
 	"dstack.mr_system":              true,
 	"dstack.mr_aggregated":          true,
+	// The UKI hash comes from the vm_config's measurement document, bound
+	// to os_image_hash and found among the quoted PCR2 events.
+	"tpm.uki_auth": true,
+	// SHA-256(PCR4||PCR7||PCR12) of a verified NitroTPM document.
+	"tpm.boot_pcr_digest": true,
 }
 
 // ProvenanceOf returns the provenance of the claim named name as New
@@ -60,7 +65,9 @@ var bound = map[string]bool{
 // tdx.eventlog.* and the dstack identity read from runtime events, Bound
 // for values checked against the quote, Signed for everything else (the
 // quote's fields, the DCAP verification facts, dstack.device_id from the
-// verified PCK certificate). docs/claims.md lists each claim's provenance.
+// verified PCK certificate). It goes by the name alone, as TDX evidence
+// makes the claim; ProvenanceIn and Set.Provenance also know SEV-SNP's.
+// docs/claims.md lists each claim's provenance.
 func ProvenanceOf(name string) Provenance {
 	switch {
 	case strings.HasPrefix(name, UnverifiedPrefix):
@@ -72,6 +79,38 @@ func ProvenanceOf(name string) Provenance {
 	}
 	return Signed
 }
+
+// boundSNP are the dstack claims of SEV-SNP evidence that TDX evidence
+// replays from RTMR3 (or, for device_id, reads from the PCK
+// certificate): for SEV-SNP they are read from the MrConfigV3 document
+// whose exact bytes HOST_DATA, a signed report field, binds, or computed
+// from signed report fields (device_id = SHA-256(CHIP_ID)). No event log
+// is replayed for SEV-SNP.
+var boundSNP = map[string]bool{
+	"dstack.app_id":             true,
+	"dstack.compose_hash":       true,
+	"dstack.instance_id":        true,
+	"dstack.key_provider":       true,
+	"dstack.key_provider_id":    true,
+	"dstack.event_log_verified": true,
+	"dstack.device_id":          true,
+}
+
+// ProvenanceIn returns the provenance of the claim named name in a claim
+// set whose tee claim is tee. It is ProvenanceOf, except for SEV-SNP
+// (tee "snp"), whose dstack identity claims are Bound: read from the
+// MrConfigV3 document that HOST_DATA binds, or (dstack.device_id)
+// computed from CHIP_ID, not replayed.
+func ProvenanceIn(tee, name string) Provenance {
+	if tee == TEESNP && boundSNP[name] {
+		return Bound
+	}
+	return ProvenanceOf(name)
+}
+
+// Provenance returns the provenance of the claim named name in s
+// (ProvenanceIn with s's tee claim).
+func (s Set) Provenance(name string) Provenance { return ProvenanceIn(s.TEE(), name) }
 
 // Matchable reports whether a policy may match the claim named name: its
 // provenance is Signed, Replayed or Bound.

@@ -97,3 +97,78 @@ func TestSNPDstackClaims(t *testing.T) {
 		}
 	}
 }
+
+// TestSNPProvenance: no claim of dstack SEV-SNP evidence is replayed (no
+// event log is replayed for SEV-SNP): the dstack identity read from the
+// MrConfigV3 document HOST_DATA binds, device_id = SHA-256(CHIP_ID) and
+// the values computed from MEASUREMENT are bound; the report fields are
+// signed. The same names keep their TDX provenance in a TDX set. The
+// SEV-SNP table of docs/claims.md agrees with ProvenanceIn.
+func TestSNPProvenance(t *testing.T) {
+	ev, err := dstack.ParseEvidence(testvectors.ReadFile(t, "multitee", "dstack", "verifier__fixtures__sev-snp-attestation.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := dstack.VerifySNP(ev, dstack.SNPOptions{Now: time.Date(2026, 6, 18, 0, 0, 0, 0, time.UTC)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := claims.New(claims.Input{Dstack: res})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]claims.Provenance{
+		"dstack.app_id": claims.Bound, "dstack.compose_hash": claims.Bound, "dstack.instance_id": claims.Bound,
+		"dstack.key_provider": claims.Bound, "dstack.key_provider_id": claims.Bound, "dstack.event_log_verified": claims.Bound,
+		"dstack.device_id": claims.Bound, "dstack.mr_system": claims.Bound, "dstack.mr_aggregated": claims.Bound,
+		"dstack.os_image_hash": claims.Bound, "snp.report.host_data": claims.Signed, "snp.report.measurement": claims.Signed,
+		"snp.crl_checked": claims.Signed, "tee": claims.Signed,
+	}
+	for name, p := range want {
+		if _, ok := s.Get(name); !ok {
+			t.Errorf("claim %s missing", name)
+		}
+		if got := s.Provenance(name); got != p {
+			t.Errorf("SEV-SNP %s: provenance %s, want %s", name, got, p)
+		}
+	}
+	for _, name := range s.Names() {
+		if p := s.Provenance(name); p == claims.Replayed || p == claims.Unverified {
+			t.Errorf("SEV-SNP %s: provenance %s", name, p)
+		}
+	}
+	for name, p := range map[string]claims.Provenance{"dstack.app_id": claims.Replayed, "dstack.device_id": claims.Signed} {
+		if got := claims.ProvenanceIn(claims.TEETDX, name); got != p {
+			t.Errorf("TDX %s: %s, want %s", name, got, p)
+		}
+	}
+	doc, err := os.ReadFile(filepath.Join("..", "docs", "claims.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, sec, ok := bytes.Cut(doc, []byte("### SEV-SNP provenance"))
+	if !ok {
+		t.Fatal("docs/claims.md has no SEV-SNP provenance section")
+	}
+	sec, _, _ = bytes.Cut(sec, []byte("\n## "))
+	rows := 0
+	for _, line := range bytes.Split(sec, []byte("\n")) {
+		cells := bytes.Split(line, []byte("|"))
+		if len(cells) != 4 || !bytes.HasPrefix(bytes.TrimSpace(cells[1]), []byte("`")) {
+			continue
+		}
+		p := claims.Provenance(bytes.Trim(bytes.TrimSpace(cells[1]), "`"))
+		for _, f := range bytes.Split(cells[2], []byte("`")) {
+			if !bytes.Contains(f, []byte(".")) || bytes.Contains(f, []byte(" ")) {
+				continue
+			}
+			rows++
+			if got := claims.ProvenanceIn(claims.TEESNP, string(f)); got != p {
+				t.Errorf("docs/claims.md lists SEV-SNP %s as %s; ProvenanceIn says %s", f, p, got)
+			}
+		}
+	}
+	if rows < 10 {
+		t.Errorf("only %d claims in the SEV-SNP provenance table", rows)
+	}
+}

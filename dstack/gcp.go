@@ -31,6 +31,9 @@ type GCPOptions struct {
 	// TPMRoot and TPMIntermediates replace Google's pinned EK/AK CA.
 	TPMRoot          *x509.Certificate
 	TPMIntermediates []*x509.Certificate
+	// Revocation, when set, checks the verified AK chain against the CRLs
+	// it returns (tpm.Options.Revocation).
+	Revocation func(chain []*x509.Certificate) ([]*x509.RevocationList, error)
 }
 
 // GCPFacts is what the verified vTPM quote says.
@@ -75,7 +78,8 @@ func checkGCP(ev *Evidence, res *Result, opts Options) error {
 		tq.Events = append(tq.Events, tpm.Event{PCR: int(e.PCRIndex), Digest: e.Digest})
 	}
 	bind := sha256.Sum256(a.Quote)
-	tr, err := tpm.Verify(tq, tpm.Options{Time: opts.Now, Root: opts.GCP.TPMRoot, Intermediates: opts.GCP.TPMIntermediates, ExtraData: bind[:]})
+	tr, err := tpm.Verify(tq, tpm.Options{Time: opts.Now, Root: opts.GCP.TPMRoot, Intermediates: opts.GCP.TPMIntermediates, ExtraData: bind[:],
+		Revocation: opts.GCP.Revocation})
 	if errors.Is(err, tpm.ErrExtraData) {
 		return fmt.Errorf("%w: tpm qualified_data mismatch: %w", ErrReportData, err)
 	}

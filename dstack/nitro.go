@@ -27,6 +27,9 @@ type NitroOptions struct {
 	Root *x509.Certificate
 	// ReportData, when set, must equal the attested report data.
 	ReportData *[64]byte
+	// Revocation, when set, checks the document's verified chain against
+	// the CRLs it returns (nitro.Options.Revocation).
+	Revocation func(chain []*x509.Certificate) ([]*x509.RevocationList, error)
 }
 
 // NitroFacts is what a verified Nitro document says, kept on the result.
@@ -82,7 +85,7 @@ func VerifyNitro(ev *Evidence, opts NitroOptions) (*Result, error) {
 		kind, doc = nitro.KindNitroTPM, a.NitroTPMDocument
 	}
 	res, err := nitro.Verify(doc, nitro.Options{Time: opts.Time, MaxAge: opts.MaxAge, Root: opts.Root, Kind: kind,
-		UserData: a.ReportData[:], AllowDebug: true})
+		UserData: a.ReportData[:], AllowDebug: true, Revocation: opts.Revocation})
 	if errors.Is(err, nitro.ErrUserData) {
 		return nil, fmt.Errorf("%w: NSM user_data does not match report_data: %w", ErrReportData, err)
 	}

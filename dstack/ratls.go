@@ -6,6 +6,7 @@ import (
 	"crypto/sha512"
 	"crypto/x509"
 	"encoding/asn1"
+	"fmt"
 	"io"
 
 	"github.com/tdproof/tdproof/eventlog"
@@ -131,7 +132,7 @@ func parseRATLS(der []byte) (*Evidence, error) {
 			ev.RuntimeEvents = eventlog.RuntimeEvents(ev.Events)
 		}
 	default:
-		return nil, malformed("certificate", -1, "no dstack attestation extension (%s or %s)", OIDAttestation, OIDTDXQuote)
+		return nil, &ParseError{Field: "certificate", Offset: -1, Err: fmt.Errorf("%w (%s or %s)", ErrNotAttested, OIDAttestation, OIDTDXQuote)}
 	}
 	ev.Format = FormatRATLS
 	ev.Certificate = rc

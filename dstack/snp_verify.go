@@ -127,8 +127,10 @@ type SNPOptions struct {
 	// time.Now().
 	Now time.Time
 	// Verifier, if set, verifies the report with its caches (its Roots,
-	// CRLs and RequireCRL apply); otherwise snp.Verify with Roots, CRLs
-	// and RequireCRL below.
+	// CRLs and RequireCRL apply); otherwise snp.Verify with Roots below.
+	// CRLs (DER, ARK-signed, e.g. from AMD KDS) are applied in either
+	// case, and RequireCRL refuses (snp.ErrCRL) a report whose chain no
+	// CRL of its ARK was applied to.
 	Verifier   *snp.Verifier
 	Roots      map[snp.Product]*x509.Certificate
 	CRLs       [][]byte
@@ -148,6 +150,14 @@ type SNPOptions struct {
 	Policy snp.Policy
 	// ReportData, if not nil, is the REPORT_DATA the caller expects.
 	ReportData *[64]byte
+	// Image, if not nil, is the OS image the guest must have booted
+	// (measure.LoadSNPImage or measure.NewSNPImage). VerifySNP then also
+	// recomputes the launch digest from the image with the vm_config's
+	// vcpus, vcpu_type and guest_features and requires MEASUREMENT; the
+	// vm_config must carry sev_snp_measurement. On a mismatch the
+	// error's diagnosis names the inputs in which the image differs
+	// from the vm_config's measurement.snp.cbor.
+	Image *measure.SNPImage
 }
 
 // SNPLaunchCheck reports the launch digest recomputation (§7).
@@ -158,6 +168,9 @@ type SNPLaunchCheck struct {
 	Computed HexBytes `json:"computed"`
 	Quoted   HexBytes `json:"quoted"`
 	Match    bool     `json:"match"`
+	// Image is the launch recomputed from SNPOptions.Image, nil without
+	// one.
+	Image *measure.SNPLaunch `json:"image,omitempty"`
 }
 
 // snpMeasurementDoc is sev_snp_measurement (dstack-mr sev.rs
@@ -196,11 +209,17 @@ func VerifySNP(ev *Evidence, opts SNPOptions) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if len(opts.CRLs) > 0 {
+		certs.CRLs = append(append([][]byte(nil), certs.CRLs...), opts.CRLs...)
+	}
 	var sres *snp.Result
 	if opts.Verifier != nil {
 		sres, err = opts.Verifier.Verify(rep, certs, snp.ProductUnknown, opts.Now)
 	} else {
-		sres, err = snp.Verify(rep, certs, snp.Options{Now: opts.Now, Roots: opts.Roots, CRLs: opts.CRLs, RequireCRL: opts.RequireCRL})
+		sres, err = snp.Verify(rep, certs, snp.Options{Now: opts.Now, Roots: opts.Roots, RequireCRL: opts.RequireCRL})
+	}
+	if err == nil && opts.RequireCRL && !sres.CRLChecked {
+		err = &snp.VerifyError{Step: "crl", Err: fmt.Errorf("%w: no CRL of ARK-%s supplied", snp.ErrCRL, sres.Product)}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrQuote, err)
@@ -232,9 +251,12 @@ func VerifySNP(ev *Evidence, opts SNPOptions) (*Result, error) {
 	}
 	// OS image.
 	var osHash HexBytes
+	if ev.VMConfig == nil && opts.Image != nil {
+		return nil, fmt.Errorf("%w: an OS image was given but the evidence carries no vm_config", ErrOSImageHash)
+	}
 	if ev.VMConfig != nil {
 		osHash = ev.VMConfig.OSImageHash
-		launch, err := verifySNPLaunch(ev.VMConfig, rep)
+		launch, err := verifySNPLaunch(ev.VMConfig, rep, opts.Image)
 		if err != nil {
 			return nil, err
 		}
@@ -384,13 +406,19 @@ func snpLaunchInputs(cfg *VMConfig) (*measure.SNPLaunch, *snpMeasurementDoc, err
 	return l, &doc, nil
 }
 
-func verifySNPLaunch(cfg *VMConfig, rep *snp.Report) (*SNPLaunchCheck, error) {
+func verifySNPLaunch(cfg *VMConfig, rep *snp.Report, image *measure.SNPImage) (*SNPLaunchCheck, error) {
 	l, doc, err := snpLaunchInputs(cfg)
-	if err != nil || l == nil {
+	if err != nil {
 		return nil, err
 	}
 	bad := func(f string, a ...any) error {
 		return fmt.Errorf("%w: "+f, append([]any{ErrOSImageHash}, a...)...)
+	}
+	if l == nil {
+		if image != nil {
+			return nil, bad("an OS image was given but the vm_config has no sev_snp_measurement (vcpus, vcpu_type, guest_features)")
+		}
+		return nil, nil
 	}
 	if h := sha256.Sum256(doc.ChecksumFile); !bytes.Equal(h[:], cfg.OSImageHash) {
 		return nil, bad("os_image_hash %x, SHA-256(checksum_file) %x", []byte(cfg.OSImageHash), h)
@@ -403,9 +431,33 @@ func verifySNPLaunch(cfg *VMConfig, rep *snp.Report) (*SNPLaunchCheck, error) {
 	if err != nil {
 		return nil, bad("%v", err)
 	}
-	check := &SNPLaunchCheck{Inputs: l, Computed: d[:], Quoted: bytes.Clone(rep.Measurement[:]), Match: d == rep.Measurement}
+	var fromImage *measure.SNPLaunch
+	if image != nil {
+		if fromImage, err = image.Launch(l.VCPUs, l.VCPUType, l.GuestFeatures); err != nil {
+			return nil, bad("OS image: %v", err)
+		}
+	}
+	check := &SNPLaunchCheck{Inputs: l, Computed: d[:], Quoted: bytes.Clone(rep.Measurement[:]), Match: d == rep.Measurement, Image: fromImage}
 	if !check.Match {
-		return nil, &SNPLaunchError{Check: check}
+		// The vm_config's inputs are the candidate; the image, when
+		// given, is the reference that names what differs.
+		diag, err := measure.DiagnoseSNPLaunch(rep.Measurement, l, fromImage)
+		if err != nil {
+			return nil, bad("%v", err)
+		}
+		return nil, &SNPLaunchError{Check: check, Diagnosis: diag}
+	}
+	if fromImage != nil {
+		// The vm_config reproduces MEASUREMENT: it is the reference
+		// for what in the image differs.
+		diag, err := measure.DiagnoseSNPLaunch(rep.Measurement, fromImage, l)
+		if err != nil {
+			return nil, bad("OS image: %v", err)
+		}
+		if !diag.Match {
+			check.Match = false
+			return nil, &SNPLaunchError{Check: check, Diagnosis: diag, Image: true}
+		}
 	}
 	if cfg.MRConfig != "" {
 		if _, err := ParseMRConfigV3(cfg.MRConfig); err != nil {
@@ -419,11 +471,25 @@ func verifySNPLaunch(cfg *VMConfig, rep *snp.Report) (*SNPLaunchCheck, error) {
 }
 
 // SNPLaunchError is a launch digest mismatch; it wraps ErrOSImageHash and
-// carries the recomputation for diagnosis (measure.DiagnoseSNP).
-type SNPLaunchError struct{ Check *SNPLaunchCheck }
+// carries the recomputation and the diagnosis
+// (measure.DiagnoseSNPLaunch): the inputs that explain the mismatch.
+type SNPLaunchError struct {
+	Check     *SNPLaunchCheck
+	Diagnosis *measure.SNPDiagnosis
+	// Image is true when the vm_config's inputs reproduce MEASUREMENT
+	// and the OS image given (SNPOptions.Image) does not.
+	Image bool
+}
 
 func (e *SNPLaunchError) Error() string {
-	return fmt.Sprintf("dstack: amd sev-snp measurement mismatch: computed %x, quoted %x", []byte(e.Check.Computed), []byte(e.Check.Quoted))
+	s := fmt.Sprintf("dstack: amd sev-snp measurement mismatch: computed %x, quoted %x", []byte(e.Check.Computed), []byte(e.Check.Quoted))
+	if e.Image && e.Diagnosis != nil {
+		s = fmt.Sprintf("dstack: amd sev-snp measurement mismatch: the OS image gives %x, quoted %x", e.Diagnosis.Computed, []byte(e.Check.Quoted))
+	}
+	if e.Diagnosis != nil && len(e.Diagnosis.Causes) > 0 {
+		s += "; likely cause: " + e.Diagnosis.String()
+	}
+	return s
 }
 
 func (e *SNPLaunchError) Unwrap() error { return ErrOSImageHash }

@@ -17,6 +17,7 @@ const (
 	SubmodTDX    = "tdx"    // an Intel TDX quote
 	SubmodSGX    = "sgx"    // an Intel SGX quote
 	SubmodSNP    = "snp"    // an AMD SEV-SNP attestation report
+	SubmodNitro  = "nitro"  // an AWS Nitro attestation document (Nitro Enclave or NitroTPM)
 	SubmodDstack = "dstack" // the dstack application identity (event log, compose hash)
 )
 

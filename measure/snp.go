@@ -5,6 +5,7 @@ import (
 	"crypto/sha512"
 	"encoding/binary"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -110,6 +111,77 @@ func ParseSNPMeasurement(doc []byte) (*SNPLaunch, error) {
 	return l, nil
 }
 
+// Document encodes l's image part as measurement.snp.cbor (version 3):
+// a definite-length map in dstack's member order (version, cmdline,
+// ovmf_hash, kernel_hash, initrd_hash, hashes_table_gpa, reset_eip,
+// ovmf_sections of {gpa, size, type}) with minimal integer encodings, as
+// dstack's image build writes it. VCPUs, VCPUType and GuestFeatures are
+// not part of the document.
+func (l *SNPLaunch) Document() ([]byte, error) {
+	w := snpWire{
+		Version: SNPMeasurementVersion, Cmdline: l.Cmdline, OVMFHash: l.OVMFHash[:], KernelHash: l.KernelHash[:],
+		InitrdHash: l.InitrdHash[:], HashesTableGPA: l.HashesTableGPA, ResetEIP: l.ResetEIP, Sections: l.Sections,
+	}
+	if w.Sections == nil {
+		w.Sections = []SNPSection{}
+	}
+	b, err := liteEncMode.Marshal(w)
+	if err != nil {
+		return nil, fmt.Errorf("%w: measurement.snp.cbor: %v", ErrMalformed, err)
+	}
+	return b, nil
+}
+
+// snpLaunchJSON is SNPLaunch with its digests in hex.
+type snpLaunchJSON struct {
+	OVMFHash       string       `json:"ovmf_hash"`
+	Cmdline        string       `json:"cmdline"`
+	KernelHash     string       `json:"kernel_hash"`
+	InitrdHash     string       `json:"initrd_hash"`
+	HashesTableGPA uint64       `json:"hashes_table_gpa"`
+	ResetEIP       uint32       `json:"reset_eip"`
+	Sections       []SNPSection `json:"ovmf_sections"`
+	VCPUs          uint32       `json:"vcpus"`
+	VCPUType       string       `json:"vcpu_type"`
+	GuestFeatures  uint64       `json:"guest_features"`
+}
+
+// MarshalJSON writes the digests as lowercase hex.
+func (l SNPLaunch) MarshalJSON() ([]byte, error) {
+	sections := l.Sections
+	if sections == nil {
+		sections = []SNPSection{}
+	}
+	return json.Marshal(snpLaunchJSON{
+		OVMFHash: hex.EncodeToString(l.OVMFHash[:]), Cmdline: l.Cmdline, KernelHash: hex.EncodeToString(l.KernelHash[:]),
+		InitrdHash: hex.EncodeToString(l.InitrdHash[:]), HashesTableGPA: l.HashesTableGPA, ResetEIP: l.ResetEIP,
+		Sections: sections, VCPUs: l.VCPUs, VCPUType: l.VCPUType, GuestFeatures: l.GuestFeatures,
+	})
+}
+
+// UnmarshalJSON reads what MarshalJSON writes; digests must be hex of
+// their exact size.
+func (l *SNPLaunch) UnmarshalJSON(b []byte) error {
+	var w snpLaunchJSON
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	out := SNPLaunch{Cmdline: w.Cmdline, HashesTableGPA: w.HashesTableGPA, ResetEIP: w.ResetEIP, Sections: w.Sections,
+		VCPUs: w.VCPUs, VCPUType: w.VCPUType, GuestFeatures: w.GuestFeatures}
+	for _, f := range []struct {
+		name, v string
+		dst     []byte
+	}{{"ovmf_hash", w.OVMFHash, out.OVMFHash[:]}, {"kernel_hash", w.KernelHash, out.KernelHash[:]}, {"initrd_hash", w.InitrdHash, out.InitrdHash[:]}} {
+		raw, err := hex.DecodeString(f.v)
+		if err != nil || len(raw) != len(f.dst) {
+			return fmt.Errorf("%w: SNP launch %s %q", ErrMalformed, f.name, f.v)
+		}
+		copy(f.dst, raw)
+	}
+	*l = out
+	return nil
+}
+
 // Validate applies dstack's validate_measurement_input.
 func (l *SNPLaunch) Validate() error {
 	bad := func(f string, a ...any) error {
@@ -154,6 +226,17 @@ func (l *SNPLaunch) Validate() error {
 
 // Digest computes the launch digest (the report's MEASUREMENT).
 func (l *SNPLaunch) Digest() ([48]byte, error) {
+	ld, err := l.sectionsDigest()
+	if err != nil {
+		return [48]byte{}, err
+	}
+	sig, _ := snpVCPUSignature(l.VCPUType)
+	return snpVMSAs(ld, l.VCPUs, sig, l.ResetEIP, l.GuestFeatures), nil
+}
+
+// sectionsDigest validates l and returns the launch digest after the
+// OVMF metadata sections, before the VMSAs.
+func (l *SNPLaunch) sectionsDigest() ([48]byte, error) {
 	if err := l.Validate(); err != nil {
 		return [48]byte{}, err
 	}
@@ -179,17 +262,22 @@ func (l *SNPLaunch) Digest() ([48]byte, error) {
 			return [48]byte{}, fmt.Errorf("%w: SNP launch: section %d has unknown type 0x%x", ErrMalformed, i, s.Type)
 		}
 	}
-	sig, _ := snpVCPUSignature(l.VCPUType)
-	bsp := sha512.Sum384(snpVMSA(0xFFFFFFF0, sig, l.GuestFeatures))
-	ap := sha512.Sum384(snpVMSA(l.ResetEIP, sig, l.GuestFeatures))
-	for i := range l.VCPUs {
+	return ld, nil
+}
+
+// snpVMSAs adds one VMSA page per vCPU to ld: the BSP's (reset vector
+// 0xFFFFFFF0) first, then the APs' (resetEIP).
+func snpVMSAs(ld [48]byte, vcpus, sig, resetEIP uint32, features uint64) [48]byte {
+	bsp := sha512.Sum384(snpVMSA(0xFFFFFFF0, sig, features))
+	ap := sha512.Sum384(snpVMSA(resetEIP, sig, features))
+	for i := range vcpus {
 		v := ap
 		if i == 0 {
 			v = bsp
 		}
 		ld = snpPageUpdate(ld, v, snpPageVMSA, snpVMSAGPA)
 	}
-	return ld, nil
+	return ld
 }
 
 // snpPageUpdate is SNP_LAUNCH_UPDATE's digest step over PAGE_INFO.

@@ -27,6 +27,13 @@ var (
 	// ErrCertificateTime: a certificate of the chain is not valid at the
 	// verification time. It wraps ErrChain.
 	ErrCertificateTime = fmt.Errorf("%w: certificate not valid at verification time", ErrChain)
+	// ErrRevoked: a certificate of the chain is on its issuer's CRL
+	// (Options.Revocation). It wraps ErrChain.
+	ErrRevoked = fmt.Errorf("%w: certificate revoked", ErrChain)
+	// ErrCRL: the chain's revocation status is unknown: a CRL it names is
+	// missing, invalid or not current, or could not be obtained
+	// (Options.Revocation). Fail closed.
+	ErrCRL = errors.New("nitro: CRL unavailable or invalid")
 	// ErrKey: the signing certificate's key is not an ECDSA P-384 key.
 	ErrKey = errors.New("nitro: signing key is not ECDSA P-384")
 	// ErrSignature: the COSE signature does not verify.

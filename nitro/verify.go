@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/tdproof/tdproof/revocation"
 	"github.com/veraison/go-cose"
 )
 
@@ -45,6 +46,16 @@ type Options struct {
 	// /verify refuses it at the OS-image step) set it and check
 	// [Document.Debug] themselves.
 	AllowDebug bool
+	// Revocation, when set, is called with the verified chain (signing
+	// certificate first, root last) once the signature verified, and
+	// returns the CRLs to check it against (revocation/crlcache fetches
+	// and caches them): every certificate that names a CRL distribution
+	// point (AWS's regional and zonal CAs) must be covered by a current
+	// CRL of its issuer that does not list it (package revocation).
+	// Errors: ErrRevoked; ErrCRL for a list that is missing, invalid or
+	// not current, or that the function could not provide (its error is
+	// wrapped). Nil: no revocation check.
+	Revocation func(chain []*x509.Certificate) ([]*x509.RevocationList, error)
 }
 
 // Result is a verified document with its chain.
@@ -120,6 +131,11 @@ func (d *Document) Verify(opts Options) (*Result, error) {
 	}
 	if err := d.msg.Verify(nil, v); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrSignature, err)
+	}
+	if opts.Revocation != nil {
+		if err := checkRevocation(chain, now, opts.Revocation); err != nil {
+			return nil, err
+		}
 	}
 	if err := expect(ErrUserData, "user_data", d.UserData, opts.UserData); err != nil {
 		return nil, err
@@ -223,4 +239,19 @@ func (d *Document) verifyChain(root *x509.Certificate, now time.Time) ([]*x509.C
 		return nil, fmt.Errorf("%w: %v", ErrChain, err)
 	}
 	return chains[0], nil
+}
+
+// checkRevocation checks chain against the CRLs f returns for it.
+func checkRevocation(chain []*x509.Certificate, now time.Time, f func([]*x509.Certificate) ([]*x509.RevocationList, error)) error {
+	crls, err := f(chain)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrCRL, err)
+	}
+	if err := revocation.Check(chain, crls, now); err != nil {
+		if errors.Is(err, revocation.ErrRevoked) {
+			return fmt.Errorf("%w: %w", ErrRevoked, err)
+		}
+		return fmt.Errorf("%w: %w", ErrCRL, err)
+	}
+	return nil
 }

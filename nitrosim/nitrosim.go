@@ -242,3 +242,41 @@ func Assemble(protected, payload, signature []byte) ([]byte, error) {
 	}
 	return out, nil
 }
+
+// SetIntermediateCRL re-issues the intermediate (same key, name, serial
+// and validity) naming url as its CRL distribution point, as AWS's
+// regional and zonal CA certificates do; the root's CRL (RootCRL) then
+// covers it.
+func (ca *CA) SetIntermediateCRL(url string) error {
+	c, err := reissueWithCRL(ca.Intermediate, url, ca.Root, ca.RootKey)
+	if err != nil {
+		return err
+	}
+	ca.Intermediate = c
+	return nil
+}
+
+// RootCRL returns a CRL (DER) of the root, valid from thisUpdate to
+// nextUpdate, listing the given serial numbers.
+func (ca *CA) RootCRL(thisUpdate, nextUpdate time.Time, revoked ...*big.Int) ([]byte, error) {
+	return signCRL(ca.Root, ca.RootKey, thisUpdate, nextUpdate, revoked)
+}
+
+func reissueWithCRL(c *x509.Certificate, url string, parent *x509.Certificate, key *ecdsa.PrivateKey) (*x509.Certificate, error) {
+	tmpl := &x509.Certificate{SerialNumber: c.SerialNumber, RawSubject: c.RawSubject, NotBefore: c.NotBefore, NotAfter: c.NotAfter,
+		BasicConstraintsValid: true, IsCA: c.IsCA, KeyUsage: c.KeyUsage, SubjectKeyId: c.SubjectKeyId,
+		UnknownExtKeyUsage: c.UnknownExtKeyUsage, CRLDistributionPoints: []string{url}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, c.PublicKey, key)
+	if err != nil {
+		return nil, err
+	}
+	return x509.ParseCertificate(der)
+}
+
+func signCRL(issuer *x509.Certificate, key *ecdsa.PrivateKey, thisUpdate, nextUpdate time.Time, revoked []*big.Int) ([]byte, error) {
+	tmpl := &x509.RevocationList{Number: big.NewInt(thisUpdate.Unix()), ThisUpdate: thisUpdate, NextUpdate: nextUpdate}
+	for _, s := range revoked {
+		tmpl.RevokedCertificateEntries = append(tmpl.RevokedCertificateEntries, x509.RevocationListEntry{SerialNumber: s, RevocationTime: thisUpdate})
+	}
+	return x509.CreateRevocationList(rand.Reader, tmpl, issuer, key)
+}

@@ -41,6 +41,11 @@ const (
 	// extended after "system-ready" (claim
 	// dstack.events_after_system_ready).
 	RuleEventsAfterSystemReady = "events_after_system_ready"
+	// RuleCRLChecked rejects SEV-SNP evidence whose VCEK chain no current
+	// ARK-signed AMD CRL was applied to (claim snp.crl_checked): whether
+	// AMD revoked its ASK or VCEK is not known. A revoked certificate
+	// makes the evidence not authentic whatever the policy.
+	RuleCRLChecked = "crl_checked"
 	// RuleUnpinned is a warning, not a failure: no reference value
 	// vouched for the TD's code (MRTD and RTMR0–2; an enclave's MRENCLAVE
 	// or MRSIGNER), so the result is at most "warning" and the key
@@ -58,6 +63,25 @@ var pinnedSGX = []string{"sgx.mr_enclave", "sgx.mr_signer"}
 
 // pinnedSNP pin an SEV-SNP guest's code: its launch digest.
 var pinnedSNP = []string{"snp.measurement"}
+
+// pinnedNitroEnclave pin a Nitro Enclave's code: its image file, kernel
+// and bootstrap, and application (PCR0–2, all SHA-384).
+var pinnedNitroEnclave = []string{"nitro.pcr0", "nitro.pcr1", "nitro.pcr2"}
+
+// pinnedNitroTPM pin an EC2 NitroTPM instance's boot path: PCR4, PCR7 and
+// PCR12 of the SHA-384 bank (dstack's boot_pcr_digest).
+var pinnedNitroTPM = []string{"tpm.pcr4", "tpm.pcr7", "tpm.pcr12"}
+
+// pinnedGCPTDX pin a GCP TDX VM's code: the TD firmware (MRTD) and the
+// vTPM's firmware and boot path (SHA-256 PCR0 and PCR2: GPT, UKI,
+// kernel). GCP's RTMR0–2 are not used by dstack; pin them with
+// reference_values when wanted.
+var pinnedGCPTDX = []string{"tdx.mr_td", "tpm.pcr0", "tpm.pcr2"}
+
+// knownTEE reports whether the policy can appraise evidence of tee.
+func knownTEE(tee string) bool {
+	return tee == claims.TEETDX || tee == claims.TEESGX || tee == claims.TEESNP || tee == claims.TEENitro
+}
 
 // MaxPolicySize bounds a policy document.
 const MaxPolicySize = 1 << 20
@@ -104,6 +128,11 @@ type Rules struct {
 	// (the lower of TCB info's and QE identity's) is below this. If zero,
 	// no minimum.
 	MinTCBEvalNum int `yaml:"min_tcb_eval_num,omitempty"`
+	// AllowUncheckedCRLUnsafe accepts SEV-SNP evidence whose chain no
+	// current AMD CRL was applied to (no CRL obtainable from AMD KDS or
+	// the offline bundle). dstack fetches no CRL: its acceptance needs
+	// this.
+	AllowUncheckedCRLUnsafe bool `yaml:"allow_unchecked_crl_unsafe,omitempty"`
 	// AllowDebugUnsafe accepts debug TDs and enclaves, whose memory the
 	// host can read.
 	AllowDebugUnsafe bool `yaml:"allow_debug_unsafe,omitempty"`
@@ -260,7 +289,7 @@ func ParseYAML(id, version string, src []byte) (*Policy, error) {
 func (r *Rules) check() error {
 	bad := func(f string, a ...any) error { return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(f, a...)) }
 	for _, t := range r.TEEs {
-		if t != claims.TEETDX && t != claims.TEESGX && t != claims.TEESNP {
+		if !knownTEE(t) {
 			return bad("tees: unknown TEE %q", t)
 		}
 	}
@@ -395,10 +424,15 @@ func (r *Rules) inRecoveryGrace(c claims.Set, p, status string, accepted []strin
 func (r *Rules) appraise(ctx context.Context, a *Appraisal, c claims.Set, refs refvalue.Store, at time.Time, reportData string) error {
 	e := &evaluator{a: a, c: c}
 	tee := c.TEE()
-	if tee != claims.TEETDX && tee != claims.TEESGX && tee != claims.TEESNP {
+	nitroTEE := tee == claims.TEENitro
+	if !knownTEE(tee) {
 		// Nothing else can be evaluated for evidence of an unknown kind.
-		e.fail(RuleAuthentic, "tee", "tdx, sgx or snp", e.str("tee"))
+		e.fail(RuleAuthentic, "tee", "tdx, sgx, snp or nitro", e.str("tee"))
 		return nil
+	} else if nitroTEE {
+		if _, ok := c.String("nitro.module_id"); !ok {
+			e.fail(RuleAuthentic, "nitro.module_id", "a verified Nitro document", absent)
+		}
 	} else if _, ok := c.String(tee + ".tcb_status"); !ok {
 		e.fail(RuleAuthentic, tee+".tcb_status", "a verified quote", absent)
 	}
@@ -410,24 +444,30 @@ func (r *Rules) appraise(ctx context.Context, a *Appraisal, c claims.Set, refs r
 	if len(accepted) == 0 {
 		accepted = []string{collateral.UpToDate.String()}
 	}
-	if st, ok := c.String(p + "tcb_status"); !ok || !(slices.Contains(accepted, st) || r.inRecoveryGrace(c, p, st, accepted, at)) {
+	// AWS Nitro has no TCB levels, collateral or advisories: the
+	// hardware check is the AWS-signed document and its chain, verified
+	// before the claims were made. The TCB rules do not apply to it.
+	if st, ok := c.String(p + "tcb_status"); !nitroTEE && (!ok || !(slices.Contains(accepted, st) || r.inRecoveryGrace(c, p, st, accepted, at))) {
 		e.fail(RuleTCBStatus, p+"tcb_status", "one of ["+strings.Join(accepted, ", ")+"]", e.str(p+"tcb_status"))
 	}
 	// SEV-SNP has no collateral: certificate and CRL validity are checked
 	// when the report is verified.
-	if !r.AllowExpiredCollateralUnsafe && tee != claims.TEESNP {
+	if !r.AllowExpiredCollateralUnsafe && tee != claims.TEESNP && !nitroTEE {
 		e.wantBool(RuleCollateralExpired, p+"collateral.expired", false)
 	}
-	if r.MaxCollateralAge > 0 {
+	if tee == claims.TEESNP && !r.AllowUncheckedCRLUnsafe {
+		e.wantBool(RuleCRLChecked, "snp.crl_checked", true)
+	}
+	if r.MaxCollateralAge > 0 && !nitroTEE {
 		e.maxAge(RuleCollateralAge, p+"collateral.issue_date", r.MaxCollateralAge, at)
 	}
-	if r.MaxTCBDateAge > 0 {
+	if r.MaxTCBDateAge > 0 && !nitroTEE {
 		e.maxAge(RuleTCBDateAge, p+"tcb_date", r.MaxTCBDateAge, at)
 	}
-	if len(r.RejectedAdvisoryIDs) > 0 {
+	if len(r.RejectedAdvisoryIDs) > 0 && !nitroTEE {
 		r.advisories(e, p, tee == claims.TEESNP)
 	}
-	if r.MinTCBEvalNum > 0 {
+	if r.MinTCBEvalNum > 0 && !nitroTEE {
 		if n, ok := c.Int(p + "collateral.tcb_eval_num"); !ok || n < int64(r.MinTCBEvalNum) {
 			e.fail(RuleTCBEvalNum, p+"collateral.tcb_eval_num", ">= "+strconv.Itoa(r.MinTCBEvalNum), e.str(p+"collateral.tcb_eval_num"))
 		}
@@ -438,6 +478,12 @@ func (r *Rules) appraise(ctx context.Context, a *Appraisal, c claims.Set, refs r
 			e.wantBool(RuleDebug, "sgx.debug", false)
 		case claims.TEESNP:
 			e.wantBool(RuleDebug, "snp.guest_policy.debug", false)
+		case claims.TEENitro:
+			// An enclave whose PCR0–2 are zero runs in debug mode; a
+			// NitroTPM instance has no debug mode.
+			if c.Platform() != claims.PlatformNitroTPM {
+				e.wantBool(RuleDebug, "nitro.debug", false)
+			}
 		default:
 			e.wantBool(RuleDebug, "tdx.td_attributes.debug", false)
 		}
@@ -473,8 +519,11 @@ func (r *Rules) appraise(ctx context.Context, a *Appraisal, c claims.Set, refs r
 			continue
 		}
 		claim := p + "quote.body.report_data"
-		if tee == claims.TEESNP {
+		switch tee {
+		case claims.TEESNP:
 			claim = "snp.report.report_data"
+		case claims.TEENitro:
+			claim = "nitro.user_data"
 		}
 		if v, ok := c.String(claim); !ok || !strings.HasPrefix(v, want) {
 			e.fail(RuleReportData, claim, want+"…", e.str(claim))
@@ -533,26 +582,37 @@ func (r *Rules) pinned(e *evaluator, tee string, matched map[string]bool) bool {
 		return true
 	}
 	var lack []string
-	switch tee {
-	case claims.TEETDX:
-		for _, n := range pinnedTDX {
-			if !matched[n] {
-				lack = append(lack, n)
-			}
-		}
-	case claims.TEESGX:
-		if !slices.ContainsFunc(pinnedSGX, func(n string) bool { return matched[n] }) {
-			lack = pinnedSGX
-		}
-	case claims.TEESNP:
-		for _, n := range pinnedSNP {
+	all := func(names []string) {
+		for _, n := range names {
 			if !matched[n] {
 				lack = append(lack, n)
 			}
 		}
 	}
+	switch e.c.Platform() {
+	case claims.PlatformTDX:
+		all(pinnedTDX)
+	case claims.PlatformGCPTDX:
+		all(pinnedGCPTDX)
+	case claims.PlatformSGX:
+		if !slices.ContainsFunc(pinnedSGX, func(n string) bool { return matched[n] }) {
+			lack = pinnedSGX
+		}
+	case claims.PlatformSNP:
+		all(pinnedSNP)
+	case claims.PlatformNitroEnclave:
+		all(pinnedNitroEnclave)
+	case claims.PlatformNitroTPM:
+		all(pinnedNitroTPM)
+	default:
+		// A platform the policy cannot name has nothing pinned.
+		lack = append(lack, "tee")
+	}
 	for _, n := range lack {
-		claim, _ := claims.MeasurementClaim(n)
+		claim, ok := claims.MeasurementClaim(n)
+		if !ok {
+			claim = n
+		}
 		e.warn(RuleUnpinned, claim, "a reference value "+n, e.str(claim))
 	}
 	return len(lack) == 0
@@ -621,13 +681,11 @@ func (r *Rules) referenceValues(ctx context.Context, e *evaluator, refs refvalue
 	if r.IgnoreKnownReferenceValuesUnsafe {
 		return matched, nil
 	}
-	tee := e.c.TEE()
 	for _, name := range claims.MeasurementNames() {
 		if explicit[name] {
 			continue
 		}
-		ns, _, _ := strings.Cut(name, ".")
-		if ns != tee && (ns != "dstack" || tee != claims.TEETDX && tee != claims.TEESNP) {
+		if !claims.MeasurementApplies(name, e.c) {
 			continue // a measurement of another kind of evidence
 		}
 		claim, _ := claims.MeasurementClaim(name)

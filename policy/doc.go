@@ -26,6 +26,7 @@
 //	                                                           while the recovery is younger than this)
 //	rejected_advisory_ids: [INTEL-SA-…]    advisory_ids        <tee>.{platform,qe,module}.advisory_ids
 //	min_tcb_eval_num: 17                   tcb_eval_num        <tee>.collateral.tcb_eval_num
+//	allow_unchecked_crl_unsafe             crl_checked         snp.crl_checked (SEV-SNP: true by default)
 //	allow_debug_unsafe                     debug               tdx.td_attributes.debug, sgx.debug
 //	allow_missing_sept_ve_disable_unsafe   sept_ve_disable     tdx.td_attributes.septve_disable
 //	allow_service_td_unsafe                mr_servicetd        tdx.mr_servicetd_zero

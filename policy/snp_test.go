@@ -11,7 +11,14 @@ import (
 	"github.com/tdproof/tdproof/snpsim"
 )
 
+// snpClaims are the claims of a snpsim guest's report verified with a
+// clean CRL of its ARK.
 func snpClaims(t *testing.T, mutate func(*snp.Report)) claims.Set {
+	t.Helper()
+	return snpClaimsCRL(t, mutate, true)
+}
+
+func snpClaimsCRL(t *testing.T, mutate func(*snp.Report), withCRL bool) claims.Set {
 	t.Helper()
 	g, err := snpsim.NewGuest(snp.ProductGenoa)
 	if err != nil {
@@ -26,7 +33,15 @@ func snpClaims(t *testing.T, mutate func(*snp.Report)) claims.Set {
 		t.Fatal(err)
 	}
 	rep, _ := snp.ParseReport(raw)
-	res, err := snp.Verify(rep, g.Certificates(), snp.Options{Now: snpsim.Now, Roots: g.PKI.Roots()})
+	certs := g.Certificates()
+	if withCRL {
+		crl, err := g.CRL()
+		if err != nil {
+			t.Fatal(err)
+		}
+		certs.CRLs = [][]byte{crl}
+	}
+	res, err := snp.Verify(rep, certs, snp.Options{Now: snpsim.Now, Roots: g.PKI.Roots()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,6 +91,24 @@ func TestSNPAppraisal(t *testing.T) {
 		}
 	}
 	deny("measurement", good, policy.Default(), other, policy.RuleReferenceValue)
+	// No CRL applied: denied by default (rule crl_checked); dstack's
+	// acceptance (allow_unchecked_crl_unsafe) allows it.
+	noCRL := snpClaimsCRL(t, nil, false)
+	deny("no CRL", noCRL, policy.Default(), refs, policy.RuleCRLChecked)
+	lax, err := policy.ParseYAML("lax", "1", []byte("allow_unchecked_crl_unsafe: true\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, _ := policy.Appraise(ctx, lax, noCRL, refs, snpsim.Now); !a.Allow {
+		t.Errorf("no CRL, allow_unchecked_crl_unsafe: %+v", a.Failed)
+	}
+	withoutClaim := claims.Set{}
+	for k, v := range good {
+		if k != "snp.crl_checked" {
+			withoutClaim[k] = v
+		}
+	}
+	deny("crl_checked absent", withoutClaim, policy.Default(), refs, policy.RuleCRLChecked)
 	deny("debug", snpClaims(t, func(r *snp.Report) { r.Policy |= snp.PolicyDebug }), policy.Default(), refs, policy.RuleDebug)
 	outOfDate := snpClaims(t, func(r *snp.Report) { r.CurrentTCB++ })
 	deny("OutOfDate", outOfDate, policy.Default(), refs, policy.RuleTCBStatus)

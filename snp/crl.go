@@ -2,16 +2,34 @@ package snp
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
 	"math/big"
 	"time"
 )
+
+// CRLInfo describes the ARK-signed CRL a verification applied.
+type CRLInfo struct {
+	// Issuer is the common name of the ARK that signed it.
+	Issuer string `json:"issuer"`
+	// Number is the CRL number (decimal; "" when the CRL has none).
+	Number     string    `json:"number,omitempty"`
+	ThisUpdate time.Time `json:"this_update"`
+	// NextUpdate is zero when the CRL names none.
+	NextUpdate time.Time `json:"next_update,omitzero"`
+	// SHA256 is the SHA-256 of the DER CRL, hex.
+	SHA256 string `json:"sha256"`
+	// Revoked is the number of serials the CRL lists.
+	Revoked int `json:"revoked"`
+}
 
 // verifiedCRL is a CRL whose signature by an ARK has been checked.
 type verifiedCRL struct {
 	issuerRaw              []byte
 	thisUpdate, nextUpdate time.Time
 	revoked                map[string]bool // serial (decimal) → revoked
+	info                   CRLInfo
 }
 
 // ParseCRL parses a DER (or PEM "X509 CRL") CRL without checking it.
@@ -44,6 +62,12 @@ func verifyCRL(raw []byte, ark *x509.Certificate) (*verifiedCRL, error) {
 	v := &verifiedCRL{issuerRaw: crl.RawIssuer, thisUpdate: crl.ThisUpdate, nextUpdate: crl.NextUpdate, revoked: map[string]bool{}}
 	for _, e := range crl.RevokedCertificateEntries {
 		v.revoked[e.SerialNumber.String()] = true
+	}
+	sum := sha256.Sum256(crl.Raw)
+	v.info = CRLInfo{Issuer: ark.Subject.CommonName, ThisUpdate: crl.ThisUpdate.UTC(), NextUpdate: crl.NextUpdate.UTC(),
+		SHA256: hex.EncodeToString(sum[:]), Revoked: len(v.revoked)}
+	if crl.Number != nil {
+		v.info.Number = crl.Number.String()
 	}
 	return v, nil
 }

@@ -103,13 +103,14 @@ func (res *Result) MarshalJSON() ([]byte, error) {
 		AdvisoryIDs   []string    `json:"advisory_ids"`
 		AMDRoot       bool        `json:"amd_root"`
 		CRLChecked    bool        `json:"crl_checked"`
+		CRL           *CRLInfo    `json:"crl,omitempty"`
 		ChainNotAfter time.Time   `json:"chain_not_after"`
 		ARK           *certJSON   `json:"ark"`
 		ASK           *certJSON   `json:"ask"`
 		VCEK          *certJSON   `json:"vcek"`
 		Extensions    *Extensions `json:"vcek_extensions"`
 		Report        *Report     `json:"report"`
-	}{res.Product, res.SigningKey, res.TCBStatus, res.TCB, res.AdvisoryIDs, res.AMDRoot, res.CRLChecked,
+	}{res.Product, res.SigningKey, res.TCBStatus, res.TCB, res.AdvisoryIDs, res.AMDRoot, res.CRLChecked, res.CRL,
 		res.ChainNotAfter.UTC(), certInfo(res.ARK), certInfo(res.ASK), certInfo(res.VCEK), res.Extensions, res.Report})
 }
 
@@ -172,6 +173,7 @@ func (res *Result) UnmarshalJSON(b []byte) error {
 		AdvisoryIDs   []string    `json:"advisory_ids"`
 		AMDRoot       bool        `json:"amd_root"`
 		CRLChecked    bool        `json:"crl_checked"`
+		CRL           *CRLInfo    `json:"crl"`
 		ChainNotAfter time.Time   `json:"chain_not_after"`
 		Extensions    *Extensions `json:"vcek_extensions"`
 		Report        *Report     `json:"report"`
@@ -180,6 +182,6 @@ func (res *Result) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	*res = Result{Report: j.Report, Product: j.Product, SigningKey: j.SigningKey, TCBStatus: j.TCBStatus, TCB: j.TCB,
-		AdvisoryIDs: j.AdvisoryIDs, AMDRoot: j.AMDRoot, CRLChecked: j.CRLChecked, ChainNotAfter: j.ChainNotAfter, Extensions: j.Extensions}
+		AdvisoryIDs: j.AdvisoryIDs, AMDRoot: j.AMDRoot, CRLChecked: j.CRLChecked, CRL: j.CRL, ChainNotAfter: j.ChainNotAfter, Extensions: j.Extensions}
 	return nil
 }

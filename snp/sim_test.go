@@ -309,6 +309,34 @@ func TestSimChainRefusals(t *testing.T) {
 	if err != nil || !res.CRLChecked {
 		t.Errorf("CRL revoking another serial: %v", err)
 	}
+	// CRLs that come with the certificates (KDS, a bundle) apply like
+	// Options.CRLs, through a Verifier too, and the result names the one
+	// applied.
+	older, newer := crl(pki, now.Add(-2*day), now.Add(day)), crl(pki, now.Add(-day), now.Add(2*day))
+	withCRL := g.Certificates()
+	withCRL.CRLs = [][]byte{older, newer}
+	v := snp.NewVerifier(snp.VerifierOptions{Roots: pki.Roots(), RequireCRL: true})
+	rep, _ := snp.ParseReport(raw)
+	res, err = v.Verify(rep, withCRL, snp.ProductUnknown, now)
+	if err != nil || !res.CRLChecked || res.CRL == nil || !res.CRL.ThisUpdate.Equal(now.Add(-day)) || !res.CRL.NextUpdate.Equal(now.Add(2*day)) ||
+		res.CRL.Issuer != "ARK-Milan" || res.CRL.Revoked != 0 || len(res.CRL.SHA256) != 64 {
+		t.Errorf("certificate CRLs: %v %+v", err, res)
+	}
+	if _, err := v.Verify(rep, g.Certificates(), snp.ProductUnknown, now); !errors.Is(err, snp.ErrCRL) {
+		t.Errorf("no CRL with RequireCRL: %v", err)
+	}
+	for name, c := range map[string][]byte{
+		"revoked VCEK": crl(pki, now.Add(-day), now.Add(day), vcek), "revoked ASK": crl(pki, now.Add(-day), now.Add(day), pki.ASK),
+	} {
+		withCRL.CRLs = [][]byte{c}
+		if _, err := v.Verify(rep, withCRL, snp.ProductUnknown, now); !errors.Is(err, snp.ErrRevoked) {
+			t.Errorf("certificate CRL, %s: %v", name, err)
+		}
+	}
+	withCRL.CRLs = [][]byte{crl(pki, now.Add(-3*day), now.Add(-day))}
+	if _, err := snp.Verify(rep, withCRL, snp.Options{Now: now, Roots: pki.Roots()}); !errors.Is(err, snp.ErrCRL) {
+		t.Errorf("stale certificate CRL: %v", err)
+	}
 }
 
 func TestSimTurin(t *testing.T) {

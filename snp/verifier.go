@@ -98,22 +98,25 @@ func (c *cache) chain(p Product, key SigningKey, certs Certificates, roots map[P
 	return ch, nil
 }
 
-// checkCRLs applies every CRL issued by ch's ARK. It reports whether one
-// was applied.
-func (c *cache) checkCRLs(ch *chain, crls [][]byte, now time.Time) (bool, error) {
-	applied := false
+// checkCRLs applies every CRL issued by ch's ARK. It returns the one
+// issued last of those applied, nil when none was.
+func (c *cache) checkCRLs(ch *chain, crls [][]byte, now time.Time) (*CRLInfo, error) {
+	var applied *CRLInfo
 	for _, raw := range crls {
 		v, err := c.crl(raw, ch.ark)
 		if err != nil {
-			return false, err
+			return nil, err
 		}
 		if v == nil {
 			continue
 		}
 		if err := v.check(ch, now); err != nil {
-			return false, err
+			return nil, err
 		}
-		applied = true
+		if applied == nil || v.info.ThisUpdate.After(applied.ThisUpdate) {
+			info := v.info
+			applied = &info
+		}
 	}
 	return applied, nil
 }

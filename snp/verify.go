@@ -21,6 +21,10 @@ type Certificates struct {
 	ASK *x509.Certificate
 	// VCEK is the VCEK or VLEK. It is required.
 	VCEK *x509.Certificate
+	// CRLs are CRLs obtained with the certificates (AMD KDS
+	// {product}/crl, a bundle's crl.der). They are applied like
+	// Options.CRLs (and VerifierOptions.CRLs), in addition to them.
+	CRLs [][]byte
 }
 
 // Options configure Verify.
@@ -60,8 +64,10 @@ type Result struct {
 	AdvisoryIDs []string
 	// AMDRoot is true when the chain ends in the pinned AMD ARK.
 	AMDRoot bool
-	// CRLChecked is true when a CRL of the product's ARK was applied.
+	// CRLChecked is true when a CRL of the product's ARK was applied;
+	// CRL then describes it (the one issued last when several were).
 	CRLChecked bool
+	CRL        *CRLInfo
 	ARK, ASK   *x509.Certificate
 	VCEK       *x509.Certificate
 	Extensions *Extensions
@@ -141,10 +147,15 @@ func verify(r *Report, certs Certificates, opts Options, c *cache) (*Result, err
 	if now.After(ch.notAfter) {
 		return nil, stepErr("validity", ErrExpired, "chain valid until %s, verification time %s", ch.notAfter.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
 	}
-	crlChecked, err := c.checkCRLs(ch, opts.CRLs, now)
+	crls := opts.CRLs
+	if len(certs.CRLs) > 0 {
+		crls = append(append(make([][]byte, 0, len(crls)+len(certs.CRLs)), crls...), certs.CRLs...)
+	}
+	crlInfo, err := c.checkCRLs(ch, crls, now)
 	if err != nil {
 		return nil, err
 	}
+	crlChecked := crlInfo != nil
 	if !crlChecked && opts.RequireCRL {
 		return nil, stepErr("crl", ErrCRL, "no CRL of ARK-%s supplied", ch.product)
 	}
@@ -165,6 +176,7 @@ func verify(r *Report, certs Certificates, opts Options, c *cache) (*Result, err
 		AdvisoryIDs:   []string{},
 		AMDRoot:       ch.amdRoot,
 		CRLChecked:    crlChecked,
+		CRL:           crlInfo,
 		ARK:           ch.ark,
 		ASK:           ch.ask,
 		VCEK:          ch.vcek,

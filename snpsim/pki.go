@@ -267,3 +267,14 @@ func (k *PKI) ForgedCRL(issuer *x509.Certificate, thisUpdate, nextUpdate time.Ti
 	named.RawSubject = issuer.RawSubject
 	return x509.CreateRevocationList(rand.Reader, tmpl, &named, k.arkKey)
 }
+
+// CRLValidity is the window of a Guest's CRL around Now: issued a day
+// before, next update 30 days after.
+const CRLValidity = 30 * 24 * time.Hour
+
+// CRL returns a DER CRL of g's PKI, signed by its ARK and current at Now
+// (thisUpdate Now − 1 day, nextUpdate Now + CRLValidity), that revokes
+// certs (none: a clean CRL).
+func (g *Guest) CRL(certs ...*x509.Certificate) ([]byte, error) {
+	return g.PKI.CRL(Now.Add(-24*time.Hour), Now.Add(CRLValidity), certs...)
+}

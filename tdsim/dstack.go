@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"net"
 	"time"
 
 	"github.com/tdproof/tdproof/dstack"
@@ -118,6 +119,10 @@ type RATLSExtensions struct {
 // RATLSCertificate issues a self-signed RA-TLS certificate (DER) for key
 // with the given extensions. A verifier accepts it only when the quote's
 // REPORTDATA is [dstack.RATLSReportData] of the certificate's public key.
+// It has dstack's RA-TLS profile ([dstack.CheckCertificateProfile]):
+// valid from an hour ago for a day, KeyUsage digitalSignature, EKU
+// serverAuth and clientAuth, and the names localhost and 127.0.0.1, so
+// that a local TLS server can present it.
 func RATLSCertificate(key crypto.Signer, ext RATLSExtensions) ([]byte, error) {
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
 	if err != nil {
@@ -129,6 +134,10 @@ func RATLSCertificate(key crypto.Signer, ext RATLSExtensions) ([]byte, error) {
 		Subject:      pkix.Name{CommonName: "tdsim dstack app"},
 		NotBefore:    now.Add(-time.Hour),
 		NotAfter:     now.Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		DNSNames:     []string{"localhost"},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
 	}
 	for _, e := range []struct {
 		oid asn1.ObjectIdentifier

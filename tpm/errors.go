@@ -18,6 +18,13 @@ var (
 	// ErrCertificateTime: a certificate is not valid at the
 	// verification time. It wraps ErrChain.
 	ErrCertificateTime = fmt.Errorf("%w: certificate not valid at verification time", ErrChain)
+	// ErrRevoked: a certificate of the AK chain is on its issuer's CRL
+	// (Options.Revocation). It wraps ErrChain.
+	ErrRevoked = fmt.Errorf("%w: certificate revoked", ErrChain)
+	// ErrCRL: the AK chain's revocation status is unknown: a CRL it names
+	// is missing, invalid or not current, or could not be obtained
+	// (Options.Revocation). Fail closed.
+	ErrCRL = errors.New("tpm: CRL unavailable or invalid")
 	// ErrSignature: the quote signature does not verify with the AK.
 	ErrSignature = errors.New("tpm: quote signature invalid")
 	// ErrPCRSelection: the quoted PCR selection is not SHA-256 only or

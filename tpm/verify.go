@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/google/go-tpm/tpm2"
+
+	"github.com/tdproof/tdproof/revocation"
 )
 
 // AlgSHA256 is TPM_ALG_SHA256, the only bank dstack quotes.
@@ -58,6 +60,16 @@ type Options struct {
 	Intermediates []*x509.Certificate
 	// ExtraData, when non-nil, must equal the quote's extraData.
 	ExtraData []byte
+	// Revocation, when set, is called with the verified AK chain (AK
+	// certificate first, root last) and returns the CRLs to check it
+	// against (revocation/crlcache fetches and caches them): every
+	// certificate that names a CRL distribution point (Google's EK/AK CA
+	// Intermediate names the root's CRL; AK certificates name none) must
+	// be covered by a current CRL of its issuer that does not list it.
+	// Errors: ErrRevoked; ErrCRL for a list that is missing, invalid or
+	// not current, or that the function could not provide (its error is
+	// wrapped). Nil: no revocation check.
+	Revocation func(chain []*x509.Certificate) ([]*x509.RevocationList, error)
 }
 
 // Result is a verified quote.
@@ -93,6 +105,11 @@ func Verify(q *Quote, opts Options) (*Result, error) {
 	}
 	if err := verifySignature(chain[0].PublicKey, q.Message, q.Signature); err != nil {
 		return nil, err
+	}
+	if opts.Revocation != nil {
+		if err := checkRevocation(chain, now, opts.Revocation); err != nil {
+			return nil, err
+		}
 	}
 	if len(a.Selections) == 0 {
 		return nil, fmt.Errorf("%w: the quote selects no PCR", ErrPCRSelection)
@@ -297,4 +314,19 @@ func verifySignature(pub any, msg, sigBytes []byte) (err error) {
 		return nil
 	}
 	return fmt.Errorf("%w: signature scheme 0x%04x", ErrUnsupported, uint16(sig.SigAlg))
+}
+
+// checkRevocation checks chain against the CRLs f returns for it.
+func checkRevocation(chain []*x509.Certificate, now time.Time, f func([]*x509.Certificate) ([]*x509.RevocationList, error)) error {
+	crls, err := f(chain)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrCRL, err)
+	}
+	if err := revocation.Check(chain, crls, now); err != nil {
+		if errors.Is(err, revocation.ErrRevoked) {
+			return fmt.Errorf("%w: %w", ErrRevoked, err)
+		}
+		return fmt.Errorf("%w: %w", ErrCRL, err)
+	}
+	return nil
 }

@@ -79,7 +79,7 @@ func (s *Signer) issue(serial int64, cn string, isCA bool, from, to time.Time, p
 		KeyUsage: x509.KeyUsageDigitalSignature, UnknownExtKeyUsage: eku,
 	}
 	if isCA {
-		tmpl.KeyUsage = x509.KeyUsageCertSign
+		tmpl.KeyUsage = x509.KeyUsageCertSign | x509.KeyUsageCRLSign
 	}
 	if parent == nil {
 		parent = tmpl
@@ -163,4 +163,31 @@ func (s *Signer) Quote(extraData []byte, pcrs []tpm.PCRValue, events []tpm.Event
 // Options returns tpm.Options trusting this PKI at at.
 func (s *Signer) Options(at time.Time) tpm.Options {
 	return tpm.Options{Time: at, Root: s.Root, Intermediates: []*x509.Certificate{s.Intermediate}}
+}
+
+// SetIntermediateCRL re-issues the intermediate (same key, name, serial
+// and validity) naming url as its CRL distribution point, as Google's
+// EK/AK CA Intermediate does; the root's CRL (RootCRL) then covers it.
+func (s *Signer) SetIntermediateCRL(url string) error {
+	c := s.Intermediate
+	tmpl := &x509.Certificate{SerialNumber: c.SerialNumber, RawSubject: c.RawSubject, NotBefore: c.NotBefore, NotAfter: c.NotAfter,
+		BasicConstraintsValid: true, IsCA: true, KeyUsage: c.KeyUsage, SubjectKeyId: c.SubjectKeyId, CRLDistributionPoints: []string{url}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, s.Root, c.PublicKey, s.RootKey)
+	if err != nil {
+		return err
+	}
+	if s.Intermediate, err = x509.ParseCertificate(der); err != nil {
+		return err
+	}
+	return nil
+}
+
+// RootCRL returns a CRL (DER) of the root, valid from thisUpdate to
+// nextUpdate, listing the given serial numbers.
+func (s *Signer) RootCRL(thisUpdate, nextUpdate time.Time, revoked ...*big.Int) ([]byte, error) {
+	tmpl := &x509.RevocationList{Number: big.NewInt(thisUpdate.Unix()), ThisUpdate: thisUpdate, NextUpdate: nextUpdate}
+	for _, n := range revoked {
+		tmpl.RevokedCertificateEntries = append(tmpl.RevokedCertificateEntries, x509.RevocationListEntry{SerialNumber: n, RevocationTime: thisUpdate})
+	}
+	return x509.CreateRevocationList(rand.Reader, tmpl, s.Root, s.RootKey)
 }

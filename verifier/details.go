@@ -12,6 +12,7 @@ import (
 	"github.com/tdproof/tdproof/dstack"
 	"github.com/tdproof/tdproof/eventlog"
 	"github.com/tdproof/tdproof/quote"
+	"github.com/tdproof/tdproof/snp"
 )
 
 // Roles of a ChainCert.
@@ -19,7 +20,18 @@ const (
 	RolePCK    = "pck"     // the PCK certificate (the platform's key)
 	RolePCKCA  = "pck_ca"  // the Intel PCK Platform or Processor CA
 	RoleRootCA = "root_ca" // the trusted root (Intel SGX Root CA)
+	// SEV-SNP: the VCEK (or VLEK) that signed the report, the ASK (or
+	// ASVK) that issued it, and the product's ARK.
+	RoleVCEK = "vcek"
+	RoleVLEK = "vlek"
+	RoleASK  = "ask"
+	RoleASVK = "asvk"
+	RoleARK  = "ark"
 )
+
+// CRLAMDARK names the CRL of an SEV-SNP chain (ChainCert.CRL): the
+// product's ARK-signed CRL from AMD KDS ({product}/crl) or a bundle.
+const CRLAMDARK = "amd_ark_crl"
 
 // Revocation states of a ChainCert.
 const (
@@ -28,6 +40,10 @@ const (
 	NotRevoked = "not_revoked"
 	// TrustAnchor: the pinned root; no CRL applies.
 	TrustAnchor = "trust_anchor"
+	// NotChecked: no current CRL was applied (SEV-SNP without an AMD CRL;
+	// ChainCert.RevocationNote says why). The default policy refuses such
+	// evidence (rule crl_checked).
+	NotChecked = "not_checked"
 )
 
 // ChainCert describes one certificate of the verified PCK chain (Result
@@ -43,12 +59,23 @@ type ChainCert struct {
 	NotAfter  time.Time `json:"not_after"`
 	// SHA256 is the SHA-256 of the DER certificate, hex.
 	SHA256 string `json:"sha256"`
-	// Revocation is NotRevoked or TrustAnchor.
+	// Revocation is NotRevoked, NotChecked or TrustAnchor.
 	Revocation string `json:"revocation"`
+	// RevocationNote says why a certificate is NotChecked.
+	RevocationNote string `json:"revocation_note,omitempty"`
 	// CRL names the CRL the certificate was checked against ("pck_crl",
-	// "root_ca_crl"; "" for the trust anchor) and CRLNumber its number.
+	// "root_ca_crl", CRLAMDARK; "" for the trust anchor) and CRLNumber
+	// its number.
 	CRL       string `json:"crl,omitempty"`
 	CRLNumber string `json:"crl_number,omitempty"`
+	// CRLThisUpdate and CRLNextUpdate bound the CRL applied (SEV-SNP).
+	CRLThisUpdate *time.Time `json:"crl_this_update,omitempty"`
+	CRLNextUpdate *time.Time `json:"crl_next_update,omitempty"`
+	// CRLSHA256 is the SHA-256 of the DER CRL applied (SEV-SNP), hex.
+	CRLSHA256 string `json:"crl_sha256,omitempty"`
+	// TCB is the TCB an SEV-SNP VCEK or VLEK was issued for (its SPL
+	// extensions, equal to the report's REPORTED_TCB), per component.
+	TCB *snp.TCBParts `json:"tcb,omitempty"`
 }
 
 // LogEvent is one event of the event log the evidence carries (Result
@@ -147,6 +174,56 @@ func logDetails(events, runtime []eventlog.Event) []LogEvent {
 			le.SystemReady, ready = true, true
 		}
 		out = append(out, le)
+	}
+	return out
+}
+
+// snpChainDetails describes the verified SEV-SNP chain of r, leaf first:
+// the VCEK (VLEK) with the TCB it was issued for, the ASK (ASVK) and the
+// ARK, each with the CRL applied (thisUpdate, nextUpdate, number) or,
+// when none was, why (crlErr: obtaining the CRLs failed).
+func snpChainDetails(r *snp.Result, crlErr error) []ChainCert {
+	if r == nil || r.VCEK == nil || r.ASK == nil || r.ARK == nil {
+		return nil
+	}
+	leaf, ca := RoleVCEK, RoleASK
+	if r.SigningKey == snp.SigningKeyVLEK {
+		leaf, ca = RoleVLEK, RoleASVK
+	}
+	var out []ChainCert
+	for i, c := range []*x509.Certificate{r.VCEK, r.ASK, r.ARK} {
+		sum := sha256.Sum256(c.Raw)
+		cc := ChainCert{
+			Subject: c.Subject.String(), Issuer: c.Issuer.String(), Serial: hex.EncodeToString(c.SerialNumber.Bytes()),
+			NotBefore: c.NotBefore.UTC(), NotAfter: c.NotAfter.UTC(), SHA256: hex.EncodeToString(sum[:]),
+		}
+		switch i {
+		case 0:
+			cc.Role = leaf
+			if r.Extensions != nil {
+				t := r.Extensions.TCB(r.Product).Parts(r.Product)
+				cc.TCB = &t
+			}
+		case 1:
+			cc.Role = ca
+		default:
+			cc.Role, cc.Revocation = RoleARK, TrustAnchor
+			out = append(out, cc)
+			continue
+		}
+		switch {
+		case r.CRLChecked && r.CRL != nil:
+			this, next := r.CRL.ThisUpdate, r.CRL.NextUpdate
+			cc.Revocation, cc.CRL, cc.CRLNumber, cc.CRLSHA256, cc.CRLThisUpdate = NotRevoked, CRLAMDARK, r.CRL.Number, r.CRL.SHA256, &this
+			if !next.IsZero() {
+				cc.CRLNextUpdate = &next
+			}
+		case crlErr != nil:
+			cc.Revocation, cc.RevocationNote = NotChecked, "no AMD CRL obtained: "+crlErr.Error()
+		default:
+			cc.Revocation, cc.RevocationNote = NotChecked, "no CRL of ARK-"+r.Product.String()+" among those obtained"
+		}
+		out = append(out, cc)
 	}
 	return out
 }

@@ -10,18 +10,20 @@ import (
 	"github.com/tdproof/tdproof/dstack"
 	"github.com/tdproof/tdproof/ear"
 	"github.com/tdproof/tdproof/policy"
+	"github.com/tdproof/tdproof/snp"
 )
 
 // resultHead and resultTail are Result's fields before and after Claims,
 // with the same JSON names and options.
 type resultHead struct {
-	MediaType string     `json:"media_type"`
-	Authentic bool       `json:"authentic"`
-	Allow     bool       `json:"allow"`
-	Status    ear.Status `json:"ear_status"`
-	Reason    string     `json:"reason,omitempty"`
-	TEE       string     `json:"tee"`
-	Nonce     string     `json:"nonce,omitempty"`
+	MediaType  string     `json:"media_type"`
+	Authentic  bool       `json:"authentic"`
+	Allow      bool       `json:"allow"`
+	Status     ear.Status `json:"ear_status"`
+	Reason     string     `json:"reason,omitempty"`
+	TEE        string     `json:"tee"`
+	TEEVariant string     `json:"tee_variant,omitempty"`
+	Nonce      string     `json:"nonce,omitempty"`
 }
 
 type resultTail struct {
@@ -29,6 +31,7 @@ type resultTail struct {
 	TrustVector ear.TrustVector   `json:"trust_vector"`
 	DCAP        *dcap.Result      `json:"dcap,omitempty"`
 	Dstack      *dstack.Result    `json:"dstack,omitempty"`
+	SNP         *snp.Result       `json:"snp,omitempty"`
 	Chain       []ChainCert       `json:"chain,omitempty"`
 	EventLog    []LogEvent        `json:"event_log,omitempty"`
 }
@@ -41,11 +44,11 @@ type resultTail struct {
 // now.)
 func (r *Result) AppendJSON(dst []byte) ([]byte, error) {
 	head, err := json.Marshal(resultHead{MediaType: r.MediaType, Authentic: r.Authentic, Allow: r.Allow, Status: r.Status,
-		Reason: r.Reason, TEE: r.TEE, Nonce: r.Nonce})
+		Reason: r.Reason, TEE: r.TEE, TEEVariant: r.TEEVariant, Nonce: r.Nonce})
 	if err != nil {
 		return dst, err
 	}
-	tail, err := json.Marshal(resultTail{Appraisal: r.Appraisal, TrustVector: r.TrustVector, DCAP: r.DCAP, Dstack: r.Dstack,
+	tail, err := json.Marshal(resultTail{Appraisal: r.Appraisal, TrustVector: r.TrustVector, DCAP: r.DCAP, Dstack: r.Dstack, SNP: r.SNP,
 		Chain: r.Chain, EventLog: r.EventLog})
 	if err != nil {
 		return dst, err

@@ -6,7 +6,6 @@ import (
 	"fmt"
 
 	"github.com/tdproof/tdproof/claims"
-	"github.com/tdproof/tdproof/collateral"
 	"github.com/tdproof/tdproof/dstack"
 	"github.com/tdproof/tdproof/policy"
 	"github.com/tdproof/tdproof/snp"
@@ -26,18 +25,39 @@ func WithSNPEndorsement(f func(ctx context.Context, r *snp.Report) (snp.Certific
 	return func(c *config) { c.snpEndorsement = f }
 }
 
+// WithSNPCRLs sets how the ARK-signed AMD CRLs for an SEV-SNP report are
+// obtained (AMD KDS {product}/crl through a cache, or an offline bundle;
+// see amdkds.CRLs). They are applied to every report's chain: a revoked
+// ASK or VCEK, a CRL past its nextUpdate or one not signed by the ARK
+// makes the evidence not authentic. When no CRL is obtained (f unset, or
+// it fails) the claim snp.crl_checked is false, which the default policy
+// refuses (rule crl_checked).
+func WithSNPCRLs(f func(ctx context.Context, r *snp.Report) ([][]byte, error)) Option {
+	return func(c *config) { c.snpCRLs = f }
+}
+
 // verifySNP verifies dstack SEV-SNP evidence (dstack.VerifySNP; no DCAP
 // collateral), then claims, appraisal and EAR as for TDX. The report's
 // DEBUG bit is left to the policy (rule debug) so that a rejection names
 // the rule; the other SEV-SNP launch checks (VMPL 0, no MIGRATE_MA, no
 // MASK_CHIP_KEY, VCEK, POLICY/PLATFORM_INFO consistency) make the
 // evidence not authentic.
-func (v *Verifier) verifySNP(ctx context.Context, de *dstack.Evidence, pol *policy.Policy, nonce []byte) (*Outcome, error) {
+func (v *Verifier) verifySNP(ctx context.Context, de *dstack.Evidence, pol *policy.Policy, ev Evidence) (*Outcome, error) {
 	now := v.now()
-	res := &Result{MediaType: MediaType, TEE: claims.TEESNP, Nonce: NonceClaim(nonce)}
+	res := &Result{MediaType: MediaType, TEE: claims.TEESNP, Nonce: NonceClaim(ev.Nonce)}
 	opts := dstack.SNPOptions{Now: now, Verifier: v.snp, Policy: snp.Policy{AllowDebugUnsafe: true}}
 	if v.snpEndorsement != nil {
 		opts.Endorsement = func(r *snp.Report) (snp.Certificates, error) { return v.snpEndorsement(ctx, r) }
+	}
+	// The CRLs: a failure to obtain them is not a verification failure
+	// (the report may be authentic), but leaves snp.crl_checked false.
+	crlErr := errors.New("no AMD CRL source configured")
+	if v.snpCRLs != nil && de.Attestation != nil && de.Attestation.SNP != nil {
+		if rep, err := snp.ParseReport(de.Attestation.SNP.Report); err == nil {
+			if opts.CRLs, crlErr = v.snpCRLs(ctx, rep); crlErr != nil {
+				opts.CRLs = nil
+			}
+		}
 	}
 	r, err := dstack.VerifySNP(de, opts)
 	if err != nil {
@@ -48,26 +68,8 @@ func (v *Verifier) verifySNP(ctx context.Context, de *dstack.Evidence, pol *poli
 	}
 	res.Dstack = r
 	res.Authentic = true
-	cs, err := claims.New(claims.Input{Dstack: r})
-	if err != nil {
-		return nil, fmt.Errorf("verifier: claims: %w", err)
+	if ev.Details {
+		res.Chain = snpChainDetails(r.SNP, crlErr)
 	}
-	res.Claims = cs
-	a, err := policy.Appraise(ctx, pol, cs, v.refs, now)
-	if err != nil {
-		return nil, fmt.Errorf("verifier: appraisal: %w", err)
-	}
-	res.Appraisal = a
-	res.Allow = a.Allow
-	s := summarize(nil, cs, a)
-	switch r.SNP.TCBStatus {
-	case snp.TCBUpToDate:
-		s.TCBStatus = collateral.UpToDate
-	case snp.TCBOutOfDate:
-		s.TCBStatus = collateral.OutOfDate
-	}
-	if d, ok := cs.Bool("snp.guest_policy.debug"); ok && d {
-		s.Debug = true
-	}
-	return v.sign(res, s)
+	return v.appraiseSNP(ctx, res, pol, now, claims.Input{Dstack: r}, r.SNP.TCBStatus)
 }

@@ -1,7 +1,7 @@
 // Package verifier is tdproof's verification pipeline, the orchestrate
-// layer of the relying party: evidence (a DCAP quote or dstack evidence) →
-// collateral → dcap (and dstack) → claims → policy (with reference values)
-// → a signed EAR token.
+// layer of the relying party: evidence (a DCAP quote, dstack evidence or
+// Trustee's SEV-SNP evidence) → collateral → dcap, dstack or snp → claims
+// → policy (with reference values) → a signed EAR token.
 //
 // The pipeline performs no I/O of its own: collateral comes from a
 // CollateralSource (package verifier/pcsource adapts a pcs.Source, so this
@@ -106,6 +106,10 @@ type config struct {
 	snp      *snp.Verifier
 	// snpEndorsement: see WithSNPEndorsement.
 	snpEndorsement func(ctx context.Context, r *snp.Report) (snp.Certificates, error)
+	// snpCRLs: see WithSNPCRLs.
+	snpCRLs func(ctx context.Context, r *snp.Report) ([][]byte, error)
+	// nitro: see WithNitroRoot, WithNitroMaxAge and WithGCPTPMRoots.
+	nitro nitroConfig
 }
 
 // WithTrustedRoot replaces the pinned Intel SGX Root CA for the dcap.Verifier
@@ -142,6 +146,10 @@ type Verifier struct {
 	snp      *snp.Verifier
 	// snpEndorsement: see WithSNPEndorsement.
 	snpEndorsement func(ctx context.Context, r *snp.Report) (snp.Certificates, error)
+	// snpCRLs: see WithSNPCRLs.
+	snpCRLs func(ctx context.Context, r *snp.Report) ([][]byte, error)
+	// nitro: see WithNitroRoot, WithNitroMaxAge and WithGCPTPMRoots.
+	nitro nitroConfig
 }
 
 // New returns a Verifier getting collateral from src, reference values from
@@ -169,16 +177,21 @@ func New(src CollateralSource, refs refvalue.Store, signer *ear.Signer, opts ...
 	if c.snp == nil {
 		c.snp = snp.NewVerifier(snp.VerifierOptions{})
 	}
-	return &Verifier{src: src, refs: refs, signer: signer, now: c.now, dcap: c.dcap, policies: c.policies, snp: c.snp, snpEndorsement: c.snpEndorsement}, nil
+	return &Verifier{src: src, refs: refs, signer: signer, now: c.now, dcap: c.dcap, policies: c.policies, snp: c.snp, snpEndorsement: c.snpEndorsement,
+		snpCRLs: c.snpCRLs, nitro: c.nitro}, nil
 }
 
-// Evidence is one verification request. Exactly one of Quote and Dstack is
-// set.
+// Evidence is one verification request. Exactly one of Quote, Dstack and
+// TrusteeSNP is set.
 type Evidence struct {
 	// Quote is a raw DCAP quote (TDX or SGX).
 	Quote []byte
 	// Dstack is dstack evidence in any format dstack.ParseEvidence reads.
 	Dstack []byte
+	// TrusteeSNP is Trustee's SEV-SNP evidence (the JSON
+	// snp.ParseTrusteeEvidence reads): the report with its cert_chain, or
+	// without one when WithSNPEndorsement supplies the certificates.
+	TrusteeSNP []byte
 	// CCEL, with a TDX Quote only, is the TD's boot event log as the
 	// CCEL ACPI table holds it (/sys/firmware/acpi/tables/data/CCEL). It
 	// must replay to the quote's RTMR0–2, and to its RTMR3 when it holds
@@ -211,8 +224,13 @@ type Result struct {
 	Status ear.Status `json:"ear_status"`
 	// Reason says why the evidence is not authentic ("" when it is).
 	Reason string `json:"reason,omitempty"`
-	// TEE is "tdx" or "sgx".
+	// TEE is "tdx", "sgx", "snp" or "nitro" (the "tee" claim).
 	TEE string `json:"tee"`
+	// TEEVariant is dstack's tee_variant of dstack evidence
+	// (dstack-tdx, dstack-gcp-tdx, dstack-amd-sev-snp,
+	// dstack-nitro-enclave, dstack-aws-nitro-tpm), also when it is not
+	// authentic; "" for a bare quote.
+	TEEVariant string `json:"tee_variant,omitempty"`
 	// Nonce is the eat_nonce of the token ("" without a nonce).
 	Nonce string `json:"nonce,omitempty"`
 	// Claims is the claim set (nil when not authentic).
@@ -227,6 +245,9 @@ type Result struct {
 	// check (the event log) failed, so that its TCB status is reported.
 	DCAP   *dcap.Result   `json:"dcap,omitempty"`
 	Dstack *dstack.Result `json:"dstack,omitempty"`
+	// SNP is the SEV-SNP verification result of Trustee SEV-SNP evidence
+	// (dstack SEV-SNP evidence has it in Dstack.SNP); nil otherwise.
+	SNP *snp.Result `json:"snp,omitempty"`
 	// Chain describes the verified PCK certificate chain, leaf first
 	// (Evidence.Details only; nil when not authentic).
 	Chain []ChainCert `json:"chain,omitempty"`
@@ -263,8 +284,11 @@ func NonceClaim(nonce []byte) string {
 // Verify verifies ev, appraises it and signs the verdict. See the package
 // documentation for which failures are errors.
 func (v *Verifier) Verify(ctx context.Context, ev Evidence) (*Outcome, error) {
-	if (len(ev.Quote) == 0) == (len(ev.Dstack) == 0) {
-		return nil, fmt.Errorf("%w: give exactly one of a quote and dstack evidence", ErrMalformedEvidence)
+	if n := btoi(len(ev.Quote) > 0) + btoi(len(ev.Dstack) > 0) + btoi(len(ev.TrusteeSNP) > 0); n != 1 {
+		return nil, fmt.Errorf("%w: give exactly one of a quote, dstack evidence and Trustee SEV-SNP evidence", ErrMalformedEvidence)
+	}
+	if len(ev.TrusteeSNP) > 0 && (ev.DstackInputs != nil || len(ev.CCEL) > 0) {
+		return nil, fmt.Errorf("%w: Trustee SEV-SNP evidence takes no image, ACPI tables or CCEL", ErrMalformedEvidence)
 	}
 	if ev.DstackInputs != nil && len(ev.Dstack) == 0 {
 		return nil, fmt.Errorf("%w: an image or ACPI tables go with dstack evidence", ErrMalformedEvidence)
@@ -285,6 +309,9 @@ func (v *Verifier) Verify(ctx context.Context, ev Evidence) (*Outcome, error) {
 		}
 	}
 
+	if len(ev.TrusteeSNP) > 0 {
+		return v.verifyTrusteeSNP(ctx, pol, ev)
+	}
 	var (
 		q  *quote.Quote
 		de *dstack.Evidence
@@ -316,7 +343,18 @@ func (v *Verifier) Verify(ctx context.Context, ev Evidence) (*Outcome, error) {
 				// rather than answer without the checks asked for.
 				return nil, fmt.Errorf("%w: %w: an image or ACPI tables with SEV-SNP evidence", ErrMalformedEvidence, dstack.ErrUnsupported)
 			}
-			return v.verifySNP(ctx, de, pol, ev.Nonce)
+			o, err := v.verifySNP(ctx, de, pol, ev)
+			if o != nil {
+				o.Result.TEEVariant = dstack.TEEVariantSEVSNP
+			}
+			return o, err
+		}
+		if isNitro(de) {
+			if in := ev.DstackInputs; in != nil && (in.Image != nil || in.ImageOSHash != nil || in.ACPI != nil) {
+				// As for SEV-SNP: no TDX image or ACPI check applies.
+				return nil, fmt.Errorf("%w: %w: an image or ACPI tables with Nitro evidence", ErrMalformedEvidence, dstack.ErrUnsupported)
+			}
+			return v.verifyNitro(ctx, de, pol, ev.Nonce)
 		}
 		q = de.Quote
 		if q == nil {
@@ -331,6 +369,9 @@ func (v *Verifier) Verify(ctx context.Context, ev Evidence) (*Outcome, error) {
 
 	now := v.now()
 	res := &Result{MediaType: MediaType, TEE: teeOf(q), Nonce: NonceClaim(ev.Nonce)}
+	if de != nil {
+		res.TEEVariant = teeVariantOf(de)
+	}
 	in := claims.Input{Quote: q}
 	if de == nil {
 		r, err := v.dcap.Verify(q, col, now)
@@ -363,6 +404,9 @@ func (v *Verifier) Verify(ctx context.Context, ev Evidence) (*Outcome, error) {
 			AllowServiceTDUnsafe: true,
 		}
 		ev.DstackInputs.apply(&opts)
+		if opts.GCP, err = v.gcpOptions(ctx, de, now); err != nil {
+			return nil, err
+		}
 		r, err := dstack.VerifyQuoted(de, dres, opts)
 		if err != nil {
 			if errors.Is(err, dstack.ErrMalformed) || errors.Is(err, dstack.ErrUnsupported) {
@@ -435,16 +479,9 @@ func (v *Verifier) sign(res *Result, s ear.Summary) (*Outcome, error) {
 		sub.Claims = b
 		res.claimsJSON, res.claimsOf = b, res.Claims
 	}
-	submod := ear.SubmodTDX
-	switch res.TEE {
-	case claims.TEESGX:
-		submod = ear.SubmodSGX
-	case claims.TEESNP:
-		submod = ear.SubmodSNP
-	}
 	tok, tc, err := v.signer.Sign(ear.Claims{
 		Nonce:   res.Nonce,
-		Submods: map[string]ear.Appraisal{submod: sub},
+		Submods: map[string]ear.Appraisal{submodOf(res.TEE): sub},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("verifier: sign: %w", err)

@@ -17,8 +17,8 @@ const module = "github.com/tdproof/tdproof"
 var layers = map[string]string{
 	"quote": "parse", "pckcert": "parse", "collateral": "parse", "eventlog": "parse", "jcs": "parse",
 	"measure": "derive",
-	"pcs":     "fetch", "pcs/pcscache": "fetch", "amdkds": "fetch",
-	"dcap": "verify", "dstack": "verify", "snp": "verify", "nitro": "verify", "tpm": "verify",
+	"pcs":     "fetch", "pcs/pcscache": "fetch", "amdkds": "fetch", "revocation/crlcache": "fetch",
+	"dcap": "verify", "dstack": "verify", "snp": "verify", "nitro": "verify", "tpm": "verify", "revocation": "verify",
 	"claims": "appraise", "refvalue": "appraise", "policy": "appraise", "ear": "appraise",
 	"policy/rego": "appraise",
 	"verifier":    "orchestrate",

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/tdproof/tdproof/dstack"
 	"github.com/tdproof/tdproof/nitro"
+	"github.com/tdproof/tdproof/verifier"
 )
 
 // nitroMediaType versions the JSON output of nitro verify.
@@ -238,7 +240,7 @@ func classifyNitro(err error) (int, string, bool) {
 	switch {
 	case errors.Is(err, nitro.ErrMalformed):
 		return exitMalformed, codeMalformed, true
-	case errors.Is(err, errCertProfile):
+	case errors.Is(err, dstack.ErrCertificateProfile):
 		return exitNotAuthentic, codeNotAuthentic, true
 	case errors.Is(err, nitro.ErrDebug), errors.Is(err, nitro.ErrKind):
 		return exitRejected, codeRejected, true
@@ -255,6 +257,32 @@ func classifyNitro(err error) (int, string, bool) {
 }
 
 // printDstackNitro prints a verified dstack Nitro result (dstack verify).
+// dstackVerifyNitro verifies dstack Nitro Enclave or NitroTPM evidence
+// for dstack verify through the service's pipeline (verifier.Verifier:
+// the document against the AWS root, or --trusted-root's; the tee nitro
+// rules and reference values of the policy), so that the CLI accepts
+// exactly what the service does. --report-data is the request's nonce:
+// it must equal the document's user_data (rule report_data).
+func (a *app) dstackVerifyNitro(cmd *cobra.Command, out *dstackOutput, in verifier.Evidence, f *dstackFlags, root *x509.Certificate, ap *appraisal) error {
+	now := f.at.t
+	if now.IsZero() {
+		now = time.Now().UTC()
+	}
+	var extra []verifier.Option
+	if root != nil {
+		extra = append(extra, verifier.WithNitroRoot(root))
+	}
+	o, err := ap.verify(cmd.Context(), in, nil, nil, f.strict, now, extra...)
+	if err != nil {
+		return err
+	}
+	out.Result = o.Result
+	out.Verified, out.Accepted = o.Result.Authentic, o.Result.Allow
+	var verr error
+	out.Verdict, out.line, verr = verdictOf(o)
+	return withHints(verr, appraisalHints(o.Result, f.appraisal.policyFile == "" && f.appraisal.db == "")...)
+}
+
 func printDstackNitro(p *printer, r *dstack.Result) {
 	n := r.Nitro
 	p.kv(0, "module id", n.ModuleID)

@@ -4,49 +4,16 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/hex"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"net"
 	"os"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/tdproof/tdproof/dstack"
 )
-
-// errCertProfile: an RA-TLS certificate fails the profile dstack's
-// --verify-cert checks before looking at the attestation.
-var errCertProfile = errors.New("certificate profile (RA-TLS)")
-
-// ratlsOutput is dstack-verifier's --verify-cert output.
-type ratlsOutput struct {
-	IsValid bool          `json:"is_valid"`
-	Details *ratlsDetails `json:"details,omitempty"`
-	Reason  string        `json:"reason,omitempty"`
-}
-
-type ratlsDetails struct {
-	TEEVariant   string       `json:"tee_variant"`
-	ReportData   string       `json:"report_data"`
-	PublicKeyDER string       `json:"public_key_der"`
-	AppInfo      ratlsAppInfo `json:"app_info"`
-}
-
-type ratlsAppInfo struct {
-	AppID               string `json:"app_id"`
-	ComposeHash         string `json:"compose_hash"`
-	InstanceID          string `json:"instance_id"`
-	DeviceID            string `json:"device_id"`
-	MRSystem            string `json:"mr_system"`
-	MRAggregated        string `json:"mr_aggregated"`
-	OSImageHash         string `json:"os_image_hash"`
-	OSImageHashVerified bool   `json:"os_image_hash_verified"`
-	KeyProviderInfo     string `json:"key_provider_info"`
-}
 
 type ratlsFlags struct {
 	dstackFlags
@@ -81,13 +48,16 @@ CERT.ratls-verification.json.`,
 		Args:        exactArgs("CERT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			a.ran = true
+			out := ""
+			if f.out {
+				if args[0] == "-" {
+					return &usageError{err: errors.New("--out writes next to the input: give CERT as a file, not -")}
+				}
+				out = args[0] + ".ratls-verification.json"
+			}
 			data, err := a.readInput("certificate", args[0])
 			if err != nil {
 				return err
-			}
-			out := ""
-			if f.out {
-				out = args[0] + ".ratls-verification.json"
 			}
 			return a.runVerifyCert(cmd, data, f, out)
 		},
@@ -153,60 +123,8 @@ func fetchPeerCertificate(ctx context.Context, addr string, timeout time.Duratio
 	return certs[0].Raw, nil
 }
 
-func parseCertificateInput(data []byte) (*x509.Certificate, error) {
-	der := data
-	if strings.Contains(string(data), "-----BEGIN") {
-		der = nil
-		rest := data
-		for {
-			var b *pem.Block
-			b, rest = pem.Decode(rest)
-			if b == nil {
-				break
-			}
-			if b.Type == "CERTIFICATE" {
-				der = b.Bytes
-				break
-			}
-		}
-		if der == nil {
-			return nil, fmt.Errorf("%w: no PEM CERTIFICATE block", errMalformedInput)
-		}
-	}
-	c, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, fmt.Errorf("%w: certificate: %w", errMalformedInput, err)
-	}
-	return c, nil
-}
-
-// checkCertProfile applies dstack's RA-TLS certificate profile at now.
-func checkCertProfile(c *x509.Certificate, now time.Time) error {
-	if err := c.CheckSignature(c.SignatureAlgorithm, c.RawTBSCertificate, c.Signature); err != nil {
-		return fmt.Errorf("%w: self-signature: %w", errCertProfile, err)
-	}
-	if now.Before(c.NotBefore) || now.After(c.NotAfter) {
-		return fmt.Errorf("%w: not valid at %s (%s to %s)", errCertProfile, now.UTC().Format(time.RFC3339),
-			c.NotBefore.UTC().Format(time.RFC3339), c.NotAfter.UTC().Format(time.RFC3339))
-	}
-	if c.KeyUsage&x509.KeyUsageDigitalSignature == 0 {
-		return fmt.Errorf("%w: KeyUsage lacks digitalSignature", errCertProfile)
-	}
-	eku := false
-	for _, u := range c.ExtKeyUsage {
-		eku = eku || u == x509.ExtKeyUsageServerAuth || u == x509.ExtKeyUsageClientAuth
-	}
-	if !eku {
-		return fmt.Errorf("%w: EKU has neither serverAuth nor clientAuth", errCertProfile)
-	}
-	if len(c.DNSNames)+len(c.IPAddresses)+len(c.URIs)+len(c.EmailAddresses) == 0 {
-		return fmt.Errorf("%w: no subject alternative name", errCertProfile)
-	}
-	return nil
-}
-
 func (a *app) runVerifyCert(cmd *cobra.Command, data []byte, f *ratlsFlags, outFile string) error {
-	cert, err := parseCertificateInput(data)
+	cert, err := dstack.ParseCertificate(data)
 	if err != nil {
 		return err
 	}
@@ -214,7 +132,7 @@ func (a *app) runVerifyCert(cmd *cobra.Command, data []byte, f *ratlsFlags, outF
 	if now.IsZero() {
 		now = time.Now()
 	}
-	if err := checkCertProfile(cert, now); err != nil {
+	if err := dstack.CheckCertificateProfile(cert, now); err != nil {
 		return err
 	}
 	var root *x509.Certificate
@@ -234,26 +152,13 @@ func (a *app) runVerifyCert(cmd *cobra.Command, data []byte, f *ratlsFlags, outF
 		return err
 	}
 	var r *dstack.Result
-	switch {
-	case res.Other != nil:
-		r = res.Other
-	case res.Result != nil:
+	if res.Result != nil {
 		r = res.Result.Dstack
 	}
-	if r == nil || !slices.Contains(r.ReportDataChecks, dstack.SourceCertificate) {
-		// Fail closed: the verification must have bound the key.
-		return fmt.Errorf("%w: the certificate's key is not bound to the attestation", dstack.ErrCertificateBinding)
+	out, err := dstack.NewCertVerification(cert, r)
+	if err != nil {
+		return err
 	}
-	ai := r.AppInfo
-	out := ratlsOutput{IsValid: true, Details: &ratlsDetails{
-		TEEVariant: r.TEEVariant, ReportData: hex.EncodeToString(r.ReportData),
-		PublicKeyDER: hex.EncodeToString(cert.RawSubjectPublicKeyInfo),
-		AppInfo: ratlsAppInfo{AppID: hex.EncodeToString(ai.AppID), ComposeHash: hex.EncodeToString(ai.ComposeHash),
-			InstanceID: hex.EncodeToString(ai.InstanceID), DeviceID: hex.EncodeToString(ai.DeviceID),
-			MRSystem: hex.EncodeToString(ai.MRSystem), MRAggregated: hex.EncodeToString(ai.MRAggregated),
-			OSImageHash: hex.EncodeToString(ai.OSImageHash), OSImageHashVerified: r.OSImageHashVerified,
-			KeyProviderInfo: string(ai.KeyProviderInfo)},
-	}}
 	if outFile != "" {
 		var b strings.Builder
 		if err := writeJSON(&b, out); err != nil {

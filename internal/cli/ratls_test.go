@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -11,14 +13,24 @@ import (
 	"encoding/asn1"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"math/big"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
+	"reflect"
 	"testing"
 	"time"
 
+	"github.com/tdproof/tdproof/collateral"
 	"github.com/tdproof/tdproof/dstack"
+	"github.com/tdproof/tdproof/ear"
+	"github.com/tdproof/tdproof/internal/verifiersvc"
 	"github.com/tdproof/tdproof/nitrosim"
+	"github.com/tdproof/tdproof/quote"
+	"github.com/tdproof/tdproof/tdsim"
+	"github.com/tdproof/tdproof/verifier"
 )
 
 var ratlsAt = time.Now().UTC().Truncate(time.Second)
@@ -74,7 +86,7 @@ func TestDstackVerifyCert(t *testing.T) {
 	args := []string{"dstack", "verify-cert", good, "--trusted-root", root, "--out"}
 	o := invoke(t, nil, args...)
 	o.wantCode(t, exitOK, args...)
-	var out ratlsOutput
+	var out dstack.CertVerification
 	decodeJSON(t, o, &out)
 	if !out.IsValid || out.Details.TEEVariant != "dstack-nitro-enclave" || !out.Details.AppInfo.OSImageHashVerified ||
 		out.Details.AppInfo.AppID != hex.EncodeToString([]byte("0123456789abcdefghij")) {
@@ -124,7 +136,7 @@ func TestDstackConnect(t *testing.T) {
 	args := []string{"dstack", "connect", addr, "--trusted-root", root}
 	o := invoke(t, nil, args...)
 	o.wantCode(t, exitOK, args...)
-	var out ratlsOutput
+	var out dstack.CertVerification
 	decodeJSON(t, o, &out)
 	if !out.IsValid {
 		t.Fatalf("%+v", out)
@@ -135,4 +147,169 @@ func TestDstackConnect(t *testing.T) {
 	if o := invoke(t, nil, args...); o.code == exitOK {
 		t.Fatalf("non-attested endpoint accepted: %s", o.stdout)
 	}
+}
+
+// tdsimRATLS is a tdsim TD's RA-TLS certificate (dstack-tdx) with the
+// files verify-cert needs: collateral at now and the simulator's root.
+type tdsimRATLS struct {
+	sim                    *tdsim.Sim
+	key                    *ecdsa.PrivateKey
+	att, der               []byte
+	cert, collateral, root string
+	now                    time.Time
+}
+
+func newTDSimRATLS(t *testing.T) *tdsimRATLS {
+	t.Helper()
+	sim, err := tdsim.New(tdsim.Config{RuntimeEventVersion: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sim.Emit("app-id", []byte("0123456789abcdefghij")); err != nil {
+		t.Fatal(err)
+	}
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	rd, err := tdsim.RATLSReportData(key.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := sim.Dstack(t.Context(), rd, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	att, err := p.Attestation(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := tdsim.RATLSCertificate(key, tdsim.RATLSExtensions{Attestation: att})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := ratlsAt
+	rc, err := sim.RawCollateral(now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, err := rc.QVLJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	return &tdsimRATLS{sim: sim, key: key, att: att, der: der, now: now,
+		cert:       writeFile(t, dir, "app.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
+		collateral: writeFile(t, dir, "collateral.json", js),
+		root:       writeFile(t, dir, "root.pem", sim.TrustRootPEM())}
+}
+
+// TestDstackVerifyCertTDX: a tdsim (dstack-tdx) RA-TLS certificate
+// verifies through the service's pipeline; the same attestation in a
+// certificate of another key is not authentic (exit 4), and the
+// verdict is the one POST /v1/verify-cert gives for the certificate.
+func TestDstackVerifyCertTDX(t *testing.T) {
+	s := newTDSimRATLS(t)
+	at := s.now.Format(time.RFC3339)
+	args := []string{"dstack", "verify-cert", s.cert, "--collateral", s.collateral, "--trusted-root", s.root, "--at", at, "--out"}
+	o := invoke(t, nil, args...)
+	o.wantCode(t, exitOK, args...)
+	var cli map[string]any
+	decodeJSON(t, o, &cli)
+	written, err := os.ReadFile(s.cert + ".ratls-verification.json")
+	if err != nil || !bytes.Equal(written, []byte(o.stdout)) {
+		t.Fatalf("--out wrote %q (%v), stdout %q", written, err, o.stdout)
+	}
+	if d, _ := cli["details"].(map[string]any); cli["is_valid"] != true || d["tee_variant"] != "dstack-tdx" {
+		t.Fatalf("%s", o.stdout)
+	}
+
+	// The service's answer for the same certificate at the same time.
+	col, err := s.sim.Collateral(s.now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, _ := ear.GenerateKey(nil)
+	ks, _ := ear.NewKeySet(k)
+	signer, err := ear.NewSigner(ks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := verifier.New(verifier.CollateralFunc(func(context.Context, *quote.Quote) (*collateral.Collateral, error) { return col, nil }),
+		nil, signer, verifier.WithTrustedRoot(s.sim.TrustRoot()), verifier.WithClock(func() time.Time { return s.now }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := verifiersvc.New(v, func() []byte { return []byte(`{"keys":[]}`) }, verifiersvc.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(svc)
+	defer srv.Close()
+	resp, err := srv.Client().Post(srv.URL+"/v1/verify-cert", "application/pkix-cert", bytes.NewReader(s.der))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var svcOut map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&svcOut); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("service: %d %v", resp.StatusCode, err)
+	}
+	if !reflect.DeepEqual(cli, svcOut) {
+		t.Fatalf("CLI and service differ:\nCLI     %v\nservice %v", cli, svcOut)
+	}
+
+	// The attestation in a certificate of another key.
+	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	swapped, err := tdsim.RATLSCertificate(other, tdsim.RATLSExtensions{Attestation: s.att})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := writeFile(t, t.TempDir(), "swapped.der", swapped)
+	args = []string{"dstack", "verify-cert", bad, "--collateral", s.collateral, "--trusted-root", s.root, "--at", at, "--out"}
+	invoke(t, nil, args...).wantCode(t, exitNotAuthentic, args...)
+	if _, err := os.Stat(bad + ".ratls-verification.json"); !os.IsNotExist(err) {
+		t.Fatalf("a refused certificate wrote its output (%v)", err)
+	}
+	// --out beside stdin is refused.
+	args = []string{"dstack", "verify-cert", "-", "--collateral", s.collateral, "--trusted-root", s.root, "--out"}
+	invoke(t, s.der, args...).wantCode(t, exitUsage, args...)
+}
+
+// TestDstackConnectTDX: connect verifies a local TLS server presenting a
+// tdsim RA-TLS certificate and refuses one presenting the same
+// attestation in a certificate of another key.
+func TestDstackConnectTDX(t *testing.T) {
+	s := newTDSimRATLS(t)
+	serve := func(der []byte, key *ecdsa.PrivateKey) string {
+		ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ln.Close() })
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				_ = c.(*tls.Conn).Handshake()
+				c.Close()
+			}
+		}()
+		return ln.Addr().String()
+	}
+	common := []string{"--collateral", s.collateral, "--trusted-root", s.root, "--at", s.now.Format(time.RFC3339)}
+	args := append([]string{"dstack", "connect", serve(s.der, s.key)}, common...)
+	o := invoke(t, nil, args...)
+	o.wantCode(t, exitOK, args...)
+	var out dstack.CertVerification
+	decodeJSON(t, o, &out)
+	if !out.IsValid || out.Details.TEEVariant != "dstack-tdx" {
+		t.Fatalf("%s", o.stdout)
+	}
+	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	swapped, err := tdsim.RATLSCertificate(other, tdsim.RATLSExtensions{Attestation: s.att})
+	if err != nil {
+		t.Fatal(err)
+	}
+	args = append([]string{"dstack", "connect", serve(swapped, other)}, common...)
+	invoke(t, nil, args...).wantCode(t, exitNotAuthentic, args...)
 }

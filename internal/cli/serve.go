@@ -96,6 +96,7 @@ Logs go to stderr. The server stops gracefully on SIGINT or SIGTERM.`,
 	fl.StringVar(&f.dataDir, "data-dir", f.dataDir, "keep the SQLite database in `DIR` (created on first run)")
 	fl.StringVar(&f.db, "db", "", "use the database at `DSN` (postgres://… or a SQLite path) instead of --data-dir")
 	f.source.register(fl, "cache `DIR`: collateral is kept here across restarts (default: memory only)", true)
+	f.source.registerAMDKDS(fl)
 	fl.StringVar(&f.trustedRoot, "trusted-root", "", "verify quotes and collateral up to the certificate in `FILE` (PEM or DER) instead of the Intel SGX Root CA")
 	fl.Var(&f.at, "at", "verify at `TIME` instead of now (for archived evidence)")
 	fl.Int64Var(&f.maxBody, "max-body", f.maxBody, "reject request bodies larger than `BYTES`")
@@ -209,7 +210,7 @@ func (a *app) runServe(cmd *cobra.Command, f *serveFlags) error {
 				"subject", root.Subject.String(), "sha256", hex.EncodeToString(sum[:]))
 		}
 	}
-	opts = append(opts, verifier.WithSNPEndorsement(f.source.snpEndorsement(cmd.Flags())))
+	opts = append(opts, f.source.snpOptions(cmd.Flags(), now)...)
 	v, err := verifier.New(pcsource.Source{Src: cache, Channel: ch}, snap.RefValues(), signer, opts...)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)

@@ -289,24 +289,42 @@ func printSNPResult(p *printer, r *snp.Result) {
 // (verifier.Verifier, the policy's tee snp rules and reference values)
 // for the verdict, so that the CLI accepts exactly what the service does.
 func (a *app) dstackVerifySNP(cmd *cobra.Command, out *dstackOutput, ev *dstack.Evidence, in verifier.Evidence, f *dstackFlags, rd *[64]byte, ap *appraisal) error {
-	opts := dstack.SNPOptions{Now: f.at.t, ReportData: rd, Policy: snp.Policy{DstackCompat: f.dstackCompat}}
-	var extra []verifier.Option
+	now := f.at.t
+	if now.IsZero() {
+		now = time.Now().UTC()
+	}
+	// VCEK, ASK and AMD CRL from the source flags, as serve gets them;
+	// with --collateral FILE (as for a TDX quote) nothing is fetched.
+	var src amdkds.Source = noSNPSource{}
+	if f.collateral == "" {
+		src = f.source.snpSource(cmd.Flags(), func() time.Time { return now })
+	}
+	endorse := snpEndorsement(src)
+	opts := dstack.SNPOptions{Now: f.at.t, ReportData: rd, Policy: snp.Policy{DstackCompat: f.dstackCompat},
+		Endorsement: func(r *snp.Report) (snp.Certificates, error) { return endorse(cmd.Context(), r) }}
 	if f.snpVCEK != "" {
 		c, err := readCert(f.snpVCEK)
 		if err != nil {
 			return err
 		}
 		opts.VCEK = c
-		extra = append(extra, verifier.WithSNPEndorsement(func(context.Context, *snp.Report) (snp.Certificates, error) {
-			return snp.Certificates{VCEK: c}, nil
-		}))
+		endorse = func(context.Context, *snp.Report) (snp.Certificates, error) { return snp.Certificates{VCEK: c}, nil }
 	}
+	// --image: the launch digest must also come out of the image (the
+	// service takes no image with SEV-SNP evidence, so it is checked here).
+	if f.acpiDir != "" {
+		return &usageError{err: errors.New("--acpi-dir applies to TDX evidence only")}
+	}
+	if f.image != "" {
+		d, err := measure.LoadSNPImage(f.image)
+		if err != nil {
+			return err
+		}
+		opts.Image = &d.Image
+	}
+	extra := []verifier.Option{verifier.WithSNPEndorsement(endorse), verifier.WithSNPCRLs(snpCRLs(src))}
 	if _, err := dstack.VerifySNP(ev, opts); err != nil {
 		return err
-	}
-	now := f.at.t
-	if now.IsZero() {
-		now = time.Now().UTC()
 	}
 	o, err := ap.verify(cmd.Context(), in, nil, nil, f.strict, now, extra...)
 	if err != nil {
@@ -420,6 +438,8 @@ func (a *app) readSNPReportOrEvidence(file string) (*snp.Report, error) {
 
 type measureSNPFlags struct {
 	vmConfig, evidence, document, reference, expect string
+	image, firmware, kernel, initrd, cmdline        string
+	writeDocument                                   string
 	vcpus                                           uint32
 	vcpuType                                        string
 	guestFeatures                                   uint64
@@ -429,9 +449,17 @@ type measureSNPOutput struct {
 	MediaType   string             `json:"media_type"`
 	Measurement string             `json:"measurement"`
 	Inputs      *measure.SNPLaunch `json:"inputs"`
-	Expected    string             `json:"expected,omitempty"`
-	Match       *bool              `json:"match,omitempty"`
-	Differ      []string           `json:"differing_inputs,omitempty"`
+	// Source is where the inputs come from: "image", "vm_config" or
+	// "measurement_document".
+	Source string `json:"source"`
+	// Firmware is the OVMF's SEV metadata when the inputs come from an
+	// image.
+	Firmware  *measure.SNPFirmware  `json:"firmware,omitempty"`
+	Expected  string                `json:"expected,omitempty"`
+	Match     *bool                 `json:"match,omitempty"`
+	Reference string                `json:"reference,omitempty"`
+	Differ    []string              `json:"differing_inputs,omitempty"`
+	Diagnosis *measure.SNPDiagnosis `json:"diagnosis,omitempty"`
 }
 
 const measureSNPMediaType = "application/vnd.tdproof.snp-measurement.v1+json"
@@ -439,17 +467,29 @@ const measureSNPMediaType = "application/vnd.tdproof.snp-measurement.v1+json"
 func (a *app) measureSNPCommand() *cobra.Command {
 	f := &measureSNPFlags{}
 	c := &cobra.Command{
-		Use:   "snp (--vm-config FILE | --evidence FILE | --measurement-doc FILE --vcpus N --vcpu-type T --guest-features F)",
-		Short: "Compute the SEV-SNP launch digest (MEASUREMENT) from dstack's inputs",
-		Long: `Compute the AMD SEV-SNP launch digest dstack's guests report as MEASUREMENT: the OVMF
-starting digest, the OVMF metadata pages, the kernel hashes table (cmdline, initrd, kernel) and
-one VMSA per vCPU, from measurement.snp.cbor plus the vCPU count, vCPU type and guest features.
+		Use:   "snp (--image DIR | --firmware F --kernel F [--initrd F] [--cmdline S] | --vm-config FILE | --evidence FILE | --measurement-doc FILE) [flags]",
+		Short: "Compute the SEV-SNP launch digest (MEASUREMENT) from an image or dstack's inputs",
+		Long: `Compute the AMD SEV-SNP launch digest a guest reports as MEASUREMENT: the OVMF firmware
+pages, the OVMF SEV metadata pages, the kernel hashes table (SHA-256 of the command line, initrd
+and kernel) and one VMSA per vCPU for the vCPU type and SEV features.
 
-The inputs come from a vm_config JSON carrying sev_snp_measurement (--vm-config), from dstack
-SEV-SNP evidence (--evidence: its vm_config, and its report's MEASUREMENT is the expected value),
-or from the document and the three values. --expect HEX compares with a MEASUREMENT (exit 4 on a
-mismatch); --reference FILE (a known-good vm_config) names the inputs that differ from it.`,
-		Example: `  tdproof measure snp --vm-config vm_config.json
+The image inputs come from an image directory (--image: metadata.json's bios-sev, else bios,
+kernel, initrd and cmdline), from explicit files (--firmware, --kernel, --initrd, --cmdline), or
+from measurement.snp.cbor (--measurement-doc, or the sev_snp_measurement of a vm_config given
+with --vm-config or of dstack SEV-SNP evidence given with --evidence). The kernel and initrd
+are hashed while read. The vCPU count, QEMU vCPU type and SEV features come from --vcpus,
+--vcpu-type and --guest-features, else from the vm_config (guest features default to 1).
+
+--expect HEX (or the report's MEASUREMENT with --evidence) is compared with the result (exit 4
+on a mismatch), and a mismatch is diagnosed: the inputs that differ from a reference and
+whether restoring one alone reproduces MEASUREMENT, or the vCPU count, vCPU type or SEV features
+that reproduce it. The reference is --reference (a known-good vm_config), else, when an image
+is measured, the vm_config's or evidence's measurement.snp.cbor, else the image directory's
+own measurement.snp.cbor. --write-document FILE writes measurement.snp.cbor for the image.`,
+		Example: `  tdproof measure snp --image dstack-0.6.0/ --vcpus 2 --vcpu-type EPYC-v4
+  tdproof measure snp --firmware ovmf-sev.fd --kernel bzImage --initrd initramfs.cpio.gz \
+      --cmdline "console=ttyS0 ..." --vcpus 4 --vcpu-type EPYC-Genoa --format json
+  tdproof measure snp --evidence attestation.json --image dstack-0.6.0/
   tdproof measure snp --evidence attestation.json --reference good-vm_config.json`,
 		Annotations: map[string]string{"exit_codes": exitCodesHelp},
 		Args:        unknownCommand,
@@ -459,14 +499,24 @@ mismatch); --reference FILE (a known-good vm_config) names the inputs that diffe
 		},
 	}
 	fl := c.Flags()
+	fl.StringVar(&f.image, "image", "", "image `DIR` (metadata.json, firmware, kernel, initrd)")
+	fl.StringVar(&f.firmware, "firmware", "", "AmdSev OVMF `FILE` (ovmf-sev.fd)")
+	fl.StringVar(&f.firmware, "ovmf", "", "alias of --firmware")
+	_ = fl.MarkHidden("ovmf")
+	fl.StringVar(&f.kernel, "kernel", "", "kernel `FILE` (bzImage)")
+	fl.StringVar(&f.initrd, "initrd", "", "initrd `FILE` (none: an empty initrd)")
+	fl.StringVar(&f.cmdline, "cmdline", "", "kernel command `LINE` (QEMU's -append)")
 	fl.StringVar(&f.vmConfig, "vm-config", "", "vm_config JSON `FILE` with sev_snp_measurement")
 	fl.StringVar(&f.evidence, "evidence", "", "dstack SEV-SNP evidence `FILE`")
 	fl.StringVar(&f.document, "measurement-doc", "", "measurement.snp.cbor `FILE`")
-	fl.Uint32Var(&f.vcpus, "vcpus", 0, "vCPU `COUNT` (with --measurement-doc)")
-	fl.StringVar(&f.vcpuType, "vcpu-type", "", "QEMU vCPU `TYPE` (EPYC-v4, EPYC-Milan, EPYC-Genoa, …)")
-	fl.Uint64Var(&f.guestFeatures, "guest-features", 0, "SEV_FEATURES `VALUE`")
+	fl.Uint32Var(&f.vcpus, "vcpus", 0, "vCPU `COUNT`")
+	fl.StringVar(&f.vcpuType, "vcpu-type", "", "QEMU vCPU `TYPE` (EPYC-v4, EPYC-Rome, EPYC-Milan, EPYC-Genoa, …)")
+	fl.StringVar(&f.vcpuType, "cpu-type", "", "alias of --vcpu-type")
+	_ = fl.MarkHidden("cpu-type")
+	fl.Uint64Var(&f.guestFeatures, "guest-features", 0, "SEV_FEATURES `VALUE` (default 1 without a vm_config)")
 	fl.StringVar(&f.expect, "expect", "", "expected MEASUREMENT as `HEX`")
 	fl.StringVar(&f.reference, "reference", "", "known-good vm_config `FILE`: name the inputs that differ")
+	fl.StringVar(&f.writeDocument, "write-document", "", "write the image's measurement.snp.cbor to `FILE`")
 	return c
 }
 
@@ -489,13 +539,59 @@ func (a *app) snpLaunchFromVMConfig(what, file string) (*measure.SNPLaunch, erro
 	return l, nil
 }
 
+// snpImageInputs reads the image of --image or --firmware/--kernel/
+// --initrd; nil without either. dir is the directory read, for its own
+// measurement.snp.cbor.
+func (a *app) snpImageInputs(f *measureSNPFlags) (img *measure.SNPImage, dir *measure.SNPImageDir, err error) {
+	switch {
+	case f.image != "" && (f.firmware != "" || f.kernel != "" || f.initrd != ""):
+		return nil, nil, &usageError{err: errors.New("--image and --firmware/--kernel/--initrd are exclusive")}
+	case f.image != "":
+		if dir, err = measure.LoadSNPImage(f.image); err != nil {
+			return nil, nil, err
+		}
+		if f.cmdline != "" {
+			dir.Image.Cmdline = f.cmdline
+		}
+		return &dir.Image, dir, nil
+	case f.firmware == "" && f.kernel == "" && f.initrd == "":
+		return nil, nil, nil
+	case f.firmware == "" || f.kernel == "":
+		return nil, nil, &usageError{err: errors.New("--firmware and --kernel are both needed (--initrd and --cmdline are optional)")}
+	}
+	fw, err := a.readInput("firmware", f.firmware)
+	if err != nil {
+		return nil, nil, err
+	}
+	kernel, err := os.Open(f.kernel)
+	if err != nil {
+		return nil, nil, &usageError{err: err}
+	}
+	defer kernel.Close()
+	var initrd io.Reader
+	if f.initrd != "" {
+		fi, err := os.Open(f.initrd)
+		if err != nil {
+			return nil, nil, &usageError{err: err}
+		}
+		defer fi.Close()
+		initrd = fi
+	}
+	img, err = measure.NewSNPImage(fw, kernel, initrd, f.cmdline)
+	return img, nil, err
+}
+
 func (a *app) runMeasureSNP(cmd *cobra.Command, f *measureSNPFlags) error {
-	var l *measure.SNPLaunch
-	var err error
+	img, dir, err := a.snpImageInputs(f)
+	if err != nil {
+		return err
+	}
+	// The inputs of a vm_config, evidence or measurement document.
+	var doc *measure.SNPLaunch
 	expect := f.expect
 	switch {
 	case f.vmConfig != "":
-		l, err = a.snpLaunchFromVMConfig("vm_config", f.vmConfig)
+		doc, err = a.snpLaunchFromVMConfig("vm_config", f.vmConfig)
 	case f.evidence != "":
 		var b []byte
 		if b, err = a.readInput("evidence", f.evidence); err != nil {
@@ -515,7 +611,7 @@ func (a *app) runMeasureSNP(cmd *cobra.Command, f *measureSNPFlags) error {
 		if expect == "" {
 			expect = hex.EncodeToString(r.Measurement[:])
 		}
-		if l, err = dstack.SNPLaunchInputs(ev.VMConfig); err == nil && l == nil {
+		if doc, err = dstack.SNPLaunchInputs(ev.VMConfig); err == nil && doc == nil {
 			err = &usageError{err: errors.New("--evidence: vm_config has no sev_snp_measurement")}
 		}
 	case f.document != "":
@@ -523,35 +619,105 @@ func (a *app) runMeasureSNP(cmd *cobra.Command, f *measureSNPFlags) error {
 		if b, err = a.readInput("measurement document", f.document); err != nil {
 			return err
 		}
-		if l, err = measure.ParseSNPMeasurement(b); err == nil {
-			l.VCPUs, l.VCPUType, l.GuestFeatures = f.vcpus, f.vcpuType, f.guestFeatures
-		}
-	default:
-		return &usageError{err: errors.New("give --vm-config, --evidence or --measurement-doc")}
+		doc, err = measure.ParseSNPMeasurement(b)
+	case img == nil:
+		return &usageError{err: errors.New("give --image, --firmware and --kernel, --vm-config, --evidence or --measurement-doc")}
 	}
 	if err != nil {
 		return err
+	}
+	// The VM configuration: flags, else the vm_config's.
+	fl := cmd.Flags()
+	vcpus, vcpuType, features := f.vcpus, f.vcpuType, f.guestFeatures
+	if doc != nil && doc.VCPUType != "" {
+		if !fl.Changed("vcpus") {
+			vcpus = doc.VCPUs
+		}
+		if !fl.Changed("vcpu-type") && !fl.Changed("cpu-type") {
+			vcpuType = doc.VCPUType
+		}
+		if !fl.Changed("guest-features") {
+			features = doc.GuestFeatures
+		}
+	} else if !fl.Changed("guest-features") {
+		features = 1
+	}
+	if vcpus == 0 || vcpuType == "" {
+		return &usageError{err: errors.New("give --vcpus and --vcpu-type (or a vm_config that has them)")}
+	}
+	out := &measureSNPOutput{MediaType: measureSNPMediaType}
+	var l, ref *measure.SNPLaunch
+	switch {
+	case img != nil:
+		out.Source, out.Firmware = "image", img.Firmware
+		if l, err = img.Launch(vcpus, vcpuType, features); err != nil {
+			return err
+		}
+		if doc != nil {
+			ref, out.Reference = doc, "vm_config"
+			if f.document != "" {
+				out.Reference = "measurement_document"
+			}
+			ref.VCPUs, ref.VCPUType, ref.GuestFeatures = vcpus, vcpuType, features
+		} else if dir != nil {
+			if ref, err = dir.PublishedLaunch(vcpus, vcpuType, features); err != nil {
+				return err
+			}
+			if ref != nil {
+				out.Reference = "image " + measure.SNPFile
+			}
+		}
+	default:
+		out.Source = "vm_config"
+		if f.document != "" {
+			out.Source = "measurement_document"
+		}
+		l = doc
+		l.VCPUs, l.VCPUType, l.GuestFeatures = vcpus, vcpuType, features
+	}
+	if f.reference != "" {
+		if ref, err = a.snpLaunchFromVMConfig("reference vm_config", f.reference); err != nil {
+			return err
+		}
+		out.Reference = "reference vm_config"
 	}
 	d, err := l.Digest()
 	if err != nil {
 		return err
 	}
-	out := &measureSNPOutput{MediaType: measureSNPMediaType, Measurement: hex.EncodeToString(d[:]), Inputs: l}
-	var mismatch error
-	if expect != "" {
-		out.Expected = strings.ToLower(strings.TrimPrefix(expect, "0x"))
-		m := out.Expected == out.Measurement
-		out.Match = &m
-		if !m {
-			mismatch = fmt.Errorf("%w: SEV-SNP launch digest %s, expected %s", dstack.ErrOSImageHash, out.Measurement, out.Expected)
+	out.Measurement, out.Inputs = hex.EncodeToString(d[:]), l
+	if f.writeDocument != "" {
+		if img == nil {
+			return &usageError{err: errors.New("--write-document needs an image (--image or --firmware and --kernel)")}
 		}
-	}
-	if f.reference != "" {
-		ref, err := a.snpLaunchFromVMConfig("reference vm_config", f.reference)
+		b, err := l.Document()
 		if err != nil {
 			return err
 		}
+		if err := os.WriteFile(f.writeDocument, b, 0o644); err != nil {
+			return err
+		}
+	}
+	if ref != nil {
 		out.Differ = nonNilStrings(measure.DiagnoseSNP(ref, l))
+	}
+	var mismatch error
+	if expect != "" {
+		var want [48]byte
+		raw, err := hex.DecodeString(strings.TrimPrefix(strings.ToLower(expect), "0x"))
+		if err != nil || len(raw) != len(want) {
+			return &usageError{err: fmt.Errorf("--expect: not 48 bytes of hex: %q", expect)}
+		}
+		copy(want[:], raw)
+		out.Expected = hex.EncodeToString(want[:])
+		m := want == d
+		out.Match = &m
+		if !m {
+			if out.Diagnosis, err = measure.DiagnoseSNPLaunch(want, l, ref); err != nil {
+				return err
+			}
+			mismatch = fmt.Errorf("%w: SEV-SNP launch digest %s, expected %s; likely cause: %s", dstack.ErrOSImageHash, out.Measurement, out.Expected, out.Diagnosis)
+		}
 	}
 	if outputFormat(cmd) == formatJSON {
 		return errors.Join(mismatch, writeJSON(a.stdout, out))
@@ -565,9 +731,18 @@ func (a *app) runMeasureSNP(cmd *cobra.Command, f *measureSNPFlags) error {
 		}
 		p.kv(0, "expected", state)
 	}
-	if f.reference != "" {
-		p.kv(0, "differing inputs", listOrNone(out.Differ))
+	if out.Reference != "" {
+		p.kv(0, "differing inputs", listOrNone(out.Differ)+" (vs the "+out.Reference+")")
 	}
+	if out.Diagnosis != nil {
+		for _, c := range out.Diagnosis.Causes {
+			p.kv(0, "likely cause", string(c.Input)+": "+c.Detail)
+		}
+		for _, n := range out.Diagnosis.Notes {
+			p.kv(0, "note", n)
+		}
+	}
+	p.kv(0, "source", out.Source)
 	p.kv(0, "ovmf_hash", hex.EncodeToString(l.OVMFHash[:]))
 	p.kv(0, "kernel_hash", hex.EncodeToString(l.KernelHash[:]))
 	p.kv(0, "initrd_hash", hex.EncodeToString(l.InitrdHash[:]))
@@ -588,20 +763,51 @@ func nonNilStrings(s []string) []string {
 	return s
 }
 
-// snpEndorsement obtains the certificates of SEV-SNP evidence without a
-// cert_chain, online or offline as for DCAP collateral: --collateral-dir
-// alone (or with --offline) is an amdkds bundle; with --pccs-url too it
-// caches AMD KDS; without it AMD KDS is asked directly.
-func (s *sourceFlags) snpEndorsement(fl *pflag.FlagSet) func(ctx context.Context, r *snp.Report) (snp.Certificates, error) {
-	var src amdkds.Source
-	switch online := s.online(fl); {
+// snpSource is where SEV-SNP endorsement material (VCEK, ASK, AMD CRL)
+// comes from, online or offline as for DCAP collateral: --collateral-dir
+// alone (or with --offline) is an amdkds bundle, read as it is on every
+// use; with --pccs-url or --amd-kds-url too it caches AMD KDS on disk;
+// without it AMD KDS is asked directly. Online sources are kept in
+// memory too (a CRL until its nextUpdate), so that a service does not
+// ask KDS for every report.
+func (s *sourceFlags) snpSource(fl *pflag.FlagSet, now func() time.Time) amdkds.Source {
+	client := &amdkds.Client{BaseURL: s.amdKDSURL}
+	online := !s.offline && (s.dir == "" || fl.Changed("pccs-url") || fl.Changed("amd-kds-url"))
+	switch {
+	case s.dir == "" && !online:
+		return noSNPSource{}
 	case s.dir != "" && !online:
-		src = amdkds.Bundle{Dir: s.dir}
+		return amdkds.Bundle{Dir: s.dir}
 	case s.dir != "":
-		src = &amdkds.Cache{Dir: s.dir, Upstream: &amdkds.Client{}}
+		return &amdkds.Memory{Upstream: &amdkds.Cache{Dir: s.dir, Upstream: client, Now: now}, Now: now}
 	default:
-		src = &amdkds.Client{}
+		return &amdkds.Memory{Upstream: client, Now: now}
 	}
+}
+
+// noSNPSource is --offline without --collateral-dir: nothing is
+// available.
+type noSNPSource struct{}
+
+var errNoSNPSource = fmt.Errorf("%w: --offline without --collateral-dir", amdkds.ErrUnavailable)
+
+func (noSNPSource) CertChain(context.Context, snp.Product) ([]byte, error) {
+	return nil, errNoSNPSource
+}
+func (noSNPSource) CRL(context.Context, snp.Product) ([]byte, error) { return nil, errNoSNPSource }
+func (noSNPSource) VCEK(context.Context, snp.Product, [64]byte, snp.TCBVersion) ([]byte, error) {
+	return nil, errNoSNPSource
+}
+
+// registerAMDKDS adds --amd-kds-url (commands that verify SEV-SNP
+// evidence through the service's pipeline).
+func (s *sourceFlags) registerAMDKDS(fl *pflag.FlagSet) {
+	fl.StringVar(&s.amdKDSURL, "amd-kds-url", amdkds.DefaultBaseURL, "SEV-SNP: AMD KDS base `URL` for VCEKs and CRLs")
+}
+
+// snpEndorsement obtains the certificates of SEV-SNP evidence without a
+// cert_chain from src.
+func snpEndorsement(src amdkds.Source) func(ctx context.Context, r *snp.Report) (snp.Certificates, error) {
 	return func(ctx context.Context, r *snp.Report) (snp.Certificates, error) {
 		m, err := amdkds.Fetch(ctx, src, r, snp.ProductUnknown, false, nil)
 		if err != nil {
@@ -609,4 +815,18 @@ func (s *sourceFlags) snpEndorsement(fl *pflag.FlagSet) func(ctx context.Context
 		}
 		return snp.Certificates{ASK: m.ASK, ARK: m.ARK, VCEK: m.VCEK}, nil
 	}
+}
+
+// snpCRLs obtains the AMD CRLs for a report from src.
+func snpCRLs(src amdkds.Source) func(ctx context.Context, r *snp.Report) ([][]byte, error) {
+	return func(ctx context.Context, r *snp.Report) ([][]byte, error) {
+		return amdkds.CRLs(ctx, src, r, snp.ProductUnknown)
+	}
+}
+
+// snpOptions are the verifier options for SEV-SNP material from the
+// source flags.
+func (s *sourceFlags) snpOptions(fl *pflag.FlagSet, now func() time.Time) []verifier.Option {
+	src := s.snpSource(fl, now)
+	return []verifier.Option{verifier.WithSNPEndorsement(snpEndorsement(src)), verifier.WithSNPCRLs(snpCRLs(src))}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -12,6 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spf13/pflag"
+
+	"github.com/tdproof/tdproof/amdkds"
 	"github.com/tdproof/tdproof/dstack"
 	"github.com/tdproof/tdproof/internal/testvectors"
 	"github.com/tdproof/tdproof/snp"
@@ -103,17 +107,27 @@ func TestSNPVerifyFixture(t *testing.T) {
 func TestDstackVerifySNPFixture(t *testing.T) {
 	_, _, _, evidence := snpFixtureFiles(t)
 	// The default policy, as the service's, refuses the fixture's
-	// OutOfDate TCB (rule tcb_status).
-	args := []string{"dstack", "verify", evidence, "--at", "2026-06-18T00:00:00Z", "--dstack-compat"}
+	// OutOfDate TCB (rule tcb_status) and, offline without a bundle, the
+	// lack of an AMD CRL (rule crl_checked; no AMD-signed CRL is among the
+	// test data, so none can be supplied).
+	args := []string{"dstack", "verify", evidence, "--at", "2026-06-18T00:00:00Z", "--dstack-compat", "--offline"}
 	o := invoke(t, nil, args...)
 	o.wantCode(t, exitRejected, args...)
-	if !strings.HasPrefix(o.stdout, "REJECTED: tcb_status") {
+	if !strings.HasPrefix(o.stdout, "REJECTED: tcb_status") || !strings.Contains(o.stdout, "crl_checked (snp.crl_checked)") {
 		t.Errorf("default policy: %s", o.stdout)
 	}
-	// A policy accepting OutOfDate (dstack's own acceptance) allows it; no
-	// reference value pins it, so it is a warning.
+	// accepted_tcb_statuses alone still refuses: no CRL was checked.
 	pol := writeFile(t, t.TempDir(), "p.yaml", []byte("accepted_tcb_statuses: [UpToDate, OutOfDate]\n"))
-	args = []string{"dstack", "verify", evidence, "--at", "2026-06-18T00:00:00Z", "--dstack-compat", "--policy", pol, "--format", "json"}
+	args = []string{"dstack", "verify", evidence, "--at", "2026-06-18T00:00:00Z", "--dstack-compat", "--offline", "--policy", pol}
+	o = invoke(t, nil, args...)
+	o.wantCode(t, exitRejected, args...)
+	if !strings.HasPrefix(o.stdout, "REJECTED: crl_checked") {
+		t.Errorf("OutOfDate accepted, no CRL: %s", o.stdout)
+	}
+	// dstack's own acceptance (OutOfDate, no CRL) allows it; no reference
+	// value pins it, so it is a warning.
+	pol = writeFile(t, t.TempDir(), "p.yaml", []byte("accepted_tcb_statuses: [UpToDate, OutOfDate]\nallow_unchecked_crl_unsafe: true\n"))
+	args = []string{"dstack", "verify", evidence, "--at", "2026-06-18T00:00:00Z", "--dstack-compat", "--offline", "--policy", pol, "--format", "json"}
 	o = invoke(t, nil, args...)
 	o.wantCode(t, 0, args...)
 	if !strings.Contains(o.stdout, `"verdict": "WARNING"`) {
@@ -125,7 +139,7 @@ func TestDstackVerifySNPFixture(t *testing.T) {
 			t.Errorf("output lacks %s", want)
 		}
 	}
-	args = []string{"dstack", "verify", evidence, "--at", "2026-06-18T00:00:00Z", "--report-data", "01"}
+	args = []string{"dstack", "verify", evidence, "--at", "2026-06-18T00:00:00Z", "--report-data", "01", "--offline"}
 	invoke(t, nil, args...).wantCode(t, exitNotAuthentic, args...)
 }
 
@@ -222,4 +236,57 @@ func mustRead(t *testing.T, p string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestSNPSourceFlags: serve's and dstack verify's SEV-SNP material comes
+// from the offline bundle (--collateral-dir alone or with --offline,
+// read as it is), an on-disk cache of AMD KDS (--collateral-dir with
+// --amd-kds-url or --pccs-url), AMD KDS itself, or nothing (--offline
+// alone); the AMD CRL of a report is read from the bundle.
+func TestSNPSourceFlags(t *testing.T) {
+	g, err := snpsim.NewGuest(snp.ProductGenoa)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	crl, err := g.CRL()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := (amdkds.Bundle{Dir: dir}).PutCRL(snp.ProductGenoa, crl); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := g.Attest([64]byte{})
+	rep, _ := snp.ParseReport(raw)
+	now := func() time.Time { return snpsim.Now }
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--collateral-dir", dir}, "amdkds.Bundle"},
+		{[]string{"--collateral-dir", dir, "--offline", "--amd-kds-url", "http://x"}, "amdkds.Bundle"},
+		{[]string{"--collateral-dir", dir, "--amd-kds-url", "http://127.0.0.1:1"}, "*amdkds.Memory"},
+		{nil, "*amdkds.Memory"},
+		{[]string{"--offline"}, "cli.noSNPSource"},
+	} {
+		var s sourceFlags
+		fl := pflag.NewFlagSet("t", pflag.ContinueOnError)
+		s.register(fl, "dir", true)
+		s.registerAMDKDS(fl)
+		if err := fl.Parse(c.args); err != nil {
+			t.Fatal(err)
+		}
+		src := s.snpSource(fl, now)
+		if got := fmt.Sprintf("%T", src); got != c.want {
+			t.Errorf("%v: source %s, want %s", c.args, got, c.want)
+			continue
+		}
+		if c.want == "*amdkds.Memory" && len(c.args) == 0 {
+			continue // AMD KDS itself: not asked in tests
+		}
+		crls, err := snpCRLs(src)(t.Context(), rep)
+		if (err == nil) != (len(c.args) > 0 && c.args[0] == "--collateral-dir") || err == nil && string(crls[0]) != string(crl) {
+			t.Errorf("%v: CRLs %d, %v", c.args, len(crls), err)
+		}
+	}
 }

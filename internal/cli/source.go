@@ -31,6 +31,8 @@ type sourceFlags struct {
 	timeout         time.Duration
 	retries         int
 	caFile          string
+	// amdKDSURL is --amd-kds-url (registerAMDKDS).
+	amdKDSURL string
 }
 
 // updateValue is --update: standard or early.

@@ -14,14 +14,18 @@ import (
 	"github.com/tdproof/tdproof/verifier"
 )
 
-// appraiseSNP checks tee "snp" evidence (protocol.SNPEvidence: dstack
-// SEV-SNP evidence): its signed REPORT_DATA must bind the session nonce
-// and tee-pubkey; the verifier then verifies the report, chain, HOST_DATA
+// appraiseSNP checks tee "snp" evidence: Trustee's SnpEvidence goes to
+// appraiseTrusteeSNP; otherwise protocol.SNPEvidence (dstack SEV-SNP
+// evidence): its signed REPORT_DATA must bind the session nonce and
+// tee-pubkey; the verifier then verifies the report, chain, HOST_DATA
 // binding and identity and appraises the snp.* and dstack.* claims.
 func (b *Broker) appraiseSNP(ctx context.Context, att *protocol.Attestation, reportData [64]byte) (string, [64]byte, string, *ear.Claims, string) {
+	if isTrusteeSNP(att.TeeEvidence.PrimaryEvidence) {
+		return b.appraiseTrusteeSNP(ctx, att, reportData)
+	}
 	var ev protocol.SNPEvidence
 	if err := json.Unmarshal(att.TeeEvidence.PrimaryEvidence, &ev); err != nil || ev.Attestation == "" {
-		return "", reportData, "", nil, "primary evidence is not SEV-SNP evidence {attestation}"
+		return "", reportData, "", nil, "primary evidence is neither dstack SEV-SNP evidence {attestation} nor Trustee SEV-SNP evidence {attestation_report, cert_chain}"
 	}
 	raw, err := hex.DecodeString(strings.TrimPrefix(ev.Attestation, "0x"))
 	if err != nil {

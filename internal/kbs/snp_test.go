@@ -2,10 +2,13 @@ package kbs_test
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tdproof/tdproof/collateral"
 	"github.com/tdproof/tdproof/ear"
@@ -20,9 +23,19 @@ import (
 
 const snpMRConfig = `{"app_id":"86e59625be93207bc2351c4d1bba20037cec8e16","compose_hash":"86e59625be93207bc2351c4d1bba20037cec8e168da6b18f559af5af657b7a23","key_provider":"kms","key_provider_id":"3059","version":3}`
 
-// newSNPEnv starts a broker whose verifier trusts g's test AMD PKI and
-// pins g's launch measurement.
+// newSNPEnv starts a broker whose verifier trusts g's test AMD PKI, pins
+// g's launch measurement and gets a clean current CRL of g's ARK as its
+// AMD CRL.
 func newSNPEnv(t *testing.T, dsn string, g *snpsim.Guest) *env {
+	t.Helper()
+	return newSNPEnvCRL(t, dsn, g, func(now time.Time) ([]byte, error) {
+		return g.PKI.CRL(now.Add(-time.Hour), now.Add(snpsim.CRLValidity))
+	})
+}
+
+// newSNPEnvCRL is newSNPEnv with the AMD CRL crl makes at the
+// verification time (nil bytes: no CRL obtained).
+func newSNPEnvCRL(t *testing.T, dsn string, g *snpsim.Guest, crl func(now time.Time) ([]byte, error)) *env {
 	t.Helper()
 	return newBrokerEnv(t, dsn, "", kbs.Limits{}, func(signer *ear.Signer, clk *clock) *verifier.Verifier {
 		refs := refvalue.NewMemoryStore()
@@ -34,7 +47,14 @@ func newSNPEnv(t *testing.T, dsn string, g *snpsim.Guest) *env {
 			return nil, nil
 		})
 		v, err := verifier.New(noCollateral, refs, signer, verifier.WithClock(clk.Now),
-			verifier.WithSNPVerifier(snp.NewVerifier(snp.VerifierOptions{Roots: g.PKI.Roots()})))
+			verifier.WithSNPVerifier(snp.NewVerifier(snp.VerifierOptions{Roots: g.PKI.Roots()})),
+			verifier.WithSNPCRLs(func(context.Context, *snp.Report) ([][]byte, error) {
+				b, err := crl(clk.Now())
+				if err != nil || b == nil {
+					return nil, errors.Join(errors.New("no AMD CRL"), err)
+				}
+				return [][]byte{b}, nil
+			}))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -145,6 +165,56 @@ func TestSNPReleasesSecret(t *testing.T) {
 		code, body = b.attest(t, []byte(`{"runtime-data":{"nonce":"x","tee-pubkey":{}},"tee-evidence":{"primary_evidence":{"quote":"AA=="}}}`))
 		if code == 200 {
 			t.Errorf("garbage under snp session: %d %s", code, body)
+		}
+	})
+}
+
+// TestSNPCRL: the key broker applies the AMD CRL to dstack SEV-SNP
+// evidence (SQLite and PostgreSQL): a revoked VCEK or ASK, a CRL past its
+// nextUpdate and a CRL signed by another ARK are refused at attestation
+// (not authentic); with no CRL the attestation is not affirming and the
+// secret is not released (rule crl_checked).
+func TestSNPCRL(t *testing.T) {
+	g, err := snpsim.NewGuest(snp.ProductMilan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := snpsim.GeneratePKI(snp.ProductMilan, g.PKI.NotBefore, g.PKI.NotAfter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	day := 24 * time.Hour
+	current := func(p *snpsim.PKI, revoked ...*x509.Certificate) func(time.Time) ([]byte, error) {
+		return func(now time.Time) ([]byte, error) { return p.CRL(now.Add(-day), now.Add(day), revoked...) }
+	}
+	cases := []struct {
+		name   string
+		crl    func(time.Time) ([]byte, error)
+		attest bool // attestation succeeds, the resource is refused
+	}{
+		{"VCEK revoked", current(g.PKI, g.Key.Cert), false},
+		{"ASK revoked", current(g.PKI, g.PKI.ASK), false},
+		{"CRL expired", func(now time.Time) ([]byte, error) { return g.PKI.CRL(now.Add(-3*day), now.Add(-day)) }, false},
+		{"CRL of another ARK", current(other), false},
+		{"CRL missing", func(time.Time) ([]byte, error) { return nil, nil }, true},
+	}
+	forEachBackend(t, func(t *testing.T, dsn string) {
+		for _, c := range cases {
+			t.Run(c.name, func(t *testing.T) {
+				e := newSNPEnvCRL(t, dsn, g, c.crl)
+				a := newAgent(t, e)
+				nonce := a.authSNP(t)
+				code, body := a.attest(t, a.snpAttestation(t, g, nonce, "", nil))
+				if !c.attest {
+					wantProblem(t, "attest", code, body, protocol.ProblemAttestationError)
+					return
+				}
+				if code != 200 {
+					t.Fatalf("attest: %d %s", code, body)
+				}
+				code, body = a.resource(t, "")
+				wantProblem(t, "resource", code, body, protocol.ProblemPolicyDeny)
+			})
 		}
 	})
 }

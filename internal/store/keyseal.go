@@ -32,6 +32,13 @@ const sealedKeyInfo = "tdproof: EAR signing keys at rest v1"
 // key-encryption key was given to SealEARKeys.
 var ErrKeySealed = errors.New("the private key is encrypted with a key-encryption key, which is not configured")
 
+// ErrKeyNotSealed is returned when a key-encryption key is configured and
+// a stored private key is in plain text: a row written by a replica
+// without the key-encryption key, or put there by someone with write
+// access to the database, is not trusted to sign tokens.
+// SealPlaintextEARKeys seals such rows (serve does it at start).
+var ErrKeyNotSealed = errors.New("the private key is stored in plain text while a key-encryption key is configured; seal it (serve does at start) or find out who wrote it")
+
 // SealEARKeys makes the EAR key functions of this package (LoadOrCreateKeySet,
 // RotateEARKey, SyncKeySet) store private keys sealed under a key derived
 // from the 32-byte key-encryption key kek, and open sealed keys. Call it
@@ -77,8 +84,12 @@ func isSealedKey(stored []byte) bool {
 }
 
 // openKey returns the PKCS #8 PEM private key of kid from its stored form.
+// With a key-encryption key configured, only sealed rows open.
 func (s *Store) openKey(kid string, stored []byte) ([]byte, error) {
 	if !isSealedKey(stored) {
+		if s.keyAEAD != nil {
+			return nil, fmt.Errorf("store: key %s: %w", kid, ErrKeyNotSealed)
+		}
 		return stored, nil
 	}
 	if s.keyAEAD == nil {

@@ -144,9 +144,13 @@ func TestEARKeysMigrateToSealed(t *testing.T) {
 		if err := s.SealEARKeys(testKEK); err != nil {
 			t.Fatal(err)
 		}
-		// Plain rows still load before the migration.
-		if got, err := store.LoadOrCreateKeySet(t.Context(), s); err != nil || got.Active().ID() != ks.Active().ID() {
-			t.Fatalf("plain rows with a KEK configured: %v", err)
+		// With a KEK configured, plain rows do not load before the
+		// migration seals them, and no key is created in their place.
+		if _, err := store.LoadOrCreateKeySet(t.Context(), s); !errors.Is(err, store.ErrKeyNotSealed) {
+			t.Fatalf("plain rows with a KEK configured: %v, want ErrKeyNotSealed", err)
+		}
+		if left, err := s.PlaintextEARKeys(t.Context()); err != nil || len(left) != 2 {
+			t.Fatalf("plaintext keys after the refused load: %v %v", left, err)
 		}
 		sealed, err := s.SealPlaintextEARKeys(t.Context())
 		if err != nil || len(sealed) != 2 {
@@ -173,6 +177,49 @@ func TestEARKeysMigrateToSealed(t *testing.T) {
 		}
 		if again, err := s.SealPlaintextEARKeys(t.Context()); err != nil || len(again) != 0 {
 			t.Errorf("migration after removal: %v %v", again, err)
+		}
+	})
+}
+
+// TestEARKeysPlaintextRowRefusedWithKEK: once a key-encryption key is
+// configured, a plaintext private key written into a row later (a replica
+// without the KEK, or someone with write access to the database) is not
+// loaded into the signing key set; the keys already loaded stay.
+func TestEARKeysPlaintextRowRefusedWithKEK(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		dsn := b.newDSN(t)
+		s := open(t, dsn)
+		if err := s.SealEARKeys(testKEK); err != nil {
+			t.Fatal(err)
+		}
+		ks, err := store.LoadOrCreateKeySet(t.Context(), s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		activeKID := ks.Active().ID()
+		// A replica without the KEK cannot load the sealed keys.
+		plain := open(t, dsn)
+		pks, err := store.LoadOrCreateKeySet(t.Context(), plain)
+		if !errors.Is(err, store.ErrKeySealed) {
+			t.Fatalf("replica without the KEK loaded sealed keys: %v %v", pks, err)
+		}
+		// The row now holds a plaintext key (here the same key, so the
+		// refusal can only come from its being plain).
+		p, err := ks.Active().MarshalPEM()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.SetRawPrivateKey(t.Context(), activeKID, p); err != nil {
+			t.Fatal(err)
+		}
+		if err := store.SyncKeySet(t.Context(), s, ks); !errors.Is(err, store.ErrKeyNotSealed) {
+			t.Fatalf("sync with a plaintext row: %v, want ErrKeyNotSealed", err)
+		}
+		if ks.Active().ID() != activeKID {
+			t.Errorf("active key changed to %s after a refused sync", ks.Active().ID())
+		}
+		if _, err := store.LoadOrCreateKeySet(t.Context(), s); !errors.Is(err, store.ErrKeyNotSealed) {
+			t.Errorf("load with a plaintext row: %v, want ErrKeyNotSealed", err)
 		}
 	})
 }

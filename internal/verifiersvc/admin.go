@@ -52,6 +52,7 @@ func (s *Service) routes() []route {
 	return []route{
 		{method: http.MethodPost, path: "/v1/verify", h: s.handleNative},
 		{method: http.MethodPost, path: "/verify", h: s.handleDstack},
+		{method: http.MethodPost, path: "/v1/verify-cert", h: s.handleVerifyCert},
 		{method: http.MethodGet, path: "/.well-known/jwks.json", h: s.handleJWKS},
 		{method: http.MethodGet, path: "/healthz", h: s.handleHealth},
 		{method: http.MethodGet, path: "/health", h: s.handleHealth},

@@ -5,6 +5,7 @@
 //
 //	POST /v1/verify              native request, versioned result + EAR token
 //	POST /verify                 dstack-verifier compatible
+//	POST /v1/verify-cert         a dstack RA-TLS certificate (dstack-verifier --verify-cert)
 //	GET  /health                 dstack-verifier's health check (as /healthz)
 //	GET  /.well-known/jwks.json  the EAR verification keys
 //	GET  /healthz                the process is up
@@ -67,6 +68,33 @@
 // or service TD). GET /health answers {"status": "ok", "service":
 // ServiceName} as dstack-verifier's does.
 //
+// # POST /v1/verify-cert
+//
+// The body is a JSON object {"certificate": "<PEM, or DER as hex or
+// base64>", "policy_id": "<optional>"} (Content-Type application/json;
+// unknown members are rejected), or the certificate itself, PEM or DER,
+// with Content-Type application/pkix-cert, application/x-pem-file,
+// application/pem-certificate-chain or application/octet-stream and the
+// policy in the query (?policy_id=). Any other Content-Type is 415
+// unsupported_media_type; the body limit is Options.MaxBodyBytes.
+//
+// The steps are tdproof dstack verify-cert's (docs/ratls.md), sharing its
+// library functions: dstack.ParseCertificate; dstack.CheckCertificateProfile
+// at the verifier's clock; the pipeline of /v1/verify on the certificate
+// (every platform it verifies, appraised by the policy); then
+// dstack.NewCertVerification, which requires report_data =
+// SHA-512("ratls-cert:" ‖ SubjectPublicKeyInfo) of this certificate. A body
+// that is not a certificate is 400 malformed_evidence. A certificate gets a
+// 200 verdict: dstack's {"is_valid": true, "details": {tee_variant,
+// report_data, public_key_der, app_info}}, the JSON document the CLI
+// prints, or {"is_valid": false, "reason", "code"} with code not_attested
+// (no dstack attestation extension), certificate_profile,
+// malformed_attestation (the extension does not parse or holds evidence
+// the pipeline does not verify), not_authentic, certificate_binding (the
+// attestation binds another key) or rejected (the policy denies it).
+// Unknown policies, collateral outages and timeouts are the problems of
+// /v1/verify.
+//
 // # Admin API
 //
 // Options.AdminToken enables it; without a token every /admin/v1/ route
@@ -110,6 +138,7 @@
 //	404 unknown_policy         policy_id names no policy (admin: no such policy version)
 //	404 unknown_refvalue       admin: no reference value has that id
 //	405 method_not_allowed
+//	415 unsupported_media_type /v1/verify-cert: a Content-Type it does not read
 //	408 request_timeout        the client was too slow or went away
 //	409 conflict               admin: the policy version exists
 //	413 body_too_large         the body exceeds the size limit (default 1 MiB)

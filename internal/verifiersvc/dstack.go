@@ -11,6 +11,7 @@ import (
 
 	"github.com/tdproof/tdproof/collateral"
 	"github.com/tdproof/tdproof/dstack"
+	"github.com/tdproof/tdproof/nitro"
 	"github.com/tdproof/tdproof/verifier"
 )
 
@@ -122,11 +123,20 @@ func (s *Service) handleDstack(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var cause error
-	if res := o.Result; !res.Authentic && res.DCAP != nil {
-		// The quote verified and a later check failed: its typed error.
+	if res := o.Result; !res.Authentic && (res.DCAP != nil || isNitroVariant(res.TEEVariant)) {
+		// The quote (or Nitro document) verified or was checked, and
+		// the typed error says which step failed.
 		cause = o.Cause
 	}
 	resp := dstackResponse(o.Result, cause, s.opts.DstackCompatPolicy)
+	if !o.Result.Authentic && resp.Details.QuoteVerified && resp.Details.ReportData == nil {
+		// A Nitro document verified and a later step failed: its
+		// user_data is the attestation's report data.
+		if de, err := dstack.ParseEvidence(ev.Dstack); err == nil && de.ReportData != nil {
+			rd := hex.EncodeToString(de.ReportData[:])
+			resp.Details.ReportData = &rd
+		}
+	}
 	if req.Debug != nil && *req.Debug {
 		resp.Details.RTMRDebug = rtmrDebug(cause, ev.Dstack)
 	}
@@ -174,9 +184,13 @@ func dstackExt(e *apiError) map[string]any {
 func dstackResponse(res *verifier.Result, cause error, compat bool) DstackResponse {
 	out := DstackResponse{Details: emptyDetails()}
 	det := &out.Details
-	if q := res.DCAP; q != nil && !errors.Is(cause, dstack.ErrTDRejected) {
+	platformFailed := platformStepFailed(res.TEEVariant, cause)
+	if q := res.DCAP; q != nil && !errors.Is(cause, dstack.ErrTDRejected) && !platformFailed {
 		det.QuoteVerified = true
 		variant, status := dstack.TEEVariant, q.Status.String()
+		if res.TEEVariant != "" {
+			variant = res.TEEVariant
+		}
 		det.TEEVariant, det.TCBStatus = &variant, &status
 		if q.TD != nil {
 			rd := q.TD.ReportData
@@ -188,10 +202,14 @@ func dstackResponse(res *verifier.Result, cause error, compat bool) DstackRespon
 	}
 	if d := res.Dstack; d != nil {
 		if res.DCAP == nil && d.QuoteVerified {
-			// A platform without a DCAP quote (SEV-SNP): the dstack
-			// result carries the verified report's facts.
+			// A platform without a DCAP quote (SEV-SNP, Nitro): the
+			// dstack result carries the verified report's facts; an
+			// empty TCB status (Nitro Enclave) is null.
 			variant, status := d.TEEVariant, d.TCBStatus
-			det.QuoteVerified, det.TEEVariant, det.TCBStatus = true, &variant, &status
+			det.QuoteVerified, det.TEEVariant = true, &variant
+			if status != "" {
+				det.TCBStatus = &status
+			}
 		}
 		det.EventLogVerified = d.EventLogVerified
 		det.OSImageHashVerified = d.OSImageHashVerified
@@ -202,13 +220,30 @@ func dstackResponse(res *verifier.Result, cause error, compat bool) DstackRespon
 			det.AdvisoryIDs = d.AdvisoryIDs
 		}
 		det.KeyProvider = d.KeyProvider
-		det.AppInfo = &d.AppInfo
-		det.BootInfo = &d.BootInfo
+		ai, bi := d.AppInfo, d.BootInfo
+		if d.Nitro != nil && d.TEEVariant == dstack.TEEVariantNitroEnclave {
+			// dstack's /verify reports SHA-256 of module_id up to its
+			// first '-' (docs/nitro.md); the native result keeps the
+			// whole module_id's.
+			ai.DeviceID, bi.DeviceID = d.Nitro.DstackDeviceID, d.Nitro.DstackDeviceID
+		}
+		det.AppInfo, det.BootInfo = &ai, &bi
+	} else if isNitroVariant(res.TEEVariant) && cause != nil && !platformFailed {
+		// The Nitro document verified; a later step (the OS image)
+		// failed.
+		variant := res.TEEVariant
+		det.QuoteVerified, det.TEEVariant = true, &variant
+		if variant == dstack.TEEVariantAWSNitroTPM {
+			status := "UpToDate"
+			det.TCBStatus = &status
+		}
 	}
 	var reason string
 	switch {
 	case !res.Authentic:
 		reason = dstackFailure(res.Reason, cause, det.QuoteVerified)
+	case compat && res.DCAP == nil:
+		reason = dstackCompatOther(res)
 	case compat:
 		reason = dstackCompatRejection(res)
 	case !res.Allow:
@@ -228,6 +263,41 @@ func dstackResponse(res *verifier.Result, cause error, compat bool) DstackRespon
 	return out
 }
 
+// isNitroVariant reports whether v is a Nitro tee_variant.
+func isNitroVariant(v string) bool {
+	return v == dstack.TEEVariantNitroEnclave || v == dstack.TEEVariantAWSNitroTPM
+}
+
+// platformStepFailed reports whether cause failed dstack-verifier's
+// platform step (its quote_verified) for the variants whose platform
+// step covers more than the DCAP quote: GCP TDX (the vTPM quote, its
+// binding, the PCR14 and RTMR3 replays) and Nitro (the document,
+// user_data, NitroTPM's PCR14). The OS-image checks
+// (dstack.ErrMeasurement, a debug enclave) come after it.
+func platformStepFailed(variant string, cause error) bool {
+	if cause == nil || (variant != dstack.TEEVariantGCPTDX && !isNitroVariant(variant)) {
+		return false
+	}
+	return !errors.Is(cause, dstack.ErrMeasurement) && !errors.Is(cause, nitro.ErrDebug)
+}
+
+// dstackCompatOther is dstack-verifier's is_valid for authentic evidence
+// of a platform without a DCAP quote (SEV-SNP, Nitro): every step
+// verified. The policy is not consulted. It returns the reason, "" when
+// valid.
+func dstackCompatOther(res *verifier.Result) string {
+	d := res.Dstack
+	switch {
+	case d == nil:
+		return reasonInternal + "no verification result"
+	case !d.OSImageHashVerified:
+		return reasonOSImage + "not verified"
+	case !d.EventLogVerified:
+		return reasonEventLog + "not verified"
+	}
+	return ""
+}
+
 // dstackFailure prefixes a verification failure as dstack-verifier does:
 // the quote (when it did not verify), the OS image (a register recomputed
 // from the image or its measurement document differs) or the event log.
@@ -235,7 +305,7 @@ func dstackFailure(reason string, cause error, quoteVerified bool) string {
 	switch {
 	case !quoteVerified:
 		return reasonQuote + reason
-	case errors.Is(cause, dstack.ErrMeasurement):
+	case errors.Is(cause, dstack.ErrMeasurement), errors.Is(cause, nitro.ErrDebug):
 		return reasonOSImage + reason
 	}
 	return reasonEventLog + reason

@@ -409,17 +409,8 @@ func (s *Service) readJSON(w http.ResponseWriter, r *http.Request, v any, strict
 // the body. v must not retain buf's bytes (encoding/json copies strings
 // and json.RawMessage).
 func (s *Service) decodeJSON(w http.ResponseWriter, r *http.Request, buf *bytes.Buffer, v any, strict bool) *apiError {
-	// Trust the announced length only as far as a typical body, so that a
-	// client cannot reserve the whole limit without sending it.
-	if n := min(r.ContentLength, s.opts.MaxBodyBytes, 64<<10); n > 0 {
-		buf.Grow(int(n) + bytes.MinRead)
-	}
-	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes)); err != nil {
-		if mbe, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			return &apiError{status: http.StatusRequestEntityTooLarge, code: "body_too_large",
-				detail: fmt.Sprintf("request body larger than %d bytes", mbe.Limit)}
-		}
-		return &apiError{status: http.StatusRequestTimeout, code: "request_timeout", detail: "reading the request body: " + err.Error()}
+	if aerr := s.readBody(w, r, buf); aerr != nil {
+		return aerr
 	}
 	if fd, ok := v.(interface{ decodeFast([]byte) bool }); ok && strict && fd.decodeFast(buf.Bytes()) {
 		return nil
@@ -433,6 +424,23 @@ func (s *Service) decodeJSON(w http.ResponseWriter, r *http.Request, buf *bytes.
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return badRequest("malformed_request", "request body: data after the JSON object")
+	}
+	return nil
+}
+
+// readBody reads the request body into buf, within Options.MaxBodyBytes.
+func (s *Service) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Buffer) *apiError {
+	// Trust the announced length only as far as a typical body, so that a
+	// client cannot reserve the whole limit without sending it.
+	if n := min(r.ContentLength, s.opts.MaxBodyBytes, 64<<10); n > 0 {
+		buf.Grow(int(n) + bytes.MinRead)
+	}
+	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes)); err != nil {
+		if mbe, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return &apiError{status: http.StatusRequestEntityTooLarge, code: "body_too_large",
+				detail: fmt.Sprintf("request body larger than %d bytes", mbe.Limit)}
+		}
+		return &apiError{status: http.StatusRequestTimeout, code: "request_timeout", detail: "reading the request body: " + err.Error()}
 	}
 	return nil
 }

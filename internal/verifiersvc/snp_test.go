@@ -2,7 +2,9 @@ package verifiersvc_test
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
@@ -13,13 +15,16 @@ import (
 	"github.com/tdproof/tdproof/internal/verifiersvc"
 	"github.com/tdproof/tdproof/policy"
 	"github.com/tdproof/tdproof/refvalue"
+	"github.com/tdproof/tdproof/snp"
+	"github.com/tdproof/tdproof/snpsim"
 	"github.com/tdproof/tdproof/verifier"
 )
 
 // TestSNPFixtureEndpoints sends the real dstack SEV-SNP fixture through
 // /v1/verify and the dstack-compatible /verify: under a policy that
-// accepts OutOfDate (dstack has no TCB policy) with the measurement pinned
-// it is valid; under the default policy OutOfDate rejects it.
+// accepts OutOfDate (dstack has no TCB policy) and an unchecked CRL
+// (dstack fetches none) with the measurement pinned it is valid; under the
+// default policy OutOfDate and the missing CRL reject it.
 func TestSNPFixtureEndpoints(t *testing.T) {
 	t.Parallel()
 	data := testvectors.ReadFile(t, "multitee", "dstack", "verifier__fixtures__sev-snp-attestation.json")
@@ -29,7 +34,9 @@ func TestSNPFixtureEndpoints(t *testing.T) {
 		Values: []string{"7f51e17f72a04d5422cb2c00998166536019a217376f3aa45a630e59c805a599847ff250dbffcd07e1ba639771d6f05d"}}); err != nil {
 		t.Fatal(err)
 	}
-	compat, err := policy.FromRules("dstack-compat", "1", policy.Rules{AcceptedTCBStatuses: []string{"UpToDate", "OutOfDate"}})
+	// dstack's acceptance: no TCB policy, no CRL (no AMD-signed CRL is
+	// among the test data; TestSNPCRLEndpoints covers CRLs).
+	compat, err := policy.FromRules("dstack-compat", "1", policy.Rules{AcceptedTCBStatuses: []string{"UpToDate", "OutOfDate"}, AllowUncheckedCRLUnsafe: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +81,7 @@ func TestSNPFixtureEndpoints(t *testing.T) {
 	if err := json.Unmarshal(resp.body, &raw); err != nil {
 		t.Fatal(err)
 	}
-	if raw["is_valid"] != false || !strings.Contains(raw["reason"].(string), "tcb_status") {
+	if raw["is_valid"] != false || !strings.Contains(raw["reason"].(string), "tcb_status") || !strings.Contains(raw["reason"].(string), "crl_checked") {
 		t.Errorf("default policy /verify: %s", resp.body)
 	}
 	// A tampered report is not authentic.
@@ -89,5 +96,95 @@ func TestSNPFixtureEndpoints(t *testing.T) {
 	}
 	if raw["is_valid"] != false || !strings.HasPrefix(raw["reason"].(string), "Quote verification failed") {
 		t.Errorf("tampered /verify: %s", resp.body)
+	}
+}
+
+// TestSNPCRLEndpoints sends snpsim dstack SEV-SNP evidence through
+// /v1/verify and the dstack-compatible /verify with the AMD CRL the
+// verifier obtains (WithSNPCRLs): a clean current CRL is valid (the
+// details name it); a revoked VCEK or ASK, a CRL past its nextUpdate and
+// one signed by another ARK are not authentic; no CRL is refused by the
+// default policy (rule crl_checked).
+func TestSNPCRLEndpoints(t *testing.T) {
+	t.Parallel()
+	g, err := snpsim.NewGuest(snp.ProductGenoa)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := snpsim.GeneratePKI(snp.ProductGenoa, g.PKI.NotBefore, g.PKI.NotAfter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now, day := snpsim.Now, 24*time.Hour
+	refs := refvalue.NewMemoryStore()
+	if _, err := refs.Add(context.Background(), refvalue.Value{Name: "snp.measurement", Values: []string{hex.EncodeToString(g.Template.Measurement[:])}}); err != nil {
+		t.Fatal(err)
+	}
+	doc := `{"compose_hash":"0000000000000000000000000000000000000000000000000000000000000000","key_provider":"none"}`
+	att, err := g.DstackAttestation([64]byte{7}, doc, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := mustJSON(t, map[string]string{"attestation": hex.EncodeToString(att)})
+	crl := func(b []byte, err error) []byte {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	envWith := func(crl []byte) *env {
+		return newEnv(t, nil, nil, now, verifiersvc.Options{RefValues: refs},
+			verifier.WithSNPVerifier(snp.NewVerifier(snp.VerifierOptions{Roots: g.PKI.Roots()})),
+			verifier.WithSNPCRLs(func(context.Context, *snp.Report) ([][]byte, error) {
+				if crl == nil {
+					return nil, errors.New("AMD KDS unavailable")
+				}
+				return [][]byte{crl}, nil
+			}))
+	}
+	// verdict posts the evidence to both endpoints: the native result and
+	// /verify's is_valid and reason.
+	verdict := func(e *env) (*verifier.Result, bool, string) {
+		t.Helper()
+		out, _ := e.native(t, map[string]any{"dstack": json.RawMessage(body), "details": true})
+		resp := e.post(t, "/verify", body)
+		var raw map[string]any
+		if resp.status != http.StatusOK || json.Unmarshal(resp.body, &raw) != nil {
+			t.Fatalf("/verify: %d %s", resp.status, resp.body)
+		}
+		reason, _ := raw["reason"].(string)
+		return out.Result, raw["is_valid"] == true, reason
+	}
+	r, valid, reason := verdict(envWith(crl(g.CRL())))
+	if !r.Authentic || !r.Allow || r.Status != ear.StatusAffirming || !valid {
+		t.Fatalf("clean CRL: authentic %v allow %v status %v; /verify %v %s", r.Authentic, r.Allow, r.Status, valid, reason)
+	}
+	if len(r.Chain) != 3 || r.Chain[0].Revocation != verifier.NotRevoked || r.Chain[0].CRLNextUpdate == nil || r.Dstack.SNP.CRL == nil {
+		t.Errorf("clean CRL details: %+v", r.Chain)
+	}
+	for _, c := range []struct {
+		name      string
+		crl       []byte
+		authentic bool
+	}{
+		{"VCEK revoked", crl(g.CRL(g.Key.Cert)), false},
+		{"ASK revoked", crl(g.CRL(g.PKI.ASK)), false},
+		{"CRL expired", crl(g.PKI.CRL(now.Add(-3*day), now.Add(-day))), false},
+		{"CRL of another ARK", crl(other.CRL(now.Add(-day), now.Add(day))), false},
+		{"CRL missing", nil, true},
+	} {
+		r, valid, reason := verdict(envWith(c.crl))
+		if r.Allow || valid || r.Authentic != c.authentic || r.Status == ear.StatusAffirming || r.Status == ear.StatusWarning {
+			t.Errorf("%s: authentic %v allow %v status %v; /verify valid %v %s", c.name, r.Authentic, r.Allow, r.Status, valid, reason)
+			continue
+		}
+		want := "Quote verification failed"
+		if c.authentic {
+			want = "crl_checked"
+		}
+		if !strings.Contains(reason, want) {
+			t.Errorf("%s: /verify reason %q, want %q", c.name, reason, want)
+		}
 	}
 }

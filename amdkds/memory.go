@@ -1,0 +1,198 @@
+package amdkds
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/tdproof/tdproof/snp"
+)
+
+// DefaultMemoryEntries bounds the VCEKs a Memory keeps.
+const DefaultMemoryEntries = 1024
+
+// DefaultRetryAfter is how long a Memory answers a failed CRL fetch
+// with the same error before asking Upstream again.
+const DefaultRetryAfter = time.Minute
+
+// Memory is an in-process cache in front of Upstream (a Client, or a
+// Cache on disk), for a long-running service: cert_chains and VCEKs are
+// kept (a VCEK is fixed by chip and TCB), a CRL until its NextUpdate. A
+// failed CRL fetch is remembered for RetryAfter so that a KDS outage or
+// rate limit does not turn into one request per verification. Nothing
+// is trusted here: package snp verifies what it returns.
+//
+// A Memory is safe for concurrent use.
+type Memory struct {
+	Upstream Source
+	// Now is the clock for CRL freshness; time.Now if nil.
+	Now func() time.Time
+	// MaxEntries bounds the VCEKs kept (DefaultMemoryEntries if zero).
+	MaxEntries int
+	// RetryAfter: see the type's documentation (DefaultRetryAfter if
+	// zero).
+	RetryAfter time.Duration
+
+	mu     sync.Mutex
+	chains map[snp.Product][]byte
+	vceks  map[vcekKey][]byte
+	crls   map[snp.Product]memoCRL
+}
+
+type vcekKey struct {
+	p    snp.Product
+	chip [64]byte
+	tcb  snp.TCBVersion
+}
+
+type memoCRL struct {
+	der        []byte
+	nextUpdate time.Time
+	err        error
+	retry      time.Time
+}
+
+func (m *Memory) now() time.Time {
+	if m.Now != nil {
+		return m.Now()
+	}
+	return time.Now()
+}
+
+func (m *Memory) init() {
+	if m.chains == nil {
+		m.chains, m.vceks, m.crls = map[snp.Product][]byte{}, map[vcekKey][]byte{}, map[snp.Product]memoCRL{}
+	}
+}
+
+// CertChain implements Source.
+func (m *Memory) CertChain(ctx context.Context, p snp.Product) ([]byte, error) {
+	m.mu.Lock()
+	m.init()
+	b, ok := m.chains[p]
+	m.mu.Unlock()
+	if ok {
+		return b, nil
+	}
+	b, err := m.Upstream.CertChain(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	m.chains[p] = b
+	m.mu.Unlock()
+	return b, nil
+}
+
+// VCEK implements Source.
+func (m *Memory) VCEK(ctx context.Context, p snp.Product, chipID [64]byte, tcb snp.TCBVersion) ([]byte, error) {
+	k := vcekKey{p, chipID, tcb}
+	m.mu.Lock()
+	m.init()
+	b, ok := m.vceks[k]
+	m.mu.Unlock()
+	if ok {
+		return b, nil
+	}
+	b, err := m.Upstream.VCEK(ctx, p, chipID, tcb)
+	if err != nil {
+		return nil, err
+	}
+	max := m.MaxEntries
+	if max <= 0 {
+		max = DefaultMemoryEntries
+	}
+	m.mu.Lock()
+	if len(m.vceks) >= max {
+		clear(m.vceks)
+	}
+	m.vceks[k] = b
+	m.mu.Unlock()
+	return b, nil
+}
+
+// CRL implements Source: the kept CRL while now is before its
+// NextUpdate, else a fresh one from Upstream; when that fails, the kept
+// (stale) CRL if any (package snp refuses it as expired), else the
+// error, remembered for RetryAfter.
+func (m *Memory) CRL(ctx context.Context, p snp.Product) ([]byte, error) {
+	now := m.now()
+	m.mu.Lock()
+	m.init()
+	c, ok := m.crls[p]
+	m.mu.Unlock()
+	switch {
+	case ok && c.der != nil && now.Before(c.nextUpdate):
+		return c.der, nil
+	case ok && c.err != nil && now.Before(c.retry):
+		return nil, c.err
+	}
+	b, err := m.Upstream.CRL(ctx, p)
+	var next time.Time
+	if err == nil {
+		crl, perr := x509.ParseRevocationList(b)
+		switch {
+		case perr != nil:
+			err = fmt.Errorf("%w: %s CRL: %v", ErrInvalidResponse, p, perr)
+		case crl.NextUpdate.IsZero():
+			// No NextUpdate: keep it for RetryAfter only.
+			next = now.Add(m.retryAfter())
+		default:
+			next = crl.NextUpdate
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err != nil {
+		if c.der != nil {
+			return c.der, nil
+		}
+		if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+			m.crls[p] = memoCRL{err: err, retry: now.Add(m.retryAfter())}
+		}
+		return nil, err
+	}
+	m.crls[p] = memoCRL{der: b, nextUpdate: next}
+	return b, nil
+}
+
+func (m *Memory) retryAfter() time.Duration {
+	if m.RetryAfter > 0 {
+		return m.RetryAfter
+	}
+	return DefaultRetryAfter
+}
+
+// CRLs obtains from src the ARK-signed CRLs that apply to r's chain: the
+// CRL of the report's product (version 3 and later: from CPUID; product
+// when set), or for a version 2 report without product, whose product
+// line only verification finds, the CRL of each product line src has
+// (at least one). Package snp applies the one its chain's ARK issued and
+// skips the others.
+func CRLs(ctx context.Context, src Source, r *snp.Report, product snp.Product) ([][]byte, error) {
+	products := snp.Products
+	if r.Version >= 3 || product != snp.ProductUnknown {
+		p, err := ReportProduct(r, product)
+		if err != nil {
+			return nil, err
+		}
+		products = []snp.Product{p}
+	}
+	var out [][]byte
+	var errs []error
+	for _, p := range products {
+		b, err := src.CRL(ctx, p)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out = append(out, b)
+	}
+	if len(out) == 0 {
+		return nil, errors.Join(errs...)
+	}
+	return out, nil
+}

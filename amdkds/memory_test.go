@@ -1,0 +1,93 @@
+package amdkds_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/tdproof/tdproof/amdkds"
+	"github.com/tdproof/tdproof/snp"
+	"github.com/tdproof/tdproof/snpsim"
+)
+
+// crlSource serves one CRL per product (nil: unavailable) and counts
+// the requests.
+type crlSource struct {
+	amdkds.Source
+	crls map[snp.Product][]byte
+	hits map[snp.Product]int
+}
+
+func (s *crlSource) CRL(_ context.Context, p snp.Product) ([]byte, error) {
+	s.hits[p]++
+	if b := s.crls[p]; b != nil {
+		return b, nil
+	}
+	return nil, amdkds.ErrNotFound
+}
+
+// TestCRLRefresh: Memory and Cache keep a CRL until its NextUpdate and
+// refetch it after; Memory remembers a failure for RetryAfter; CRLs asks
+// for the report's product, or every product for a version 2 report.
+func TestCRLRefresh(t *testing.T) {
+	g, err := snpsim.NewGuest(snp.ProductMilan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := snpsim.Now
+	day := 24 * time.Hour
+	first, _ := g.PKI.CRL(now.Add(-day), now.Add(day))
+	second, _ := g.PKI.CRL(now.Add(day), now.Add(3*day))
+	src := &crlSource{crls: map[snp.Product][]byte{snp.ProductMilan: first}, hits: map[snp.Product]int{}}
+	clock := now
+	mem := &amdkds.Memory{Upstream: src, Now: func() time.Time { return clock }}
+	cache := &amdkds.Cache{Dir: t.TempDir(), Upstream: src, Now: func() time.Time { return clock }}
+	ctx := context.Background()
+	for name, s := range map[string]amdkds.Source{"memory": mem, "cache": cache} {
+		clock = now
+		src.crls[snp.ProductMilan], src.hits[snp.ProductMilan] = first, 0
+		for range 3 {
+			if b, err := s.CRL(ctx, snp.ProductMilan); err != nil || string(b) != string(first) {
+				t.Fatalf("%s: %v", name, err)
+			}
+		}
+		if src.hits[snp.ProductMilan] != 1 {
+			t.Errorf("%s: %d fetches of a current CRL, want 1", name, src.hits[snp.ProductMilan])
+		}
+		clock = now.Add(2 * day) // past NextUpdate
+		src.crls[snp.ProductMilan] = second
+		if b, err := s.CRL(ctx, snp.ProductMilan); err != nil || string(b) != string(second) || src.hits[snp.ProductMilan] != 2 {
+			t.Errorf("%s: stale CRL not refetched: %v, %d fetches", name, err, src.hits[snp.ProductMilan])
+		}
+	}
+	// A failure is remembered for RetryAfter, then retried.
+	if _, err := mem.CRL(ctx, snp.ProductGenoa); !errors.Is(err, amdkds.ErrNotFound) {
+		t.Fatal(err)
+	}
+	mem.CRL(ctx, snp.ProductGenoa)
+	if src.hits[snp.ProductGenoa] != 1 {
+		t.Errorf("%d fetches within RetryAfter, want 1", src.hits[snp.ProductGenoa])
+	}
+	clock = clock.Add(amdkds.DefaultRetryAfter + time.Second)
+	mem.CRL(ctx, snp.ProductGenoa)
+	if src.hits[snp.ProductGenoa] != 2 {
+		t.Errorf("%d fetches after RetryAfter, want 2", src.hits[snp.ProductGenoa])
+	}
+
+	raw, _ := g.Attest([64]byte{})
+	r, _ := snp.ParseReport(raw)
+	crls, err := amdkds.CRLs(ctx, src, r, snp.ProductUnknown)
+	if err != nil || len(crls) != 1 {
+		t.Fatalf("v3 report: %d CRLs, %v", len(crls), err)
+	}
+	v2 := *r
+	v2.Version = 2
+	if crls, err = amdkds.CRLs(ctx, src, &v2, snp.ProductUnknown); err != nil || len(crls) != 1 || src.hits[snp.ProductTurin] != 1 {
+		t.Fatalf("v2 report: %d CRLs, %v, %v", len(crls), err, src.hits)
+	}
+	delete(src.crls, snp.ProductMilan)
+	if _, err := amdkds.CRLs(ctx, src, r, snp.ProductUnknown); !errors.Is(err, amdkds.ErrNotFound) {
+		t.Errorf("no CRL: %v", err)
+	}
+}

@@ -1,0 +1,167 @@
+// Package crlcache fetches the certificate revocation lists a certificate
+// chain names (its CRL distribution points) over HTTP and keeps them in a
+// directory, so that revocation checks (package revocation) run offline
+// from the cache like other collateral.
+//
+// A cached list is used while it is current (its NextUpdate is after the
+// cache's clock); otherwise, unless Offline, it is fetched again. A list
+// that cannot be had is ErrUnavailable: the caller's revocation check then
+// fails closed. Lists are parsed but not verified here: revocation.Check
+// verifies each against the issuer of the certificate it covers.
+package crlcache
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/tdproof/tdproof/revocation"
+)
+
+// MaxCRLSize bounds a fetched CRL. AWS's and Google's lists are a few
+// kilobytes.
+const MaxCRLSize = 8 << 20
+
+// DefaultTimeout bounds one fetch when Cache.Client is nil.
+const DefaultTimeout = 30 * time.Second
+
+// ErrUnavailable: a CRL could not be fetched (network, HTTP status, size,
+// not a CRL) and no cached copy may be used, or, offline, the cache does
+// not hold it.
+var ErrUnavailable = errors.New("crlcache: CRL unavailable")
+
+// Cache fetches CRLs by URL and stores them in Dir.
+type Cache struct {
+	// Dir holds one file per URL: <SHA-256(URL) hex>.crl (DER). It is
+	// created on the first store.
+	Dir string
+	// Client fetches; nil is a client with DefaultTimeout.
+	Client *http.Client
+	// Offline answers from Dir only.
+	Offline bool
+	// Now is the cache's clock (nil: time.Now): a cached list is current
+	// while Now is before its NextUpdate.
+	Now func() time.Time
+}
+
+// CRLs returns the lists the certificates of chain name
+// (revocation.DistributionPoints): cached, or fetched and cached.
+func (c *Cache) CRLs(ctx context.Context, chain []*x509.Certificate) ([]*x509.RevocationList, error) {
+	var out []*x509.RevocationList
+	for _, u := range revocation.DistributionPoints(chain) {
+		l, err := c.Get(ctx, u)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, l)
+	}
+	return out, nil
+}
+
+// Path is the cache file of url.
+func (c *Cache) Path(url string) string {
+	h := sha256.Sum256([]byte(url))
+	return filepath.Join(c.Dir, hex.EncodeToString(h[:])+".crl")
+}
+
+// Get returns the CRL at url: the cached copy while current, else
+// (online) a fresh copy, which replaces it. Offline, a cached copy is
+// returned even when no longer current (revocation.Check then refuses
+// it, saying so).
+func (c *Cache) Get(ctx context.Context, url string) (*x509.RevocationList, error) {
+	now := time.Now()
+	if c.Now != nil {
+		now = c.Now()
+	}
+	cached, cerr := c.read(url)
+	if cached != nil && (c.Offline || now.Before(cached.NextUpdate)) {
+		return cached, nil
+	}
+	if c.Offline {
+		return nil, fmt.Errorf("%w: %s is not in the cache %s (offline): %v", ErrUnavailable, url, c.Dir, cerr)
+	}
+	der, err := c.fetch(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	l, err := x509.ParseRevocationList(der)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: not a CRL: %v", ErrUnavailable, url, err)
+	}
+	if err := c.write(url, der); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+func (c *Cache) read(url string) (*x509.RevocationList, error) {
+	if c.Dir == "" {
+		return nil, errors.New("no cache directory")
+	}
+	der, err := os.ReadFile(c.Path(url))
+	if err != nil {
+		return nil, err
+	}
+	return x509.ParseRevocationList(der)
+}
+
+func (c *Cache) fetch(ctx context.Context, url string) ([]byte, error) {
+	cl := c.Client
+	if cl == nil {
+		cl = &http.Client{Timeout: DefaultTimeout}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrUnavailable, url, err)
+	}
+	resp, err := cl.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrUnavailable, url, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%w: %s: HTTP %d", ErrUnavailable, url, resp.StatusCode)
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, MaxCRLSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrUnavailable, url, err)
+	}
+	if len(b) > MaxCRLSize {
+		return nil, fmt.Errorf("%w: %s: larger than %d bytes", ErrUnavailable, url, MaxCRLSize)
+	}
+	return b, nil
+}
+
+// write stores der atomically (a temporary file renamed over the old
+// one). Without a Dir nothing is stored.
+func (c *Cache) write(url string, der []byte) error {
+	if c.Dir == "" {
+		return nil
+	}
+	if err := os.MkdirAll(c.Dir, 0o755); err != nil {
+		return fmt.Errorf("crlcache: %w", err)
+	}
+	f, err := os.CreateTemp(c.Dir, ".crl-*")
+	if err != nil {
+		return fmt.Errorf("crlcache: %w", err)
+	}
+	_, werr := f.Write(der)
+	cerr := f.Close()
+	if err := errors.Join(werr, cerr); err != nil {
+		os.Remove(f.Name())
+		return fmt.Errorf("crlcache: %w", err)
+	}
+	if err := os.Rename(f.Name(), c.Path(url)); err != nil {
+		os.Remove(f.Name())
+		return fmt.Errorf("crlcache: %w", err)
+	}
+	return nil
+}

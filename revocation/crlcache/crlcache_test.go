@@ -1,0 +1,113 @@
+package crlcache_test
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tdproof/tdproof/revocation"
+	"github.com/tdproof/tdproof/revocation/crlcache"
+)
+
+var at = time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+
+// TestCache: a chain's CRL is fetched once, served from the directory
+// while current, fetched again when stale, used offline from the
+// directory, and the revocation check runs on what the cache returns.
+func TestCache(t *testing.T) {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	rootT := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "root"}, NotBefore: at.Add(-time.Hour),
+		NotAfter: at.Add(48 * time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
+	rootDER, _ := x509.CreateCertificate(rand.Reader, rootT, rootT, &key.PublicKey, key)
+	root, _ := x509.ParseCertificate(rootDER)
+	var hits atomic.Int32
+	var revoked atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		if r.URL.Path != "/root.crl" {
+			http.NotFound(w, r)
+			return
+		}
+		tmpl := &x509.RevocationList{Number: big.NewInt(int64(hits.Load())), ThisUpdate: at.Add(-time.Hour), NextUpdate: at.Add(time.Hour)}
+		if revoked.Load() {
+			tmpl.RevokedCertificateEntries = []x509.RevocationListEntry{{SerialNumber: big.NewInt(2), RevocationTime: at}}
+		}
+		der, err := x509.CreateRevocationList(rand.Reader, tmpl, root, key)
+		if err != nil {
+			t.Error(err)
+		}
+		_, _ = w.Write(der)
+	}))
+	defer srv.Close()
+	ik, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	interT := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "intermediate"}, NotBefore: at.Add(-time.Hour),
+		NotAfter: at.Add(48 * time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+		CRLDistributionPoints: []string{srv.URL + "/root.crl"}}
+	interDER, _ := x509.CreateCertificate(rand.Reader, interT, root, &ik.PublicKey, key)
+	inter, _ := x509.ParseCertificate(interDER)
+	chain := []*x509.Certificate{inter, root}
+
+	now := at
+	dir := t.TempDir()
+	c := &crlcache.Cache{Dir: dir, Client: srv.Client(), Now: func() time.Time { return now }}
+	check := func() error {
+		t.Helper()
+		crls, err := c.CRLs(t.Context(), chain)
+		if err != nil {
+			return err
+		}
+		return revocation.Check(chain, crls, now)
+	}
+	if err := check(); err != nil || hits.Load() != 1 {
+		t.Fatalf("first: %v, %d fetches", err, hits.Load())
+	}
+	if _, err := os.Stat(c.Path(srv.URL + "/root.crl")); err != nil {
+		t.Fatal(err)
+	}
+	// Current: from the directory, even for a new Cache.
+	c = &crlcache.Cache{Dir: dir, Client: srv.Client(), Now: func() time.Time { return now }}
+	if err := check(); err != nil || hits.Load() != 1 {
+		t.Fatalf("cached: %v, %d fetches", err, hits.Load())
+	}
+	// The intermediate is revoked; the cached list is current, so the
+	// cache does not know until the list is due.
+	revoked.Store(true)
+	if err := check(); err != nil {
+		t.Fatal(err)
+	}
+	now = at.Add(2 * time.Hour) // past NextUpdate: fetched again
+	if err := check(); !errors.Is(err, revocation.ErrCRL) || hits.Load() != 2 {
+		// The new list is valid until at+1h too: not current at now.
+		t.Fatalf("stale: %v, %d fetches", err, hits.Load())
+	}
+	now = at.Add(30 * time.Minute)
+	c.Now = func() time.Time { return now.Add(2 * time.Hour) } // the cache refetches; the check runs at now
+	if err := check(); !errors.Is(err, revocation.ErrRevoked) {
+		t.Fatalf("revoked: %v", err)
+	}
+	// Offline: the directory only.
+	off := &crlcache.Cache{Dir: dir, Offline: true}
+	if _, err := off.CRLs(t.Context(), chain); err != nil {
+		t.Fatalf("offline: %v", err)
+	}
+	if _, err := (&crlcache.Cache{Dir: t.TempDir(), Offline: true}).CRLs(t.Context(), chain); !errors.Is(err, crlcache.ErrUnavailable) {
+		t.Fatalf("offline, empty: %v", err)
+	}
+	// A distribution point that does not answer with a CRL.
+	interT.CRLDistributionPoints = []string{srv.URL + "/missing.crl"}
+	interDER, _ = x509.CreateCertificate(rand.Reader, interT, root, &ik.PublicKey, key)
+	inter, _ = x509.ParseCertificate(interDER)
+	if _, err := c.CRLs(t.Context(), []*x509.Certificate{inter, root}); !errors.Is(err, crlcache.ErrUnavailable) {
+		t.Fatalf("404: %v", err)
+	}
+}
