@@ -70,10 +70,11 @@ bench:
 	$(GO) test -run='^$$$$' -bench=. -benchmem -count=10 ./dcap/ ./pcs/pcscache/ ./measure/ ./snp/ ./dstack/
 
 # Bounded load tests of the product (docs/performance.md): tdproof serve as a
-# child process (SQLite; PostgreSQL with TDPROOF_TEST_POSTGRES_DSN) and the
-# key broker handshake.
+# child process (SQLite; PostgreSQL with TDPROOF_TEST_POSTGRES_DSN): /v1/verify,
+# dstack's /verify beside it, and key broker handshakes against the server alone;
+# and the in-process key broker handshake.
 loadtest:
-	$(GO) test -count=1 -run 'TestServeLoad|TestKBSHandshakeLoad' -v ./internal/loadtest/ \
+	$(GO) test -count=1 -run 'TestServeLoad|TestServeDstackLoad|TestServeKBSLoad|TestKBSHandshakeLoad' -v ./internal/loadtest/ \
 		-loadtest.serve.n 20000 -loadtest.serve.d 10s -loadtest.serve.c 8 -loadtest.kbs.n 2000 -loadtest.kbs.c 8
 
 # Long fuzzing, one target at a time (FUZZTIME each).

@@ -34,6 +34,17 @@
 //
 //	go test -run TestServeLoad -v ./internal/loadtest -loadtest.serve.n 50000 -loadtest.serve.d 10s -loadtest.serve.c 8
 //
+// TestServeDstackLoad runs a tdsim TD's POST /v1/verify and then its
+// dstack GetQuote JSON through POST /verify against one tdproof serve
+// child and logs each route's server CPU per request; TestServeKBSLoad runs
+// key broker handshakes against tdproof serve --role all, so that the
+// broker's CPU per handshake is the server process's alone. Both set it
+// beside one P-256 verification's CPU time measured in the same run.
+// TDPROOF_LOADTEST_CPUPROFILE=FILE makes every serve child write a CPU
+// profile to FILE.<test name>.
+//
+//	go test -run 'TestServeDstackLoad|TestServeKBSLoad' -v ./internal/loadtest -loadtest.serve.n 3000 -loadtest.serve.d 15s -loadtest.serve.c 8
+//
 // The in-process tests run with tdproof serve's GC target (verifiersvc.GCPercent) unless
 // GOGC is set.
 package loadtest
