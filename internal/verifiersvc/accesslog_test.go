@@ -69,9 +69,26 @@ func TestAccessLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
+	// The access log line is written once the handler returns, which
+	// may be after the client has read the response: wait for each
+	// request's line before the next request, so their order is known.
+	waitLines := func(n int) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for strings.Count(logs.String(), `"msg":"http request"`) < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d access log lines after 10 s, want %d:\n%s", strings.Count(logs.String(), `"msg":"http request"`), n, logs.String())
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	waitLines(1)
 	e.post(t, "/verify", []byte(`{"quote"`))
+	waitLines(2)
 	e.get(t, "/no/such/route/"+secret)
+	waitLines(3)
 	e.get(t, "/healthz")
+	waitLines(4)
 
 	type line struct {
 		Level    string  `json:"level"`
