@@ -61,7 +61,8 @@ func (a *app) snpVerifyCommand() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "verify REPORT [--certs DIR | --vcek FILE [--ask FILE]] [--at TIME]",
 		Short: "Verify an SEV-SNP attestation report and appraise it",
-		Long: `Verify an AMD SEV-SNP ATTESTATION_REPORT (version 2, 3 or 5; 1184 bytes, binary or hex):
+		Long: `Verify an AMD SEV-SNP ATTESTATION_REPORT (version 2, 3 or 5; 1184 bytes, binary or hex, or
+the report inside dstack SEV-SNP evidence: a VersionedAttestation or {"attestation": hex}):
 the ECDSA P-384 signature over its exact signed bytes, the ARK -> ASK -> VCEK (or VLEK)
 chain to the AMD root pinned for the product (Milan, Genoa, Turin; from the report's CPUID),
 every certificate's validity at --at, the ARK-signed CRL when given, the VCEK's TCB
@@ -160,7 +161,7 @@ func firstExisting(dir string, names ...string) string {
 }
 
 func (a *app) snpVerifyInto(ctx context.Context, out *snpOutput, file string, f *snpFlags) error {
-	r, err := a.readSNPReport(file)
+	r, err := a.readSNPReportOrEvidence(file)
 	if err != nil {
 		return err
 	}

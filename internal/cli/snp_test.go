@@ -43,7 +43,7 @@ func snpFixtureFiles(t *testing.T) (report, ask, vcek, evidence string) {
 }
 
 func TestSNPVerifyFixture(t *testing.T) {
-	report, ask, vcek, _ := snpFixtureFiles(t)
+	report, ask, vcek, evidence := snpFixtureFiles(t)
 	at := "2026-06-18T00:00:00Z"
 	args := []string{"snp", "verify", report, "--vcek", vcek, "--ask", ask, "--at", at, "--format", "json"}
 	o := invoke(t, nil, args...)
@@ -75,6 +75,30 @@ func TestSNPVerifyFixture(t *testing.T) {
 	o.wantCode(t, 0, args...)
 	if !strings.HasPrefix(o.stdout, "WARNING: SEV-SNP report verified (Milan, OutOfDate)") {
 		t.Errorf("%s", o.stdout)
+	}
+	// The shared .bin fixture (dstack's VersionedAttestation, SCALE V0)
+	// and the JSON evidence: the report inside verifies the same way.
+	for _, ev := range []string{testvectors.Path(t, "multitee", "dstack", "dstack-attest__tests__sev_snp_attestation.bin"), evidence} {
+		args = []string{"snp", "verify", ev, "--vcek", vcek, "--ask", ask, "--at", at, "--format", "json"}
+		o = invoke(t, nil, args...)
+		o.wantCode(t, 0, args...)
+		var got struct {
+			Verified bool `json:"verified"`
+			Result   struct {
+				TCBStatus string `json:"tcb_status"`
+				Report    struct {
+					Measurement string `json:"measurement"`
+					ReportData  string `json:"report_data"`
+				} `json:"report"`
+			} `json:"result"`
+		}
+		if err := json.Unmarshal([]byte(o.stdout), &got); err != nil {
+			t.Fatal(err)
+		}
+		if !got.Verified || got.Result.TCBStatus != "OutOfDate" || got.Result.Report.Measurement != out.Result.Report.Measurement ||
+			!strings.HasPrefix(got.Result.Report.ReportData, hex.EncodeToString([]byte("attest-test-fixture-2026"))) {
+			t.Errorf("%s: %+v", ev, got)
+		}
 	}
 	// --certs DIR with ask.pem and vcek.pem.
 	dir := t.TempDir()
