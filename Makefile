@@ -92,6 +92,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeSCALE$$' -fuzztime=$(FUZZTIME) ./dstack/
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeMsgpack$$' -fuzztime=$(FUZZTIME) ./dstack/
 	$(GO) test -run='^$$' -fuzz='^FuzzParseEvidence$$' -fuzztime=$(FUZZTIME) ./dstack/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseCertificate$$' -fuzztime=$(FUZZTIME) ./dstack/
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeItem$$' -fuzztime=$(FUZZTIME) ./pcs/
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodePCKCert$$' -fuzztime=$(FUZZTIME) ./pcs/
 	$(GO) test -run='^$$' -fuzz='^FuzzParseTDVF$$' -fuzztime=$(FUZZTIME) ./measure/

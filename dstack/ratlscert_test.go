@@ -2,6 +2,7 @@ package dstack_test
 
 import (
 	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -156,4 +157,55 @@ func TestNewCertVerification(t *testing.T) {
 	if _, err := dstack.NewCertVerification(c2, r); !errors.Is(err, dstack.ErrCertificateBinding) {
 		t.Errorf("other certificate: %v, want ErrCertificateBinding", err)
 	}
+}
+
+// FuzzParseCertificate: any input either fails with ErrMalformed or gives
+// a certificate whose DER parses again to the same bytes; the profile and
+// attestation checks never panic on it.
+func FuzzParseCertificate(f *testing.F) {
+	k := ecdsaKey(f)
+	der := func(edit func(*x509.Certificate)) []byte {
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "app"}, DNSNames: []string{"app.example"},
+			NotBefore: nitroAt.Add(-time.Hour), NotAfter: nitroAt.Add(time.Hour), KeyUsage: x509.KeyUsageDigitalSignature,
+			ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+		if edit != nil {
+			edit(tmpl)
+		}
+		b, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+		if err != nil {
+			f.Fatal(err)
+		}
+		return b
+	}
+	d := der(nil)
+	f.Add(d)
+	f.Add(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: d}))
+	f.Add(der(func(c *x509.Certificate) {
+		c.ExtraExtensions = []pkix.Extension{{Id: dstack.OIDAttestation, Value: []byte{4, 2, 0, 0}}}
+	}))
+	f.Add([]byte("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := dstack.ParseCertificate(data)
+		if err != nil {
+			if !errors.Is(err, dstack.ErrMalformed) {
+				t.Fatalf("error %v is not ErrMalformed", err)
+			}
+			return
+		}
+		again, err := dstack.ParseCertificate(c.Raw)
+		if err != nil || string(again.Raw) != string(c.Raw) {
+			t.Fatalf("DER does not parse again: %v", err)
+		}
+		_ = dstack.CheckCertificateProfile(c, nitroAt)
+		_ = dstack.IsAttested(c)
+	})
+}
+
+func ecdsaKey(tb testing.TB) *ecdsa.PrivateKey {
+	tb.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return k
 }

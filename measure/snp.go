@@ -182,7 +182,17 @@ func (l *SNPLaunch) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// Validate applies dstack's validate_measurement_input.
+// MaxSNPSectionPages bounds the pages the OVMF metadata sections of an
+// SNPLaunch may cover together: 2^14 pages, 64 MiB of guest memory.
+// dstack's validate_measurement_input allows 2^24 (64 GiB). The sections
+// come from the unsigned vm_config, and every page costs a SHA-384
+// update, so 2^24 pages would let any client holding one validly signed
+// report buy seconds of verifier CPU per request; an AmdSev OVMF's
+// sections cover a few dozen pages (the shared fixture: 29).
+const MaxSNPSectionPages = 1 << 14
+
+// Validate applies dstack's validate_measurement_input, with the section
+// pages capped at MaxSNPSectionPages.
 func (l *SNPLaunch) Validate() error {
 	bad := func(f string, a ...any) error {
 		return fmt.Errorf("%w: SNP launch: "+f, append([]any{ErrMalformed}, a...)...)
@@ -208,8 +218,8 @@ func (l *SNPLaunch) Validate() error {
 			return bad("section %d has size 0", i)
 		}
 		pages += (s.Size + 4095) / 4096
-		if pages > 1<<24 {
-			return bad("sections cover more than 2^24 pages")
+		if pages > MaxSNPSectionPages {
+			return bad("sections cover more than %d pages (dstack allows 2^24; tdproof caps them, see MaxSNPSectionPages)", MaxSNPSectionPages)
 		}
 		if s.Type == SNPSectionKernelHashes {
 			kernel = true

@@ -40,11 +40,20 @@ func TestSNPLaunchValidate(t *testing.T) {
 		"no kernel":        func(l *SNPLaunch) { l.Sections = l.Sections[:1] },
 		"unknown type":     func(l *SNPLaunch) { l.Sections = append([]SNPSection{{GPA: 0, Size: 0x1000, Type: 9}}, l.Sections...) },
 		"table overflow":   func(l *SNPLaunch) { l.HashesTableGPA = 0x810FF0 },
+		"too many pages": func(l *SNPLaunch) {
+			l.Sections = append([]SNPSection{{GPA: 0x1000000, Size: MaxSNPSectionPages * 4096, Type: 1}}, l.Sections...)
+		},
 	} {
 		l := ok
 		mod(&l)
 		if _, err := l.Digest(); err == nil {
 			t.Errorf("%s accepted", name)
 		}
+	}
+	// The cap itself is accepted.
+	l := ok
+	l.Sections = append([]SNPSection{{GPA: 0x1000000, Size: (MaxSNPSectionPages - 2) * 4096, Type: 1}}, l.Sections...)
+	if _, err := l.Digest(); err != nil {
+		t.Errorf("sections of exactly MaxSNPSectionPages pages: %v", err)
 	}
 }

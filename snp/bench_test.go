@@ -3,6 +3,8 @@ package snp_test
 import (
 	"crypto/ecdsa"
 	"crypto/sha512"
+	"crypto/x509"
+	"math/big"
 	"testing"
 
 	"github.com/tdproof/tdproof/snp"
@@ -44,6 +46,38 @@ func BenchmarkVerifierRepeat(b *testing.B) {
 			b.Fatal(err)
 		}
 		if _, err := v.Verify(r, certs, 0, snpsim.Now); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkVerifierRepeatCRL is BenchmarkVerifierRepeat with the ARK's
+// CRL (listing 50 other serials) applied on every call, as the service
+// does: the CRL's signature is verified once, its hash and the serial
+// lookups on every call.
+func BenchmarkVerifierRepeatCRL(b *testing.B) {
+	g := newGuest(b, snp.ProductMilan)
+	raw := attest(b, g, nil)
+	v := snp.NewVerifier(snp.VerifierOptions{Roots: g.PKI.Roots(), RequireCRL: true})
+	var others []*x509.Certificate
+	for i := range 50 {
+		c := *g.Key.Cert
+		c.SerialNumber = big.NewInt(int64(1000 + i))
+		others = append(others, &c)
+	}
+	crl, err := g.CRL(others...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	certs := g.Certificates()
+	certs.CRLs = [][]byte{crl}
+	b.ReportAllocs()
+	for b.Loop() {
+		r, err := snp.ParseReport(raw)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if res, err := v.Verify(r, certs, 0, snpsim.Now); err != nil || !res.CRLChecked {
 			b.Fatal(err)
 		}
 	}

@@ -125,7 +125,11 @@ func (c *cache) crl(raw []byte, ark *x509.Certificate) (*verifiedCRL, error) {
 	if c == nil {
 		return verifyCRL(raw, ark)
 	}
-	k := sha256.Sum256(append(append([]byte(nil), raw...), ark.Raw...))
+	h := sha256.New()
+	h.Write(raw)
+	h.Write(ark.Raw)
+	var k [32]byte
+	h.Sum(k[:0])
 	c.mu.Lock()
 	v, ok := c.crls[k]
 	c.mu.Unlock()

@@ -62,6 +62,9 @@ type fleet struct {
 	col        *collateral.Collateral
 	root       *tdsim.Sim // any Sim: they share the PKI and its root
 	now        time.Time
+	snp        *snpFleet
+	// nitro is the AWS Nitro evidence (nitro_test.go).
+	nitro *nitroFleet
 }
 
 func newFleet(t *testing.T) *fleet {
@@ -117,6 +120,7 @@ func newFleet(t *testing.T) *fleet {
 	if f.col, err = f.a.sim.Collateral(f.now); err != nil {
 		t.Fatal(err)
 	}
+	f.nitro = newNitroFleet(t, f.now)
 	// The fleet is what the campaign says it is: two apps on one image,
 	// two images, one debug TD.
 	ra, rb, rc := f.a.sim.RTMRs(), f.b.sim.RTMRs(), f.c.sim.RTMRs()
@@ -129,6 +133,7 @@ func newFleet(t *testing.T) *fleet {
 	if !f.d.sim.Debug() || f.a.sim.Debug() || f.d.sim.MRTD() != f.a.sim.MRTD() {
 		t.Fatal("D is not A's image in debug mode")
 	}
+	f.snp = newSNPFleet(t, f)
 	return f
 }
 
@@ -201,8 +206,11 @@ func (f *fleet) referenceValues(s scenario) []refvalue.Value {
 		vals = append(vals,
 			refvalue.Value{Name: "dstack.compose_hash", Values: []string{hex.EncodeToString(ch)}, Provenance: prov},
 			refvalue.Value{Name: "dstack.app_id", Values: []string{hex.EncodeToString(id)}, Provenance: prov})
+		vals = append(vals, f.snp.snpRefValues()...)
 	case pinRegisters:
 		vals = append(vals, refvalue.Value{Name: "tdx.rtmr_3", Values: []string{hex.EncodeToString(r[3][:])}, Provenance: prov})
+		// The Nitro pins apply to no TDX evidence (claims.MeasurementApplies).
+		vals = append(vals, f.nitro.referenceValues()...)
 	}
 	return vals
 }
@@ -224,6 +232,9 @@ type env struct {
 	teeJWK  protocol.JWK
 	scen    scenario
 	results *tally
+	// snpCRL is the AMD CRL the verifier obtains for SEV-SNP evidence
+	// (nil: none).
+	snpCRL [][]byte
 }
 
 func newEnv(t *testing.T, f *fleet, dsn string, s scenario) *env {
@@ -253,7 +264,10 @@ func newEnv(t *testing.T, f *fleet, dsn string, s scenario) *env {
 		t.Fatal(err)
 	}
 	src := verifier.CollateralFunc(func(context.Context, *quote.Quote) (*collateral.Collateral, error) { return f.col, nil })
-	v, err := verifier.New(src, st.RefValues(), signer, verifier.WithClock(clock), verifier.WithTrustedRoot(f.root.TrustRoot()))
+	e := &env{}
+	v, err := verifier.New(src, st.RefValues(), signer, append([]verifier.Option{verifier.WithClock(clock), verifier.WithTrustedRoot(f.root.TrustRoot()),
+		verifier.WithNitroRoot(f.nitro.ca.Root)},
+		f.snp.snpOptions(e)...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -271,7 +285,7 @@ func newEnv(t *testing.T, f *fleet, dsn string, s scenario) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{svc: svc, broker: b, secret: []byte("attacktest: TD A's secret " + s.String()),
+	*e = env{svc: svc, broker: b, secret: []byte("attacktest: TD A's secret " + s.String()),
 		res: protocol.ResourceID{Repository: "default", Type: "key", Tag: "a"}, scen: s, results: &tally{}}
 	if err := b.PutResource(ctx, e.res, e.secret); err != nil {
 		t.Fatal(err)
@@ -380,7 +394,13 @@ func (e *env) dstackVerify(t *testing.T, req map[string]any) (bool, string) {
 // evidence(nonce) returns: accepted means the secret was released.
 func (e *env) kbsAttempt(t *testing.T, evidence func(reportData [64]byte) []byte) (bool, string) {
 	t.Helper()
-	authBody, _ := json.Marshal(protocol.NewRequest(protocol.TeeTdx))
+	return e.kbsAttemptTEE(t, protocol.TeeTdx, evidence)
+}
+
+// kbsAttemptTEE is kbsAttempt for a session of TEE tee.
+func (e *env) kbsAttemptTEE(t *testing.T, tee protocol.Tee, evidence func(reportData [64]byte) []byte) (bool, string) {
+	t.Helper()
+	authBody, _ := json.Marshal(protocol.NewRequest(tee))
 	w := e.do(t, e.broker, http.MethodPost, protocol.PathAuth, authBody, nil)
 	if w.Code != http.StatusOK {
 		t.Fatalf("auth: %d %s", w.Code, w.Body)
@@ -590,11 +610,15 @@ func runCampaign(t *testing.T, f *fleet, newDSN func(testing.TB) string) {
 		campaignQuote(t, f, e)
 		campaignCCEL(t, f, e)
 		campaignKBS(t, f, e)
+		if s == pinRegisters {
+			campaignNitro(t, f, e)
+		}
 		if s == pinDstack {
 			campaignGetQuote(t, f, e)
 			campaignAttestation(t, f, e)
 			campaignRATLS(t, f, e)
 			campaignMixedJSON(t, f, e)
+			campaignSNP(t, f.snp, e)
 		}
 		r := e.results
 		total.tried += r.tried

@@ -51,6 +51,7 @@ type dstackFlags struct {
 	dstackCompat                        bool
 	snpVCEK                             string
 	tpmRoot, tpmIntermediate            string
+	crl                                 crlFlags
 }
 
 type dstackOutput struct {
@@ -147,6 +148,7 @@ verify takes) or, without it, from the configured source: --pccs-url (default In
 	fl.StringVar(&f.snpVCEK, "vcek", "", "SEV-SNP evidence without a cert_chain: the VCEK certificate `FILE`")
 	fl.StringVar(&f.tpmRoot, "tpm-trusted-root", "", "GCP TDX evidence: trust the certificate in `FILE` instead of Google's EK/AK CA Root for the vTPM quote")
 	fl.StringVar(&f.tpmIntermediate, "tpm-intermediate", "", "GCP TDX evidence: the AK certificate's intermediate `FILE` (replaces Google's pinned one)")
+	f.crl.register(fl)
 	commandLineOnly(fl, "trusted-root", "allow-debug-unsafe", "allow-mrsignerseam-unsafe", "allow-service-td-unsafe", "tpm-trusted-root", "tpm-intermediate")
 	return c
 }
@@ -271,6 +273,7 @@ func (a *app) dstackVerifyData(cmd *cobra.Command, out *dstackOutput, data []byt
 		}
 		extra = append(extra, verifier.WithGCPTPMRoots(tr, inter))
 	}
+	extra = append(extra, f.crl.verifierOptions(f.at.t)...)
 	o, err := ap.verify(cmd.Context(), in, c, root, f.strict, now, extra...)
 	if err != nil {
 		return err

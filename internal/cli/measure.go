@@ -134,6 +134,8 @@ func (a *app) measureCommand() *cobra.Command {
 	var img measureImageFlags
 	var mach tdMachineFlags
 	var lint bool
+	var snpf measureSNPFlags
+	var platform string
 	c := &cobra.Command{
 		Use:   "measure (--image DIR | --firmware FILE --kernel FILE --initrd FILE --cmdline STRING) --memory SIZE [flags]",
 		Short: "Compute reference values (MRTD, RTMR0-2) of a TDX guest image",
@@ -152,7 +154,11 @@ incomplete. Only the pre202505 OVMF RTMR0 layout (13 events) is modelled.
 baseline; findings are warnings with stable ids.
 
 "measure lite" publishes the lite measurement document; "measure diagnose" compares
-evidence with the reference values event by event.`,
+evidence with the reference values event by event.
+
+--platform snp computes the AMD SEV-SNP launch digest of the image instead, for --cpus
+vCPUs of --vcpu-type with --guest-features, as "measure snp" does (which also takes
+measurement.snp.cbor, a vm_config or evidence, and diagnoses a mismatch).`,
 		Example: `  tdproof measure --image dstack-0.6.0/ --cpus 2 --memory 2G --qemu-version 8.2.2 \
       --acpi-from-eventlog getquote.json
   tdproof measure --firmware ovmf.fd --kernel bzImage --initrd initramfs.cpio.gz \
@@ -162,12 +168,21 @@ evidence with the reference values event by event.`,
 		Args:        unknownCommand,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			a.ran = true
-			return a.runMeasure(cmd, &img, &mach, lint)
+			switch platform {
+			case "snp":
+				return a.runMeasurePlatformSNP(cmd, &img, &mach, &snpf)
+			case "tdx":
+				return a.runMeasure(cmd, &img, &mach, lint)
+			}
+			return &usageError{err: fmt.Errorf("--platform %q: want tdx or snp", platform)}
 		},
 	}
 	img.register(c.Flags())
 	mach.register(c.Flags())
 	c.Flags().BoolVar(&lint, "lint", false, "also check the image against the hardened-CVM baseline")
+	c.Flags().StringVar(&platform, "platform", "tdx", "`PLATFORM`: tdx, or snp for the AMD SEV-SNP launch digest")
+	c.Flags().StringVar(&snpf.vcpuType, "vcpu-type", "", "with --platform snp: QEMU vCPU `TYPE` (EPYC-v4, EPYC-Milan, EPYC-Genoa, …)")
+	c.Flags().Uint64Var(&snpf.guestFeatures, "guest-features", 1, "with --platform snp: SEV_FEATURES `VALUE`")
 	c.AddCommand(a.measureLiteCommand(), a.measureDiagnoseCommand(), a.measureSNPCommand())
 	return c
 }

@@ -196,3 +196,26 @@ func TestDstackVerifySNPImage(t *testing.T) {
 	args = []string{"dstack", "verify", evidence, "--at", "2026-06-18T00:00:00Z", "--offline", "--acpi-dir", dir}
 	invoke(t, nil, args...).wantCode(t, exitUsage, args...)
 }
+
+// TestMeasurePlatformSNP: measure --platform snp takes measure's image
+// flags and --cpus and gives measure snp's digest.
+func TestMeasurePlatformSNP(t *testing.T) {
+	dir, want := snpImageDir(t, false)
+	args := []string{"measure", "--platform", "snp", "--image", dir, "--cpus", "2", "--vcpu-type", "EPYC-v4", "--format", "json"}
+	o := invoke(t, nil, args...)
+	o.wantCode(t, 0, args...)
+	var out measureSNPJSON
+	if err := json.Unmarshal([]byte(o.stdout), &out); err != nil || out.Measurement != hex.EncodeToString(want[:]) || out.Source != "image" {
+		t.Fatalf("%v %s", err, o.stdout)
+	}
+	for _, bad := range [][]string{
+		{"--image", dir, "--cpus", "2", "--vcpu-type", "EPYC-v4", "--memory", "2G"},
+		{"--image", dir, "--vcpu-type", "EPYC-v4"},
+		{"--cpus", "2", "--vcpu-type", "EPYC-v4"},
+	} {
+		args := append([]string{"measure", "--platform", "snp"}, bad...)
+		invoke(t, nil, args...).wantCode(t, exitUsage, args...)
+	}
+	args = []string{"measure", "--platform", "sev", "--image", dir}
+	invoke(t, nil, args...).wantCode(t, exitUsage, args...)
+}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
@@ -14,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/tdproof/tdproof/dstack"
 	"github.com/tdproof/tdproof/nitro"
+	"github.com/tdproof/tdproof/tpm"
 	"github.com/tdproof/tdproof/verifier"
 )
 
@@ -40,6 +42,7 @@ type nitroFlags struct {
 	userData, nonce        string
 	trustedRoot            string
 	allowDebug, requireTPM bool
+	crl                    crlFlags
 }
 
 type nitroOutput struct {
@@ -94,6 +97,7 @@ of these). A debug enclave (PCR0, PCR1 and PCR2 all zero) is rejected (exit 5) u
 	fl.StringVar(&f.trustedRoot, "trusted-root", "", "trust the certificate in `FILE` instead of the AWS Nitro Enclaves Root-G1")
 	fl.BoolVar(&f.allowDebug, "allow-debug-unsafe", false, "accept debug enclaves (PCR0-2 zero: the parent instance can read their memory)")
 	fl.BoolVar(&f.requireTPM, "nitrotpm", false, "require a NitroTPM document (nitrotpm_pcrs)")
+	f.crl.register(fl)
 	commandLineOnly(fl, "trusted-root", "allow-debug-unsafe")
 	return c
 }
@@ -115,7 +119,7 @@ func readBinaryOrHex(data []byte) []byte {
 
 func (a *app) runNitroVerify(cmd *cobra.Command, file string, f *nitroFlags) error {
 	out := &nitroOutput{MediaType: nitroMediaType, TrustedRootSHA: nitro.RootSHA256, AWSRoot: true}
-	err := a.nitroVerifyInto(out, file, f)
+	err := a.nitroVerifyInto(cmd.Context(), out, file, f)
 	out.Verified = err == nil
 	out.Error = newErrorJSON(err)
 	if outputFormat(cmd) == formatJSON {
@@ -128,8 +132,8 @@ func (a *app) runNitroVerify(cmd *cobra.Command, file string, f *nitroFlags) err
 	return err
 }
 
-func (a *app) nitroVerifyInto(out *nitroOutput, file string, f *nitroFlags) error {
-	opts := nitro.Options{Time: f.at.t, MaxAge: f.maxAge, AllowDebug: f.allowDebug}
+func (a *app) nitroVerifyInto(ctx context.Context, out *nitroOutput, file string, f *nitroFlags) error {
+	opts := nitro.Options{Time: f.at.t, MaxAge: f.maxAge, AllowDebug: f.allowDebug, Revocation: f.crl.hook(ctx, f.at.t)}
 	if f.requireTPM {
 		opts.Kind = nitro.KindNitroTPM
 	}
@@ -240,6 +244,10 @@ func classifyNitro(err error) (int, string, bool) {
 	switch {
 	case errors.Is(err, nitro.ErrMalformed):
 		return exitMalformed, codeMalformed, true
+	case errors.Is(err, nitro.ErrRevoked), errors.Is(err, tpm.ErrRevoked):
+		return exitNotAuthentic, codeRevoked, true
+	case errors.Is(err, nitro.ErrCRL), errors.Is(err, tpm.ErrCRL):
+		return exitNotAuthentic, codeCollateralInvalid, true
 	case errors.Is(err, dstack.ErrCertificateProfile):
 		return exitNotAuthentic, codeNotAuthentic, true
 	case errors.Is(err, nitro.ErrDebug), errors.Is(err, nitro.ErrKind):
@@ -272,6 +280,7 @@ func (a *app) dstackVerifyNitro(cmd *cobra.Command, out *dstackOutput, in verifi
 	if root != nil {
 		extra = append(extra, verifier.WithNitroRoot(root))
 	}
+	extra = append(extra, f.crl.verifierOptions(f.at.t)...)
 	o, err := ap.verify(cmd.Context(), in, nil, nil, f.strict, now, extra...)
 	if err != nil {
 		return err

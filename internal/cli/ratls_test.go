@@ -20,12 +20,14 @@ import (
 	"net/http/httptest"
 	"os"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/tdproof/tdproof/collateral"
 	"github.com/tdproof/tdproof/dstack"
 	"github.com/tdproof/tdproof/ear"
+	"github.com/tdproof/tdproof/internal/testvectors"
 	"github.com/tdproof/tdproof/internal/verifiersvc"
 	"github.com/tdproof/tdproof/nitrosim"
 	"github.com/tdproof/tdproof/quote"
@@ -312,4 +314,42 @@ func TestDstackConnectTDX(t *testing.T) {
 	}
 	args = append([]string{"dstack", "connect", serve(swapped, other)}, common...)
 	invoke(t, nil, args...).wantCode(t, exitNotAuthentic, args...)
+}
+
+// TestDstackVerifyCertSharedMaterial: the real lite attestation of the
+// shared test data in an RA-TLS certificate of a fresh key: the quote
+// verifies at its pinned time with the shared collateral, and the
+// attestation binds another key: not authentic (exit 4), nothing written.
+func TestDstackVerifyCertSharedMaterial(t *testing.T) {
+	var lite struct {
+		Attestation string `json:"attestation"`
+	}
+	if err := json.Unmarshal(testvectors.ReadFile(t, "dstack", "tdx-lite-attestation.json"), &lite); err != nil {
+		t.Fatal(err)
+	}
+	att, err := hex.DecodeString(lite.Attestation)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Unix(1774003274, 0).UTC()
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ext, _ := asn1.Marshal(att)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "app"}, DNSNames: []string{"app.example"},
+		NotBefore: at.Add(-time.Hour), NotAfter: at.Add(time.Hour), KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, ExtraExtensions: []pkix.Extension{{Id: dstack.OIDAttestation, Value: ext}}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert := writeFile(t, t.TempDir(), "lite.der", der)
+	coll := testvectors.Path(t, "dcap", "tdx-v4-90c06f-dstack", "collateral.json")
+	args := []string{"dstack", "verify-cert", cert, "--collateral", coll, "--at", at.Format(time.RFC3339), "--out"}
+	o := invoke(t, nil, args...)
+	o.wantCode(t, exitNotAuthentic, args...)
+	if !strings.Contains(o.stderr, "ratls-cert") {
+		t.Errorf("stderr %q does not name the binding", o.stderr)
+	}
+	if _, err := os.Stat(cert + ".ratls-verification.json"); !os.IsNotExist(err) {
+		t.Fatalf("a refused certificate wrote its output (%v)", err)
+	}
 }

@@ -43,6 +43,7 @@ type serveFlags struct {
 	kbs         serveKBSFlags
 	tls         listenTLSFlags
 	noUI        bool
+	crl         crlFlags
 }
 
 func (a *app) serveCommand() *cobra.Command {
@@ -97,6 +98,7 @@ Logs go to stderr. The server stops gracefully on SIGINT or SIGTERM.`,
 	fl.StringVar(&f.db, "db", "", "use the database at `DSN` (postgres://… or a SQLite path) instead of --data-dir")
 	f.source.register(fl, "cache `DIR`: collateral is kept here across restarts (default: memory only)", true)
 	f.source.registerAMDKDS(fl)
+	f.crl.register(fl)
 	fl.StringVar(&f.trustedRoot, "trusted-root", "", "verify quotes and collateral up to the certificate in `FILE` (PEM or DER) instead of the Intel SGX Root CA")
 	fl.Var(&f.at, "at", "verify at `TIME` instead of now (for archived evidence)")
 	fl.Int64Var(&f.maxBody, "max-body", f.maxBody, "reject request bodies larger than `BYTES`")
@@ -211,6 +213,8 @@ func (a *app) runServe(cmd *cobra.Command, f *serveFlags) error {
 		}
 	}
 	opts = append(opts, f.source.snpOptions(cmd.Flags(), now)...)
+	f.source.warnSNPCRLs(cmd.Flags(), log, now)
+	opts = append(opts, f.crl.verifierOptions(f.at.t)...)
 	v, err := verifier.New(pcsource.Source{Src: cache, Channel: ch}, snap.RefValues(), signer, opts...)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -443,6 +444,29 @@ type measureSNPFlags struct {
 	vcpus                                           uint32
 	vcpuType                                        string
 	guestFeatures                                   uint64
+	// Which of the VM configuration was given on the command line (it
+	// then overrides a vm_config's).
+	vcpusSet, vcpuTypeSet, featuresSet bool
+}
+
+// runMeasurePlatformSNP is "measure --platform snp": the image flags of
+// measure, --cpus as the vCPU count, and the SNP flags measure has.
+func (a *app) runMeasurePlatformSNP(cmd *cobra.Command, img *measureImageFlags, mach *tdMachineFlags, f *measureSNPFlags) error {
+	fl := cmd.Flags()
+	for _, name := range []string{"memory", "qemu-version", "qemu-single-pass-add-pages", "acpi-dir", "acpi-from-eventlog", "firmware-digests-from-eventlog", "lint"} {
+		if fl.Changed(name) {
+			return &usageError{err: fmt.Errorf("--%s applies to --platform tdx only", name)}
+		}
+	}
+	if mach.cpus < 0 || mach.cpus > 512 {
+		return &usageError{err: fmt.Errorf("--cpus %d: want 1..512", mach.cpus)}
+	}
+	f.image, f.firmware, f.kernel, f.initrd, f.cmdline = img.dir, img.firmware, img.kernel, img.initrd, img.cmdline
+	f.vcpus, f.vcpusSet, f.vcpuTypeSet, f.featuresSet = uint32(mach.cpus), true, true, true
+	if f.image == "" && f.firmware == "" && f.kernel == "" {
+		return &usageError{err: errors.New("--platform snp: give --image DIR or --firmware and --kernel")}
+	}
+	return a.runMeasureSNP(cmd, f)
 }
 
 type measureSNPOutput struct {
@@ -495,6 +519,8 @@ own measurement.snp.cbor. --write-document FILE writes measurement.snp.cbor for 
 		Args:        unknownCommand,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			a.ran = true
+			fl := cmd.Flags()
+			f.vcpusSet, f.vcpuTypeSet, f.featuresSet = fl.Changed("vcpus"), fl.Changed("vcpu-type") || fl.Changed("cpu-type"), fl.Changed("guest-features")
 			return a.runMeasureSNP(cmd, f)
 		},
 	}
@@ -627,23 +653,22 @@ func (a *app) runMeasureSNP(cmd *cobra.Command, f *measureSNPFlags) error {
 		return err
 	}
 	// The VM configuration: flags, else the vm_config's.
-	fl := cmd.Flags()
 	vcpus, vcpuType, features := f.vcpus, f.vcpuType, f.guestFeatures
 	if doc != nil && doc.VCPUType != "" {
-		if !fl.Changed("vcpus") {
+		if !f.vcpusSet {
 			vcpus = doc.VCPUs
 		}
-		if !fl.Changed("vcpu-type") && !fl.Changed("cpu-type") {
+		if !f.vcpuTypeSet {
 			vcpuType = doc.VCPUType
 		}
-		if !fl.Changed("guest-features") {
+		if !f.featuresSet {
 			features = doc.GuestFeatures
 		}
-	} else if !fl.Changed("guest-features") {
+	} else if !f.featuresSet {
 		features = 1
 	}
 	if vcpus == 0 || vcpuType == "" {
-		return &usageError{err: errors.New("give --vcpus and --vcpu-type (or a vm_config that has them)")}
+		return &usageError{err: errors.New("give the vCPU count and type: --vcpus (measure --platform snp: --cpus) and --vcpu-type, or a vm_config that has them")}
 	}
 	out := &measureSNPOutput{MediaType: measureSNPMediaType}
 	var l, ref *measure.SNPLaunch
@@ -829,4 +854,33 @@ func snpCRLs(src amdkds.Source) func(ctx context.Context, r *snp.Report) ([][]by
 func (s *sourceFlags) snpOptions(fl *pflag.FlagSet, now func() time.Time) []verifier.Option {
 	src := s.snpSource(fl, now)
 	return []verifier.Option{verifier.WithSNPEndorsement(snpEndorsement(src)), verifier.WithSNPCRLs(snpCRLs(src))}
+}
+
+// warnSNPCRLs logs, at the start of an offline service (its SEV-SNP
+// source a bundle), the bundle's AMD CRLs that are missing or past their
+// nextUpdate: SEV-SNP evidence of those products is then refused (not
+// authentic with a stale CRL, rule crl_checked without one) until the
+// bundle is refreshed.
+func (s *sourceFlags) warnSNPCRLs(fl *pflag.FlagSet, log *slog.Logger, clock func() time.Time) {
+	b, ok := s.snpSource(fl, clock).(amdkds.Bundle)
+	if !ok {
+		return
+	}
+	now := clock()
+	var missing []string
+	for _, p := range snp.Products {
+		der, err := b.CRL(context.Background(), p)
+		if err != nil {
+			missing = append(missing, p.String())
+			continue
+		}
+		if crl, err := snp.ParseCRL(der); err != nil || !crl.NextUpdate.IsZero() && now.After(crl.NextUpdate) {
+			log.Warn("serve: the offline bundle's AMD CRL is unreadable or past its nextUpdate: SEV-SNP evidence of this product is refused until the bundle is refreshed (tdproof collateral fetch --platform snp)",
+				"product", p.String(), "dir", b.Dir)
+		}
+	}
+	if len(missing) > 0 {
+		log.Warn("serve: the offline bundle has no AMD CRL for some products: their SEV-SNP evidence is refused by the default policy (rule crl_checked)",
+			"products", strings.Join(missing, ","), "dir", b.Dir)
+	}
 }

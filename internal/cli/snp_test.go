@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -287,6 +288,25 @@ func TestSNPSourceFlags(t *testing.T) {
 		crls, err := snpCRLs(src)(t.Context(), rep)
 		if (err == nil) != (len(c.args) > 0 && c.args[0] == "--collateral-dir") || err == nil && string(crls[0]) != string(crl) {
 			t.Errorf("%v: CRLs %d, %v", c.args, len(crls), err)
+		}
+	}
+	// serve offline warns at start about missing and stale CRLs.
+	var s sourceFlags
+	fl := pflag.NewFlagSet("t", pflag.ContinueOnError)
+	s.register(fl, "dir", true)
+	s.registerAMDKDS(fl)
+	if err := fl.Parse([]string{"--collateral-dir", dir}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		at    time.Time
+		stale bool
+	}{{snpsim.Now, false}, {snpsim.Now.Add(2 * snpsim.CRLValidity), true}} {
+		var buf strings.Builder
+		s.warnSNPCRLs(fl, slog.New(slog.NewTextHandler(&buf, nil)), func() time.Time { return c.at })
+		out := buf.String()
+		if !strings.Contains(out, "products=Milan,Turin") || strings.Contains(out, "past its nextUpdate") != c.stale {
+			t.Errorf("at %s: start warnings:\n%s", c.at, out)
 		}
 	}
 }

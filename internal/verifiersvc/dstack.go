@@ -123,9 +123,9 @@ func (s *Service) handleDstack(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var cause error
-	if res := o.Result; !res.Authentic && (res.DCAP != nil || isNitroVariant(res.TEEVariant)) {
-		// The quote (or Nitro document) verified or was checked, and
-		// the typed error says which step failed.
+	if res := o.Result; !res.Authentic && (res.DCAP != nil || isNitroVariant(res.TEEVariant) || res.TEEVariant == dstack.TEEVariantSEVSNP) {
+		// The quote (or Nitro document, or SEV-SNP report) verified or
+		// was checked, and the typed error says which step failed.
 		cause = o.Cause
 	}
 	resp := dstackResponse(o.Result, cause, s.opts.DstackCompatPolicy)
@@ -228,9 +228,9 @@ func dstackResponse(res *verifier.Result, cause error, compat bool) DstackRespon
 			ai.DeviceID, bi.DeviceID = d.Nitro.DstackDeviceID, d.Nitro.DstackDeviceID
 		}
 		det.AppInfo, det.BootInfo = &ai, &bi
-	} else if isNitroVariant(res.TEEVariant) && cause != nil && !platformFailed {
-		// The Nitro document verified; a later step (the OS image)
-		// failed.
+	} else if (isNitroVariant(res.TEEVariant) || res.TEEVariant == dstack.TEEVariantSEVSNP) && cause != nil && !platformFailed {
+		// The Nitro document or SEV-SNP report verified; a later step
+		// (the OS image, for SEV-SNP the launch digest) failed.
 		variant := res.TEEVariant
 		det.QuoteVerified, det.TEEVariant = true, &variant
 		if variant == dstack.TEEVariantAWSNitroTPM {
@@ -274,7 +274,15 @@ func isNitroVariant(v string) bool {
 // binding, the PCR14 and RTMR3 replays) and Nitro (the document,
 // user_data, NitroTPM's PCR14). The OS-image checks
 // (dstack.ErrMeasurement, a debug enclave) come after it.
+//
+// For SEV-SNP (dstack.VerifySNP verifies the report, its chain and the
+// HOST_DATA binding before the launch digest and the event log) only an
+// OS-image (launch digest) or event-log failure comes after the
+// platform step.
 func platformStepFailed(variant string, cause error) bool {
+	if cause != nil && variant == dstack.TEEVariantSEVSNP {
+		return !errors.Is(cause, dstack.ErrMeasurement) && !errors.Is(cause, dstack.ErrEventLog)
+	}
 	if cause == nil || (variant != dstack.TEEVariantGCPTDX && !isNitroVariant(variant)) {
 		return false
 	}

@@ -43,6 +43,11 @@ func TestSNPLaunchMismatchReason(t *testing.T) {
 		if raw["is_valid"] != false || !strings.Contains(reason, "amd sev-snp measurement mismatch") || !strings.Contains(reason, c.cause) {
 			t.Errorf("%s: /verify %s", c.repl, resp.body)
 		}
+		// As dstack: the report verified, its OS-image step failed.
+		det, _ := raw["details"].(map[string]any)
+		if !strings.HasPrefix(reason, "OS image hash verification failed: ") || det["quote_verified"] != true || det["tee_variant"] != dstack.TEEVariantSEVSNP {
+			t.Errorf("%s: reason %q, quote_verified %v, tee_variant %v; want dstack's OS-image step failure after a verified report", c.repl, reason, det["quote_verified"], det["tee_variant"])
+		}
 		t.Log(reason)
 	}
 }

@@ -133,8 +133,8 @@ func TestSNPCRLEndpoints(t *testing.T) {
 		}
 		return b
 	}
-	envWith := func(crl []byte) *env {
-		return newEnv(t, nil, nil, now, verifiersvc.Options{RefValues: refs},
+	envOpts := func(crl []byte, opts verifiersvc.Options) *env {
+		return newEnv(t, nil, nil, now, opts,
 			verifier.WithSNPVerifier(snp.NewVerifier(snp.VerifierOptions{Roots: g.PKI.Roots()})),
 			verifier.WithSNPCRLs(func(context.Context, *snp.Report) ([][]byte, error) {
 				if crl == nil {
@@ -143,6 +143,7 @@ func TestSNPCRLEndpoints(t *testing.T) {
 				return [][]byte{crl}, nil
 			}))
 	}
+	envWith := func(crl []byte) *env { return envOpts(crl, verifiersvc.Options{RefValues: refs}) }
 	// verdict posts the evidence to both endpoints: the native result and
 	// /verify's is_valid and reason.
 	verdict := func(e *env) (*verifier.Result, bool, string) {
@@ -185,6 +186,19 @@ func TestSNPCRLEndpoints(t *testing.T) {
 		}
 		if !strings.Contains(reason, want) {
 			t.Errorf("%s: /verify reason %q, want %q", c.name, reason, want)
+		}
+		// serve --dstack-compat-policy: /verify's is_valid is dstack's
+		// rule, which needs no CRL (this evidence then fails only its
+		// OS image step: it carries no vm_config) but still refuses a
+		// revoked or stale one as a quote failure; /v1/verify is
+		// unaffected.
+		r, valid, reason = verdict(envOpts(c.crl, verifiersvc.Options{RefValues: refs, DstackCompatPolicy: true}))
+		want = "Quote verification failed"
+		if c.authentic {
+			want = "OS image hash verification failed"
+		}
+		if valid || r.Allow || !strings.HasPrefix(reason, want) {
+			t.Errorf("%s, dstack-compat policy: /verify valid %v (%s), want %q; /v1/verify allow %v", c.name, valid, reason, want, r.Allow)
 		}
 	}
 }

@@ -52,16 +52,27 @@ type Cache struct {
 	Now func() time.Time
 }
 
-// CRLs returns the lists the certificates of chain name
-// (revocation.DistributionPoints): cached, or fetched and cached.
+// CRLs returns the lists the certificates of chain (leaf first, each
+// issued by the next) name as distribution points: cached, or fetched and
+// cached. A list is kept only when it verifies under the key of the
+// issuer of the certificate naming it, so that a list substituted in
+// transit (the distribution points are plain http) is refetched, not
+// cached until its own NextUpdate.
 func (c *Cache) CRLs(ctx context.Context, chain []*x509.Certificate) ([]*x509.RevocationList, error) {
 	var out []*x509.RevocationList
-	for _, u := range revocation.DistributionPoints(chain) {
-		l, err := c.Get(ctx, u)
-		if err != nil {
-			return nil, err
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(chain); i++ {
+		for _, u := range revocation.DistributionPoints([]*x509.Certificate{chain[i], chain[i+1]}) {
+			if seen[u] {
+				continue
+			}
+			seen[u] = true
+			l, err := c.Get(ctx, u, chain[i+1])
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, l)
 		}
-		out = append(out, l)
 	}
 	return out, nil
 }
@@ -73,15 +84,21 @@ func (c *Cache) Path(url string) string {
 }
 
 // Get returns the CRL at url: the cached copy while current, else
-// (online) a fresh copy, which replaces it. Offline, a cached copy is
-// returned even when no longer current (revocation.Check then refuses
-// it, saying so).
-func (c *Cache) Get(ctx context.Context, url string) (*x509.RevocationList, error) {
+// (online) a fresh copy, which replaces it. With an issuer, a list that
+// does not verify under its key is neither used from the cache nor
+// stored (ErrUnavailable). Offline, a cached copy is returned even when
+// no longer current (revocation.Check then refuses it, saying so).
+func (c *Cache) Get(ctx context.Context, url string, issuer *x509.Certificate) (*x509.RevocationList, error) {
 	now := time.Now()
 	if c.Now != nil {
 		now = c.Now()
 	}
 	cached, cerr := c.read(url)
+	if cached != nil && issuer != nil {
+		if err := cached.CheckSignatureFrom(issuer); err != nil {
+			cached, cerr = nil, fmt.Errorf("cached list does not verify under %q: %w", issuer.Subject, err)
+		}
+	}
 	if cached != nil && (c.Offline || now.Before(cached.NextUpdate)) {
 		return cached, nil
 	}
@@ -95,6 +112,11 @@ func (c *Cache) Get(ctx context.Context, url string) (*x509.RevocationList, erro
 	l, err := x509.ParseRevocationList(der)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: not a CRL: %v", ErrUnavailable, url, err)
+	}
+	if issuer != nil {
+		if err := l.CheckSignatureFrom(issuer); err != nil {
+			return nil, fmt.Errorf("%w: %s: the list does not verify under %q: %v", ErrUnavailable, url, issuer.Subject, err)
+		}
 	}
 	if err := c.write(url, der); err != nil {
 		return nil, err

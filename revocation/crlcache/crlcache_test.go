@@ -111,3 +111,42 @@ func TestCache(t *testing.T) {
 		t.Fatalf("404: %v", err)
 	}
 }
+
+// TestSubstitutedList: a list that does not verify under the issuer of
+// the certificate naming it (substituted in transit) is not stored, and a
+// stored one that does not verify is not used.
+func TestSubstitutedList(t *testing.T) {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	evil, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	rootT := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "root"}, NotBefore: at.Add(-time.Hour),
+		NotAfter: at.Add(48 * time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
+	rootDER, _ := x509.CreateCertificate(rand.Reader, rootT, rootT, &key.PublicKey, key)
+	root, _ := x509.ParseCertificate(rootDER)
+	evilDER, _ := x509.CreateCertificate(rand.Reader, rootT, rootT, &evil.PublicKey, evil)
+	evilRoot, _ := x509.ParseCertificate(evilDER)
+	crl, _ := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{Number: big.NewInt(1), ThisUpdate: at.Add(-time.Hour),
+		NextUpdate: at.AddDate(10, 0, 0)}, evilRoot, evil)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(crl) }))
+	defer srv.Close()
+	interT := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "intermediate"}, NotBefore: at.Add(-time.Hour),
+		NotAfter: at.Add(48 * time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+		CRLDistributionPoints: []string{srv.URL + "/root.crl"}}
+	ik, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	interDER, _ := x509.CreateCertificate(rand.Reader, interT, root, &ik.PublicKey, key)
+	inter, _ := x509.ParseCertificate(interDER)
+	c := &crlcache.Cache{Dir: t.TempDir(), Client: srv.Client(), Now: func() time.Time { return at }}
+	if _, err := c.CRLs(t.Context(), []*x509.Certificate{inter, root}); !errors.Is(err, crlcache.ErrUnavailable) {
+		t.Fatalf("%v, want ErrUnavailable", err)
+	}
+	if _, err := os.Stat(c.Path(srv.URL + "/root.crl")); !os.IsNotExist(err) {
+		t.Fatalf("the substituted list was stored (%v)", err)
+	}
+	// Planted in the directory: not used offline either.
+	if err := os.WriteFile(c.Path(srv.URL+"/root.crl"), crl, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c.Offline = true
+	if _, err := c.CRLs(t.Context(), []*x509.Certificate{inter, root}); !errors.Is(err, crlcache.ErrUnavailable) {
+		t.Fatalf("planted: %v, want ErrUnavailable", err)
+	}
+}
