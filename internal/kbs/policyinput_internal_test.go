@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net/http/httptest"
+	"reflect"
 	"testing"
 	"time"
 
@@ -11,6 +13,7 @@ import (
 
 	"github.com/tdproof/tdproof/collateral"
 	"github.com/tdproof/tdproof/ear"
+	"github.com/tdproof/tdproof/kbs/protocol"
 	"github.com/tdproof/tdproof/quote"
 	"github.com/tdproof/tdproof/refvalue"
 	"github.com/tdproof/tdproof/tdsim"
@@ -128,3 +131,16 @@ func BenchmarkPolicyInput(b *testing.B) {
 }
 
 func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
+
+// TestWriteTokenAsJSON: writeToken answers exactly what writeJSON does
+// for a protocol.TokenResponse, compact JWS or not.
+func TestWriteTokenAsJSON(t *testing.T) {
+	for _, tok := range []string{"", "a.b.c", "eyJhbGciOiJFUzI1NiJ9.eyJ4IjoxfQ.AbC-_09", `x"<&>` + "\u2028\xff", "a b"} {
+		got, want := httptest.NewRecorder(), httptest.NewRecorder()
+		writeToken(got, tok)
+		writeJSON(want, protocol.TokenResponse{Token: tok})
+		if got.Body.String() != want.Body.String() || !reflect.DeepEqual(got.Header(), want.Header()) || got.Code != want.Code {
+			t.Errorf("token %q: writeToken %d %v %q, writeJSON %d %v %q", tok, got.Code, got.Header(), got.Body, want.Code, want.Header(), want.Body)
+		}
+	}
+}
