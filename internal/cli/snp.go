@@ -115,15 +115,6 @@ func (a *app) runSNPVerify(cmd *cobra.Command, file string, f *snpFlags) error {
 	return err
 }
 
-// readSNPReport reads a binary or hex report.
-func (a *app) readSNPReport(file string) (*snp.Report, error) {
-	b, err := a.readInput("report", file)
-	if err != nil {
-		return nil, err
-	}
-	return parseSNPReportInput(b)
-}
-
 // parseSNPReportInput parses a binary or hex (optionally 0x-prefixed)
 // report.
 func parseSNPReportInput(b []byte) (*snp.Report, error) {
