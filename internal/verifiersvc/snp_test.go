@@ -84,6 +84,22 @@ func TestSNPFixtureEndpoints(t *testing.T) {
 	if raw["is_valid"] != false || !strings.Contains(raw["reason"].(string), "tcb_status") || !strings.Contains(raw["reason"].(string), "crl_checked") {
 		t.Errorf("default policy /verify: %s", resp.body)
 	}
+	// serve --dstack-compat-policy: /verify's is_valid is dstack's rule
+	// (every step verified; no TCB policy, no CRL) under the default
+	// policy, which still refuses the evidence on /v1/verify.
+	e3 := newEnv(t, nil, nil, now, verifiersvc.Options{RefValues: refs, DstackCompatPolicy: true})
+	resp = e3.post(t, "/verify", data)
+	raw = nil
+	if err := json.Unmarshal(resp.body, &raw); err != nil {
+		t.Fatal(err)
+	}
+	d, _ = raw["details"].(map[string]any)
+	if raw["is_valid"] != true || raw["reason"] != nil || d["quote_verified"] != true || d["acpi_tables_verified"] != false || d["tcb_status"] != "OutOfDate" {
+		t.Errorf("--dstack-compat-policy /verify: %s", resp.body)
+	}
+	if out, _ := e3.native(t, map[string]any{"dstack": json.RawMessage(data)}); out.Result.Allow {
+		t.Errorf("--dstack-compat-policy /v1/verify allowed under the default policy: %s", out.Result.Reason)
+	}
 	// A tampered report is not authentic.
 	var req map[string]string
 	_ = json.Unmarshal(data, &req)
