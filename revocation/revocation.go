@@ -16,8 +16,10 @@ package revocation
 import (
 	"bytes"
 	"crypto/x509"
+	"encoding/asn1"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -56,8 +58,11 @@ func DistributionPoints(chain []*x509.Certificate) []string {
 // its key), with a NextUpdate and now in [ThisUpdate, NextUpdate] (ErrCRL
 // otherwise), that
 // does not list the certificate's serial number (ErrRevoked otherwise).
-// CRLs that name another issuer are ignored; one that names the issuer
-// but does not verify under its key is ErrCRL.
+// CRLs that name another issuer, or whose issuing distribution point
+// does not cover the certificate (another partition, CA or end-entity
+// certificates only, some reasons only), are ignored; one that names the
+// issuer but does not verify under its key, or that has (or an entry
+// has) a critical extension not processed here (a delta CRL), is ErrCRL.
 func Check(chain []*x509.Certificate, crls []*x509.RevocationList, now time.Time) error {
 	for i := 0; i+1 < len(chain); i++ {
 		cert, issuer := chain[i], chain[i+1]
@@ -71,6 +76,13 @@ func Check(chain []*x509.Certificate, crls []*x509.RevocationList, now time.Time
 			}
 			if err := l.CheckSignatureFrom(issuer); err != nil {
 				return fmt.Errorf("%w: CRL of %q does not verify under its key: %v", ErrCRL, issuer.Subject, err)
+			}
+			scoped, err := covers(l, cert)
+			if err != nil {
+				return fmt.Errorf("%w: CRL of %q: %w", ErrCRL, issuer.Subject, err)
+			}
+			if !scoped {
+				continue // a CRL of another scope (partition, CA certificates only, some reasons)
 			}
 			if now.Before(l.ThisUpdate) || l.NextUpdate.IsZero() || now.After(l.NextUpdate) {
 				return fmt.Errorf("%w: CRL of %q is not current at %s (this update %s, next update %s)", ErrCRL, issuer.Subject,
@@ -89,4 +101,76 @@ func Check(chain []*x509.Certificate, crls []*x509.RevocationList, now time.Time
 		}
 	}
 	return nil
+}
+
+var (
+	oidIssuingDistributionPoint = asn1.ObjectIdentifier{2, 5, 29, 28}
+	oidAuthorityKeyID           = asn1.ObjectIdentifier{2, 5, 29, 35}
+	oidCRLNumber                = asn1.ObjectIdentifier{2, 5, 29, 20}
+)
+
+// issuingDistributionPoint is the CRL extension of RFC 5280 §5.2.5.
+type issuingDistributionPoint struct {
+	DistributionPoint struct {
+		FullName     []asn1.RawValue `asn1:"optional,tag:0"`
+		RelativeName asn1.RawValue   `asn1:"optional,tag:1"`
+	} `asn1:"optional,tag:0"`
+	OnlyContainsUserCerts      bool          `asn1:"optional,tag:1"`
+	OnlyContainsCACerts        bool          `asn1:"optional,tag:2"`
+	OnlySomeReasons            asn1.RawValue `asn1:"optional,tag:3"`
+	IndirectCRL                bool          `asn1:"optional,tag:4"`
+	OnlyContainsAttributeCerts bool          `asn1:"optional,tag:5"`
+}
+
+// covers reports whether l is a complete list for cert (RFC 5280 §6.3.3
+// (b)): a CRL without an issuing distribution point covers every
+// certificate of its issuer; one with it covers cert only when its
+// distribution point names one of cert's, when it is not restricted to
+// CA or end-entity certificates cert is not, and when it lists every
+// reason and no other issuer's certificates. crypto/x509 does not reject
+// CRLs with critical extensions it does not process, so a CRL (or an
+// entry) with any other critical extension (a delta CRL, an indirect
+// CRL's certificate issuer) is an error: its meaning is not a full list.
+func covers(l *x509.RevocationList, cert *x509.Certificate) (bool, error) {
+	scoped := true
+	for _, e := range l.Extensions {
+		switch {
+		case e.Id.Equal(oidIssuingDistributionPoint):
+			var idp issuingDistributionPoint
+			if rest, err := asn1.Unmarshal(e.Value, &idp); err != nil || len(rest) > 0 {
+				return false, fmt.Errorf("issuing distribution point does not parse")
+			}
+			if idp.OnlyContainsAttributeCerts || idp.IndirectCRL || len(idp.OnlySomeReasons.FullBytes) > 0 ||
+				idp.OnlyContainsCACerts && !cert.IsCA || idp.OnlyContainsUserCerts && cert.IsCA ||
+				len(idp.DistributionPoint.RelativeName.FullBytes) > 0 {
+				scoped = false
+			}
+			if names := idp.DistributionPoint.FullName; len(names) > 0 && !namesDistributionPoint(names, cert.CRLDistributionPoints) {
+				scoped = false
+			}
+		case e.Id.Equal(oidAuthorityKeyID), e.Id.Equal(oidCRLNumber), !e.Critical:
+		default:
+			return false, fmt.Errorf("unsupported critical extension %s", e.Id)
+		}
+	}
+	for _, r := range l.RevokedCertificateEntries {
+		for _, e := range r.Extensions {
+			if e.Critical {
+				return false, fmt.Errorf("entry %x: unsupported critical extension %s", r.SerialNumber, e.Id)
+			}
+		}
+	}
+	return scoped, nil
+}
+
+// namesDistributionPoint reports whether a URI of the general names
+// names is one of the distribution points dps.
+func namesDistributionPoint(names []asn1.RawValue, dps []string) bool {
+	for _, n := range names {
+		// uniformResourceIdentifier [6] IA5String
+		if n.Class == asn1.ClassContextSpecific && n.Tag == 6 && slices.Contains(dps, string(n.Bytes)) {
+			return true
+		}
+	}
+	return false
 }

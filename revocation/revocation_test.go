@@ -47,9 +47,15 @@ func issue(t *testing.T, serial int64, cn string, isCA bool, parent *ca, dp []st
 
 func crl(t *testing.T, issuer *ca, from, to time.Time, revoked ...int64) *x509.RevocationList {
 	t.Helper()
-	tmpl := &x509.RevocationList{Number: big.NewInt(1), ThisUpdate: from, NextUpdate: to}
+	return crlWith(t, issuer, from, to, nil, nil, revoked...)
+}
+
+// crlWith is crl with extra CRL extensions, and extensions on each entry.
+func crlWith(t *testing.T, issuer *ca, from, to time.Time, exts, entryExts []pkix.Extension, revoked ...int64) *x509.RevocationList {
+	t.Helper()
+	tmpl := &x509.RevocationList{Number: big.NewInt(1), ThisUpdate: from, NextUpdate: to, ExtraExtensions: exts}
 	for _, s := range revoked {
-		tmpl.RevokedCertificateEntries = append(tmpl.RevokedCertificateEntries, x509.RevocationListEntry{SerialNumber: big.NewInt(s), RevocationTime: from})
+		tmpl.RevokedCertificateEntries = append(tmpl.RevokedCertificateEntries, x509.RevocationListEntry{SerialNumber: big.NewInt(s), RevocationTime: from, ExtraExtensions: entryExts})
 	}
 	der, err := x509.CreateRevocationList(rand.Reader, tmpl, issuer.cert, issuer.key)
 	if err != nil {
@@ -101,5 +107,77 @@ func TestCheck(t *testing.T) {
 	plain := issue(t, 5, "plain", false, root, nil)
 	if err := revocation.Check([]*x509.Certificate{plain.cert, root.cert}, nil, at); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// tlv is a DER element of one-byte tag and short length.
+func tlv(tag byte, content ...[]byte) []byte {
+	var c []byte
+	for _, b := range content {
+		c = append(c, b...)
+	}
+	return append([]byte{tag, byte(len(c))}, c...)
+}
+
+// idp is an issuing distribution point extension (RFC 5280 §5.2.5,
+// encoded by hand): fullName URIs, then the given [1]–[5] fields.
+func idp(uris []string, fields ...[]byte) pkix.Extension {
+	var body [][]byte
+	if len(uris) > 0 {
+		var names [][]byte
+		for _, u := range uris {
+			names = append(names, tlv(0x86, []byte(u)))
+		}
+		body = append(body, tlv(0xa0, tlv(0xa0, names...)))
+	}
+	body = append(body, fields...)
+	return pkix.Extension{Id: []int{2, 5, 29, 28}, Critical: true, Value: tlv(0x30, body...)}
+}
+
+// TestCheckCRLScope: crypto/x509 parses CRLs with critical extensions it
+// does not process. A CRL whose issuing distribution point restricts it
+// to another partition, to CA certificates, or to some reasons is not the
+// full list of a certificate it does not cover, and a delta CRL or an
+// entry's critical extension is refused: otherwise a revoked certificate
+// absent from a partial list would pass.
+func TestCheckCRLScope(t *testing.T) {
+	root := issue(t, 1, "root", true, nil, nil)
+	const dp = "http://crl.example/root.crl"
+	inter := issue(t, 2, "inter", true, root, []string{dp})
+	leaf := issue(t, 3, "leaf", false, root, []string{dp})
+	from, to := at.Add(-time.Hour), at.Add(time.Hour)
+	onlyCA := tlv(0x82, []byte{0xff})
+	onlyUser := tlv(0x81, []byte{0xff})
+	someReasons := tlv(0x83, []byte{0x07, 0x80})
+	indirect := tlv(0x84, []byte{0xff})
+	for _, c := range []struct {
+		name      string
+		cert      *ca
+		exts      []pkix.Extension
+		entryExts []pkix.Extension
+		revoked   int64
+		want      error
+	}{
+		{"IDP of this distribution point", leaf, []pkix.Extension{idp([]string{"http://other.example/x.crl", dp})}, nil, 0, nil},
+		{"IDP of this distribution point, revoked", leaf, []pkix.Extension{idp([]string{dp})}, nil, 3, revocation.ErrRevoked},
+		{"IDP of another partition", leaf, []pkix.Extension{idp([]string{"http://crl.example/part2.crl"})}, nil, 0, revocation.ErrCRL},
+		{"IDP CA certificates only, leaf", leaf, []pkix.Extension{idp(nil, onlyCA)}, nil, 0, revocation.ErrCRL},
+		{"IDP CA certificates only, CA", inter, []pkix.Extension{idp(nil, onlyCA)}, nil, 0, nil},
+		{"IDP user certificates only, CA", inter, []pkix.Extension{idp(nil, onlyUser)}, nil, 0, revocation.ErrCRL},
+		{"IDP some reasons", leaf, []pkix.Extension{idp([]string{dp}, someReasons)}, nil, 0, revocation.ErrCRL},
+		{"IDP indirect", leaf, []pkix.Extension{idp([]string{dp}, indirect)}, nil, 0, revocation.ErrCRL},
+		{"IDP garbled", leaf, []pkix.Extension{{Id: []int{2, 5, 29, 28}, Critical: true, Value: []byte{0x30, 0x03, 0x01}}}, nil, 0, revocation.ErrCRL},
+		{"delta CRL", leaf, []pkix.Extension{{Id: []int{2, 5, 29, 27}, Critical: true, Value: []byte{0x02, 0x01, 0x01}}}, nil, 0, revocation.ErrCRL},
+		{"non-critical unknown extension", leaf, []pkix.Extension{{Id: []int{1, 2, 3}, Value: []byte{0x05, 0x00}}}, nil, 0, nil},
+		{"entry with a critical certificate issuer", leaf, nil, []pkix.Extension{{Id: []int{2, 5, 29, 29}, Critical: true, Value: []byte{0x30, 0x00}}}, 99, revocation.ErrCRL},
+	} {
+		var revoked []int64
+		if c.revoked != 0 {
+			revoked = append(revoked, c.revoked)
+		}
+		l := crlWith(t, root, from, to, c.exts, c.entryExts, revoked...)
+		if err := revocation.Check([]*x509.Certificate{c.cert.cert, root.cert}, []*x509.RevocationList{l}, at); !errors.Is(err, c.want) {
+			t.Errorf("%s: %v, want %v", c.name, err, c.want)
+		}
 	}
 }

@@ -86,7 +86,8 @@ func (c *Cache) Path(url string) string {
 // Get returns the CRL at url: the cached copy while current, else
 // (online) a fresh copy, which replaces it. With an issuer, a list that
 // does not verify under its key is neither used from the cache nor
-// stored (ErrUnavailable). Offline, a cached copy is returned even when
+// stored (ErrUnavailable), nor is a list older (by CRL number or this
+// update) than a cached one that verifies. Offline, a cached copy is returned even when
 // no longer current (revocation.Check then refuses it, saying so).
 func (c *Cache) Get(ctx context.Context, url string, issuer *x509.Certificate) (*x509.RevocationList, error) {
 	now := time.Now()
@@ -118,10 +119,22 @@ func (c *Cache) Get(ctx context.Context, url string, issuer *x509.Certificate) (
 			return nil, fmt.Errorf("%w: %s: the list does not verify under %q: %v", ErrUnavailable, url, issuer.Subject, err)
 		}
 	}
+	if cached != nil && (olderNumber(l, cached) || l.ThisUpdate.Before(cached.ThisUpdate)) {
+		// A list issued before the one the cache holds (an old list,
+		// still within its NextUpdate, replayed in transit) may lack
+		// revocations the cached one has: neither use nor store it.
+		return nil, fmt.Errorf("%w: %s: the list (CRL number %v, this update %s) is older than the cached one (CRL number %v, this update %s)",
+			ErrUnavailable, url, l.Number, l.ThisUpdate.UTC().Format(time.RFC3339), cached.Number, cached.ThisUpdate.UTC().Format(time.RFC3339))
+	}
 	if err := c.write(url, der); err != nil {
 		return nil, err
 	}
 	return l, nil
+}
+
+// olderNumber reports whether l's CRL number is below cached's.
+func olderNumber(l, cached *x509.RevocationList) bool {
+	return l.Number != nil && cached.Number != nil && l.Number.Cmp(cached.Number) < 0
 }
 
 func (c *Cache) read(url string) (*x509.RevocationList, error) {

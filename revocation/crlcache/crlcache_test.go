@@ -150,3 +150,61 @@ func TestSubstitutedList(t *testing.T) {
 		t.Fatalf("planted: %v, want ErrUnavailable", err)
 	}
 }
+
+// TestOlderListRefused: once the cache holds a list, an older list of the
+// same issuer (a lower CRL number, issued earlier, still within its
+// NextUpdate: replayed in transit over plain http) is neither used nor
+// stored, so that a revocation the cached list records is not undone.
+func TestOlderListRefused(t *testing.T) {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	rootT := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "root"}, NotBefore: at.Add(-time.Hour),
+		NotAfter: at.Add(48 * time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
+	rootDER, _ := x509.CreateCertificate(rand.Reader, rootT, rootT, &key.PublicKey, key)
+	root, _ := x509.ParseCertificate(rootDER)
+	list := func(n int64, from, to time.Time, revoked ...int64) []byte {
+		tmpl := &x509.RevocationList{Number: big.NewInt(n), ThisUpdate: from, NextUpdate: to}
+		for _, s := range revoked {
+			tmpl.RevokedCertificateEntries = append(tmpl.RevokedCertificateEntries, x509.RevocationListEntry{SerialNumber: big.NewInt(s), RevocationTime: from})
+		}
+		der, err := x509.CreateRevocationList(rand.Reader, tmpl, root, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return der
+	}
+	// The old list (number 3, issued a day earlier, valid for a week)
+	// does not list the intermediate; the newer one (number 5) revokes it.
+	old := list(3, at.Add(-24*time.Hour), at.Add(7*24*time.Hour))
+	newer := list(5, at.Add(-time.Hour), at.Add(time.Hour), 2)
+	var serve atomic.Pointer[[]byte]
+	serve.Store(&newer)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(*serve.Load()) }))
+	defer srv.Close()
+	ik, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	interT := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "intermediate"}, NotBefore: at.Add(-time.Hour),
+		NotAfter: at.Add(48 * time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+		CRLDistributionPoints: []string{srv.URL + "/root.crl"}}
+	interDER, _ := x509.CreateCertificate(rand.Reader, interT, root, &ik.PublicKey, key)
+	inter, _ := x509.ParseCertificate(interDER)
+	chain := []*x509.Certificate{inter, root}
+	now := at
+	c := &crlcache.Cache{Dir: t.TempDir(), Client: srv.Client(), Now: func() time.Time { return now }}
+	crls, err := c.CRLs(t.Context(), chain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := revocation.Check(chain, crls, now); !errors.Is(err, revocation.ErrRevoked) {
+		t.Fatalf("newer list: %v, want ErrRevoked", err)
+	}
+	// Past the newer list's NextUpdate the cache fetches again and gets
+	// the old list, which would pass the intermediate.
+	now = at.Add(2 * time.Hour)
+	serve.Store(&old)
+	if _, err := c.CRLs(t.Context(), chain); !errors.Is(err, crlcache.ErrUnavailable) {
+		t.Fatalf("older list: %v, want ErrUnavailable", err)
+	}
+	stored, err := os.ReadFile(c.Path(srv.URL + "/root.crl"))
+	if err != nil || string(stored) != string(newer) {
+		t.Fatalf("the cache no longer holds the newer list (%v)", err)
+	}
+}
