@@ -117,7 +117,9 @@ func (m *Memory) VCEK(ctx context.Context, p snp.Product, chipID [64]byte, tcb s
 // CRL implements Source: the kept CRL while now is before its
 // NextUpdate, else a fresh one from Upstream; when that fails, the kept
 // (stale) CRL if any (package snp refuses it as expired), else the
-// error, remembered for RetryAfter.
+// error. A failure, and a CRL Upstream returns already past its
+// NextUpdate (a disk Cache serves a stale one when KDS fails), is kept
+// for RetryAfter before Upstream is asked again.
 func (m *Memory) CRL(ctx context.Context, p snp.Product) ([]byte, error) {
 	now := m.now()
 	m.mu.Lock()
@@ -128,6 +130,9 @@ func (m *Memory) CRL(ctx context.Context, p snp.Product) ([]byte, error) {
 	case ok && c.der != nil && now.Before(c.nextUpdate):
 		return c.der, nil
 	case ok && c.err != nil && now.Before(c.retry):
+		if c.der != nil {
+			return c.der, nil
+		}
 		return nil, c.err
 	}
 	b, err := m.Upstream.CRL(ctx, p)
@@ -137,8 +142,9 @@ func (m *Memory) CRL(ctx context.Context, p snp.Product) ([]byte, error) {
 		switch {
 		case perr != nil:
 			err = fmt.Errorf("%w: %s CRL: %v", ErrInvalidResponse, p, perr)
-		case crl.NextUpdate.IsZero():
-			// No NextUpdate: keep it for RetryAfter only.
+		case crl.NextUpdate.IsZero() || !now.Before(crl.NextUpdate):
+			// No NextUpdate, or already past it: keep it for
+			// RetryAfter only.
 			next = now.Add(m.retryAfter())
 		default:
 			next = crl.NextUpdate
@@ -147,11 +153,14 @@ func (m *Memory) CRL(ctx context.Context, p snp.Product) ([]byte, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err != nil {
-		if c.der != nil {
-			return c.der, nil
+		if cur, ok := m.crls[p]; ok && cur.der != nil {
+			c = cur // kept meanwhile by another call
 		}
 		if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
-			m.crls[p] = memoCRL{err: err, retry: now.Add(m.retryAfter())}
+			m.crls[p] = memoCRL{der: c.der, nextUpdate: c.nextUpdate, err: err, retry: now.Add(m.retryAfter())}
+		}
+		if c.der != nil {
+			return c.der, nil
 		}
 		return nil, err
 	}

@@ -91,3 +91,69 @@ func TestCRLRefresh(t *testing.T) {
 		t.Errorf("no CRL: %v", err)
 	}
 }
+
+// failingSource fails every CRL request and counts them.
+type failingSource struct {
+	amdkds.Source
+	hits int
+	crl  []byte // served instead of failing when set
+}
+
+func (s *failingSource) CRL(context.Context, snp.Product) ([]byte, error) {
+	s.hits++
+	if s.crl != nil {
+		return s.crl, nil
+	}
+	return nil, amdkds.ErrUnavailable
+}
+
+// TestCRLOutagePastNextUpdate: when Upstream fails after the kept CRL's
+// NextUpdate, or returns a CRL already past its NextUpdate (a disk Cache
+// does when KDS fails), Memory serves the stale CRL (package snp refuses
+// it) and asks Upstream again only after RetryAfter, not on every
+// verification.
+func TestCRLOutagePastNextUpdate(t *testing.T) {
+	g, err := snpsim.NewGuest(snp.ProductMilan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := snpsim.Now
+	day := 24 * time.Hour
+	crl, _ := g.PKI.CRL(now.Add(-day), now.Add(day))
+	ctx := context.Background()
+
+	src := &failingSource{crl: crl}
+	clock := now
+	mem := &amdkds.Memory{Upstream: src, Now: func() time.Time { return clock }}
+	if b, err := mem.CRL(ctx, snp.ProductMilan); err != nil || string(b) != string(crl) {
+		t.Fatal(err)
+	}
+	src.crl = nil // KDS down
+	clock = now.Add(2 * day)
+	for range 5 {
+		if b, err := mem.CRL(ctx, snp.ProductMilan); err != nil || string(b) != string(crl) {
+			t.Fatalf("stale CRL not served: %v", err)
+		}
+	}
+	if src.hits != 2 {
+		t.Errorf("outage past NextUpdate: %d upstream requests, want 2", src.hits)
+	}
+	clock = clock.Add(amdkds.DefaultRetryAfter + time.Second)
+	mem.CRL(ctx, snp.ProductMilan)
+	if src.hits != 3 {
+		t.Errorf("%d upstream requests after RetryAfter, want 3", src.hits)
+	}
+
+	// Upstream itself answers with a stale CRL.
+	src = &failingSource{crl: crl}
+	clock = now.Add(2 * day)
+	mem = &amdkds.Memory{Upstream: src, Now: func() time.Time { return clock }}
+	for range 5 {
+		if b, err := mem.CRL(ctx, snp.ProductMilan); err != nil || string(b) != string(crl) {
+			t.Fatal(err)
+		}
+	}
+	if src.hits != 1 {
+		t.Errorf("stale upstream CRL: %d upstream requests, want 1", src.hits)
+	}
+}
