@@ -104,6 +104,10 @@ func TestSNPCRL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	genoa, err := snpsim.GeneratePKI(snp.ProductGenoa, g.PKI.NotBefore, g.PKI.NotAfter)
+	if err != nil {
+		t.Fatal(err)
+	}
 	now, day := snpsim.Now, 24*time.Hour
 	mustCRL := func(b []byte, err error) [][]byte {
 		t.Helper()
@@ -146,6 +150,9 @@ func TestSNPCRL(t *testing.T) {
 		{"ASK revoked", mustCRL(g.CRL(g.PKI.ASK)), nil, snp.ErrRevoked},
 		{"CRL expired", mustCRL(g.PKI.CRL(now.Add(-3*day), now.Add(-day))), nil, snp.ErrCRL},
 		{"CRL of another ARK", mustCRL(other.CRL(now.Add(-day), now.Add(day))), nil, snp.ErrCRL},
+		{"CRL not yet valid", mustCRL(g.PKI.CRL(now.Add(day), now.Add(3*day))), nil, snp.ErrCRL},
+		{"CRL of another product only", mustCRL(genoa.CRL(now.Add(-day), now.Add(day))), nil, nil},
+		{"revoked among clean", append(mustCRL(g.CRL()), mustCRL(g.CRL(g.Key.Cert))...), nil, snp.ErrRevoked},
 		{"CRL missing", nil, nil, nil},
 		{"CRL unavailable", nil, errors.New("KDS down"), nil},
 	}
