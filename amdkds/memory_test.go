@@ -3,6 +3,8 @@ package amdkds_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -155,5 +157,79 @@ func TestCRLOutagePastNextUpdate(t *testing.T) {
 	}
 	if src.hits != 1 {
 		t.Errorf("stale upstream CRL: %d upstream requests, want 1", src.hits)
+	}
+}
+
+// blockingSource answers CRL and VCEK requests once release is closed,
+// counting them.
+type blockingSource struct {
+	amdkds.Source
+	release chan struct{}
+	crl     []byte
+	mu      sync.Mutex
+	hits    int
+}
+
+func (s *blockingSource) wait() {
+	s.mu.Lock()
+	s.hits++
+	s.mu.Unlock()
+	<-s.release
+}
+
+func (s *blockingSource) CRL(context.Context, snp.Product) ([]byte, error) {
+	s.wait()
+	return s.crl, nil
+}
+
+func (s *blockingSource) VCEK(context.Context, snp.Product, [64]byte, snp.TCBVersion) ([]byte, error) {
+	s.wait()
+	return []byte("vcek"), nil
+}
+
+// TestMemoryShared: concurrent misses for one CRL or VCEK (a burst of
+// verifications at start-up or when the CRL passes its NextUpdate) make
+// one Upstream request each, and a caller whose context ends stops
+// waiting without failing the others.
+func TestMemoryShared(t *testing.T) {
+	g, err := snpsim.NewGuest(snp.ProductMilan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crl, _ := g.PKI.CRL(snpsim.Now.Add(-time.Hour), snpsim.Now.Add(time.Hour))
+	src := &blockingSource{release: make(chan struct{}), crl: crl}
+	mem := &amdkds.Memory{Upstream: src, Now: func() time.Time { return snpsim.Now }}
+	ctx := context.Background()
+	gone, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := mem.CRL(gone, snp.ProductMilan); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled caller: %v", err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 40)
+	for range 20 {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			if b, err := mem.CRL(ctx, snp.ProductMilan); err != nil || string(b) != string(crl) {
+				errs <- fmt.Errorf("CRL: %v", err)
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			if b, err := mem.VCEK(ctx, snp.ProductMilan, [64]byte{1}, 0); err != nil || string(b) != "vcek" {
+				errs <- fmt.Errorf("VCEK: %v", err)
+			}
+		}()
+	}
+	time.Sleep(50 * time.Millisecond)
+	close(src.release)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if src.hits != 2 {
+		t.Errorf("%d upstream requests for 20 concurrent CRL and 20 VCEK misses, want 2", src.hits)
 	}
 }
