@@ -200,3 +200,59 @@ func snpSigner(t *testing.T) *ear.Signer {
 	}
 	return s
 }
+
+// TestTrusteeSNPCarriedCRL: a CRL entry in a Trustee cert_chain is
+// ignored (as Trustee does): the client could carry an older CRL that
+// predates a revocation. Only the verifier's CRLs (WithSNPCRLs) set
+// snp.crl_checked, and a revoking one applies whatever the evidence
+// carries.
+func TestTrusteeSNPCarriedCRL(t *testing.T) {
+	g, err := snpsim.NewGuest(snp.ProductMilan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := g.Attest([64]byte{7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := snp.ParseReport(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clean, err := g.CRL()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := snp.MarshalTrusteeEvidence(rep, snp.ProductMilan, snp.TrusteeFormSev6, []snp.TrusteeCert{
+		{Type: snp.TrusteeCertVCEK, Data: g.Key.Cert.Raw}, {Type: snp.TrusteeCertASK, Data: g.PKI.ASK.Raw},
+		{Type: snp.TrusteeCertCRL, Data: clean}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := snpCRLVerifier(t, g, nil, nil).Verify(t.Context(), verifier.Evidence{TrusteeSNP: ev})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := out.Result
+	if v, ok := r.Claims.Bool("snp.crl_checked"); !r.Authentic || !ok || v || r.Allow {
+		t.Fatalf("carried CRL only: authentic %v crl_checked %v allow %v", r.Authentic, v, r.Allow)
+	}
+	if len(r.Appraisal.Failed) != 1 || r.Appraisal.Failed[0].Rule != policy.RuleCRLChecked {
+		t.Errorf("failed %+v", r.Appraisal.Failed)
+	}
+	revoking, err := g.CRL(g.Key.Cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err = snpCRLVerifier(t, g, [][]byte{revoking}, nil).Verify(t.Context(), verifier.Evidence{TrusteeSNP: ev})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Result.Authentic || !errors.Is(out.Cause, snp.ErrRevoked) {
+		t.Errorf("revoking verifier CRL beside a clean carried one: authentic %v cause %v", out.Result.Authentic, out.Cause)
+	}
+	out, err = snpCRLVerifier(t, g, [][]byte{clean}, nil).Verify(t.Context(), verifier.Evidence{TrusteeSNP: ev})
+	if err != nil || !out.Result.Authentic || !out.Result.Allow {
+		t.Fatalf("verifier CRL: %v %+v", err, out.Result)
+	}
+}
