@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -254,5 +255,46 @@ func TestTrusteeSNPCarriedCRL(t *testing.T) {
 	out, err = snpCRLVerifier(t, g, [][]byte{clean}, nil).Verify(t.Context(), verifier.Evidence{TrusteeSNP: ev})
 	if err != nil || !out.Result.Authentic || !out.Result.Allow {
 		t.Fatalf("verifier CRL: %v %+v", err, out.Result)
+	}
+}
+
+// TestTrusteeSNPVLEK: a VLEK-signed Trustee report with its VLEK and
+// ASVK is refused (not authentic) even with a clean CRL: the service
+// accepts VCEK-signed reports only.
+func TestTrusteeSNPVLEK(t *testing.T) {
+	g, err := snpsim.NewGuest(snp.ProductGenoa)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.Key, err = g.PKI.IssueKey(snpsim.KeyOptions{VLEK: true, TCB: snpsim.DefaultTCB}); err != nil {
+		t.Fatal(err)
+	}
+	g.Template.KeyInfo = uint32(snp.SigningKeyVLEK) << 2
+	raw, err := g.Attest([64]byte{7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := snp.ParseReport(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := snp.MarshalTrusteeEvidence(rep, snp.ProductGenoa, snp.TrusteeFormSev6, []snp.TrusteeCert{
+		{Type: snp.TrusteeCertVLEK, Data: g.Key.Cert.Raw}, {Type: snp.TrusteeCertASK, Data: g.PKI.ASVK.Raw}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clean, err := g.CRL()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := snpCRLVerifier(t, g, [][]byte{clean}, nil).Verify(t.Context(), verifier.Evidence{TrusteeSNP: ev})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Result.Authentic || out.Result.Allow || out.Result.Status == ear.StatusAffirming {
+		t.Fatalf("VLEK-signed report: authentic %v allow %v status %v", out.Result.Authentic, out.Result.Allow, out.Result.Status)
+	}
+	if !strings.Contains(out.Result.Reason, "VLEK") {
+		t.Errorf("refused for another reason: %s", out.Result.Reason)
 	}
 }
