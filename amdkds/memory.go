@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/singleflight"
+
 	"github.com/tdproof/tdproof/snp"
 )
 
@@ -23,7 +25,9 @@ const DefaultRetryAfter = time.Minute
 // kept (a VCEK is fixed by chip and TCB), a CRL until its NextUpdate. A
 // failed CRL fetch is remembered for RetryAfter so that a KDS outage or
 // rate limit does not turn into one request per verification. Nothing
-// is trusted here: package snp verifies what it returns.
+// is trusted here: package snp verifies what it returns. Concurrent
+// misses for one item share one Upstream request, which runs for at most
+// memoryFetchTimeout whatever the callers' contexts.
 //
 // A Memory is safe for concurrent use.
 type Memory struct {
@@ -36,6 +40,7 @@ type Memory struct {
 	// zero).
 	RetryAfter time.Duration
 
+	flight singleflight.Group
 	mu     sync.Mutex
 	chains map[snp.Product][]byte
 	vceks  map[vcekKey][]byte
@@ -62,6 +67,28 @@ func (m *Memory) now() time.Time {
 	return time.Now()
 }
 
+// memoryFetchTimeout bounds an Upstream request a Memory shares.
+const memoryFetchTimeout = 2 * time.Minute
+
+// shared runs fetch once for all concurrent callers with key, detached
+// from their contexts; each caller waits until its own context is done.
+func (m *Memory) shared(ctx context.Context, key string, fetch func(context.Context) ([]byte, error)) ([]byte, error) {
+	ch := m.flight.DoChan(key, func() (any, error) {
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), memoryFetchTimeout)
+		defer cancel()
+		return fetch(fctx)
+	})
+	select {
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		return r.Val.([]byte), nil
+	}
+}
+
 func (m *Memory) init() {
 	if m.chains == nil {
 		m.chains, m.vceks, m.crls = map[snp.Product][]byte{}, map[vcekKey][]byte{}, map[snp.Product]memoCRL{}
@@ -77,14 +104,16 @@ func (m *Memory) CertChain(ctx context.Context, p snp.Product) ([]byte, error) {
 	if ok {
 		return b, nil
 	}
-	b, err := m.Upstream.CertChain(ctx, p)
-	if err != nil {
-		return nil, err
-	}
-	m.mu.Lock()
-	m.chains[p] = b
-	m.mu.Unlock()
-	return b, nil
+	return m.shared(ctx, "cert_chain/"+p.String(), func(ctx context.Context) ([]byte, error) {
+		b, err := m.Upstream.CertChain(ctx, p)
+		if err != nil {
+			return nil, err
+		}
+		m.mu.Lock()
+		m.chains[p] = b
+		m.mu.Unlock()
+		return b, nil
+	})
 }
 
 // VCEK implements Source.
@@ -97,28 +126,41 @@ func (m *Memory) VCEK(ctx context.Context, p snp.Product, chipID [64]byte, tcb s
 	if ok {
 		return b, nil
 	}
-	b, err := m.Upstream.VCEK(ctx, p, chipID, tcb)
-	if err != nil {
-		return nil, err
-	}
-	max := m.MaxEntries
-	if max <= 0 {
-		max = DefaultMemoryEntries
-	}
-	m.mu.Lock()
-	if len(m.vceks) >= max {
-		clear(m.vceks)
-	}
-	m.vceks[k] = b
-	m.mu.Unlock()
-	return b, nil
+	return m.shared(ctx, fmt.Sprintf("vcek/%s/%x/%x", p, chipID, uint64(tcb)), func(ctx context.Context) ([]byte, error) {
+		b, err := m.Upstream.VCEK(ctx, p, chipID, tcb)
+		if err != nil {
+			return nil, err
+		}
+		max := m.MaxEntries
+		if max <= 0 {
+			max = DefaultMemoryEntries
+		}
+		m.mu.Lock()
+		if len(m.vceks) >= max {
+			clear(m.vceks)
+		}
+		m.vceks[k] = b
+		m.mu.Unlock()
+		return b, nil
+	})
 }
 
 // CRL implements Source: the kept CRL while now is before its
 // NextUpdate, else a fresh one from Upstream; when that fails, the kept
 // (stale) CRL if any (package snp refuses it as expired), else the
-// error, remembered for RetryAfter.
+// error. A failure, and a CRL Upstream returns already past its
+// NextUpdate (a disk Cache serves a stale one when KDS fails), is kept
+// for RetryAfter before Upstream is asked again.
 func (m *Memory) CRL(ctx context.Context, p snp.Product) ([]byte, error) {
+	if b, ok, err := m.keptCRL(p); ok {
+		return b, err
+	}
+	return m.shared(ctx, "crl/"+p.String(), func(ctx context.Context) ([]byte, error) { return m.fetchCRL(ctx, p) })
+}
+
+// keptCRL answers from what is kept, ok false when Upstream is to be
+// asked.
+func (m *Memory) keptCRL(p snp.Product) (b []byte, ok bool, err error) {
 	now := m.now()
 	m.mu.Lock()
 	m.init()
@@ -126,10 +168,26 @@ func (m *Memory) CRL(ctx context.Context, p snp.Product) ([]byte, error) {
 	m.mu.Unlock()
 	switch {
 	case ok && c.der != nil && now.Before(c.nextUpdate):
-		return c.der, nil
+		return c.der, true, nil
 	case ok && c.err != nil && now.Before(c.retry):
-		return nil, c.err
+		if c.der != nil {
+			return c.der, true, nil
+		}
+		return nil, true, c.err
 	}
+	return nil, false, nil
+}
+
+func (m *Memory) fetchCRL(ctx context.Context, p snp.Product) ([]byte, error) {
+	// A shared fetch that ended just before this one began kept its
+	// answer.
+	if b, ok, err := m.keptCRL(p); ok {
+		return b, err
+	}
+	now := m.now()
+	m.mu.Lock()
+	c := m.crls[p]
+	m.mu.Unlock()
 	b, err := m.Upstream.CRL(ctx, p)
 	var next time.Time
 	if err == nil {
@@ -137,8 +195,9 @@ func (m *Memory) CRL(ctx context.Context, p snp.Product) ([]byte, error) {
 		switch {
 		case perr != nil:
 			err = fmt.Errorf("%w: %s CRL: %v", ErrInvalidResponse, p, perr)
-		case crl.NextUpdate.IsZero():
-			// No NextUpdate: keep it for RetryAfter only.
+		case crl.NextUpdate.IsZero() || !now.Before(crl.NextUpdate):
+			// No NextUpdate, or already past it: keep it for
+			// RetryAfter only.
 			next = now.Add(m.retryAfter())
 		default:
 			next = crl.NextUpdate
@@ -147,11 +206,11 @@ func (m *Memory) CRL(ctx context.Context, p snp.Product) ([]byte, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err != nil {
+		if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+			m.crls[p] = memoCRL{der: c.der, nextUpdate: c.nextUpdate, err: err, retry: now.Add(m.retryAfter())}
+		}
 		if c.der != nil {
 			return c.der, nil
-		}
-		if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
-			m.crls[p] = memoCRL{err: err, retry: now.Add(m.retryAfter())}
 		}
 		return nil, err
 	}

@@ -3,6 +3,8 @@ package amdkds_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -89,5 +91,145 @@ func TestCRLRefresh(t *testing.T) {
 	delete(src.crls, snp.ProductMilan)
 	if _, err := amdkds.CRLs(ctx, src, r, snp.ProductUnknown); !errors.Is(err, amdkds.ErrNotFound) {
 		t.Errorf("no CRL: %v", err)
+	}
+}
+
+// failingSource fails every CRL request and counts them.
+type failingSource struct {
+	amdkds.Source
+	hits int
+	crl  []byte // served instead of failing when set
+}
+
+func (s *failingSource) CRL(context.Context, snp.Product) ([]byte, error) {
+	s.hits++
+	if s.crl != nil {
+		return s.crl, nil
+	}
+	return nil, amdkds.ErrUnavailable
+}
+
+// TestCRLOutagePastNextUpdate: when Upstream fails after the kept CRL's
+// NextUpdate, or returns a CRL already past its NextUpdate (a disk Cache
+// does when KDS fails), Memory serves the stale CRL (package snp refuses
+// it) and asks Upstream again only after RetryAfter, not on every
+// verification.
+func TestCRLOutagePastNextUpdate(t *testing.T) {
+	g, err := snpsim.NewGuest(snp.ProductMilan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := snpsim.Now
+	day := 24 * time.Hour
+	crl, _ := g.PKI.CRL(now.Add(-day), now.Add(day))
+	ctx := context.Background()
+
+	src := &failingSource{crl: crl}
+	clock := now
+	mem := &amdkds.Memory{Upstream: src, Now: func() time.Time { return clock }}
+	if b, err := mem.CRL(ctx, snp.ProductMilan); err != nil || string(b) != string(crl) {
+		t.Fatal(err)
+	}
+	src.crl = nil // KDS down
+	clock = now.Add(2 * day)
+	for range 5 {
+		if b, err := mem.CRL(ctx, snp.ProductMilan); err != nil || string(b) != string(crl) {
+			t.Fatalf("stale CRL not served: %v", err)
+		}
+	}
+	if src.hits != 2 {
+		t.Errorf("outage past NextUpdate: %d upstream requests, want 2", src.hits)
+	}
+	clock = clock.Add(amdkds.DefaultRetryAfter + time.Second)
+	mem.CRL(ctx, snp.ProductMilan)
+	if src.hits != 3 {
+		t.Errorf("%d upstream requests after RetryAfter, want 3", src.hits)
+	}
+
+	// Upstream itself answers with a stale CRL.
+	src = &failingSource{crl: crl}
+	clock = now.Add(2 * day)
+	mem = &amdkds.Memory{Upstream: src, Now: func() time.Time { return clock }}
+	for range 5 {
+		if b, err := mem.CRL(ctx, snp.ProductMilan); err != nil || string(b) != string(crl) {
+			t.Fatal(err)
+		}
+	}
+	if src.hits != 1 {
+		t.Errorf("stale upstream CRL: %d upstream requests, want 1", src.hits)
+	}
+}
+
+// blockingSource answers CRL and VCEK requests once release is closed,
+// counting them.
+type blockingSource struct {
+	amdkds.Source
+	release chan struct{}
+	crl     []byte
+	mu      sync.Mutex
+	hits    int
+}
+
+func (s *blockingSource) wait() {
+	s.mu.Lock()
+	s.hits++
+	s.mu.Unlock()
+	<-s.release
+}
+
+func (s *blockingSource) CRL(context.Context, snp.Product) ([]byte, error) {
+	s.wait()
+	return s.crl, nil
+}
+
+func (s *blockingSource) VCEK(context.Context, snp.Product, [64]byte, snp.TCBVersion) ([]byte, error) {
+	s.wait()
+	return []byte("vcek"), nil
+}
+
+// TestMemoryShared: concurrent misses for one CRL or VCEK (a burst of
+// verifications at start-up or when the CRL passes its NextUpdate) make
+// one Upstream request each, and a caller whose context ends stops
+// waiting without failing the others.
+func TestMemoryShared(t *testing.T) {
+	g, err := snpsim.NewGuest(snp.ProductMilan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crl, _ := g.PKI.CRL(snpsim.Now.Add(-time.Hour), snpsim.Now.Add(time.Hour))
+	src := &blockingSource{release: make(chan struct{}), crl: crl}
+	mem := &amdkds.Memory{Upstream: src, Now: func() time.Time { return snpsim.Now }}
+	ctx := context.Background()
+	gone, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := mem.CRL(gone, snp.ProductMilan); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled caller: %v", err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 40)
+	for range 20 {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			if b, err := mem.CRL(ctx, snp.ProductMilan); err != nil || string(b) != string(crl) {
+				errs <- fmt.Errorf("CRL: %v", err)
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			if b, err := mem.VCEK(ctx, snp.ProductMilan, [64]byte{1}, 0); err != nil || string(b) != "vcek" {
+				errs <- fmt.Errorf("VCEK: %v", err)
+			}
+		}()
+	}
+	time.Sleep(50 * time.Millisecond)
+	close(src.release)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if src.hits != 2 {
+		t.Errorf("%d upstream requests for 20 concurrent CRL and 20 VCEK misses, want 2", src.hits)
 	}
 }

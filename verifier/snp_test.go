@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -104,6 +105,10 @@ func TestSNPCRL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	genoa, err := snpsim.GeneratePKI(snp.ProductGenoa, g.PKI.NotBefore, g.PKI.NotAfter)
+	if err != nil {
+		t.Fatal(err)
+	}
 	now, day := snpsim.Now, 24*time.Hour
 	mustCRL := func(b []byte, err error) [][]byte {
 		t.Helper()
@@ -146,6 +151,9 @@ func TestSNPCRL(t *testing.T) {
 		{"ASK revoked", mustCRL(g.CRL(g.PKI.ASK)), nil, snp.ErrRevoked},
 		{"CRL expired", mustCRL(g.PKI.CRL(now.Add(-3*day), now.Add(-day))), nil, snp.ErrCRL},
 		{"CRL of another ARK", mustCRL(other.CRL(now.Add(-day), now.Add(day))), nil, snp.ErrCRL},
+		{"CRL not yet valid", mustCRL(g.PKI.CRL(now.Add(day), now.Add(3*day))), nil, snp.ErrCRL},
+		{"CRL of another product only", mustCRL(genoa.CRL(now.Add(-day), now.Add(day))), nil, nil},
+		{"revoked among clean", append(mustCRL(g.CRL()), mustCRL(g.CRL(g.Key.Cert))...), nil, snp.ErrRevoked},
 		{"CRL missing", nil, nil, nil},
 		{"CRL unavailable", nil, errors.New("KDS down"), nil},
 	}
@@ -192,4 +200,101 @@ func snpSigner(t *testing.T) *ear.Signer {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// TestTrusteeSNPCarriedCRL: a CRL entry in a Trustee cert_chain is
+// ignored (as Trustee does): the client could carry an older CRL that
+// predates a revocation. Only the verifier's CRLs (WithSNPCRLs) set
+// snp.crl_checked, and a revoking one applies whatever the evidence
+// carries.
+func TestTrusteeSNPCarriedCRL(t *testing.T) {
+	g, err := snpsim.NewGuest(snp.ProductMilan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := g.Attest([64]byte{7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := snp.ParseReport(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clean, err := g.CRL()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := snp.MarshalTrusteeEvidence(rep, snp.ProductMilan, snp.TrusteeFormSev6, []snp.TrusteeCert{
+		{Type: snp.TrusteeCertVCEK, Data: g.Key.Cert.Raw}, {Type: snp.TrusteeCertASK, Data: g.PKI.ASK.Raw},
+		{Type: snp.TrusteeCertCRL, Data: clean}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := snpCRLVerifier(t, g, nil, nil).Verify(t.Context(), verifier.Evidence{TrusteeSNP: ev})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := out.Result
+	if v, ok := r.Claims.Bool("snp.crl_checked"); !r.Authentic || !ok || v || r.Allow {
+		t.Fatalf("carried CRL only: authentic %v crl_checked %v allow %v", r.Authentic, v, r.Allow)
+	}
+	if len(r.Appraisal.Failed) != 1 || r.Appraisal.Failed[0].Rule != policy.RuleCRLChecked {
+		t.Errorf("failed %+v", r.Appraisal.Failed)
+	}
+	revoking, err := g.CRL(g.Key.Cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err = snpCRLVerifier(t, g, [][]byte{revoking}, nil).Verify(t.Context(), verifier.Evidence{TrusteeSNP: ev})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Result.Authentic || !errors.Is(out.Cause, snp.ErrRevoked) {
+		t.Errorf("revoking verifier CRL beside a clean carried one: authentic %v cause %v", out.Result.Authentic, out.Cause)
+	}
+	out, err = snpCRLVerifier(t, g, [][]byte{clean}, nil).Verify(t.Context(), verifier.Evidence{TrusteeSNP: ev})
+	if err != nil || !out.Result.Authentic || !out.Result.Allow {
+		t.Fatalf("verifier CRL: %v %+v", err, out.Result)
+	}
+}
+
+// TestTrusteeSNPVLEK: a VLEK-signed Trustee report with its VLEK and
+// ASVK is refused (not authentic) even with a clean CRL: the service
+// accepts VCEK-signed reports only.
+func TestTrusteeSNPVLEK(t *testing.T) {
+	g, err := snpsim.NewGuest(snp.ProductGenoa)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.Key, err = g.PKI.IssueKey(snpsim.KeyOptions{VLEK: true, TCB: snpsim.DefaultTCB}); err != nil {
+		t.Fatal(err)
+	}
+	g.Template.KeyInfo = uint32(snp.SigningKeyVLEK) << 2
+	raw, err := g.Attest([64]byte{7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := snp.ParseReport(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := snp.MarshalTrusteeEvidence(rep, snp.ProductGenoa, snp.TrusteeFormSev6, []snp.TrusteeCert{
+		{Type: snp.TrusteeCertVLEK, Data: g.Key.Cert.Raw}, {Type: snp.TrusteeCertASK, Data: g.PKI.ASVK.Raw}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clean, err := g.CRL()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := snpCRLVerifier(t, g, [][]byte{clean}, nil).Verify(t.Context(), verifier.Evidence{TrusteeSNP: ev})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Result.Authentic || out.Result.Allow || out.Result.Status == ear.StatusAffirming {
+		t.Fatalf("VLEK-signed report: authentic %v allow %v status %v", out.Result.Authentic, out.Result.Allow, out.Result.Status)
+	}
+	if !strings.Contains(out.Result.Reason, "VLEK") {
+		t.Errorf("refused for another reason: %s", out.Result.Reason)
+	}
 }
