@@ -56,6 +56,9 @@ type vcekKey struct {
 type memoCRL struct {
 	der        []byte
 	nextUpdate time.Time
+	// thisUpdate is the kept CRL's: a fetched CRL issued before it
+	// does not replace it (rollback to a list predating a revocation).
+	thisUpdate time.Time
 	err        error
 	retry      time.Time
 }
@@ -189,32 +192,37 @@ func (m *Memory) fetchCRL(ctx context.Context, p snp.Product) ([]byte, error) {
 	c := m.crls[p]
 	m.mu.Unlock()
 	b, err := m.Upstream.CRL(ctx, p)
-	var next time.Time
+	var next, this time.Time
 	if err == nil {
 		crl, perr := x509.ParseRevocationList(b)
 		switch {
 		case perr != nil:
 			err = fmt.Errorf("%w: %s CRL: %v", ErrInvalidResponse, p, perr)
+		case c.der != nil && crl.ThisUpdate.Before(c.thisUpdate):
+			// An older list than the one kept (a replay, or a
+			// lagging mirror): it may predate a revocation.
+			err = fmt.Errorf("%w: %s CRL issued %s, before the one kept (%s)", ErrInvalidResponse, p,
+				crl.ThisUpdate.UTC().Format(time.RFC3339), c.thisUpdate.UTC().Format(time.RFC3339))
 		case crl.NextUpdate.IsZero() || !now.Before(crl.NextUpdate):
 			// No NextUpdate, or already past it: keep it for
 			// RetryAfter only.
-			next = now.Add(m.retryAfter())
+			next, this = now.Add(m.retryAfter()), crl.ThisUpdate
 		default:
-			next = crl.NextUpdate
+			next, this = crl.NextUpdate, crl.ThisUpdate
 		}
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err != nil {
 		if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
-			m.crls[p] = memoCRL{der: c.der, nextUpdate: c.nextUpdate, err: err, retry: now.Add(m.retryAfter())}
+			m.crls[p] = memoCRL{der: c.der, nextUpdate: c.nextUpdate, thisUpdate: c.thisUpdate, err: err, retry: now.Add(m.retryAfter())}
 		}
 		if c.der != nil {
 			return c.der, nil
 		}
 		return nil, err
 	}
-	m.crls[p] = memoCRL{der: b, nextUpdate: next}
+	m.crls[p] = memoCRL{der: b, nextUpdate: next, thisUpdate: this}
 	return b, nil
 }
 

@@ -233,3 +233,43 @@ func TestMemoryShared(t *testing.T) {
 		t.Errorf("%d upstream requests for 20 concurrent CRL and 20 VCEK misses, want 2", src.hits)
 	}
 }
+
+// TestCRLRollbackRefused: once Memory keeps a CRL, a fetched CRL issued
+// before it (a replayed or lagging list that may predate a revocation)
+// does not replace it, even while that older list is within its own
+// NextUpdate; the kept, now stale, CRL is served (package snp refuses
+// it as expired) and the failure is remembered for RetryAfter.
+func TestCRLRollbackRefused(t *testing.T) {
+	g, err := snpsim.NewGuest(snp.ProductMilan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := snpsim.Now
+	day := 24 * time.Hour
+	newer, _ := g.PKI.CRL(now.Add(-day), now.Add(day))
+	older, _ := g.PKI.CRL(now.Add(-5*day), now.Add(10*day))
+	src := &crlSource{crls: map[snp.Product][]byte{snp.ProductMilan: newer}, hits: map[snp.Product]int{}}
+	clock := now
+	mem := &amdkds.Memory{Upstream: src, Now: func() time.Time { return clock }}
+	ctx := context.Background()
+	if b, err := mem.CRL(ctx, snp.ProductMilan); err != nil || string(b) != string(newer) {
+		t.Fatalf("first fetch: %v", err)
+	}
+	clock = now.Add(2 * day) // the kept CRL is past its NextUpdate
+	src.crls[snp.ProductMilan] = older
+	b, err := mem.CRL(ctx, snp.ProductMilan)
+	if err != nil || string(b) != string(newer) {
+		t.Fatalf("after an older CRL was fetched: got the older list %v, err %v; want the kept one", string(b) == string(older), err)
+	}
+	mem.CRL(ctx, snp.ProductMilan)
+	if src.hits[snp.ProductMilan] != 2 {
+		t.Errorf("%d fetches, want 2 (the refusal is remembered for RetryAfter)", src.hits[snp.ProductMilan])
+	}
+	// A newer list replaces it.
+	newest, _ := g.PKI.CRL(now.Add(day), now.Add(5*day))
+	src.crls[snp.ProductMilan] = newest
+	clock = clock.Add(amdkds.DefaultRetryAfter + time.Second)
+	if b, err := mem.CRL(ctx, snp.ProductMilan); err != nil || string(b) != string(newest) {
+		t.Errorf("a newer CRL was not taken: %v", err)
+	}
+}
