@@ -261,14 +261,8 @@ func (a *app) quoteCommand() *cobra.Command {
 		Use:   "quote",
 		Short: "Inspect and verify DCAP quotes",
 		Long:  "Inspect and verify Intel DCAP quotes (SGX v3, TDX v4 and v5).",
-		Args:  unknownCommand,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			a.ran = true
-			return &usageError{err: errors.New("missing command: quote inspect or quote verify")}
-		},
 	}
-	c.AddCommand(a.inspectCommand(), a.verifyCommand())
-	return c
+	return a.group(c, a.inspectCommand(), a.verifyCommand())
 }
 
 // unknownCommand rejects arguments to a command that only has
@@ -298,4 +292,24 @@ func exactArgs(name string) cobra.PositionalArgs {
 		}
 		return nil
 	}
+}
+
+// group makes c a command that only holds subs: an argument is an
+// unknown command, and c alone is a usage error naming its commands.
+func (a *app) group(c *cobra.Command, subs ...*cobra.Command) *cobra.Command {
+	names := make([]string, len(subs))
+	for i, s := range subs {
+		names[i] = c.Name() + " " + s.Name()
+	}
+	msg := "missing command: " + names[0]
+	if n := len(names); n > 1 {
+		msg = "missing command: " + strings.Join(names[:n-1], ", ") + " or " + names[n-1]
+	}
+	c.Args = unknownCommand
+	c.RunE = func(*cobra.Command, []string) error {
+		a.ran = true
+		return &usageError{err: errors.New(msg)}
+	}
+	c.AddCommand(subs...)
+	return c
 }

@@ -36,14 +36,8 @@ func (a *app) collateralCommand() *cobra.Command {
 		Long: `Fetch verified collateral (TCB info, QE identity, PCK CRLs, root CA CRL) from Intel PCS or a
 PCCS into a bundle directory for offline verification, and show what a bundle or a
 collateral file holds.`,
-		Args: unknownCommand,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			a.ran = true
-			return &usageError{err: errors.New("missing command: collateral fetch or collateral show")}
-		},
 	}
-	c.AddCommand(a.fetchCommand(), a.showCommand())
-	return c
+	return a.group(c, a.fetchCommand(), a.showCommand())
 }
 
 // fetchFlags are the flags of collateral fetch.

@@ -30,14 +30,8 @@ func (a *app) dstackCommand() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "dstack",
 		Short: "Verify dstack evidence",
-		Args:  unknownCommand,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			a.ran = true
-			return &usageError{err: errors.New("missing command: dstack verify")}
-		},
 	}
-	c.AddCommand(a.dstackVerifyCommand(), a.dstackVerifyCertCommand(), a.dstackConnectCommand())
-	return c
+	return a.group(c, a.dstackVerifyCommand(), a.dstackVerifyCertCommand(), a.dstackConnectCommand())
 }
 
 type dstackFlags struct {

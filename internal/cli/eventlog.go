@@ -29,14 +29,8 @@ func (a *app) eventlogCommand() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "eventlog",
 		Short: "Replay TDX event logs",
-		Args:  unknownCommand,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			a.ran = true
-			return &usageError{err: errors.New("missing command: eventlog replay")}
-		},
 	}
-	c.AddCommand(a.eventlogReplayCommand())
-	return c
+	return a.group(c, a.eventlogReplayCommand())
 }
 
 type eventJSON struct {

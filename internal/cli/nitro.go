@@ -26,14 +26,8 @@ func (a *app) nitroCommand() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "nitro",
 		Short: "Verify AWS Nitro Enclave and NitroTPM attestation documents",
-		Args:  unknownCommand,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			a.ran = true
-			return &usageError{err: errors.New("missing command: nitro verify")}
-		},
 	}
-	c.AddCommand(a.nitroVerifyCommand())
-	return c
+	return a.group(c, a.nitroVerifyCommand())
 }
 
 type nitroFlags struct {

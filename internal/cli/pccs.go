@@ -35,14 +35,8 @@ func (a *app) pccsCommand() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "pccs",
 		Short: "Run a caching PCCS-compatible collateral proxy",
-		Args:  unknownCommand,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			a.ran = true
-			return &usageError{err: errors.New("missing command: pccs serve")}
-		},
 	}
-	c.AddCommand(a.pccsServeCommand())
-	return c
+	return a.group(c, a.pccsServeCommand())
 }
 
 func (a *app) pccsServeCommand() *cobra.Command {

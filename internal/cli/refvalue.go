@@ -61,14 +61,8 @@ They live in the same database as the service: --data-dir (SQLite) or --db.
 A reference value is a name (tdx.mr_td, tdx.rtmr_1, dstack.compose_hash, … or a name of
 your own), one or more accepted values, provenance, and an optional validity window
 (--not-before, --expires) that is enforced each time evidence is appraised.`,
-		Args: unknownCommand,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			a.ran = true
-			return &usageError{err: errors.New("missing command: refvalue add, list or remove")}
-		},
 	}
-	c.AddCommand(a.refvalueAddCommand(), a.refvalueListCommand(), a.refvalueRemoveCommand())
-	return c
+	return a.group(c, a.refvalueAddCommand(), a.refvalueListCommand(), a.refvalueRemoveCommand())
 }
 
 type refvalueAddFlags struct {

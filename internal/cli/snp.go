@@ -30,14 +30,8 @@ func (a *app) snpCommand() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "snp",
 		Short: "Verify AMD SEV-SNP attestation reports",
-		Args:  unknownCommand,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			a.ran = true
-			return &usageError{err: errors.New("missing command: snp verify")}
-		},
 	}
-	c.AddCommand(a.snpVerifyCommand())
-	return c
+	return a.group(c, a.snpVerifyCommand())
 }
 
 type snpFlags struct {

@@ -162,14 +162,8 @@ serve --trusted-root, offline collateral for serve --collateral-dir, reference v
 
 Evidence of a simulated TD is forged by construction: never configure a production verifier
 with a simulator root.`,
-		Args: unknownCommand,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			a.ran = true
-			return &usageError{err: errors.New("missing command: tdsim init or tdsim export")}
-		},
 	}
-	c.AddCommand(a.tdsimInitCommand(), a.tdsimExportCommand())
-	return c
+	return a.group(c, a.tdsimInitCommand(), a.tdsimExportCommand())
 }
 
 type tdsimInitFlags struct {

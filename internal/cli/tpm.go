@@ -24,14 +24,8 @@ func (a *app) tpmCommand() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "tpm",
 		Short: "Verify TPM 2.0 quotes (GCP vTPM)",
-		Args:  unknownCommand,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			a.ran = true
-			return &usageError{err: errors.New("missing command: tpm verify")}
-		},
 	}
-	c.AddCommand(a.tpmVerifyCommand())
-	return c
+	return a.group(c, a.tpmVerifyCommand())
 }
 
 type tpmFlags struct {
