@@ -1,12 +1,10 @@
 package nitro
 
 import (
-	"crypto/sha256"
 	"crypto/x509"
 	_ "embed"
-	"encoding/hex"
-	"encoding/pem"
-	"fmt"
+
+	"github.com/tdproof/tdproof/pinnedcert"
 )
 
 //go:embed aws_nitro_enclaves_root_g1.pem
@@ -17,23 +15,7 @@ var awsRootPEM []byte
 // both Nitro Enclave and NitroTPM documents (multi-tee.md §8).
 const RootSHA256 = "641a0321a3e244efe456463195d606317ed7cdcc3c1756e09893f3c68f79bb5b"
 
-var awsRoot = mustRoot()
-
-func mustRoot() *x509.Certificate {
-	b, _ := pem.Decode(awsRootPEM)
-	if b == nil {
-		panic("nitro: embedded AWS root is not PEM")
-	}
-	sum := sha256.Sum256(b.Bytes)
-	if hex.EncodeToString(sum[:]) != RootSHA256 {
-		panic(fmt.Sprintf("nitro: embedded AWS root has SHA-256 %x", sum))
-	}
-	c, err := x509.ParseCertificate(b.Bytes)
-	if err != nil {
-		panic("nitro: embedded AWS root: " + err.Error())
-	}
-	return c
-}
+var awsRoot = pinnedcert.MustParse("nitro: AWS Nitro Enclaves Root-G1", awsRootPEM, RootSHA256)
 
 // Root returns the pinned AWS Nitro Enclaves Root-G1 certificate.
 func Root() *x509.Certificate { return awsRoot }

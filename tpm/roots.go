@@ -1,12 +1,10 @@
 package tpm
 
 import (
-	"crypto/sha256"
 	"crypto/x509"
 	_ "embed"
-	"encoding/hex"
-	"encoding/pem"
-	"fmt"
+
+	"github.com/tdproof/tdproof/pinnedcert"
 )
 
 // Google's EK/AK CA (multi-tee.md §8): the root dstack pins and the
@@ -25,25 +23,9 @@ const (
 )
 
 var (
-	googleRoot         = mustCert(rootPEM, RootSHA256)
-	googleIntermediate = mustCert(intermediatePEM, IntermediateSHA256)
+	googleRoot         = pinnedcert.MustParse("tpm: Google EK/AK CA Root", rootPEM, RootSHA256)
+	googleIntermediate = pinnedcert.MustParse("tpm: Google EK/AK CA Intermediate", intermediatePEM, IntermediateSHA256)
 )
-
-func mustCert(p []byte, sha string) *x509.Certificate {
-	b, _ := pem.Decode(p)
-	if b == nil {
-		panic("tpm: embedded certificate is not PEM")
-	}
-	sum := sha256.Sum256(b.Bytes)
-	if hex.EncodeToString(sum[:]) != sha {
-		panic(fmt.Sprintf("tpm: embedded certificate has SHA-256 %x, want %s", sum, sha))
-	}
-	c, err := x509.ParseCertificate(b.Bytes)
-	if err != nil {
-		panic("tpm: embedded certificate: " + err.Error())
-	}
-	return c
-}
 
 // Root returns the pinned Google "EK/AK CA Root".
 func Root() *x509.Certificate { return googleRoot }
