@@ -43,5 +43,15 @@ func newNitro(d *dstack.Result) (Set, error) {
 		s[prefix+strconv.Itoa(i)] = hexOf(v)
 	}
 	s.addDstack(d)
+	if n.Kind == nitro.KindEnclave {
+		// An enclave's runtime events are not measured (there is no
+		// register to replay them into): its app-id event is asserted,
+		// not attested, so the app id is reported unverified and no rule
+		// can match it.
+		if v, ok := s["dstack.app_id"]; ok {
+			delete(s, "dstack.app_id")
+			s[UnverifiedPrefix+"dstack.app_id"] = v
+		}
+	}
 	return s, nil
 }

@@ -3,7 +3,8 @@
 // firmware, a Linux kernel, an initrd and a command line will report, for
 // a given RAM size and QEMU version. It reproduces dstack-mr (see
 // docs/reference-values.md) and is the reference-value
-// provider of the RATS architecture.
+// provider of the RATS architecture. It also computes the AMD SEV-SNP
+// launch digest (MEASUREMENT) of such an image (docs/snp.md).
 //
 // Start with [MeasureImage] for an image held as bytes ([Image], or
 // [LoadImage] for a dstack image directory), or with the lite measurement
@@ -32,8 +33,15 @@
 // digests alone, [RecoverACPILayout] finds the table layout the loader
 // and RSDP describe, whose MADT size gives the vCPU count.
 //
+// For AMD SEV-SNP, [ParseSNPFirmware] reads an OVMF's SEV metadata and
+// the digest of its pages, [NewSNPImage] and [LoadSNPImage] hash the
+// kernel and initrd while reading them, and [SNPImage.Launch] gives the
+// launch inputs ([SNPLaunch], also parsed from measurement.snp.cbor by
+// [ParseSNPMeasurement]) whose [SNPLaunch.Digest] is the report's
+// MEASUREMENT; [DiagnoseSNPLaunch] names the input behind a mismatch.
+//
 // Every function is pure and safe for concurrent use, except
-// [LoadImage], which reads files. Results alias their inputs where
+// [LoadImage] and [LoadSNPImage], which read files. Results alias their inputs where
 // documented.
 //
 // # Security

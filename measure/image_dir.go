@@ -40,9 +40,9 @@ type loadConfig struct{ sha256 bool }
 func WithInitrdSHA256() LoadOption { return func(c *loadConfig) { c.sha256 = true } }
 
 // LoadImage reads an image directory. Files are opened through an
-// os.Root, so names in metadata.json cannot reach outside dir. It is the
-// only function of this package that does I/O. Errors wrap [ErrMalformed]
-// (metadata.json) or the fs error.
+// os.Root, so names in metadata.json cannot reach outside dir. With
+// [LoadSNPImage] it is the only function of this package that does I/O.
+// Errors wrap [ErrMalformed] (metadata.json) or the fs error.
 //
 // The initrd is not kept: it is hashed while it is read, in one pass
 // (Image.InitrdDigests: SHA-384, and SHA-256 when the directory has a

@@ -68,9 +68,19 @@ func (d *SNPDiagnosis) String() string {
 	return strings.Join(parts, "; ")
 }
 
-// snpFeatureSearchBits bounds the SEV_FEATURES search: every value with
-// SNPActive (bit 0) set over bits 0–9 (DebugSwap is bit 5).
-const snpFeatureSearchBits = 10
+// snpFeatureCandidates are the SEV_FEATURES values the diagnosis tries:
+// SNPActive alone (QEMU's default) and the given value with one of bits
+// 1–9 toggled (DebugSwap is bit 5). The search stays small (at most 10
+// pairs of VMSA hashes) because a verifier runs it on unsigned input.
+func snpFeatureCandidates(have uint64) []uint64 {
+	out := []uint64{1}
+	for b := range 9 {
+		if f := have ^ 1<<(b+1); f != 1 && f&1 == 1 {
+			out = append(out, f)
+		}
+	}
+	return slices.DeleteFunc(out, func(f uint64) bool { return f == have })
+}
 
 // snpVCPUTypes are representative names of the distinct CPUID
 // signatures snpVCPUSignature knows.
@@ -87,9 +97,10 @@ var snpVCPUTypes = []string{"EPYC-v4", "EPYC-Rome", "EPYC-Milan", "EPYC-Genoa"}
 //     alone reproduces expected;
 //   - otherwise, or when no single input restored from ref reproduces
 //     expected: the vCPU count (1–512), the vCPU type (with any count)
-//     or the guest features (SNPActive with any of bits 1–9) that
-//     reproduce expected with l's other inputs. These three are not in
-//     measurement.snp.cbor, so os_image_hash does not bind them.
+//     or the guest features (SNPActive alone, or l's value with one of
+//     bits 1–9 toggled) that reproduce expected with l's other inputs.
+//     These three are not in measurement.snp.cbor, so os_image_hash
+//     does not bind them.
 //
 // When nothing is found the cause is [InputSNPImage]: the firmware,
 // kernel, initrd or command line differ, and only a reference names
@@ -174,10 +185,7 @@ func searchSNPConfig(expected, base [48]byte, l *SNPLaunch, sig uint32) (Cause, 
 			return Cause{InputSNPVCPUType, fmt.Sprintf("MEASUREMENT is the launch digest of vcpu_type %s (CPUID signature %#x) with %d vCPUs; the inputs say %s (%#x) with %d", t, s, n, l.VCPUType, sig, l.VCPUs)}, true
 		}
 	}
-	for f := uint64(1); f < 1<<snpFeatureSearchBits; f += 2 {
-		if f == l.GuestFeatures {
-			continue
-		}
+	for _, f := range snpFeatureCandidates(l.GuestFeatures) {
 		if snpVMSAs(base, l.VCPUs, sig, l.ResetEIP, f) == expected {
 			return Cause{InputSNPGuestFeatures, fmt.Sprintf("MEASUREMENT is the launch digest of guest_features %#x; the inputs say %#x", f, l.GuestFeatures)}, true
 		}

@@ -6,10 +6,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"testing"
 
 	"github.com/tdproof/tdproof/measure"
@@ -376,30 +376,46 @@ func TestLoadSNPImage(t *testing.T) {
 	}
 }
 
-// TestSNPImageStreams: the kernel and initrd are read through, not held:
-// a reader that yields a large initrd in small pieces works, and one
-// past the size limit is refused without being buffered.
-func TestSNPImageStreams(t *testing.T) {
-	fw, kernel, _ := synthSNPImage(t)
-	const n = 64 << 20
-	img, err := measure.NewSNPImage(fw, bytes.NewReader(kernel), io.LimitReader(zeroReader{}, n), "")
-	if err != nil {
-		t.Fatal(err)
+// TestLoadSNPImageMemoryIndependentOfInitrd: loading an image directory
+// for SEV-SNP and computing its launch digest allocates the same whatever
+// the initrd's size (4 MiB or 64 MiB, sparse zeros): the kernel and
+// initrd are hashed while read, never held.
+func TestLoadSNPImageMemoryIndependentOfInitrd(t *testing.T) {
+	fw, kernel, initrd := synthSNPImage(t)
+	dir := writeSNPImageDir(t, fw, kernel, initrd, nil)
+	alloc := func() (uint64, *measure.SNPImageDir) {
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		d, err := measure.LoadSNPImage(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := d.Image.Launch(4, "EPYC-Genoa", 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := l.Digest(); err != nil {
+			t.Fatal(err)
+		}
+		runtime.ReadMemStats(&after)
+		return after.TotalAlloc - before.TotalAlloc, d
 	}
-	h := sha256.New()
-	if _, err := io.Copy(h, io.LimitReader(zeroReader{}, n)); err != nil {
-		t.Fatal(err)
+	const small, large = 4 << 20, 64 << 20
+	withInitrdFile(t, dir, small)
+	allocSmall, _ := alloc()
+	withInitrdFile(t, dir, large)
+	allocLarge, d := alloc()
+	t.Logf("allocated: %d bytes with a 4 MiB initrd, %d bytes with a 64 MiB one (kernel %d bytes)", allocSmall, allocLarge, len(kernel))
+	if allocLarge > allocSmall+1<<20 {
+		t.Errorf("a 60 MiB larger initrd allocates %d more bytes", allocLarge-allocSmall)
 	}
-	if img.InitrdHash != [32]byte(h.Sum(nil)) {
-		t.Fatal("streamed initrd hash")
+	if allocLarge >= uint64(len(kernel)) {
+		t.Errorf("%d bytes allocated: more than the %d-byte kernel, which is not held either", allocLarge, len(kernel))
 	}
-}
-
-type zeroReader struct{}
-
-func (zeroReader) Read(p []byte) (int, error) {
-	clear(p)
-	return len(p), nil
+	if d.Image.InitrdHash != sha256.Sum256(make([]byte, large)) {
+		t.Error("streamed initrd hash")
+	}
 }
 
 // FuzzParseSNPFirmware: a firmware either fails with a nil result and a
@@ -438,11 +454,54 @@ func FuzzParseSNPFirmware(f *testing.F) {
 		if again, _ := measure.ParseSNPFirmware(fw); again.OVMFHash != got.OVMFHash {
 			t.Fatal("ovmf_hash not deterministic")
 		}
-		if got.KernelHashes() {
+		var pages uint64
+		for _, s := range got.Sections {
+			pages += s.Size / 4096
+		}
+		if got.KernelHashes() && pages <= 4096 { // (each page is one SHA-384; keep fuzzing fast)
 			img := &measure.SNPImage{Firmware: got}
 			if l, err := img.Launch(2, "EPYC-v4", 1); err == nil {
 				_, _ = l.Digest()
 			}
 		}
 	})
+}
+
+func benchSNPLaunch(b *testing.B) *measure.SNPLaunch {
+	img, err := measure.NewSNPImage(synthSNPFirmware(fixtureLikeSpec()), bytes.NewReader(pseudoFile(1<<20, 2)), nil, synthSNPCmdline)
+	if err != nil {
+		b.Fatal(err)
+	}
+	l, err := img.Launch(2, "EPYC-v4", 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return l
+}
+
+// BenchmarkSNPLaunchDigest recomputes the launch digest of fixture-like
+// inputs (7 sections, 2 vCPUs), as dstack.VerifySNP does per report.
+func BenchmarkSNPLaunchDigest(b *testing.B) {
+	l := benchSNPLaunch(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := l.Digest(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkDiagnoseSNPLaunchImage is the worst case of a diagnosis
+// without a reference: nothing reproduces MEASUREMENT, so every vCPU
+// count, vCPU type and guest features value is tried.
+func BenchmarkDiagnoseSNPLaunchImage(b *testing.B) {
+	l := benchSNPLaunch(b)
+	var want [48]byte
+	b.ReportAllocs()
+	for b.Loop() {
+		d, err := measure.DiagnoseSNPLaunch(want, l, nil)
+		if err != nil || d.Causes[0].Input != measure.InputSNPImage {
+			b.Fatal(err)
+		}
+	}
 }

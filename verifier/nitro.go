@@ -28,6 +28,25 @@ type nitroConfig struct {
 	maxAge           time.Duration
 	tpmRoot          *x509.Certificate
 	tpmIntermediates []*x509.Certificate
+	// crls: see WithCRLs.
+	crls func(ctx context.Context, chain []*x509.Certificate) ([]*x509.RevocationList, error)
+}
+
+// WithCRLs turns on the revocation check of the AWS Nitro document chain
+// and the Google EK/AK chain of dstack-gcp-tdx evidence (package
+// revocation): f returns the CRLs for a verified chain (for example
+// revocation/crlcache.Cache.CRLs). A revoked certificate, or a CRL that
+// is missing, invalid or not current, makes the evidence not authentic.
+func WithCRLs(f func(ctx context.Context, chain []*x509.Certificate) ([]*x509.RevocationList, error)) Option {
+	return func(c *config) { c.nitro.crls = f }
+}
+
+// revocationHook binds WithCRLs' function to ctx (nil without it).
+func (v *Verifier) revocationHook(ctx context.Context) func([]*x509.Certificate) ([]*x509.RevocationList, error) {
+	if v.nitro.crls == nil {
+		return nil
+	}
+	return func(chain []*x509.Certificate) ([]*x509.RevocationList, error) { return v.nitro.crls(ctx, chain) }
 }
 
 // WithNitroRoot replaces the pinned AWS Nitro Enclaves Root-G1 for Nitro
@@ -66,7 +85,7 @@ func teeVariantOf(de *dstack.Evidence) string {
 // verifier's roots and the firmware PCR0 values from the reference values
 // (GCPFirmwareReference), nil (dstack's default) when there are none.
 func (v *Verifier) gcpOptions(ctx context.Context, de *dstack.Evidence, now time.Time) (dstack.GCPOptions, error) {
-	o := dstack.GCPOptions{TPMRoot: v.nitro.tpmRoot, TPMIntermediates: v.nitro.tpmIntermediates}
+	o := dstack.GCPOptions{TPMRoot: v.nitro.tpmRoot, TPMIntermediates: v.nitro.tpmIntermediates, Revocation: v.revocationHook(ctx)}
 	if de.Attestation == nil || de.Attestation.Platform != dstack.PlatformGCPTDX || v.refs == nil {
 		return o, nil
 	}
@@ -89,7 +108,7 @@ func (v *Verifier) gcpOptions(ctx context.Context, de *dstack.Evidence, now time
 func (v *Verifier) verifyNitro(ctx context.Context, de *dstack.Evidence, pol *policy.Policy, nonce []byte) (*Outcome, error) {
 	now := v.now()
 	res := &Result{MediaType: MediaType, TEE: claims.TEENitro, TEEVariant: teeVariantOf(de), Nonce: NonceClaim(nonce)}
-	r, err := dstack.VerifyNitro(de, dstack.NitroOptions{Time: now, MaxAge: v.nitro.maxAge, Root: v.nitro.root})
+	r, err := dstack.VerifyNitro(de, dstack.NitroOptions{Time: now, MaxAge: v.nitro.maxAge, Root: v.nitro.root, Revocation: v.revocationHook(ctx)})
 	if err != nil {
 		if errors.Is(err, dstack.ErrMalformed) || errors.Is(err, dstack.ErrUnsupported) || errors.Is(err, nitro.ErrMalformed) {
 			return nil, fmt.Errorf("%w: %w", ErrMalformedEvidence, err)

@@ -50,6 +50,8 @@ type dstackFlags struct {
 	image, acpiDir                      string
 	dstackCompat                        bool
 	snpVCEK                             string
+	tpmRoot, tpmIntermediate            string
+	crl                                 crlFlags
 }
 
 type dstackOutput struct {
@@ -62,11 +64,8 @@ type dstackOutput struct {
 	IntelRoot      bool             `json:"intel_root"`
 	TrustedRootSHA string           `json:"trusted_root_sha256"`
 	Result         *verifier.Result `json:"result"`
-	// Other is the result of evidence of a TEE the verifier service does
-	// not appraise yet (Nitro): verified, not appraised.
-	Other *dstack.Result `json:"other_result,omitempty"`
-	Error *errorJSON     `json:"error,omitempty"`
-	line  string
+	Error          *errorJSON       `json:"error,omitempty"`
+	line           string
 }
 
 // rules returns the built-in policy changed by dstack verify's switches.
@@ -111,6 +110,9 @@ file must hash to os_image_hash and list the measurement document, from which th
 registers are recomputed. ACPI digests come from the event log (cpu_count and the device
 topology are then not verified) or, with --acpi-dir, from the VM's fw_cfg ACPI tables. A
 register that differs is not authentic (exit 4): the TD did not boot the claimed image.
+For SEV-SNP evidence, --image recomputes the launch digest from the image (bios-sev, else
+bios; kernel, initrd, cmdline) for vm_config's vCPU configuration and requires MEASUREMENT;
+a mismatch names the inputs that differ (as "measure snp" does).
 
 FILE is a GetQuote JSON ({"quote", "event_log", "report_data", "vm_config"}), an
 {"attestation": hex} object, raw VersionedAttestation bytes (SCALE V0 or msgpack V1), or a
@@ -144,7 +146,10 @@ verify takes) or, without it, from the configured source: --pccs-url (default In
 	f.appraisal.register(fl)
 	fl.BoolVar(&f.dstackCompat, "dstack-compat", false, "SEV-SNP evidence: dstack's acceptance (report versions 2 and 3, VCEK only)")
 	fl.StringVar(&f.snpVCEK, "vcek", "", "SEV-SNP evidence without a cert_chain: the VCEK certificate `FILE`")
-	commandLineOnly(fl, "trusted-root", "allow-debug-unsafe", "allow-mrsignerseam-unsafe", "allow-service-td-unsafe")
+	fl.StringVar(&f.tpmRoot, "tpm-trusted-root", "", "GCP TDX evidence: trust the certificate in `FILE` instead of Google's EK/AK CA Root for the vTPM quote")
+	fl.StringVar(&f.tpmIntermediate, "tpm-intermediate", "", "GCP TDX evidence: the AK certificate's intermediate `FILE` (replaces Google's pinned one)")
+	f.crl.register(fl)
+	commandLineOnly(fl, "trusted-root", "allow-debug-unsafe", "allow-mrsignerseam-unsafe", "allow-service-td-unsafe", "tpm-trusted-root", "tpm-intermediate")
 	return c
 }
 
@@ -218,20 +223,7 @@ func (a *app) dstackVerifyData(cmd *cobra.Command, out *dstackOutput, data []byt
 		return a.dstackVerifySNP(cmd, out, ev, in, f, rd, ap)
 	}
 	if at := ev.Attestation; at != nil && (at.Platform == dstack.PlatformNitroEnclave || at.Platform == dstack.PlatformAWSNitroTPM) {
-		var rd *[64]byte
-		if in.Nonce != nil {
-			rd = (*[64]byte)(in.Nonce)
-		}
-		res, err := dstack.VerifyNitro(ev, dstack.NitroOptions{Time: f.at.t, Root: root, ReportData: rd})
-		if err != nil {
-			return err
-		}
-		out.Other, out.Verified = res, true
-		// The verifier service does not appraise Nitro evidence yet: no
-		// reference value pins it here, so it is at most a warning.
-		out.Verdict = "WARNING"
-		out.line = fmt.Sprintf("%s document verified (%s); not appraised against reference values", res.Nitro.Kind, res.TEEVariant)
-		return nil
+		return a.dstackVerifyNitro(cmd, out, in, f, root, ap)
 	}
 	inputs := &verifier.DstackInputs{AllowMRSignerSEAMUnsafe: f.allowSEAM}
 	if f.image != "" {
@@ -264,7 +256,25 @@ func (a *app) dstackVerifyData(cmd *cobra.Command, out *dstackOutput, data []byt
 	if err != nil {
 		return err
 	}
-	o, err := ap.verify(cmd.Context(), in, c, root, f.strict, now)
+	var extra []verifier.Option
+	if f.tpmRoot != "" || f.tpmIntermediate != "" {
+		// GCP TDX: the vTPM quote's AK chain (tests, another CA).
+		tr, err := a.readTrustedRoot(f.tpmRoot)
+		if err != nil {
+			return err
+		}
+		ti, err := a.readTrustedRoot(f.tpmIntermediate)
+		if err != nil {
+			return err
+		}
+		var inter []*x509.Certificate
+		if ti != nil {
+			inter = append(inter, ti)
+		}
+		extra = append(extra, verifier.WithGCPTPMRoots(tr, inter))
+	}
+	extra = append(extra, f.crl.verifierOptions(f.at.t)...)
+	o, err := ap.verify(cmd.Context(), in, c, root, f.strict, now, extra...)
 	if err != nil {
 		return err
 	}
@@ -282,10 +292,6 @@ func printDstack(w io.Writer, out *dstackOutput) error {
 	if !out.IntelRoot {
 		p.printf("%s\n", nonIntelWarning(out.TrustedRootSHA))
 	}
-	if o := out.Other; o != nil {
-		printDstackNitro(p, o)
-		return p.err
-	}
 	if out.Result == nil {
 		return p.err
 	}
@@ -296,6 +302,12 @@ func printDstack(w io.Writer, out *dstackOutput) error {
 	}
 	if r.SNP != nil {
 		printDstackSNP(p, r)
+		printAppraisal(p, out.Result)
+		return p.err
+	}
+	if r.Nitro != nil {
+		p.kv(0, "TEE variant", r.TEEVariant)
+		printDstackNitro(p, r)
 		printAppraisal(p, out.Result)
 		return p.err
 	}

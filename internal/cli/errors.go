@@ -11,6 +11,7 @@ import (
 	"github.com/tdproof/tdproof/pcs"
 	"github.com/tdproof/tdproof/policy"
 	"github.com/tdproof/tdproof/quote"
+	"github.com/tdproof/tdproof/revocation/crlcache"
 	"github.com/tdproof/tdproof/snp"
 	"github.com/tdproof/tdproof/verifier"
 )
@@ -93,7 +94,7 @@ func classify(err error) (int, string) {
 	case errors.As(err, new(*usageError)):
 		return exitUsage, codeUsage
 	case errors.Is(err, errCollateralUnavailable), errors.Is(err, collateral.ErrNotFound),
-		errors.Is(err, pcs.ErrUnavailable), errors.Is(err, pcs.ErrInvalidKey):
+		errors.Is(err, pcs.ErrUnavailable), errors.Is(err, pcs.ErrInvalidKey), errors.Is(err, crlcache.ErrUnavailable):
 		return exitCollateralUnavailable, codeCollateralUnavailable
 	case errors.Is(err, pcs.ErrInvalidResponse):
 		// A PCS or PCCS response that fails verification leaves the

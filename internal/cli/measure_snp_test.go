@@ -180,3 +180,19 @@ func flipFileByte(t *testing.T, p string, i int) {
 		t.Fatal(err)
 	}
 }
+
+// TestDstackVerifySNPImage: dstack verify --image on SEV-SNP evidence
+// recomputes the launch digest from the image; an image that is not the
+// one the fixture booted is not authentic, its differing inputs named.
+func TestDstackVerifySNPImage(t *testing.T) {
+	_, _, _, evidence := snpFixtureFiles(t)
+	dir, _ := snpImageDir(t, false)
+	args := []string{"dstack", "verify", evidence, "--at", "2026-06-18T00:00:00Z", "--dstack-compat", "--offline", "--image", dir}
+	o := invoke(t, nil, args...)
+	o.wantCode(t, exitNotAuthentic, args...)
+	if !strings.Contains(o.stderr, "the OS image gives") || !strings.Contains(o.stderr, "likely cause: ovmf_hash: ") || !strings.Contains(o.stderr, "; kernel_hash: ") {
+		t.Errorf("stderr: %s", o.stderr)
+	}
+	args = []string{"dstack", "verify", evidence, "--at", "2026-06-18T00:00:00Z", "--offline", "--acpi-dir", dir}
+	invoke(t, nil, args...).wantCode(t, exitUsage, args...)
+}

@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"context"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -13,6 +15,8 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/tdproof/tdproof/dstack"
 	"github.com/tdproof/tdproof/nitro"
+	"github.com/tdproof/tdproof/tpm"
+	"github.com/tdproof/tdproof/verifier"
 )
 
 // nitroMediaType versions the JSON output of nitro verify.
@@ -38,6 +42,7 @@ type nitroFlags struct {
 	userData, nonce        string
 	trustedRoot            string
 	allowDebug, requireTPM bool
+	crl                    crlFlags
 }
 
 type nitroOutput struct {
@@ -92,6 +97,7 @@ of these). A debug enclave (PCR0, PCR1 and PCR2 all zero) is rejected (exit 5) u
 	fl.StringVar(&f.trustedRoot, "trusted-root", "", "trust the certificate in `FILE` instead of the AWS Nitro Enclaves Root-G1")
 	fl.BoolVar(&f.allowDebug, "allow-debug-unsafe", false, "accept debug enclaves (PCR0-2 zero: the parent instance can read their memory)")
 	fl.BoolVar(&f.requireTPM, "nitrotpm", false, "require a NitroTPM document (nitrotpm_pcrs)")
+	f.crl.register(fl)
 	commandLineOnly(fl, "trusted-root", "allow-debug-unsafe")
 	return c
 }
@@ -113,7 +119,7 @@ func readBinaryOrHex(data []byte) []byte {
 
 func (a *app) runNitroVerify(cmd *cobra.Command, file string, f *nitroFlags) error {
 	out := &nitroOutput{MediaType: nitroMediaType, TrustedRootSHA: nitro.RootSHA256, AWSRoot: true}
-	err := a.nitroVerifyInto(out, file, f)
+	err := a.nitroVerifyInto(cmd.Context(), out, file, f)
 	out.Verified = err == nil
 	out.Error = newErrorJSON(err)
 	if outputFormat(cmd) == formatJSON {
@@ -126,8 +132,8 @@ func (a *app) runNitroVerify(cmd *cobra.Command, file string, f *nitroFlags) err
 	return err
 }
 
-func (a *app) nitroVerifyInto(out *nitroOutput, file string, f *nitroFlags) error {
-	opts := nitro.Options{Time: f.at.t, MaxAge: f.maxAge, AllowDebug: f.allowDebug}
+func (a *app) nitroVerifyInto(ctx context.Context, out *nitroOutput, file string, f *nitroFlags) error {
+	opts := nitro.Options{Time: f.at.t, MaxAge: f.maxAge, AllowDebug: f.allowDebug, Revocation: f.crl.hook(ctx, f.at.t)}
 	if f.requireTPM {
 		opts.Kind = nitro.KindNitroTPM
 	}
@@ -238,6 +244,10 @@ func classifyNitro(err error) (int, string, bool) {
 	switch {
 	case errors.Is(err, nitro.ErrMalformed):
 		return exitMalformed, codeMalformed, true
+	case errors.Is(err, nitro.ErrRevoked), errors.Is(err, tpm.ErrRevoked):
+		return exitNotAuthentic, codeRevoked, true
+	case errors.Is(err, nitro.ErrCRL), errors.Is(err, tpm.ErrCRL):
+		return exitNotAuthentic, codeCollateralInvalid, true
 	case errors.Is(err, dstack.ErrCertificateProfile):
 		return exitNotAuthentic, codeNotAuthentic, true
 	case errors.Is(err, nitro.ErrDebug), errors.Is(err, nitro.ErrKind):
@@ -255,6 +265,33 @@ func classifyNitro(err error) (int, string, bool) {
 }
 
 // printDstackNitro prints a verified dstack Nitro result (dstack verify).
+// dstackVerifyNitro verifies dstack Nitro Enclave or NitroTPM evidence
+// for dstack verify through the service's pipeline (verifier.Verifier:
+// the document against the AWS root, or --trusted-root's; the tee nitro
+// rules and reference values of the policy), so that the CLI accepts
+// exactly what the service does. --report-data is the request's nonce:
+// it must equal the document's user_data (rule report_data).
+func (a *app) dstackVerifyNitro(cmd *cobra.Command, out *dstackOutput, in verifier.Evidence, f *dstackFlags, root *x509.Certificate, ap *appraisal) error {
+	now := f.at.t
+	if now.IsZero() {
+		now = time.Now().UTC()
+	}
+	var extra []verifier.Option
+	if root != nil {
+		extra = append(extra, verifier.WithNitroRoot(root))
+	}
+	extra = append(extra, f.crl.verifierOptions(f.at.t)...)
+	o, err := ap.verify(cmd.Context(), in, nil, nil, f.strict, now, extra...)
+	if err != nil {
+		return err
+	}
+	out.Result = o.Result
+	out.Verified, out.Accepted = o.Result.Authentic, o.Result.Allow
+	var verr error
+	out.Verdict, out.line, verr = verdictOf(o)
+	return withHints(verr, appraisalHints(o.Result, f.appraisal.policyFile == "" && f.appraisal.db == "")...)
+}
+
 func printDstackNitro(p *printer, r *dstack.Result) {
 	n := r.Nitro
 	p.kv(0, "module id", n.ModuleID)

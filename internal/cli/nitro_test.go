@@ -73,6 +73,12 @@ func TestNitroVerifySimulated(t *testing.T) {
 	invoke(t, nil, args...).wantCode(t, exitMalformed, args...)
 }
 
+// TestDstackVerifyNitroEnvelope: dstack verify takes its verdict on
+// Nitro evidence from the service's pipeline: the real enclave capture
+// is a WARNING (allowed, nothing pins PCR0-2) under the default policy,
+// OK with PCR0-2 pinned by --refvalues, REJECTED when a pinned PCR
+// differs or --report-data is not the document's user_data; a stale
+// document is not authentic, a debug enclave rejected.
 func TestDstackVerifyNitroEnvelope(t *testing.T) {
 	file := testvectors.Path(t, "multitee", "dstack", "dstack-attest__tests__nitro_attestation.bin")
 	args := []string{"dstack", "verify", file, "--at", "2025-12-25T16:30:00Z", "--format", "json"}
@@ -80,13 +86,39 @@ func TestDstackVerifyNitroEnvelope(t *testing.T) {
 	o.wantCode(t, exitOK, args...)
 	var out dstackOutput
 	decodeJSON(t, o, &out)
-	if !out.Verified || out.Other == nil || out.Other.TEEVariant != "dstack-nitro-enclave" ||
-		hex.EncodeToString(out.Other.AppInfo.OSImageHash) != "1894b0b29e94a9db16e88a2914f0923e52bb16c08bf3bb484df786a147e2eb79" {
+	if !out.Verified || out.Verdict != verdictWarning || out.Result == nil || out.Result.TEEVariant != "dstack-nitro-enclave" || out.Result.Dstack == nil ||
+		hex.EncodeToString(out.Result.Dstack.AppInfo.OSImageHash) != "1894b0b29e94a9db16e88a2914f0923e52bb16c08bf3bb484df786a147e2eb79" {
 		t.Fatalf("%+v", out)
 	}
+	pcrs := map[string]string{}
+	for _, i := range []string{"0", "1", "2"} {
+		pcrs["nitro.pcr"+i], _ = out.Result.Claims.String("nitro.pcr" + i)
+	}
+	refs := func(m map[string]string) string {
+		var vals []string
+		for k, v := range m {
+			vals = append(vals, `{"name":"`+k+`","values":["`+v+`"]}`)
+		}
+		return writeFile(t, t.TempDir(), "refs.json", []byte(`{"media_type":"`+RefValuesMediaType+`","values":[`+strings.Join(vals, ",")+`]}`))
+	}
+	args = []string{"dstack", "verify", file, "--at", "2025-12-25T16:30:00Z", "--refvalues", refs(pcrs)}
+	o = invoke(t, nil, args...)
+	o.wantCode(t, exitOK, args...)
+	if !strings.HasPrefix(o.stdout, "OK: affirming") || !strings.Contains(o.stdout, "dstack device id") {
+		t.Errorf("pinned: %s", o.stdout)
+	}
+	pcrs["nitro.pcr1"] = pcrs["nitro.pcr0"]
+	args = []string{"dstack", "verify", file, "--at", "2025-12-25T16:30:00Z", "--refvalues", refs(pcrs)}
+	invoke(t, nil, args...).wantCode(t, exitRejected, args...)
+	args = []string{"dstack", "verify", file, "--at", "2025-12-25T16:30:00Z", "--report-data", "01"}
+	invoke(t, nil, args...).wantCode(t, exitRejected, args...)
 	args = []string{"dstack", "verify", file, "--at", "2025-12-25T18:00:00Z"}
 	invoke(t, nil, args...).wantCode(t, exitNotAuthentic, args...)
 	dbg := testvectors.Path(t, "multitee", "dstack", "dstack-attest__tests__nitro_attestation_dbg.bin")
 	args = []string{"dstack", "verify", dbg, "--at", "2025-12-25T08:30:00Z"}
-	invoke(t, nil, args...).wantCode(t, exitRejected, args...)
+	o = invoke(t, nil, args...)
+	o.wantCode(t, exitRejected, args...) // a debug enclave is rejected (exit 5), as a DEBUG TD
+	if !strings.Contains(o.stdout, "debug") {
+		t.Errorf("debug: %s", o.stdout)
+	}
 }

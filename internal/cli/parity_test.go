@@ -151,24 +151,28 @@ allow_unpinned_unsafe: true
 	// Anchors: what both sides must decide (issue 12, items 1 and 7), so
 	// that agreement cannot come from both being wrong the same way.
 	anchors := map[string]string{
-		"default/dstack/quote-report.json":                      "refuse", // RTMR3 event after system-ready
-		"default/dstack/tdx-lite-getquote.json":                 "warning",
-		"default/quote/tdx-v4-b0c06f":                           "warning",
-		"default/quote/sgx-v3-00a067":                           "refuse", // ConfigurationAndSWHardeningNeeded
-		"default/quote/tdx-v5-90c06f":                           "refuse", // TCB not supported
-		"default/eventlog/ccel+tdx-v4-b0c06f":                   "refuse", // another machine's CCEL
-		"pinned/quote/tdx-v4-b0c06f":                            "affirming",
-		"pinned/dstack/tdx-lite-getquote.json":                  "affirming",
-		"pinned-compose-hash/dstack/tdx-lite-getquote.json":     "affirming",
-		"pinned-compose-hash/quote-only/tdx-lite-getquote.json": "refuse", // event log omitted: claim missing
-		"pinned-compose-hash/dstack/quote-report.json":          "refuse",
-		"wrong-pin/quote/tdx-v4-b0c06f":                         "refuse",
-		"expired/quote/tdx-v4-b0c06f":                           "refuse", // collateral expired
-		"switches/quote/tdx-v4-b0c06f":                          "affirming",
-		"switches/quote/sgx-v3-00a067":                          "warning",
-		"policy-permissive/dstack/quote-report.json":            "affirming",
-		"db-default/quote-only/tdx-lite-getquote.json":          "refuse", // dstack.app_id pinned, log omitted
-		"db-policy-id/quote/tdx-v4-b0c06f":                      "refuse", // tees: [sgx]
+		"default/dstack/quote-report.json":                                        "refuse", // RTMR3 event after system-ready
+		"default/dstack/tdx-lite-getquote.json":                                   "warning",
+		"default/quote/tdx-v4-b0c06f":                                             "warning",
+		"default/quote/sgx-v3-00a067":                                             "refuse", // ConfigurationAndSWHardeningNeeded
+		"default/quote/tdx-v5-90c06f":                                             "refuse", // TCB not supported
+		"default/eventlog/ccel+tdx-v4-b0c06f":                                     "refuse", // another machine's CCEL
+		"pinned/quote/tdx-v4-b0c06f":                                              "affirming",
+		"pinned/dstack/tdx-lite-getquote.json":                                    "affirming",
+		"pinned-compose-hash/dstack/tdx-lite-getquote.json":                       "affirming",
+		"pinned-compose-hash/quote-only/tdx-lite-getquote.json":                   "refuse", // event log omitted: claim missing
+		"pinned-compose-hash/dstack/quote-report.json":                            "refuse",
+		"wrong-pin/quote/tdx-v4-b0c06f":                                           "refuse",
+		"expired/quote/tdx-v4-b0c06f":                                             "refuse", // collateral expired
+		"switches/quote/tdx-v4-b0c06f":                                            "affirming",
+		"switches/quote/sgx-v3-00a067":                                            "warning",
+		"policy-permissive/dstack/quote-report.json":                              "affirming",
+		"db-default/quote-only/tdx-lite-getquote.json":                            "refuse",  // dstack.app_id pinned, log omitted
+		"db-policy-id/quote/tdx-v4-b0c06f":                                        "refuse",  // tees: [sgx]
+		"default/dstack/multitee/dstack-attest__tests__nitro_attestation.bin":     "warning", // PCR0-2 unpinned
+		"default/dstack/multitee/dstack-attest__tests__nitro_attestation_dbg.bin": "refuse",  // debug enclave
+		"expired/dstack/multitee/dstack-attest__tests__nitro_attestation.bin":     "refuse",  // stale document
+		"policy-permissive/dstack/multitee/nsm-qvl__tests__nitro_attestation.bin": "affirming",
 	}
 	var cases, allowed, refused, dstackCompared int
 	for _, s := range setups {
@@ -312,6 +316,24 @@ func parityVectors(t *testing.T) []parityVector {
 		var obj json.RawMessage = bytes.TrimSpace(data)
 		out = append(out, parityVector{name: "dstack/multitee/sev-snp-attestation.json", kind: "dstack", file: p, collateral: coll90,
 			at: time.Date(2026, 6, 18, 0, 0, 0, 0, time.UTC), native: map[string]any{"dstack": obj}})
+	}
+	// dstack Nitro Enclave captures at their pinned times (the debug one
+	// is refused by both): no quote either.
+	for _, n := range []struct {
+		file string
+		ms   int64
+	}{
+		{"dstack-attest__tests__nitro_attestation.bin", 1766678659346},
+		{"nsm-qvl__tests__nitro_attestation.bin", 1766668537578},
+		{"dstack-attest__tests__nitro_attestation_dbg.bin", 1766650846577},
+	} {
+		p := filepath.Join(dir, "multitee", "dstack", n.file)
+		if !fileExists(p) {
+			continue
+		}
+		body := []byte(`{"attestation":"` + hex.EncodeToString(read("multitee", "dstack", n.file)) + `"}`)
+		out = append(out, parityVector{name: "dstack/multitee/" + n.file, kind: "dstack", file: p, collateral: coll90,
+			at: time.UnixMilli(n.ms).UTC(), native: map[string]any{"dstack": json.RawMessage(body)}, dstackBody: body})
 	}
 	// Event logs: the CCEL with each TDX quote (as cc_eventlog), and the
 	// JSON logs with their own quote and a foreign one (as dstack

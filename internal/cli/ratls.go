@@ -27,6 +27,7 @@ func (a *app) registerRATLSFlags(c *cobra.Command, f *ratlsFlags) {
 	f.source.register(fl, "collateral bundle or cache `DIR` (alone: offline; with --pccs-url: a cache in front of it)", true)
 	fl.Var(&f.at, "at", "verification `TIME`: RFC 3339 or unix seconds (default now)")
 	fl.StringVar(&f.trustedRoot, "trusted-root", "", "trust the certificate in `FILE` instead of the platform's pinned root")
+	f.crl.register(fl)
 	commandLineOnly(fl, "trusted-root")
 }
 
@@ -152,10 +153,7 @@ func (a *app) runVerifyCert(cmd *cobra.Command, data []byte, f *ratlsFlags, outF
 		return err
 	}
 	var r *dstack.Result
-	switch {
-	case res.Other != nil:
-		r = res.Other
-	case res.Result != nil:
+	if res.Result != nil {
 		r = res.Result.Dstack
 	}
 	out, err := dstack.NewCertVerification(cert, r)

@@ -310,6 +310,18 @@ func (a *app) dstackVerifySNP(cmd *cobra.Command, out *dstackOutput, ev *dstack.
 		opts.VCEK = c
 		endorse = func(context.Context, *snp.Report) (snp.Certificates, error) { return snp.Certificates{VCEK: c}, nil }
 	}
+	// --image: the launch digest must also come out of the image (the
+	// service takes no image with SEV-SNP evidence, so it is checked here).
+	if f.acpiDir != "" {
+		return &usageError{err: errors.New("--acpi-dir applies to TDX evidence only")}
+	}
+	if f.image != "" {
+		d, err := measure.LoadSNPImage(f.image)
+		if err != nil {
+			return err
+		}
+		opts.Image = &d.Image
+	}
 	extra := []verifier.Option{verifier.WithSNPEndorsement(endorse), verifier.WithSNPCRLs(snpCRLs(src))}
 	if _, err := dstack.VerifySNP(ev, opts); err != nil {
 		return err

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -38,6 +39,7 @@ type tpmFlags struct {
 	eventLog, akCert, extraData     string
 	trustedRoot, intermediate, tdxQ string
 	ukiPCR                          int
+	crl                             crlFlags
 }
 
 // tpmQuoteJSON is dstack's TpmQuote in JSON (bytes as hex).
@@ -125,13 +127,14 @@ rather than its position. --ak-cert FILE (PEM or DER) replaces ak_cert.`,
 	fl.IntVar(&f.ukiPCR, "uki-pcr", 2, "PCR whose events hold the UKI (2 on GCP)")
 	fl.StringVar(&f.trustedRoot, "trusted-root", "", "trust the certificate in `FILE` instead of Google's EK/AK CA Root")
 	fl.StringVar(&f.intermediate, "intermediate", "", "intermediate certificate `FILE` (replaces the pinned Google intermediate)")
+	f.crl.register(fl)
 	commandLineOnly(fl, "trusted-root", "intermediate")
 	return c
 }
 
 func (a *app) runTPMVerify(cmd *cobra.Command, file string, f *tpmFlags) error {
 	out := &tpmOutput{MediaType: tpmMediaType, TrustedRootSHA: tpm.RootSHA256, GoogleRoot: true}
-	err := a.tpmVerifyInto(out, file, f)
+	err := a.tpmVerifyInto(cmd.Context(), out, file, f)
 	out.Verified = err == nil
 	out.Error = newErrorJSON(err)
 	if outputFormat(cmd) == formatJSON {
@@ -144,8 +147,8 @@ func (a *app) runTPMVerify(cmd *cobra.Command, file string, f *tpmFlags) error {
 	return err
 }
 
-func (a *app) tpmVerifyInto(out *tpmOutput, file string, f *tpmFlags) error {
-	opts := tpm.Options{Time: f.at.t}
+func (a *app) tpmVerifyInto(ctx context.Context, out *tpmOutput, file string, f *tpmFlags) error {
+	opts := tpm.Options{Time: f.at.t, Revocation: f.crl.hook(ctx, f.at.t)}
 	var err error
 	if opts.ExtraData, err = flagHex("--extra-data", f.extraData); err != nil {
 		return err

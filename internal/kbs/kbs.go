@@ -416,8 +416,8 @@ func (b *Broker) appraise(ctx context.Context, ss store.KBSSession, att *protoco
 	if subtle.ConstantTimeCompare([]byte(att.RuntimeData.Nonce), []byte(ss.Nonce)) != 1 {
 		return "", reportData, "", nil, "runtime-data nonce is not the session's challenge"
 	}
-	if ss.Tee != string(protocol.TeeTdx) && ss.Tee != string(protocol.TeeSnp) {
-		return "", reportData, "", nil, fmt.Sprintf("TEE %q is not supported (only tdx and snp)", ss.Tee)
+	if ss.Tee != string(protocol.TeeTdx) && ss.Tee != string(protocol.TeeSnp) && ss.Tee != string(protocol.TeeNitro) {
+		return "", reportData, "", nil, fmt.Sprintf("TEE %q is not supported (only tdx, snp and nitro)", ss.Tee)
 	}
 	reportData, err := att.ReportData()
 	if err != nil {
@@ -425,6 +425,10 @@ func (b *Broker) appraise(ctx context.Context, ss store.KBSSession, att *protoco
 	}
 	if ss.Tee == string(protocol.TeeSnp) {
 		return b.appraiseSNP(ctx, att, reportData)
+	}
+	if ss.Tee == string(protocol.TeeNitro) || isDstackEvidence(att.TeeEvidence.PrimaryEvidence) {
+		// dstack Nitro, GCP TDX (or TDX) attestations (dstack.go).
+		return b.appraiseDstack(ctx, protocol.Tee(ss.Tee), att, reportData)
 	}
 	var ev protocol.TDXEvidence
 	if err := json.Unmarshal(att.TeeEvidence.PrimaryEvidence, &ev); err != nil || ev.Quote == "" {

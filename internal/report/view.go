@@ -352,6 +352,11 @@ var roleNames = map[string]string{
 	verifier.RolePCK:    "PCK certificate (the platform's key)",
 	verifier.RolePCKCA:  "PCK CA",
 	verifier.RoleRootCA: "Root CA (trust anchor)",
+	verifier.RoleVCEK:   "VCEK (the chip's AMD key)",
+	verifier.RoleVLEK:   "VLEK (the cloud provider's AMD key)",
+	verifier.RoleASK:    "AMD SEV key (ASK)",
+	verifier.RoleASVK:   "AMD SEV VLEK key (ASVK)",
+	verifier.RoleARK:    "AMD root key (ARK, trust anchor)",
 }
 
 func chain(r *verifier.Result, at time.Time) []Link {
@@ -374,6 +379,8 @@ func chain(r *verifier.Result, at time.Time) []Link {
 				l.Revocation += " number " + c.CRLNumber
 			}
 			l.Revocation += ")"
+		case verifier.NotChecked:
+			l.Revocation = "revocation NOT checked: " + c.RevocationNote
 		default:
 			l.Revocation = c.Revocation
 		}

@@ -162,7 +162,8 @@ func gcpCase(t *testing.T) variantCase {
 
 func snpCase(t *testing.T) variantCase {
 	data := testvectors.ReadFile(t, "multitee", "dstack", "verifier__fixtures__sev-snp-attestation.json")
-	// dstack accepts OutOfDate and fetches no AMD CRL; the fixture has none.
+	// dstack's acceptance: no TCB policy, no CRL (none among the test
+	// data; TestSNPCRLEndpoints covers CRLs).
 	compat, err := policy.FromRules("dstack-compat", "1", policy.Rules{AcceptedTCBStatuses: []string{"UpToDate", "OutOfDate"}, AllowUncheckedCRLUnsafe: true})
 	if err != nil {
 		t.Fatal(err)

@@ -22,12 +22,15 @@ import (
 	"time"
 
 	"github.com/tdproof/tdproof/collateral"
+	"github.com/tdproof/tdproof/dcaptest"
 	"github.com/tdproof/tdproof/dstack"
 	"github.com/tdproof/tdproof/internal/testvectors"
 	"github.com/tdproof/tdproof/internal/verifiersvc"
+	"github.com/tdproof/tdproof/nitrosim"
 	"github.com/tdproof/tdproof/policy"
 	"github.com/tdproof/tdproof/refvalue"
 	"github.com/tdproof/tdproof/tdsim"
+	"github.com/tdproof/tdproof/tpmsim"
 	"github.com/tdproof/tdproof/verifier"
 )
 
@@ -348,5 +351,123 @@ func TestVerifyCertSharedMaterial(t *testing.T) {
 	m := e.get(t, "/metrics")
 	if !strings.Contains(string(m.body), `tdproof_verifications_total{outcome="certificate_binding",route="/v1/verify-cert"} 2`) {
 		t.Errorf("metrics lack the verify-cert outcomes")
+	}
+
+	// The real dstack Nitro Enclave and SEV-SNP attestations of the
+	// multi-TEE fixtures, each at its pinned time under the pinned roots.
+	nitroAt := time.UnixMilli(1766678659346).UTC()
+	ne := newEnv(t, nil, nil, nitroAt, verifiersvc.Options{})
+	nitroAtt := testvectors.ReadFile(t, "multitee", "dstack", "dstack-attest__tests__nitro_attestation.bin")
+	refused(t, "real nitro attestation", ne.postCert(t, "", "application/pkix-cert", ratlsCert(t, key, nitroAt, nitroAtt, nil)), "certificate_binding")
+	var snp struct {
+		Attestation string `json:"attestation"`
+	}
+	if err := json.Unmarshal(testvectors.ReadFile(t, "multitee", "dstack", "verifier__fixtures__sev-snp-attestation.json"), &snp); err != nil {
+		t.Fatal(err)
+	}
+	snpAtt, err := hex.DecodeString(snp.Attestation)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snpAt := time.Date(2026, 6, 18, 0, 0, 0, 0, time.UTC)
+	se := newEnv(t, nil, nil, snpAt, verifiersvc.Options{})
+	refused(t, "real SEV-SNP attestation", se.postCert(t, "", "application/pkix-cert", ratlsCert(t, key, snpAt, snpAtt, nil)), "certificate_binding")
+}
+
+// TestVerifyCertEveryPlatform: RA-TLS certificates around simulated
+// dstack-nitro-enclave (nitrosim), dstack-aws-nitro-tpm (nitrosim) and
+// dstack-gcp-tdx (dcaptest + tpmsim) attestations verify through the
+// service's pipeline with the simulators' roots; the same attestation in
+// a certificate of another key is refused for its binding, and, with
+// WithCRLs, a Nitro chain whose intermediate is on the root's CRL is not
+// authentic.
+func TestVerifyCertEveryPlatform(t *testing.T) {
+	t.Parallel()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spki, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd := dstack.RATLSReportData(spki)
+	events := []dstack.RuntimeEvent{{Name: "app-id", Payload: []byte("0123456789abcdefghij")}, {Name: "compose-hash", Payload: make([]byte, 32)}}
+
+	f, err := dcaptest.NewFixture(dcaptest.TDXQuoteV4, dcaptest.FixtureOptions{PKI: sharedPKI(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := f.Now
+	ca, err := nitrosim.New(now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ca.SetIntermediateCRL("http://crl.example/nitro-root.crl"); err != nil {
+		t.Fatal(err)
+	}
+	tpmS, err := tpmsim.New(now, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enclave, err := ca.DstackEnclave(now, nitrosim.DstackOptions{ReportData: rd, Events: events[:1]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ntpm, err := ca.DstackNitroTPM(now, nitrosim.DstackOptions{ReportData: rd, Events: events})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gcp, col, err := tpmS.DstackGCP(f, tpmsim.GCPOptions{ReportData: rd, Events: events})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, col, nil, now, verifiersvc.Options{}, verifier.WithTrustedRoot(f.PKI.Root.Certificate),
+		verifier.WithNitroRoot(ca.Root), verifier.WithGCPTPMRoots(tpmS.Root, []*x509.Certificate{tpmS.Intermediate}))
+	for _, c := range []struct {
+		variant string
+		att     []byte
+	}{{"dstack-nitro-enclave", enclave}, {"dstack-aws-nitro-tpm", ntpm}, {"dstack-gcp-tdx", gcp}} {
+		t.Run(c.variant, func(t *testing.T) {
+			v := verdict(t, e.postCert(t, "", "application/pkix-cert", ratlsCert(t, key, now, c.att, nil)))
+			if !v.IsValid || v.Details == nil || v.Details.TEEVariant != c.variant || v.Details.ReportData != hex.EncodeToString(rd[:]) ||
+				!v.Details.AppInfo.OSImageHashVerified {
+				t.Fatalf("%+v %+v", v, v.Details)
+			}
+			refused(t, "key differs", e.postCert(t, "", "application/pkix-cert", ratlsCert(t, other, now, c.att, nil)), "certificate_binding")
+		})
+	}
+
+	// Revocation through the service's verifier.
+	for _, revoked := range []bool{false, true} {
+		var serials []*big.Int
+		if revoked {
+			serials = append(serials, ca.Intermediate.SerialNumber)
+		}
+		der, err := ca.RootCRL(now.Add(-time.Hour), now.Add(time.Hour), serials...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := x509.ParseRevocationList(der)
+		if err != nil {
+			t.Fatal(err)
+		}
+		re := newEnv(t, nil, nil, now, verifiersvc.Options{}, verifier.WithNitroRoot(ca.Root),
+			verifier.WithCRLs(func(context.Context, []*x509.Certificate) ([]*x509.RevocationList, error) {
+				return []*x509.RevocationList{l}, nil
+			}))
+		r := re.postCert(t, "", "application/pkix-cert", ratlsCert(t, key, now, enclave, nil))
+		if revoked {
+			v := refused(t, "revoked intermediate", r, "not_authentic")
+			if !strings.Contains(v.Reason, "revoked") {
+				t.Errorf("reason %q", v.Reason)
+			}
+		} else if v := verdict(t, r); !v.IsValid {
+			t.Fatalf("current CRL: %+v", v)
+		}
 	}
 }

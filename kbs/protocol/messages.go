@@ -65,9 +65,13 @@ const (
 	TeeSe        Tee = "se"
 	TeeTpm       Tee = "tpm"
 	TeeSample    Tee = "sample"
+	// TeeNitro (tdproof extension; no kbs-types name exists) is AWS
+	// Nitro: a Nitro Enclave or an EC2 NitroTPM instance sending dstack
+	// evidence ([DstackEvidence]).
+	TeeNitro Tee = "nitro"
 )
 
-var knownTees = []Tee{TeeAzSnpVtpm, TeeAzTdxVtpm, TeeSnp, TeeSgx, TeeTdx, TeeCca, TeeCsv, TeeSe, TeeTpm, TeeSample}
+var knownTees = []Tee{TeeAzSnpVtpm, TeeAzTdxVtpm, TeeSnp, TeeSgx, TeeTdx, TeeCca, TeeCsv, TeeSe, TeeTpm, TeeSample, TeeNitro}
 
 // Valid reports whether t is a documented TEE type.
 func (t Tee) Valid() bool { return slices.Contains(knownTees, t) }
@@ -168,6 +172,15 @@ type CompositeEvidence struct {
 type SNPEvidence struct {
 	Attestation string `json:"attestation"`
 }
+
+// DstackEvidence is the primary evidence of the other dstack variants
+// tdproof's broker accepts, in the same {"attestation": hex} form: tee
+// "nitro" (dstack-nitro-enclave, dstack-aws-nitro-tpm: the attestation's
+// report_data is the NSM document's user_data) and tee "tdx" without a
+// "quote" member (dstack-gcp-tdx, or a dstack-tdx attestation: the TDX
+// quote's REPORTDATA). The report data must bind the session nonce and
+// tee-pubkey.
+type DstackEvidence = SNPEvidence
 
 // TDXEvidence is the primary evidence of a TDX guest.
 type TDXEvidence struct {

@@ -1,6 +1,6 @@
 // Package measuretest builds small synthetic images for tests of the
-// packages that measure them: a TDVF firmware with a metadata table and a
-// PE32+ bzImage stand-in. The bytes are fixed, so measurements of them are
+// packages that measure them: a TDVF firmware with a metadata table, an
+// AmdSev-like OVMF with SEV metadata, and a PE32+ bzImage stand-in. The bytes are fixed, so measurements of them are
 // stable across runs.
 package measuretest
 
