@@ -41,9 +41,6 @@ func (e *adminEnv) tokenFor(t *testing.T, claims map[string]any) (*agent, string
 	if err := e.st.CreateKBSSession(ctx, store.KBSSession{ID: sid, Nonce: "n", Tee: "tdx", ExpiresAt: e.clock.Now().Add(time.Minute)}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.st.ClaimKBSSession(ctx, sid, e.clock.Now()); err != nil {
-		t.Fatal(err)
-	}
 	raw, err := json.Marshal(claims)
 	if err != nil {
 		t.Fatal(err)
@@ -54,7 +51,7 @@ func (e *adminEnv) tokenFor(t *testing.T, claims map[string]any) (*agent, string
 		t.Fatal(err)
 	}
 	pub, _ := json.Marshal(a.jwk)
-	if err := e.st.FinishKBSSession(ctx, sid, rd, string(pub), tok, tc.ID); err != nil {
+	if err := e.st.AttestKBSSession(ctx, sid, "n", e.clock.Now(), rd, string(pub), tok, tc.ID); err != nil {
 		t.Fatal(err)
 	}
 	return a, tok

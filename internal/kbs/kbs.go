@@ -5,8 +5,10 @@
 // Routes: POST /kbs/v0/auth issues a challenge (a fresh nonce) and a
 // kbs-session-id cookie whose session expires after Config.SessionTimeout.
 // POST /kbs/v0/attest, with the cookie, consumes the session's nonce (once:
-// a second attest on the same session, or one after the expiry, is refused
-// with AttestationError), checks that the quote's REPORTDATA equals
+// a second attest on the same session, sequential or concurrent, on this
+// broker or another on the same store, or one after the expiry, is refused
+// with AttestationError; the outcome, token or failure, is recorded by one
+// conditional write that only a pending, unexpired session passes), checks that the quote's REPORTDATA equals
 // protocol.ReportData(nonce, tee-pubkey, additional-evidence), verifies the
 // evidence with the verifier (the expected report data is its nonce, so the
 // token's eat_nonce binds it) and returns {"token": EAR}; evidence that is
@@ -20,13 +22,24 @@
 // attestation policy appraises. GET
 // /kbs/v0/resource/<repo>/<type>/<tag>, with the cookie of an attested
 // session or Authorization: Bearer <EAR>, verifies the token with
-// Config.TokenKeys (TokenVerifierError; for a session this process
-// attested whose stored token is byte for byte the one it signed, the
-// signature is not verified again: the signing key must still be in
-// TokenKeys and the validity period is checked), finds the session it was issued for
-// (its TEE key; TokenNotFound otherwise), evaluates the resource policy
+// Config.TokenKeys (TokenVerifierError), finds the session it was issued
+// for (its TEE key; TokenNotFound otherwise), evaluates the resource policy
 // (PolicyDeny) and answers the resource encrypted to the TEE key
 // (protocol.EncryptResource).
+//
+// # Sessions in memory
+//
+// The store keeps the sessions, so brokers sharing a database serve each
+// other's handshakes. A broker also remembers, for sessionMemoTTL (2 s),
+// the sessions it wrote (sessions.go): the attest step of a session it
+// created reads the session from memory (its outcome is still recorded by
+// the store's conditional write), and the resource step of a session it
+// attested takes the token's claims as it signed them, without reading
+// the session or verifying the token's signature again (the signing key
+// must still be in TokenKeys, the validity period is checked, the session
+// must not have expired). Past that, or for a session another broker
+// wrote, the store is read: a session removed from the database by other
+// means than its expiry is refused within 2 s.
 //
 // # Resource policy
 //
@@ -177,7 +190,7 @@ type Broker struct {
 	// has no resource policy.
 	initial  rego.PreparedEvalQuery
 	policies policyCache
-	issued   issuedTokens
+	sessions sessionMemo
 	mux      *http.ServeMux
 	limits   *limiter
 }
@@ -369,13 +382,19 @@ func (b *Broker) auth(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	exp := b.cfg.Now().Add(b.cfg.SessionTimeout)
-	if err := b.cfg.Store.CreateKBSSession(r.Context(), store.KBSSession{ID: id, Nonce: ch.Nonce, Tee: string(req.Tee), ExpiresAt: exp}); err != nil {
+	ss := store.KBSSession{ID: id, Nonce: ch.Nonce, Tee: string(req.Tee), ExpiresAt: exp}
+	if err := b.cfg.Store.CreateKBSSession(r.Context(), ss); err != nil {
 		problem(w, protocol.ProblemAttestationError, "session could not be stored")
 		return
 	}
+	b.sessions.created(ss, b.cfg.Now())
 	http.SetCookie(w, &http.Cookie{Name: protocol.SessionCookie, Value: id, Path: protocol.APIPrefix, Expires: exp})
 	writeJSON(w, ch)
 }
+
+// spentSession is the attest step's refusal of a session that is not
+// pending.
+const spentSession = "session unknown, expired or already used: a nonce is single use"
 
 func (b *Broker) attest(w http.ResponseWriter, r *http.Request) {
 	if !b.limits.allowRate(w, r) {
@@ -403,28 +422,44 @@ func (b *Broker) attest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	// The nonce is consumed here, whatever the outcome.
-	ss, err := b.cfg.Store.ClaimKBSSession(ctx, c.Value, b.cfg.Now())
-	if err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			problem(w, protocol.ProblemAttestationError, "session unknown, expired or already used: a nonce is single use")
-		} else {
+	now := b.cfg.Now()
+	// The session this process created (or, failing that, the store's),
+	// if it is pending and has not expired. A second attest step of this
+	// process on the session is refused here; the conditional write below
+	// refuses every other (sequential or concurrent, from any broker on
+	// the store): the nonce is consumed whatever the outcome.
+	ss, known, used := b.sessions.claim(c.Value, now)
+	if !known {
+		ss, err = b.cfg.Store.PendingKBSSession(ctx, c.Value, now)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			problem(w, protocol.ProblemAttestationError, "session could not be read")
+			return
 		}
+		used = err != nil || !b.sessions.claimLoaded(ss, now)
+	}
+	if used || !now.Before(ss.ExpiresAt) {
+		problem(w, protocol.ProblemAttestationError, spentSession)
 		return
 	}
 	token, reportData, pub, claims, detail := b.appraise(ctx, ss, att)
+	// The outcome is recorded even if the client has gone.
+	wctx := context.WithoutCancel(ctx)
 	if token == "" {
-		_ = b.cfg.Store.FinishKBSSession(ctx, ss.ID, nil, "", "", "")
+		_ = b.cfg.Store.AttestKBSSession(wctx, ss.ID, ss.Nonce, b.cfg.Now(), nil, "", "", "")
 		problem(w, protocol.ProblemAttestationError, detail)
 		return
 	}
-	if err := b.cfg.Store.FinishKBSSession(ctx, ss.ID, reportData[:], pub, token, claims.ID); err != nil {
-		problem(w, protocol.ProblemAttestationError, "session could not be updated")
+	done := b.cfg.Now()
+	if err := b.cfg.Store.AttestKBSSession(wctx, ss.ID, ss.Nonce, done, reportData[:], pub, token, claims.ID); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			problem(w, protocol.ProblemAttestationError, spentSession)
+		} else {
+			problem(w, protocol.ProblemAttestationError, "session could not be updated")
+		}
 		return
 	}
 	if kid, err := ear.KeyID(token); err == nil {
-		b.issued.put(ss.ID, token, kid, claims, ss.ExpiresAt, b.cfg.Now())
+		b.sessions.attested(ss.ID, ss.ExpiresAt, reportData, att.RuntimeData.TeePubKey, kid, claims, done)
 	}
 	writeToken(w, token)
 }
@@ -524,10 +559,14 @@ func (b *Broker) resource(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	now := b.cfg.Now()
 	var (
-		token string
-		ss    store.KBSSession
-		err   error
+		token  string
+		ss     store.KBSSession
+		err    error
+		claims *ear.Claims
+		input  func() (ast.Value, error)
+		jwk    protocol.JWK
 	)
+	vopts := ear.VerifyOptions{Now: func() time.Time { return now }}
 	if h := r.Header.Get("Authorization"); h != "" {
 		t, ok := strings.CutPrefix(h, "Bearer ")
 		if !ok || t == "" {
@@ -541,55 +580,55 @@ func (b *Broker) resource(w http.ResponseWriter, r *http.Request) {
 			problem(w, protocol.ProblemTokenNotFound, "no Bearer token and no kbs-session-id cookie")
 			return
 		}
-		ss, err = b.cfg.Store.KBSSession(ctx, c.Value)
-		if err != nil || ss.State != store.KBSSessionAttested || !now.Before(ss.ExpiresAt) {
-			problem(w, protocol.ProblemTokenNotFound, "session unknown, expired or not attested")
-			return
+		if m, ok := b.sessions.attestedSession(c.Value, now); ok {
+			// This process attested the session less than
+			// sessionMemoTTL ago and wrote its token: the claims are the
+			// ones it signed. What Verify would still check: the key is
+			// still trusted, and the validity period.
+			if _, known := b.cfg.TokenKeys.Lookup(m.kid); !known {
+				problem(w, protocol.ProblemTokenVerifierError, fmt.Sprintf("token: %v: kid %q", ear.ErrUnknownKey, m.kid))
+				return
+			}
+			if err := m.claims.Check(vopts); err != nil {
+				problem(w, protocol.ProblemTokenVerifierError, "token: "+err.Error())
+				return
+			}
+			if m.claims.ID != m.tokenID || m.claims.Nonce != verifier.NonceClaim(m.reportData[:]) {
+				problem(w, protocol.ProblemTokenVerifierError, "token does not belong to the session")
+				return
+			}
+			claims, input, jwk = m.claims, m.input, m.teePubKey
+		} else {
+			ss, err = b.cfg.Store.KBSSession(ctx, c.Value)
+			if err != nil || ss.State != store.KBSSessionAttested || !now.Before(ss.ExpiresAt) {
+				problem(w, protocol.ProblemTokenNotFound, "session unknown, expired or not attested")
+				return
+			}
+			token = ss.Token
 		}
-		token = ss.Token
 	}
-	vopts := ear.VerifyOptions{Now: func() time.Time { return now }}
-	var (
-		claims *ear.Claims
-		input  func() (ast.Value, error)
-	)
-	if it, ok := b.issued.get(ss.ID, token, now); ss.ID != "" && ok {
-		// The session's stored token is byte for byte the one this
-		// process signed for it: its claims are the ones signed. What
-		// Verify would still check: the key is still trusted, and the
-		// validity period.
-		if _, known := b.cfg.TokenKeys.Lookup(it.kid); !known {
-			problem(w, protocol.ProblemTokenVerifierError, fmt.Sprintf("token: %v: kid %q", ear.ErrUnknownKey, it.kid))
-			return
-		}
-		if err := it.claims.Check(vopts); err != nil {
-			problem(w, protocol.ProblemTokenVerifierError, "token: "+err.Error())
-			return
-		}
-		claims, input = it.claims, it.input
-	} else {
+	if claims == nil {
 		if claims, err = ear.Verify(token, b.cfg.TokenKeys, vopts); err != nil {
 			problem(w, protocol.ProblemTokenVerifierError, "token: "+err.Error())
 			return
 		}
 		input = func() (ast.Value, error) { return policyInput(claims) }
-	}
-	if ss.ID == "" {
-		ss, err = b.cfg.Store.KBSSessionByTokenID(ctx, claims.ID)
-		if err != nil {
-			problem(w, protocol.ProblemTokenNotFound, "token was not issued by this broker's handshake")
+		if ss.ID == "" {
+			ss, err = b.cfg.Store.KBSSessionByTokenID(ctx, claims.ID)
+			if err != nil {
+				problem(w, protocol.ProblemTokenNotFound, "token was not issued by this broker's handshake")
+				return
+			}
+		}
+		// The token must be the one issued for the session's report data.
+		if claims.ID != ss.TokenID || claims.Nonce != verifier.NonceClaim(ss.ReportData) {
+			problem(w, protocol.ProblemTokenVerifierError, "token does not belong to the session")
 			return
 		}
-	}
-	// The token must be the one issued for the session's report data.
-	if claims.ID != ss.TokenID || claims.Nonce != verifier.NonceClaim(ss.ReportData) {
-		problem(w, protocol.ProblemTokenVerifierError, "token does not belong to the session")
-		return
-	}
-	var jwk protocol.JWK
-	if err := json.Unmarshal([]byte(ss.TeePubKey), &jwk); err != nil {
-		problem(w, protocol.ProblemExtractTeePubKeyFailed, "session TEE key: "+err.Error())
-		return
+		if err := json.Unmarshal([]byte(ss.TeePubKey), &jwk); err != nil {
+			problem(w, protocol.ProblemExtractTeePubKeyFailed, "session TEE key: "+err.Error())
+			return
+		}
 	}
 	allow, err := b.allow(ctx, input, id)
 	if err != nil {

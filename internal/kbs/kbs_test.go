@@ -564,7 +564,7 @@ func TestHighSTokenRefused(t *testing.T) {
 }
 
 // TestResourceStepIssuedToken covers the resource step's use of the token
-// this broker signed for a session (issued.go): a session's resources are
+// this broker signed for a session (sessions.go): a session's resources are
 // released repeatedly from it, its signing key must still be trusted, and
 // a session attested by another broker on the same database (not
 // remembered here) has its token verified with this broker's keys.

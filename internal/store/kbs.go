@@ -11,7 +11,7 @@ import (
 // KBS session states (kbs_sessions.state).
 const (
 	KBSSessionPending   = "pending"   // challenge issued, nonce unused
-	KBSSessionAttesting = "attesting" // nonce consumed, evidence being verified
+	KBSSessionAttesting = "attesting" // nonce consumed, evidence being verified (earlier brokers; never left by AttestKBSSession)
 	KBSSessionAttested  = "attested"  // token issued
 	KBSSessionFailed    = "failed"    // attestation refused
 )
@@ -58,23 +58,28 @@ func (s *Store) CreateKBSSession(ctx context.Context, ss KBSSession) error {
 	return nil
 }
 
-// ClaimKBSSession atomically moves the session id from pending to
-// attesting if it has not expired at now, and returns it: the nonce of a
-// session can be claimed once. [ErrNotFound] if there is no such pending,
-// unexpired session.
-func (s *Store) ClaimKBSSession(ctx context.Context, id string, now time.Time) (KBSSession, error) {
-	ss, err := scanKBSSession(s.queryRowPrepared(ctx, s.q("UPDATE kbs_sessions SET state = ? WHERE id = ? AND state = ? AND expires_at > ? RETURNING "+kbsSessionColumns),
-		KBSSessionAttesting, id, KBSSessionPending, toDB(now)))
+// PendingKBSSession returns the session id if it is pending and has not
+// expired at now; [ErrNotFound] otherwise. It consumes nothing: the
+// attestation's outcome is recorded by [Store.AttestKBSSession], which
+// checks the state again.
+func (s *Store) PendingKBSSession(ctx context.Context, id string, now time.Time) (KBSSession, error) {
+	ss, err := scanKBSSession(s.queryRowPrepared(ctx, s.q("SELECT "+kbsSessionColumns+" FROM kbs_sessions WHERE id = ? AND state = ? AND expires_at > ?"),
+		id, KBSSessionPending, toDB(now)))
 	if err != nil {
-		return KBSSession{}, fmt.Errorf("store: claim kbs session: %w", err)
+		return KBSSession{}, fmt.Errorf("store: pending kbs session: %w", err)
 	}
 	return ss, nil
 }
 
-// FinishKBSSession records the outcome of a claimed session: attested with
-// its report data, TEE key, token and token id, or failed (when token is
-// empty). [ErrNotFound] if the session is not attesting.
-func (s *Store) FinishKBSSession(ctx context.Context, id string, reportData []byte, teePubKey, token, tokenID string) error {
+// AttestKBSSession consumes the nonce of the session id and records the
+// outcome of its attestation in one conditional write: attested with its
+// report data, TEE key, token and token id, or failed (when token is
+// empty). It moves the session out of pending only if it is still
+// pending, still has nonce and has not expired at now, so that of
+// several attestations of one session (sequential or concurrent, from
+// one or several processes) exactly one is recorded; [ErrNotFound] for
+// every other.
+func (s *Store) AttestKBSSession(ctx context.Context, id, nonce string, now time.Time, reportData []byte, teePubKey, token, tokenID string) error {
 	state := KBSSessionAttested
 	if token == "" {
 		state = KBSSessionFailed
@@ -82,15 +87,15 @@ func (s *Store) FinishKBSSession(ctx context.Context, id string, reportData []by
 	if reportData == nil {
 		reportData = []byte{}
 	}
-	res, err := s.execPrepared(ctx, s.q("UPDATE kbs_sessions SET state = ?, report_data = ?, tee_pubkey = ?, token = ?, token_id = ? WHERE id = ? AND state = ?"),
-		state, reportData, teePubKey, token, tokenID, id, KBSSessionAttesting)
+	res, err := s.execPrepared(ctx, s.q("UPDATE kbs_sessions SET state = ?, report_data = ?, tee_pubkey = ?, token = ?, token_id = ? WHERE id = ? AND nonce = ? AND state = ? AND expires_at > ?"),
+		state, reportData, teePubKey, token, tokenID, id, nonce, KBSSessionPending, toDB(now))
 	if err != nil {
-		return fmt.Errorf("store: finish kbs session: %w", err)
+		return fmt.Errorf("store: attest kbs session: %w", err)
 	}
 	if n, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("store: finish kbs session: %w", err)
+		return fmt.Errorf("store: attest kbs session: %w", err)
 	} else if n == 0 {
-		return fmt.Errorf("store: finish kbs session %s: %w", id, ErrNotFound)
+		return fmt.Errorf("store: attest kbs session %s: %w", id, ErrNotFound)
 	}
 	return nil
 }

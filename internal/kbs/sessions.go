@@ -1,0 +1,149 @@
+package kbs
+
+import (
+	"sync"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+
+	"github.com/tdproof/tdproof/ear"
+	"github.com/tdproof/tdproof/internal/store"
+	"github.com/tdproof/tdproof/kbs/protocol"
+)
+
+// sessionMemoTTL bounds how long the broker serves a session it wrote
+// from its memory: the attest step of a session this process created,
+// the resource step of a session it attested. After that the store is
+// read again, so a session removed from the database by other means than
+// its expiry is refused by this process within sessionMemoTTL.
+const sessionMemoTTL = 2 * time.Second
+
+// maxSessionMemo bounds the sessions one generation of a sessionMemo
+// holds; beyond it sessions are simply not remembered (the store serves
+// them).
+const maxSessionMemo = 1 << 16
+
+// memoSession is what this broker wrote to the store for one session,
+// kept to spare the store a read the next step of the handshake would
+// otherwise make. The store stays the truth: the attest step records its
+// outcome with a conditional write (store.AttestKBSSession) whatever the
+// memo says, and the memo only answers for sessionMemoTTL.
+type memoSession struct {
+	at      time.Time // when this process wrote the session's current state
+	nonce   string
+	tee     string
+	expires time.Time
+	// claimed is set by the first attest step of this process on the
+	// session: a second one is refused without verifying its evidence.
+	claimed bool
+	// Set when this process attested the session: what it wrote.
+	attested   bool
+	reportData [64]byte
+	teePubKey  protocol.JWK
+	tokenID    string
+	kid        string
+	claims     *ear.Claims
+	// input is the resource policy's input for claims, computed once.
+	input func() (ast.Value, error)
+}
+
+// sessionMemo remembers, by session id, the sessions this broker wrote
+// in the last sessionMemoTTL or so: two generations of maps, the older
+// dropped as a whole at each rotation. It is safe for concurrent use.
+type sessionMemo struct {
+	mu       sync.Mutex
+	rotated  time.Time
+	cur, old map[string]*memoSession
+}
+
+// find returns the entry of id written at most sessionMemoTTL before now;
+// the caller holds m.mu.
+func (m *sessionMemo) find(id string, now time.Time) *memoSession {
+	e, ok := m.cur[id]
+	if !ok {
+		e = m.old[id]
+	}
+	if e == nil || now.Before(e.at) || now.Sub(e.at) >= sessionMemoTTL {
+		return nil
+	}
+	return e
+}
+
+// insert stores e under id, rotating the generations when the current one
+// is sessionMemoTTL old; the caller holds m.mu.
+func (m *sessionMemo) insert(id string, e *memoSession, now time.Time) {
+	if m.cur == nil || now.Before(m.rotated) || now.Sub(m.rotated) >= sessionMemoTTL {
+		m.old, m.cur, m.rotated = m.cur, make(map[string]*memoSession), now
+	}
+	if len(m.cur) >= maxSessionMemo {
+		return
+	}
+	delete(m.old, id)
+	m.cur[id] = e
+}
+
+// created remembers the pending session ss this broker stored at now.
+func (m *sessionMemo) created(ss store.KBSSession, now time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.insert(ss.ID, &memoSession{at: now, nonce: ss.Nonce, tee: ss.Tee, expires: ss.ExpiresAt}, now)
+}
+
+// claim marks the session id as being attested by this process. It
+// returns the session as this process created it, with known; and used
+// when this process already claimed the session (its nonce is spent:
+// refuse). A session not remembered is neither known nor used.
+func (m *sessionMemo) claim(id string, now time.Time) (ss store.KBSSession, known, used bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e := m.find(id, now)
+	if e == nil {
+		return store.KBSSession{}, false, false
+	}
+	if e.claimed {
+		return store.KBSSession{}, true, true
+	}
+	e.claimed = true
+	return store.KBSSession{ID: id, Nonce: e.nonce, Tee: e.tee, State: store.KBSSessionPending, ExpiresAt: e.expires}, true, false
+}
+
+// claimLoaded marks the session ss, read from the store, as being
+// attested by this process; false if this process claimed it meanwhile.
+func (m *sessionMemo) claimLoaded(ss store.KBSSession, now time.Time) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if e := m.find(ss.ID, now); e != nil {
+		if e.claimed {
+			return false
+		}
+		e.claimed = true
+		return true
+	}
+	m.insert(ss.ID, &memoSession{at: now, nonce: ss.Nonce, tee: ss.Tee, expires: ss.ExpiresAt, claimed: true}, now)
+	return true
+}
+
+// attested remembers that this process recorded, at now, the session id
+// (expiring at expires) as attested with the given report data, TEE key
+// and token (its id, signing key and claims).
+func (m *sessionMemo) attested(id string, expires time.Time, reportData [64]byte, pub protocol.JWK, kid string, claims *ear.Claims, now time.Time) {
+	e := &memoSession{at: now, expires: expires, claimed: true, attested: true, reportData: reportData, teePubKey: pub,
+		tokenID: claims.ID, kid: kid, claims: claims,
+		input: sync.OnceValues(func() (ast.Value, error) { return policyInput(claims) })}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.insert(id, e, now)
+}
+
+// attestedSession returns what this process recorded when it attested the
+// session id, if it did so less than sessionMemoTTL before now and the
+// session has not expired.
+func (m *sessionMemo) attestedSession(id string, now time.Time) (*memoSession, bool) {
+	m.mu.Lock()
+	e := m.find(id, now)
+	m.mu.Unlock()
+	if e == nil || !e.attested || !now.Before(e.expires) {
+		return nil, false
+	}
+	return e, true
+}

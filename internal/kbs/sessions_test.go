@@ -1,0 +1,172 @@
+package kbs_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tdproof/tdproof/internal/store"
+	"github.com/tdproof/tdproof/kbs/protocol"
+)
+
+// barrier lets n verifications wait for each other (or for a timeout, so
+// that a refusal before verification fails the test's assertions rather
+// than blocking it).
+type barrier struct {
+	mu      sync.Mutex
+	n       int
+	arrived int
+	all     chan struct{}
+}
+
+func newBarrier(n int) *barrier { return &barrier{n: n, all: make(chan struct{})} }
+
+func (b *barrier) hold(ctx context.Context) error {
+	b.mu.Lock()
+	b.arrived++
+	if b.arrived == b.n {
+		close(b.all)
+	}
+	b.mu.Unlock()
+	select {
+	case <-b.all:
+	case <-time.After(10 * time.Second):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return nil
+}
+
+// attestAll sends att with a's cookie to every base URL at once and
+// returns the statuses.
+func attestAll(t *testing.T, a *agent, att []byte, bases ...string) []int {
+	t.Helper()
+	codes := make([]int, len(bases))
+	var wg sync.WaitGroup
+	for i, base := range bases {
+		c := *a
+		c.base = base
+		wg.Go(func() { codes[i], _ = c.attest(t, att) })
+	}
+	wg.Wait()
+	return codes
+}
+
+func count200(codes []int) int {
+	n := 0
+	for _, c := range codes {
+		if c == 200 {
+			n++
+		}
+	}
+	return n
+}
+
+// TestConcurrentAttest: of several attest steps on one session at once,
+// exactly one gets a token, whether they reach one broker (which refuses
+// the others before verifying them) or two brokers on one database (both
+// verify; the store's conditional write admits one).
+func TestConcurrentAttest(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dsn string) {
+		sim := newSim(t, false)
+		t.Run("one broker", func(t *testing.T) {
+			e := newEnv(t, dsn, sim, true, "")
+			a := newAgent(t, e)
+			att := a.attestation(t, sim, a.auth(t), a.jwk)
+			codes := attestAll(t, a, att, e.srv.URL, e.srv.URL, e.srv.URL, e.srv.URL, e.srv.URL, e.srv.URL)
+			if count200(codes) != 1 {
+				t.Fatalf("concurrent attest steps on one broker: %v, want exactly one 200", codes)
+			}
+			a.wantSecret(t, "")
+		})
+		t.Run("two brokers", func(t *testing.T) {
+			for round := range 3 {
+				bar := newBarrier(2)
+				e1 := newEnvLimits(t, dsn, sim, true, "", limitOpts{hold: bar.hold})
+				e2 := newEnvLimits(t, dsn, sim, true, "", limitOpts{hold: bar.hold})
+				a := newAgent(t, e1)
+				att := a.attestation(t, sim, a.auth(t), a.jwk) // created by e1: in its memory
+				codes := attestAll(t, a, att, e1.srv.URL, e2.srv.URL)
+				if count200(codes) != 1 {
+					t.Fatalf("round %d: attest steps on e1 and e2 at once: %v, want exactly one 200", round, codes)
+				}
+				// Sequential repeats on either broker are refused.
+				for _, base := range []string{e1.srv.URL, e2.srv.URL} {
+					c := *a
+					c.base = base
+					code, body := c.attest(t, att)
+					wantProblem(t, "attest after the concurrent ones", code, body, protocol.ProblemAttestationError)
+				}
+			}
+		})
+		t.Run("attested by the other broker", func(t *testing.T) {
+			// e1 created the session (pending in its memory); e2 attests
+			// it; e1's attest step then verifies the evidence but the
+			// store refuses to record a second outcome.
+			e1 := newEnv(t, dsn, sim, true, "")
+			e2 := newEnv(t, dsn, sim, true, "")
+			a := newAgent(t, e1)
+			att := a.attestation(t, sim, a.auth(t), a.jwk)
+			b := *a
+			b.base = e2.srv.URL
+			b.attestOK(t, att)
+			code, body := a.attest(t, att)
+			wantProblem(t, "attest on e1 after e2", code, body, protocol.ProblemAttestationError)
+			b.wantSecret(t, "")
+		})
+	})
+}
+
+// TestSessionRemovedFromStore: the store stays the truth for sessions the
+// broker remembers. A pending session removed from the database is not
+// attested; an attested one removed from the database is refused by the
+// resource step once sessionMemoTTL (2 s) has passed.
+func TestSessionRemovedFromStore(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dsn string) {
+		sim := newSim(t, false)
+		st, err := store.Open(t.Context(), dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = st.Close() })
+		removeAll := func(t *testing.T) {
+			t.Helper()
+			if _, err := st.DeleteExpiredKBSSessions(t.Context(), time.Now().Add(24*time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		t.Run("pending", func(t *testing.T) {
+			e := newEnv(t, dsn, sim, true, "")
+			a := newAgent(t, e)
+			att := a.attestation(t, sim, a.auth(t), a.jwk)
+			removeAll(t)
+			code, body := a.attest(t, att)
+			wantProblem(t, "attest of a removed session", code, body, protocol.ProblemAttestationError)
+			code, body = a.resource(t, "")
+			wantProblem(t, "resource", code, body, protocol.ProblemTokenNotFound)
+		})
+		t.Run("attested", func(t *testing.T) {
+			e := newEnv(t, dsn, sim, true, "")
+			a := newAgent(t, e)
+			tok := a.attestOK(t, a.attestation(t, sim, a.auth(t), a.jwk))
+			a.wantSecret(t, "")
+			removeAll(t)
+			e.clock.Add(2 * time.Second)
+			code, body := a.resource(t, "")
+			wantProblem(t, "resource of a removed session", code, body, protocol.ProblemTokenNotFound)
+			code, body = a.resource(t, tok)
+			wantProblem(t, "resource with the removed session's token", code, body, protocol.ProblemTokenNotFound)
+		})
+		t.Run("expired", func(t *testing.T) {
+			e := newEnv(t, dsn, sim, true, "")
+			a := newAgent(t, e)
+			a.attestOK(t, a.attestation(t, sim, a.auth(t), a.jwk))
+			a.wantSecret(t, "")
+			// Expired: refused at once, from memory as from the store.
+			e.clock.Add(protocol.DefaultSessionTimeout)
+			code, body := a.resource(t, "")
+			wantProblem(t, "resource of an expired session", code, body, protocol.ProblemTokenNotFound)
+		})
+	})
+}
