@@ -78,7 +78,6 @@
 package kbs
 
 import (
-	"bytes"
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
@@ -459,7 +458,7 @@ func (b *Broker) attest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if kid, err := ear.KeyID(token); err == nil {
-		b.sessions.attested(ss.ID, ss.ExpiresAt, reportData, att.RuntimeData.TeePubKey, kid, claims, done)
+		b.sessions.attested(ss.ID, ss.ExpiresAt, reportData, att.RuntimeData.TeePubKey, token, kid, claims, done)
 	}
 	writeToken(w, token)
 }
@@ -612,7 +611,7 @@ func (b *Broker) resource(w http.ResponseWriter, r *http.Request) {
 			problem(w, protocol.ProblemTokenVerifierError, "token: "+err.Error())
 			return
 		}
-		input = func() (ast.Value, error) { return policyInput(claims) }
+		input = func() (ast.Value, error) { return policyInput(token) }
 		if ss.ID == "" {
 			ss, err = b.cfg.Store.KBSSessionByTokenID(ctx, claims.ID)
 			if err != nil {
@@ -672,15 +671,20 @@ func (b *Broker) sendResource(w http.ResponseWriter, value []byte, jwk protocol.
 	_, _ = w.Write(resp)
 }
 
-// policyInput is the resource policy's input for verified claims: the
-// claims as signed (their JSON encoding, decoded as OPA decodes input
-// documents: numbers exact).
-func policyInput(claims *ear.Claims) (ast.Value, error) {
-	raw, err := json.Marshal(claims)
-	if err != nil {
-		return nil, err
+// policyInput is the resource policy's input for a verified token: its
+// claims as signed (the JWS payload), decoded as OPA decodes input
+// documents (numbers exact).
+func policyInput(token string) (ast.Value, error) {
+	_, rest, _ := strings.Cut(token, ".")
+	payload, _, ok := strings.Cut(rest, ".")
+	if !ok {
+		return nil, errors.New("token is not a compact JWS")
 	}
-	return ast.ValueFromReader(bytes.NewReader(raw))
+	raw, err := base64.RawURLEncoding.DecodeString(payload)
+	if err != nil {
+		return nil, fmt.Errorf("token payload: %w", err)
+	}
+	return jsonValue(raw)
 }
 
 // allow evaluates the resource policy on the input of the verified claims.

@@ -125,11 +125,11 @@ func (m *sessionMemo) claimLoaded(ss store.KBSSession, now time.Time) bool {
 
 // attested remembers that this process recorded, at now, the session id
 // (expiring at expires) as attested with the given report data, TEE key
-// and token (its id, signing key and claims).
-func (m *sessionMemo) attested(id string, expires time.Time, reportData [64]byte, pub protocol.JWK, kid string, claims *ear.Claims, now time.Time) {
+// and token (its signing key and claims).
+func (m *sessionMemo) attested(id string, expires time.Time, reportData [64]byte, pub protocol.JWK, token, kid string, claims *ear.Claims, now time.Time) {
 	e := &memoSession{at: now, expires: expires, claimed: true, attested: true, reportData: reportData, teePubKey: pub,
 		tokenID: claims.ID, kid: kid, claims: claims,
-		input: sync.OnceValues(func() (ast.Value, error) { return policyInput(claims) })}
+		input: sync.OnceValues(func() (ast.Value, error) { return policyInput(token) })}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.insert(id, e, now)
