@@ -2,11 +2,16 @@ package protocol
 
 import (
 	"crypto"
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/ecdh"
 	"crypto/ecdsa"
 	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 
@@ -36,46 +41,123 @@ type ProtectedHeader struct {
 // ECDH-ES+A256KW (P-256 key; Concat KDF with empty apu/apv, the protected
 // header carrying epk) or RSA-OAEP-256 (RSA key). The key must pass
 // [JWK.PublicKey]; otherwise the error wraps ErrKey.
+//
+// It is written with the standard library (RFC 7516, RFC 7518 §4.3,
+// §4.6, §5.3; RFC 3394): what go-jose produced for these two algorithms,
+// without its general machinery.
 func EncryptResource(plaintext []byte, teePubKey JWK) ([]byte, error) {
 	pub, err := teePubKey.PublicKey()
 	if err != nil {
 		return nil, err
 	}
-	var rcpt jose.Recipient
+	cek := make([]byte, 32)
+	rand.Read(cek)
+	var hdr, ek []byte
 	switch p := pub.(type) {
 	case *ecdsa.PublicKey:
-		rcpt = jose.Recipient{Algorithm: jose.ECDH_ES_A256KW, Key: p}
+		recip, err := p.ECDH()
+		if err != nil {
+			return nil, newErr(ErrKey, "EC key", err)
+		}
+		eph, err := ecdh.P256().GenerateKey(rand.Reader)
+		if err != nil {
+			return nil, newErr(ErrJWE, "ephemeral key", err)
+		}
+		z, err := eph.ECDH(recip)
+		if err != nil {
+			return nil, newErr(ErrJWE, "ECDH", err)
+		}
+		ek, err = aesKW(ecdhESKDF(z, AlgECDHESA256KW), cek)
+		if err != nil {
+			return nil, newErr(ErrJWE, "key wrap", err)
+		}
+		epk := eph.PublicKey().Bytes() // 0x04 || x || y
+		hdr = append(hdr, `{"alg":"`+AlgECDHESA256KW+`","enc":"`+EncA256GCM+`","epk":{"kty":"EC","crv":"P-256","x":"`...)
+		hdr = base64.RawURLEncoding.AppendEncode(hdr, epk[1:33])
+		hdr = append(hdr, `","y":"`...)
+		hdr = base64.RawURLEncoding.AppendEncode(hdr, epk[33:])
+		hdr = append(hdr, `"}}`...)
 	case *rsa.PublicKey:
-		rcpt = jose.Recipient{Algorithm: jose.RSA_OAEP_256, Key: p}
+		ek, err = rsa.EncryptOAEP(sha256.New(), rand.Reader, p, cek, nil)
+		if err != nil {
+			return nil, newErr(ErrJWE, "RSA-OAEP-256", err)
+		}
+		hdr = []byte(`{"alg":"` + AlgRSAOAEP256 + `","enc":"` + EncA256GCM + `"}`)
 	default:
 		return nil, newErr(ErrKey, fmt.Sprintf("public key type %T", pub), nil)
 	}
-	enc, err := jose.NewEncrypter(jose.A256GCM, rcpt, nil)
+	block, err := aes.NewCipher(cek)
 	if err != nil {
-		return nil, newErr(ErrJWE, "encrypter", err)
+		return nil, newErr(ErrJWE, "A256GCM", err)
 	}
-	obj, err := enc.Encrypt(plaintext)
+	gcm, err := cipher.NewGCM(block)
 	if err != nil {
-		return nil, newErr(ErrJWE, "encrypt", err)
+		return nil, newErr(ErrJWE, "A256GCM", err)
 	}
-	// Re-encode go-jose's flattened serialization as exactly the five
-	// members Trustee sends, refusing anything that would be lost.
-	var full struct {
-		Response
-		Unprotected json.RawMessage `json:"unprotected"`
-		Header      json.RawMessage `json:"header"`
-		AAD         string          `json:"aad"`
-		Recipients  json.RawMessage `json:"recipients"`
+	iv := make([]byte, gcm.NonceSize())
+	rand.Read(iv)
+	// The AAD is ASCII(BASE64URL(UTF8(protected header))) (RFC 7516 §5.1).
+	enc := base64.RawURLEncoding
+	out := make([]byte, 0, 96+enc.EncodedLen(len(hdr))+enc.EncodedLen(len(ek))+enc.EncodedLen(len(plaintext)+len(iv)+gcm.Overhead()))
+	out = append(out, `{"protected":"`...)
+	out = enc.AppendEncode(out, hdr)
+	aad := out[len(`{"protected":"`):]
+	sealed := gcm.Seal(nil, iv, plaintext, aad)
+	ct, tag := sealed[:len(plaintext)], sealed[len(plaintext):]
+	out = append(out, `","encrypted_key":"`...)
+	out = enc.AppendEncode(out, ek)
+	out = append(out, `","iv":"`...)
+	out = enc.AppendEncode(out, iv)
+	out = append(out, `","ciphertext":"`...)
+	out = enc.AppendEncode(out, ct)
+	out = append(out, `","tag":"`...)
+	out = enc.AppendEncode(out, tag)
+	out = append(out, `"}`...)
+	return out, nil
+}
+
+// ecdhESKDF is the Concat KDF of RFC 7518 §4.6.2 (SHA-256, one round)
+// for a 256-bit key for alg with empty PartyUInfo and PartyVInfo.
+func ecdhESKDF(z []byte, alg string) []byte {
+	h := sha256.New()
+	var n [4]byte
+	put := func(v int) {
+		binary.BigEndian.PutUint32(n[:], uint32(v))
+		h.Write(n[:])
 	}
-	if err := json.Unmarshal([]byte(obj.FullSerialize()), &full); err != nil {
-		return nil, newErr(ErrJWE, "re-encode", err)
+	put(1) // round
+	h.Write(z)
+	put(len(alg))
+	h.Write([]byte(alg))
+	put(0)   // PartyUInfo
+	put(0)   // PartyVInfo
+	put(256) // SuppPubInfo: keydatalen
+	return h.Sum(nil)
+}
+
+// aesKW is the AES Key Wrap of RFC 3394 §2.2.1 (default IV) of key,
+// a multiple of 8 bytes, at least 16, under kek.
+func aesKW(kek, key []byte) ([]byte, error) {
+	if len(key)%8 != 0 || len(key) < 16 {
+		return nil, fmt.Errorf("key of %d bytes", len(key))
 	}
-	if len(full.Unprotected) != 0 || len(full.Header) != 0 || full.AAD != "" || len(full.Recipients) != 0 {
-		return nil, newErr(ErrJWE, "unexpected unprotected JWE members", nil)
-	}
-	out, err := json.Marshal(full.Response)
+	c, err := aes.NewCipher(kek)
 	if err != nil {
-		return nil, newErr(ErrJWE, "marshal", err)
+		return nil, err
+	}
+	n := len(key) / 8
+	out := make([]byte, 8+len(key))
+	binary.BigEndian.PutUint64(out, 0xA6A6A6A6A6A6A6A6)
+	copy(out[8:], key)
+	var buf [16]byte
+	for j := range 6 {
+		for i := 1; i <= n; i++ {
+			copy(buf[:8], out[:8])
+			copy(buf[8:], out[8*i:8*i+8])
+			c.Encrypt(buf[:], buf[:])
+			binary.BigEndian.PutUint64(out, binary.BigEndian.Uint64(buf[:8])^uint64(n*j+i))
+			copy(out[8*i:], buf[8:])
+		}
 	}
 	return out, nil
 }

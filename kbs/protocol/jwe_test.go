@@ -108,6 +108,32 @@ func TestAESKeyWrapRFC3394Vector(t *testing.T) {
 	if !ok || !bytes.Equal(got, key) {
 		t.Fatalf("unwrap = %X, %v", got, ok)
 	}
+	// EncryptResource's own.
+	if got, err := aesKW(kek, key); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("aesKW = %X, %v", got, err)
+	}
+	// RFC 3394 §4.1: 128 bits of key data with a 128-bit KEK.
+	kek, _ = hex.DecodeString("000102030405060708090A0B0C0D0E0F")
+	key, _ = hex.DecodeString("00112233445566778899AABBCCDDEEFF")
+	want, _ = hex.DecodeString("1FA68B0A8112B447AEF34BD8FB5A7B829D3E862371D2CFE5")
+	if got, err := aesKW(kek, key); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("aesKW 128 = %X, %v", got, err)
+	}
+	if _, err := aesKW(kek, key[:12]); err == nil {
+		t.Fatal("aesKW wrapped 12 bytes")
+	}
+}
+
+// TestECDHESKDF compares EncryptResource's Concat KDF with the one of
+// this file.
+func TestECDHESKDF(t *testing.T) {
+	z := make([]byte, 32)
+	for i := range 4 {
+		rand.Read(z)
+		if got, want := ecdhESKDF(z, AlgECDHESA256KW), concatKDF(z, AlgECDHESA256KW); !bytes.Equal(got, want) {
+			t.Fatalf("round %d: %x, want %x", i, got, want)
+		}
+	}
 }
 
 type handHeader struct {
