@@ -1,6 +1,7 @@
 package kbs
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
 	"encoding/hex"
@@ -29,6 +30,12 @@ var dstackPlatforms = map[protocol.Tee]struct {
 // isDstackEvidence reports whether primary evidence is
 // protocol.DstackEvidence: an "attestation" member and no "quote".
 func isDstackEvidence(primary json.RawMessage) bool {
+	// A member named "attestation" is written so, or with escapes: without
+	// either there is none, and the document need not be decoded (a TDX
+	// quote's base64 is most of it).
+	if !bytes.Contains(primary, []byte(`"attestation"`)) && bytes.IndexByte(primary, '\\') < 0 {
+		return false
+	}
 	var m map[string]json.RawMessage
 	if json.Unmarshal(primary, &m) != nil {
 		return false
