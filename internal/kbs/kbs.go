@@ -187,7 +187,7 @@ type Broker struct {
 	aead cipher.AEAD
 	// initial is the compiled Config.ResourcePolicy, used when the store
 	// has no resource policy.
-	initial  rego.PreparedEvalQuery
+	initial  preparedPolicy
 	policies policyCache
 	sessions sessionMemo
 	mux      *http.ServeMux
@@ -250,13 +250,13 @@ func New(cfg Config) (*Broker, error) {
 	return b, nil
 }
 
-func compilePolicy(src string) (rego.PreparedEvalQuery, error) {
+func compilePolicy(src string) (preparedPolicy, error) {
 	mod, err := ast.ParseModuleWithOpts("resource.rego", src, ast.ParserOptions{RegoVersion: ast.RegoV1})
 	if err != nil {
-		return rego.PreparedEvalQuery{}, fmt.Errorf("kbs: resource policy: %w", err)
+		return preparedPolicy{}, fmt.Errorf("kbs: resource policy: %w", err)
 	}
 	if got := mod.Package.Path.String(); got != "data.policy" {
-		return rego.PreparedEvalQuery{}, fmt.Errorf("kbs: resource policy: package %s, want policy", strings.TrimPrefix(got, "data."))
+		return preparedPolicy{}, fmt.Errorf("kbs: resource policy: package %s, want policy", strings.TrimPrefix(got, "data."))
 	}
 	caps := ast.CapabilitiesForThisVersion()
 	caps.Builtins = slices.DeleteFunc(slices.Clone(caps.Builtins), func(b *ast.Builtin) bool {
@@ -270,9 +270,9 @@ func compilePolicy(src string) (rego.PreparedEvalQuery, error) {
 		rego.SetRegoVersion(ast.RegoV1),
 	).PrepareForEval(context.Background())
 	if err != nil {
-		return rego.PreparedEvalQuery{}, fmt.Errorf("kbs: resource policy: %w", err)
+		return preparedPolicy{}, fmt.Errorf("kbs: resource policy: %w", err)
 	}
-	return pq, nil
+	return preparedPolicy{pq: pq, affirmingOnly: src == DefaultResourcePolicy}, nil
 }
 
 // ServeHTTP implements http.Handler.
@@ -564,6 +564,7 @@ func (b *Broker) resource(w http.ResponseWriter, r *http.Request) {
 		claims *ear.Claims
 		input  func() (ast.Value, error)
 		jwk    protocol.JWK
+		signed *ear.Claims // claims as this broker signed them (from memory)
 	)
 	vopts := ear.VerifyOptions{Now: func() time.Time { return now }}
 	if h := r.Header.Get("Authorization"); h != "" {
@@ -597,6 +598,7 @@ func (b *Broker) resource(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			claims, input, jwk = m.claims, m.input, m.teePubKey
+			signed = m.claims
 		} else {
 			ss, err = b.cfg.Store.KBSSession(ctx, c.Value)
 			if err != nil || ss.State != store.KBSSessionAttested || !now.Before(ss.ExpiresAt) {
@@ -629,7 +631,7 @@ func (b *Broker) resource(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	allow, err := b.allow(ctx, input, id)
+	allow, err := b.allow(ctx, input, signed, id)
 	if err != nil {
 		problem(w, protocol.ProblemPolicyEngine, "resource policy: "+err.Error())
 		return
@@ -687,17 +689,21 @@ func policyInput(token string) (ast.Value, error) {
 	return jsonValue(raw)
 }
 
-// allow evaluates the resource policy on the input of the verified claims.
-func (b *Broker) allow(ctx context.Context, input func() (ast.Value, error), id protocol.ResourceID) (bool, error) {
+// allow evaluates the resource policy on the input of the verified claims;
+// signed, when not nil, are the claims as this broker signed them.
+func (b *Broker) allow(ctx context.Context, input func() (ast.Value, error), signed *ear.Claims, id protocol.ResourceID) (bool, error) {
+	pp, err := b.resourcePolicy(ctx)
+	if err != nil {
+		return false, err
+	}
+	if pp.affirmingOnly && signed != nil {
+		return allAffirming(signed), nil
+	}
 	in, err := input()
 	if err != nil {
 		return false, err
 	}
-	pq, err := b.resourcePolicy(ctx)
-	if err != nil {
-		return false, err
-	}
-	rs, err := pq.Eval(ctx, rego.EvalParsedInput(in), rego.EvalTime(b.cfg.Now()),
+	rs, err := pp.pq.Eval(ctx, rego.EvalParsedInput(in), rego.EvalTime(b.cfg.Now()),
 		rego.EvalResolver(resourcePathRef, constant{ast.String(id.String())}))
 	if err != nil {
 		return false, err

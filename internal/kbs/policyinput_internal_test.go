@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
 
 	"github.com/tdproof/tdproof/collateral"
 	"github.com/tdproof/tdproof/ear"
@@ -157,5 +158,83 @@ func TestWriteTokenAsJSON(t *testing.T) {
 		if got.Body.String() != want.Body.String() || !reflect.DeepEqual(got.Header(), want.Header()) || got.Code != want.Code {
 			t.Errorf("token %q: writeToken %d %v %q, writeJSON %d %v %q", tok, got.Code, got.Header(), got.Body, want.Code, want.Header(), want.Body)
 		}
+	}
+}
+
+// TestDefaultPolicyInGo: for claims the broker signed, allAffirming
+// answers what DefaultResourcePolicy answers on their token's payload.
+func TestDefaultPolicyInGo(t *testing.T) {
+	pp, err := compilePolicy(DefaultResourcePolicy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !pp.affirmingOnly {
+		t.Fatal("DefaultResourcePolicy not recognised")
+	}
+	if other, err := compilePolicy(DefaultResourcePolicy + "\n"); err != nil || other.affirmingOnly {
+		t.Fatalf("a policy other than DefaultResourcePolicy taken for it: %v", err)
+	}
+	k, err := ear.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := ear.NewKeySet(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := ear.NewSigner(keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	evalDefault := func(in ast.Value) bool {
+		t.Helper()
+		rs, err := pp.pq.Eval(context.Background(), rego.EvalParsedInput(in), rego.EvalResolver(resourcePathRef, constant{ast.String("a/b/c")}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rs) != 1 || len(rs[0].Expressions) != 1 {
+			return false
+		}
+		v, ok := rs[0].Expressions[0].Value.(bool)
+		return ok && v
+	}
+	statuses := ear.Statuses()
+	evidence := json.RawMessage(`{"tdx":{"ear.status":"affirming","x":1}}`)
+	var cases []map[string]ear.Appraisal
+	for _, s1 := range statuses {
+		cases = append(cases, map[string]ear.Appraisal{ear.SubmodTDX: {Status: s1}})
+		cases = append(cases, map[string]ear.Appraisal{ear.SubmodTDX: {Status: s1, Claims: evidence}})
+		for _, s2 := range statuses {
+			cases = append(cases, map[string]ear.Appraisal{ear.SubmodTDX: {Status: s1}, "other": {Status: s2, Claims: evidence}})
+		}
+	}
+	allowed := 0
+	for _, sub := range cases {
+		tok, c, err := signer.Sign(ear.Claims{Nonce: "n", Submods: sub})
+		if err != nil {
+			t.Fatal(err)
+		}
+		in, err := policyInput(tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, want := allAffirming(c), evalDefault(in)
+		if got != want {
+			t.Fatalf("submods %v: allAffirming %v, DefaultResourcePolicy %v", sub, got, want)
+		}
+		if got {
+			allowed++
+		}
+	}
+	if allowed == 0 || allowed == len(cases) {
+		t.Fatalf("%d of %d cases allowed: the cases do not tell the policies apart", allowed, len(cases))
+	}
+	// No submodule (the signer refuses to sign it): both deny.
+	empty, err := jsonValue([]byte(`{"submods":{}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if allAffirming(&ear.Claims{}) || evalDefault(empty) {
+		t.Fatal("no submodule allowed")
 	}
 }

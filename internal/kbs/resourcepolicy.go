@@ -8,6 +8,7 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/rego"
 
+	"github.com/tdproof/tdproof/ear"
 	"github.com/tdproof/tdproof/internal/store"
 )
 
@@ -15,25 +16,51 @@ import (
 // is emptied when it is full.
 const maxCachedPolicies = 16
 
+// preparedPolicy is a compiled resource policy.
+type preparedPolicy struct {
+	pq rego.PreparedEvalQuery
+	// affirmingOnly is set for DefaultResourcePolicy (the source byte for
+	// byte), which allows exactly the tokens whose submods are not empty
+	// and all have ear.status "affirming": for claims this broker signed
+	// and holds as signed, allAffirming computes it without building the
+	// Rego input (TestDefaultPolicyInGo holds the two equal).
+	affirmingOnly bool
+}
+
+// allAffirming is DefaultResourcePolicy's allow for claims this broker
+// signed: their payload's submods are c.Submods, each with ear.status the
+// name of its Status.
+func allAffirming(c *ear.Claims) bool {
+	if len(c.Submods) == 0 {
+		return false
+	}
+	for _, a := range c.Submods {
+		if a.Status != ear.StatusAffirming {
+			return false
+		}
+	}
+	return true
+}
+
 // policyCache keeps compiled resource policies by the SHA-256 of their
 // source (store.KBSPolicyDigest).
 type policyCache struct {
 	mu sync.Mutex
-	m  map[string]rego.PreparedEvalQuery
+	m  map[string]preparedPolicy
 }
 
-func (c *policyCache) get(digest string) (rego.PreparedEvalQuery, bool) {
+func (c *policyCache) get(digest string) (preparedPolicy, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	pq, ok := c.m[digest]
 	return pq, ok
 }
 
-func (c *policyCache) put(digest string, pq rego.PreparedEvalQuery) {
+func (c *policyCache) put(digest string, pq preparedPolicy) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.m == nil || len(c.m) >= maxCachedPolicies {
-		c.m = make(map[string]rego.PreparedEvalQuery)
+		c.m = make(map[string]preparedPolicy)
 	}
 	c.m[digest] = pq
 }
@@ -43,13 +70,13 @@ func (c *policyCache) put(digest string, pq rego.PreparedEvalQuery) {
 // store.Cache), and a read and compilation only when the digest is not in
 // the cache. With no stored policy (the row was removed
 // behind the broker's back) it is Config.ResourcePolicy.
-func (b *Broker) resourcePolicy(ctx context.Context) (rego.PreparedEvalQuery, error) {
+func (b *Broker) resourcePolicy(ctx context.Context) (preparedPolicy, error) {
 	d, err := b.cfg.Policies.KBSPolicySHA256(ctx, store.KBSResourcePolicyName)
 	if errors.Is(err, store.ErrNotFound) {
 		return b.initial, nil
 	}
 	if err != nil {
-		return rego.PreparedEvalQuery{}, err
+		return preparedPolicy{}, err
 	}
 	if pq, ok := b.policies.get(d); ok {
 		return pq, nil
@@ -59,11 +86,11 @@ func (b *Broker) resourcePolicy(ctx context.Context) (rego.PreparedEvalQuery, er
 		return b.initial, nil
 	}
 	if err != nil {
-		return rego.PreparedEvalQuery{}, err
+		return preparedPolicy{}, err
 	}
 	pq, err := compilePolicy(p.Body)
 	if err != nil {
-		return rego.PreparedEvalQuery{}, err
+		return preparedPolicy{}, err
 	}
 	b.policies.put(p.SHA256, pq)
 	return pq, nil
