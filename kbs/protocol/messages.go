@@ -237,10 +237,17 @@ type ResourcePolicyRequest struct {
 const MaxMessageSize = 16 << 20
 
 // decodeStrict decodes exactly one JSON value into v, rejecting trailing
-// data. Member names match case-insensitively (encoding/json).
+// data. Member names match case-insensitively (encoding/json). On error v
+// holds whatever was decoded; the callers discard it.
 func decodeStrict(data []byte, v any, what string) error {
 	if len(data) > MaxMessageSize {
 		return newErr(ErrMalformed, what+": message too large", nil)
+	}
+	// json.Unmarshal accepts exactly what the Decoder below with the
+	// trailing-data check accepts, without the Decoder's copy of data; the
+	// Decoder words the refusals.
+	if json.Unmarshal(data, v) == nil {
+		return nil
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(v); err != nil {
