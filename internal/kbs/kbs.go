@@ -340,12 +340,12 @@ func writeToken(w http.ResponseWriter, token string) {
 			return
 		}
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
 	b := make([]byte, 0, len(token)+len(`{"token":""}`)+1)
 	b = append(b, `{"token":"`...)
 	b = append(b, token...)
 	b = append(b, "\"}\n"...)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
 	_, _ = w.Write(b)
 }
 

@@ -174,7 +174,7 @@ func (x *limiter) allowRate(w http.ResponseWriter, r *http.Request) bool {
 // readLimited reads a body of at most n bytes; a larger one is refused
 // with 413 (written here) and an error.
 func readLimited(w http.ResponseWriter, r *http.Request, n int64) ([]byte, error) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, n))
+	body, err := readAllHint(http.MaxBytesReader(w, r.Body, n), r.ContentLength, n)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -185,6 +185,30 @@ func readLimited(w http.ResponseWriter, r *http.Request, n int64) ([]byte, error
 		return nil, err
 	}
 	return body, nil
+}
+
+// readAllHint is io.ReadAll of rd, a reader of at most limit bytes,
+// reading into one buffer of the declared length (a Content-Length,
+// -1 when unknown; never trusted beyond limit) before growing it.
+func readAllHint(rd io.Reader, declared, limit int64) ([]byte, error) {
+	if declared < 0 || declared > limit {
+		return io.ReadAll(rd)
+	}
+	b := make([]byte, 0, declared+1) // +1: EOF is seen without growing
+	for {
+		n, err := rd.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+		if len(b) == cap(b) {
+			rest, err := io.ReadAll(rd)
+			return append(b, rest...), err
+		}
+	}
 }
 
 // Run deletes expired sessions from the store every interval (0:
