@@ -50,7 +50,7 @@ func (s *Store) CreateKBSSession(ctx context.Context, ss KBSSession) error {
 	if err := checkTime("kbs session "+ss.ID+": expires_at", ss.ExpiresAt); err != nil {
 		return err
 	}
-	_, err := s.execPrepared(ctx, s.q("INSERT INTO kbs_sessions (id, nonce, tee, state, expires_at) VALUES (?, ?, ?, ?, ?)"),
+	_, err := s.kbsExec(ctx, s.q("INSERT INTO kbs_sessions (id, nonce, tee, state, expires_at) VALUES (?, ?, ?, ?, ?)"),
 		ss.ID, ss.Nonce, ss.Tee, KBSSessionPending, toDB(ss.ExpiresAt))
 	if err != nil {
 		return fmt.Errorf("store: create kbs session: %w", mapErr(err))
@@ -87,7 +87,7 @@ func (s *Store) AttestKBSSession(ctx context.Context, id, nonce string, now time
 	if reportData == nil {
 		reportData = []byte{}
 	}
-	res, err := s.execPrepared(ctx, s.q("UPDATE kbs_sessions SET state = ?, report_data = ?, tee_pubkey = ?, token = ?, token_id = ? WHERE id = ? AND nonce = ? AND state = ? AND expires_at > ?"),
+	res, err := s.kbsExec(ctx, s.q("UPDATE kbs_sessions SET state = ?, report_data = ?, tee_pubkey = ?, token = ?, token_id = ? WHERE id = ? AND nonce = ? AND state = ? AND expires_at > ?"),
 		state, reportData, teePubKey, token, tokenID, id, nonce, KBSSessionPending, toDB(now))
 	if err != nil {
 		return fmt.Errorf("store: attest kbs session: %w", err)
@@ -178,7 +178,7 @@ func (s *Store) KBSResource(ctx context.Context, path string) (KBSResource, erro
 		r  KBSResource
 		at int64
 	)
-	err := s.queryRowPrepared(ctx, s.q("SELECT path, nonce, ciphertext, updated_at FROM kbs_resources WHERE path = ?"), path).
+	err := s.kbsQueryRow(ctx, s.q("SELECT path, nonce, ciphertext, updated_at FROM kbs_resources WHERE path = ?"), path).
 		Scan(&r.Path, &r.Nonce, &r.Ciphertext, &at)
 	if errors.Is(err, sql.ErrNoRows) {
 		return KBSResource{}, fmt.Errorf("store: kbs resource %s: %w", path, ErrNotFound)

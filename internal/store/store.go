@@ -62,6 +62,14 @@ type Store struct {
 	// stmts caches prepared statements of the hot queries (query text →
 	// *sql.Stmt), so SQLite does not parse them on every call.
 	stmts sync.Map
+	// kbs, for SQLite, is a pool of one connection that the key broker's
+	// handshake statements (session writes, resource reads) go through,
+	// with its own statements (kbsStmts): SQLite serialises writers
+	// anyway, and one connection keeps its page cache across its own
+	// writes and queues writers in Go rather than in SQLite's busy
+	// handler. nil for PostgreSQL (db serves them).
+	kbs      *sql.DB
+	kbsStmts sync.Map
 	// writes counts the writes to the tables a Cache holds made through
 	// this Store, so its Caches reload before the next read.
 	writes atomic.Int64
@@ -99,7 +107,8 @@ func WithBusyTimeout(d time.Duration) Option {
 
 // WithMaxOpenConns limits the number of open connections. If unset,
 // 4 for SQLite (writers are serialized by the file lock anyway) and 16 for
-// PostgreSQL.
+// PostgreSQL. A SQLite store has one more connection, the key broker's
+// (its session writes and resource reads).
 func WithMaxOpenConns(n int) Option {
 	return func(c *config) { c.maxConns = n }
 }
@@ -146,6 +155,14 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{db: db, dialect: dialect, now: cfg.now}
+	if dialect == SQLite {
+		one := cfg
+		one.maxConns = 1
+		if s.kbs, err = openSQLite(dsn, one); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
 	// SQLite can answer SQLITE_BUSY without calling the busy handler while
 	// another process converts a new file to WAL or checkpoints it on
 	// close; opening retries that until the busy timeout.
@@ -264,7 +281,16 @@ func (s *Store) Close() error {
 		s.stmts.Delete(k)
 		return true
 	})
-	if err := s.db.Close(); err != nil {
+	s.kbsStmts.Range(func(k, v any) bool {
+		_ = v.(*sql.Stmt).Close()
+		s.kbsStmts.Delete(k)
+		return true
+	})
+	err := s.db.Close()
+	if s.kbs != nil {
+		err = errors.Join(err, s.kbs.Close())
+	}
+	if err != nil {
 		return fmt.Errorf("store: close: %w", err)
 	}
 	return nil
@@ -284,14 +310,20 @@ func (s *Store) Ping(ctx context.Context) error {
 // stmt returns the prepared statement of query (already rewritten by q),
 // preparing it on first use.
 func (s *Store) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
-	if v, ok := s.stmts.Load(query); ok {
+	return prepared(ctx, s.db, &s.stmts, query)
+}
+
+// prepared returns the statement of query on db from cache, preparing it
+// on first use.
+func prepared(ctx context.Context, db *sql.DB, cache *sync.Map, query string) (*sql.Stmt, error) {
+	if v, ok := cache.Load(query); ok {
 		return v.(*sql.Stmt), nil
 	}
-	st, err := s.db.PrepareContext(ctx, query)
+	st, err := db.PrepareContext(ctx, query)
 	if err != nil {
 		return nil, err
 	}
-	if v, loaded := s.stmts.LoadOrStore(query, st); loaded {
+	if v, loaded := cache.LoadOrStore(query, st); loaded {
 		_ = st.Close()
 		return v.(*sql.Stmt), nil
 	}
@@ -305,6 +337,32 @@ func (s *Store) execPrepared(ctx context.Context, query string, args ...any) (sq
 		return nil, err
 	}
 	return st.ExecContext(ctx, args...)
+}
+
+// kbsExec is execPrepared through the key broker's connection (SQLite)
+// or the pool (PostgreSQL).
+func (s *Store) kbsExec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if s.kbs == nil {
+		return s.execPrepared(ctx, query, args...)
+	}
+	st, err := prepared(ctx, s.kbs, &s.kbsStmts, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(ctx, args...)
+}
+
+// kbsQueryRow is queryRowPrepared through the key broker's connection
+// (SQLite) or the pool (PostgreSQL).
+func (s *Store) kbsQueryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	if s.kbs == nil {
+		return s.queryRowPrepared(ctx, query, args...)
+	}
+	st, err := prepared(ctx, s.kbs, &s.kbsStmts, query)
+	if err != nil {
+		return s.kbs.QueryRowContext(ctx, query, args...)
+	}
+	return st.QueryRowContext(ctx, args...)
 }
 
 // queryRowPrepared is QueryRowContext through the cached statement of
