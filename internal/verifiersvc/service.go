@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tdproof/tdproof/jsonappend"
 	"github.com/tdproof/tdproof/refvalue"
 	"github.com/tdproof/tdproof/verifier"
 )
@@ -334,13 +335,8 @@ func writeNative(w http.ResponseWriter, o *verifier.Outcome) {
 		writeProblem(w, http.StatusInternalServerError, "internal", "encode response", nil)
 		return
 	}
-	tok, err := json.Marshal(o.Token)
-	if err != nil {
-		writeProblem(w, http.StatusInternalServerError, "internal", "encode response", nil)
-		return
-	}
 	b = append(b, `,"token":`...)
-	b = append(b, tok...)
+	b = jsonappend.String(b, o.Token)
 	b = append(b, "}\n"...)
 	buf.Write(b)
 	writeBody(w, verifier.MediaType, buf)
