@@ -15,9 +15,9 @@ import (
 // Verify made for the token, so a response body carries exactly the
 // claims the token signs and encodes them once. (For a Result not made by
 // Verify, or whose Claims were replaced since, the claims are encoded
-// now.) The fields of every response are written without reflection; the
-// verification results (DCAP, Dstack, SNP, Chain, EventLog) go through
-// encoding/json.
+// now.) The fields of every response and the DCAP result are written
+// without reflection; the other verification results (Dstack, SNP, Chain,
+// EventLog) go through encoding/json.
 func (r *Result) AppendJSON(dst []byte) ([]byte, error) {
 	start := len(dst)
 	fail := func(err error) ([]byte, error) { return dst[:start], err }
@@ -68,12 +68,18 @@ func (r *Result) AppendJSON(dst []byte) ([]byte, error) {
 	}
 	dst = append(dst, `,"trust_vector":`...)
 	dst = appendTrustVector(dst, r.TrustVector)
+	if r.DCAP != nil {
+		dst = jsonappend.Key(dst, false, "dcap")
+		if dst, err = r.DCAP.AppendJSON(dst); err != nil {
+			return fail(err)
+		}
+	}
 	for _, f := range [...]struct {
 		name string
 		v    any
 		set  bool
 	}{
-		{"dcap", r.DCAP, r.DCAP != nil}, {"dstack", r.Dstack, r.Dstack != nil}, {"snp", r.SNP, r.SNP != nil},
+		{"dstack", r.Dstack, r.Dstack != nil}, {"snp", r.SNP, r.SNP != nil},
 		{"chain", r.Chain, len(r.Chain) > 0}, {"event_log", r.EventLog, len(r.EventLog) > 0},
 	} {
 		if !f.set {
