@@ -408,10 +408,15 @@ func (s *Service) decodeJSON(w http.ResponseWriter, r *http.Request, buf *bytes.
 	if aerr := s.readBody(w, r, buf); aerr != nil {
 		return aerr
 	}
-	if fd, ok := v.(interface{ decodeFast([]byte) bool }); ok && strict && fd.decodeFast(buf.Bytes()) {
+	return decodeBody(buf.Bytes(), v, strict)
+}
+
+// decodeBody decodes a request body read by readBody into v.
+func decodeBody(b []byte, v any, strict bool) *apiError {
+	if fd, ok := v.(interface{ decodeFast([]byte) bool }); ok && strict && fd.decodeFast(b) {
 		return nil
 	}
-	dec := json.NewDecoder(bytes.NewReader(buf.Bytes()))
+	dec := json.NewDecoder(bytes.NewReader(b))
 	if strict {
 		dec.DisallowUnknownFields()
 	}
