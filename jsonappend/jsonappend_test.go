@@ -2,6 +2,7 @@ package jsonappend
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 )
@@ -61,4 +62,13 @@ func FuzzString(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		same(t, "string", String(nil, s), s)
 	})
+}
+
+func BenchmarkStringHex(b *testing.B) {
+	s := strings.Repeat("0123456789abcdef", 256)
+	buf := make([]byte, 0, 8192)
+	b.SetBytes(int64(len(s)))
+	for b.Loop() {
+		buf = String(buf[:0], s)
+	}
 }
