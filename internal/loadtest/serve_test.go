@@ -186,7 +186,11 @@ func startServeChild(t *testing.T, args ...string) (*exec.Cmd, string) {
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperServe$", "-test.count=1", "-test.timeout=30m")
 	env := []string{serveArgsEnv + "=" + string(enc)}
 	if prof := os.Getenv(serveProfileEnv); prof != "" {
-		env = append(env, serveProfileEnv+"="+prof+"."+strings.ReplaceAll(t.Name(), "/", "_"))
+		name := prof + "." + strings.ReplaceAll(t.Name(), "/", "_")
+		if len(args) > 0 && args[0] == floorServerArg {
+			name += ".floor"
+		}
+		env = append(env, serveProfileEnv+"="+name)
 	}
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, cli.EnvPrefix) && !strings.HasPrefix(kv, serveProfileEnv+"=") {
