@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/tdproof/tdproof/dcap"
 	"github.com/tdproof/tdproof/dstack"
+	"github.com/tdproof/tdproof/jsonappend"
 	"github.com/tdproof/tdproof/quote"
 	"github.com/tdproof/tdproof/snp"
 )
@@ -91,7 +91,7 @@ func New(in Input) (Set, error) {
 	if r == nil {
 		return nil, fmt.Errorf("%w: no DCAP result", ErrInvalid)
 	}
-	s := Set{}
+	s := make(Set, 64) // a TD's claims with dstack's: no growth
 	var p string
 	switch {
 	case r.TD != nil && r.Enclave == nil:
@@ -137,16 +137,22 @@ func New(in Input) (Set, error) {
 }
 
 func (s Set) addTD(td *dcap.TDReport) error {
-	b := "tdx.quote.body."
-	for k, v := range map[string]string{
-		"tcb_svn": td.TEETCBSVN, "mr_seam": td.MRSEAM, "mrsigner_seam": td.MRSignerSEAM,
-		"seam_attributes": td.SEAMAttributes, "td_attributes": td.TDAttributes, "xfam": td.XFAM,
-		"mr_td": td.MRTD, "mr_config_id": td.MRConfigID, "mr_owner": td.MROwner,
-		"mr_owner_config": td.MROwnerConfig, "report_data": td.ReportData,
-		"rtmr_0": td.RTMRs[0], "rtmr_1": td.RTMRs[1], "rtmr_2": td.RTMRs[2], "rtmr_3": td.RTMRs[3],
-	} {
-		s[b+k] = strings.ToLower(v)
-	}
+	const b = "tdx.quote.body."
+	s[b+"tcb_svn"] = strings.ToLower(td.TEETCBSVN)
+	s[b+"mr_seam"] = strings.ToLower(td.MRSEAM)
+	s[b+"mrsigner_seam"] = strings.ToLower(td.MRSignerSEAM)
+	s[b+"seam_attributes"] = strings.ToLower(td.SEAMAttributes)
+	s[b+"td_attributes"] = strings.ToLower(td.TDAttributes)
+	s[b+"xfam"] = strings.ToLower(td.XFAM)
+	s[b+"mr_td"] = strings.ToLower(td.MRTD)
+	s[b+"mr_config_id"] = strings.ToLower(td.MRConfigID)
+	s[b+"mr_owner"] = strings.ToLower(td.MROwner)
+	s[b+"mr_owner_config"] = strings.ToLower(td.MROwnerConfig)
+	s[b+"report_data"] = strings.ToLower(td.ReportData)
+	s[b+"rtmr_0"] = strings.ToLower(td.RTMRs[0])
+	s[b+"rtmr_1"] = strings.ToLower(td.RTMRs[1])
+	s[b+"rtmr_2"] = strings.ToLower(td.RTMRs[2])
+	s[b+"rtmr_3"] = strings.ToLower(td.RTMRs[3])
 	if td.TEETCBSVN2 != "" || td.MRServiceTD != "" {
 		s[b+"tee_tcb_svn2"] = strings.ToLower(td.TEETCBSVN2)
 		s[b+"mr_servicetd"] = strings.ToLower(td.MRServiceTD)
@@ -395,73 +401,29 @@ func (s Set) MarshalJSON() ([]byte, error) {
 	return s.AppendJSON(nil)
 }
 
-// AppendJSON appends the encoding of MarshalJSON to dst.
+// AppendJSON appends the encoding of MarshalJSON to dst. The layout of
+// the names (their order and the objects around them) is worked out once
+// per set of names and remembered, so encoding a set of a kind seen
+// before only writes its values.
 func (s Set) AppendJSON(dst []byte) ([]byte, error) {
 	if s == nil {
 		return append(dst, "null"...), nil
 	}
-	names := make([]string, 0, len(s))
-	plain := true
-	for k := range s {
-		names = append(names, k)
-		plain = plain && !hasByteBelowDot(k)
-	}
-	if plain {
-		// Without bytes below '.', byte order is segment order.
-		slices.Sort(names)
-	} else {
-		slices.SortFunc(names, compareSegments)
-	}
-	// A name that is a prefix of another makes Tree drop or overwrite
-	// values: leave those sets to the generic encoder. The names below a
-	// prefix sort right after it.
-	for i := 1; i < len(names); i++ {
-		if a, b := names[i-1], names[i]; strings.HasPrefix(b, a) && b[len(a)] == '.' {
+	l := cachedLayout(s, namesHash(s))
+	for {
+		if l.tree {
 			return s.appendTreeJSON(dst)
 		}
+		out, ok, err := s.appendLayout(dst, l)
+		switch {
+		case err != nil:
+			return dst, err
+		case ok:
+			return out, nil
+		}
+		// Another set of names had the same hash: lay this one out.
+		l = buildLayout(s)
 	}
-	start := len(dst)
-	dst = append(dst, '{')
-	var stack [8]string
-	open := stack[:0] // the objects currently open below the root
-	for i, name := range names {
-		// Keep the open objects that name is inside of.
-		rest, depth := name, 0
-		for depth < len(open) {
-			seg, after, found := strings.Cut(rest, ".")
-			if !found || seg != open[depth] {
-				break
-			}
-			rest, depth = after, depth+1
-		}
-		for len(open) > depth {
-			dst = append(dst, '}')
-			open = open[:len(open)-1]
-		}
-		if i > 0 {
-			dst = append(dst, ',')
-		}
-		for {
-			seg, after, found := strings.Cut(rest, ".")
-			if !found {
-				break
-			}
-			dst = appendJSONString(dst, seg)
-			dst = append(dst, ':', '{')
-			open = append(open, seg)
-			rest = after
-		}
-		dst = appendJSONString(dst, rest)
-		dst = append(dst, ':')
-		var err error
-		if dst, err = appendJSONValue(dst, s[name]); err != nil {
-			return dst[:start], err
-		}
-	}
-	for range open {
-		dst = append(dst, '}')
-	}
-	return append(dst, '}'), nil
 }
 
 func (s Set) appendTreeJSON(dst []byte) ([]byte, error) {
@@ -506,24 +468,11 @@ func compareSegments(a, b string) int {
 	return 1
 }
 
-// appendJSONString appends s as json.Marshal encodes it.
-func appendJSONString(dst []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			b, _ := json.Marshal(s) // strings always encode
-			return append(dst, b...)
-		}
-	}
-	dst = append(dst, '"')
-	dst = append(dst, s...)
-	return append(dst, '"')
-}
-
 // appendJSONValue appends v as json.Marshal encodes it.
 func appendJSONValue(dst []byte, v any) ([]byte, error) {
 	switch v := v.(type) {
 	case string:
-		return appendJSONString(dst, v), nil
+		return jsonappend.String(dst, v), nil
 	case bool:
 		return strconv.AppendBool(dst, v), nil
 	case int64:
@@ -539,7 +488,7 @@ func appendJSONValue(dst []byte, v any) ([]byte, error) {
 			if i > 0 {
 				dst = append(dst, ',')
 			}
-			dst = appendJSONString(dst, e)
+			dst = jsonappend.String(dst, e)
 		}
 		return append(dst, ']'), nil
 	}

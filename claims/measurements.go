@@ -1,6 +1,9 @@
 package claims
 
-import "sort"
+import (
+	"slices"
+	"sort"
+)
 
 // measurements maps reference-value names to the claims they are compared
 // with. Reference values carry the short names (as `tdproof measure` and
@@ -61,10 +64,28 @@ func MeasurementClaim(name string) (claim string, ok bool) {
 // names, sorted. The default policy compares each one for which a
 // reference value exists.
 func MeasurementNames() []string {
-	out := make([]string, 0, len(measurements))
-	for k := range measurements {
-		out = append(out, k)
+	out := make([]string, len(measurementList))
+	for i, m := range measurementList {
+		out[i] = m.Name
 	}
-	sort.Strings(out)
 	return out
 }
+
+// Measurement is a well-known measurement: the reference-value name and
+// the claim it is compared with.
+type Measurement struct{ Name, Claim string }
+
+// Measurements returns the well-known measurements sorted by name (the
+// order of MeasurementNames). The caller may modify the slice.
+func Measurements() []Measurement { return slices.Clone(measurementList) }
+
+// measurementList is measurements sorted by name, built once: the
+// default policy walks it on every appraisal.
+var measurementList = func() []Measurement {
+	out := make([]Measurement, 0, len(measurements))
+	for k, v := range measurements {
+		out = append(out, Measurement{Name: k, Claim: v})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}()

@@ -58,11 +58,19 @@ var platformMeasurements = map[string][]string{
 // describes the platform of s ([Set.Platform]): the default policy
 // compares exactly those with their reference values, so that a
 // reference value of one platform never judges evidence of another.
-func MeasurementApplies(name string, s Set) bool {
-	for _, m := range platformMeasurements[s.Platform()] {
-		if name == m || strings.HasSuffix(m, ".") && strings.HasPrefix(name, m) {
-			return true
+func MeasurementApplies(name string, s Set) bool { return MeasurementsFor(s)(name) }
+
+// MeasurementsFor returns MeasurementApplies for the platform of s,
+// working it out once: the default policy asks it for every well-known
+// measurement.
+func MeasurementsFor(s Set) func(name string) bool {
+	ms := platformMeasurements[s.Platform()]
+	return func(name string) bool {
+		for _, m := range ms {
+			if name == m || strings.HasSuffix(m, ".") && strings.HasPrefix(name, m) {
+				return true
+			}
 		}
+		return false
 	}
-	return false
 }

@@ -66,6 +66,11 @@ type Appraisal struct {
 	// (package claims) as a JSON object, keyed as in Trustee's token. Empty
 	// omits it. It is copied into the token verbatim (compacted).
 	Claims json.RawMessage `json:"ear.veraison.annotated-evidence,omitempty"`
+	// ClaimsCompact tells Sign that Claims is compact JSON the caller
+	// encoded itself (claims.Set's encoding), so it is copied without
+	// the compaction pass that otherwise also validates it. Never set it
+	// for bytes from outside the process.
+	ClaimsCompact bool `json:"-"`
 }
 
 // PolicyID formats a policy id and version as "ear.appraisal-policy-id":

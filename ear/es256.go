@@ -11,6 +11,8 @@ import (
 	"math/big"
 	"slices"
 	"strconv"
+
+	"github.com/tdproof/tdproof/jsonappend"
 )
 
 // joseHeader returns the base64url protected header of the key's tokens,
@@ -67,12 +69,10 @@ func (k *Key) signCompact(payload []byte) (string, error) {
 // appendPayload appends the JSON of c as encoding/json would write it
 // (the fields of Claims in order, submodules by name), except that each
 // submodule's annotated evidence is compacted by one json.Compact pass,
-// which also rejects it when it is not JSON.
+// which also rejects it when it is not JSON (unless the submodule says
+// it is compact already: Appraisal.ClaimsCompact).
 func appendPayload(b []byte, c *Claims) ([]byte, error) {
-	str := func(b []byte, s string) []byte {
-		q, _ := json.Marshal(s) // a string always encodes
-		return append(b, q...)
-	}
+	str := jsonappend.String
 	b = append(b, `{"eat_profile":`...)
 	b = str(b, c.Profile)
 	b = append(b, `,"iat":`...)
@@ -125,7 +125,11 @@ func appendPayload(b []byte, c *Claims) ([]byte, error) {
 			b = append(b, `,"ear.appraisal-policy-id":`...)
 			b = str(b, a.PolicyID)
 		}
-		if len(a.Claims) > 0 {
+		switch {
+		case len(a.Claims) > 0 && a.ClaimsCompact:
+			b = append(b, `,"ear.veraison.annotated-evidence":`...)
+			b = append(b, a.Claims...)
+		case len(a.Claims) > 0:
 			b = append(b, `,"ear.veraison.annotated-evidence":`...)
 			buf := bytes.NewBuffer(b)
 			if err := json.Compact(buf, a.Claims); err != nil {

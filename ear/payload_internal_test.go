@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -84,4 +85,34 @@ func mustKeySet(t *testing.T) *KeySet {
 		t.Fatal(err)
 	}
 	return ks
+}
+
+// TestAppendPayloadClaimsCompact checks that evidence marked compact is
+// copied as given, and that for compact evidence the payload is the one
+// the compaction pass writes.
+func TestAppendPayloadClaimsCompact(t *testing.T) {
+	ev := json.RawMessage(`{"tdx":{"a":1,"b":["x"]},"tee":"tdx"}`)
+	c := Claims{Profile: Profile, IssuedAt: 1, ExpiresAt: 2, Submods: map[string]Appraisal{SubmodTDX: {Status: StatusAffirming, Claims: ev}}}
+	slow, err := appendPayload(nil, &c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Submods = map[string]Appraisal{SubmodTDX: {Status: StatusAffirming, Claims: ev, ClaimsCompact: true}}
+	fast, err := appendPayload(nil, &c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(fast) != string(slow) {
+		t.Errorf("compact evidence:\n got %s\nwant %s", fast, slow)
+	}
+	// Marked compact, spaced evidence is copied verbatim (the marker is a
+	// promise of the caller, not checked).
+	c.Submods = map[string]Appraisal{SubmodTDX: {Status: StatusAffirming, Claims: json.RawMessage(`{ "a" : 1 }`), ClaimsCompact: true}}
+	verbatim, err := appendPayload(nil, &c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(verbatim), `"ear.veraison.annotated-evidence":{ "a" : 1 }}`) {
+		t.Errorf("evidence not copied verbatim: %s", verbatim)
+	}
 }

@@ -681,15 +681,12 @@ func (r *Rules) referenceValues(ctx context.Context, e *evaluator, refs refvalue
 	if r.IgnoreKnownReferenceValuesUnsafe {
 		return matched, nil
 	}
-	for _, name := range claims.MeasurementNames() {
-		if explicit[name] {
-			continue
+	applies := claims.MeasurementsFor(e.c)
+	for _, m := range claims.Measurements() {
+		if explicit[m.Name] || !applies(m.Name) {
+			continue // pinned above, or a measurement of another kind of evidence
 		}
-		if !claims.MeasurementApplies(name, e.c) {
-			continue // a measurement of another kind of evidence
-		}
-		claim, _ := claims.MeasurementClaim(name)
-		if err := compare(name, claim, false); err != nil {
+		if err := compare(m.Name, m.Claim, false); err != nil {
 			return nil, err
 		}
 	}

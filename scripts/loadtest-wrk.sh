@@ -3,18 +3,24 @@
 # loopback only and bounded: a simulated TD (tdsim) gives a quote, its
 # root and offline collateral; the SQLite store gets the TD's four
 # reference values and 56 others; serve runs with the default policy.
-#   scripts/loadtest-wrk.sh TDPROOF [DURATION] [CONNECTIONS] [THREADS] [DCAP_TEST]
+#   scripts/loadtest-wrk.sh TDPROOF [DURATION] [CONNECTIONS] [THREADS] [DCAP_TEST] [LOADTEST_TEST]
 # Prints wrk's report and the serve process's CPU per request. With
 # DCAP_TEST (go test -c -o dcap.test ./dcap), it then runs dcap's
 # BenchmarkP256Verify and prints one P-256 verification's CPU time
 # (cpu-ns/op) and the ratio of the two: CPU time against CPU time, since
 # on a shared machine wall time per verification includes waiting for a CPU.
+# With LOADTEST_TEST (go test -c -o loadtest.test ./internal/loadtest), it
+# also loads the floor server the same way (net/http reading the same
+# request, one P-256 verification and one P-256 signature, a response of
+# the size serve wrote) and prints its CPU per request and serve's ratio
+# to it: the floor of any verification service on net/http.
 set -eu
-tdproof=$1 duration=${2:-10s} conns=${3:-8} threads=${4:-1} dcaptest=${5:-}
+tdproof=$1 duration=${2:-10s} conns=${3:-8} threads=${4:-1} dcaptest=${5:-} floortest=${6:-}
 work=$(mktemp -d)
-agent_pid= serve_pid=
+agent_pid= serve_pid= floor_pid=
 cleanup() {
 	[ -n "$agent_pid" ] && kill "$agent_pid" 2>/dev/null || true
+	[ -n "$floor_pid" ] && kill "$floor_pid" 2>/dev/null || true
 	[ -n "$serve_pid" ] && kill "$serve_pid" 2>/dev/null || true
 	wait 2>/dev/null || true
 	rm -rf "$work"
@@ -84,4 +90,23 @@ if [ -n "$dcaptest" ]; then
 	[ -n "$floor" ] || { echo "no cpu-ns/op from $dcaptest" >&2; exit 1; }
 	awk -v c="$((c1 - c0))" -v t="$tick" -v r="$reqs" -v f="$floor" 'BEGIN {
 		printf "floor: one P-256 verify %.1f us CPU (BenchmarkP256Verify, same run); serve CPU per request %.2fx it\n", f / 1000, c / t / r * 1e9 / f }'
+fi
+if [ -n "$floortest" ]; then
+	size=$(wc -c < "$work/first.json")
+	TDPROOF_LOADTEST_SERVE_ARGS="[\"loadtest-floor-server\",\"$size\"]" \
+		"$floortest" -test.run '^TestHelperServe$' -test.count 1 > "$work/floor.out" 2>&1 &
+	floor_pid=$!
+	for _ in $(seq 100); do grep -q "listening on" "$work/floor.out" 2>/dev/null && break; sleep 0.1; done
+	furl=$(sed -n 's/^serve: listening on \(http:[^ ]*\).*/\1/p' "$work/floor.out")
+	[ -n "$furl" ] || { cat "$work/floor.out" >&2; exit 1; }
+	fpid=$floor_pid # TestHelperServe serves in the test process itself
+	curl -sf -X POST -H 'Content-Type: application/json' --data-binary "@$work/body.json" "$furl/v1/verify" > /dev/null
+	f0=$(awk '{ print $14 + $15 }' "/proc/$fpid/stat")
+	wrk -t "$threads" -c "$conns" -d "$duration" -s "$work/post.lua" "$furl/v1/verify" > "$work/wrk-floor.out"
+	f1=$(awk '{ print $14 + $15 }' "/proc/$fpid/stat")
+	freqs=$(sed -n 's/^requests \([0-9]*\),.*/\1/p' "$work/wrk-floor.out")
+	grep -E '^Requests/sec|^latency' "$work/wrk-floor.out" | sed 's/^/floor server: /'
+	awk -v c="$((c1 - c0))" -v r="$reqs" -v fc="$((f1 - f0))" -v fr="$freqs" -v t="$tick" -v s="$size" 'BEGIN {
+		printf "floor server (net/http, one P-256 verify + one P-256 sign, %d-byte response): CPU %.1f us per request; serve %.2fx it\n",
+			s, fc / t / fr * 1e6, (c / r) / (fc / fr) }'
 fi

@@ -6,74 +6,113 @@ import (
 	"reflect"
 
 	"github.com/tdproof/tdproof/claims"
-	"github.com/tdproof/tdproof/dcap"
-	"github.com/tdproof/tdproof/dstack"
 	"github.com/tdproof/tdproof/ear"
-	"github.com/tdproof/tdproof/policy"
-	"github.com/tdproof/tdproof/snp"
+	"github.com/tdproof/tdproof/jsonappend"
 )
-
-// resultHead and resultTail are Result's fields before and after Claims,
-// with the same JSON names and options.
-type resultHead struct {
-	MediaType  string     `json:"media_type"`
-	Authentic  bool       `json:"authentic"`
-	Allow      bool       `json:"allow"`
-	Status     ear.Status `json:"ear_status"`
-	Reason     string     `json:"reason,omitempty"`
-	TEE        string     `json:"tee"`
-	TEEVariant string     `json:"tee_variant,omitempty"`
-	Nonce      string     `json:"nonce,omitempty"`
-}
-
-type resultTail struct {
-	Appraisal   *policy.Appraisal `json:"appraisal"`
-	TrustVector ear.TrustVector   `json:"trust_vector"`
-	DCAP        *dcap.Result      `json:"dcap,omitempty"`
-	Dstack      *dstack.Result    `json:"dstack,omitempty"`
-	SNP         *snp.Result       `json:"snp,omitempty"`
-	Chain       []ChainCert       `json:"chain,omitempty"`
-	EventLog    []LogEvent        `json:"event_log,omitempty"`
-}
 
 // AppendJSON appends the JSON encoding of r — the bytes of json.Marshal —
 // to dst. The claims are not encoded again: it reuses the encoding
 // Verify made for the token, so a response body carries exactly the
 // claims the token signs and encodes them once. (For a Result not made by
 // Verify, or whose Claims were replaced since, the claims are encoded
-// now.)
+// now.) The fields of every response and the DCAP result are written
+// without reflection; the other verification results (Dstack, SNP, Chain,
+// EventLog) go through encoding/json.
 func (r *Result) AppendJSON(dst []byte) ([]byte, error) {
-	head, err := json.Marshal(resultHead{MediaType: r.MediaType, Authentic: r.Authentic, Allow: r.Allow, Status: r.Status,
-		Reason: r.Reason, TEE: r.TEE, TEEVariant: r.TEEVariant, Nonce: r.Nonce})
+	start := len(dst)
+	fail := func(err error) ([]byte, error) { return dst[:start], err }
+	status, err := r.Status.MarshalText()
 	if err != nil {
-		return dst, err
+		return fail(err)
 	}
-	tail, err := json.Marshal(resultTail{Appraisal: r.Appraisal, TrustVector: r.TrustVector, DCAP: r.DCAP, Dstack: r.Dstack, SNP: r.SNP,
-		Chain: r.Chain, EventLog: r.EventLog})
-	if err != nil {
-		return dst, err
+	dst = append(dst, `{"media_type":`...)
+	dst = jsonappend.String(dst, r.MediaType)
+	dst = append(dst, `,"authentic":`...)
+	dst = jsonappend.Bool(dst, r.Authentic)
+	dst = append(dst, `,"allow":`...)
+	dst = jsonappend.Bool(dst, r.Allow)
+	dst = append(dst, `,"ear_status":`...)
+	dst = jsonappend.String(dst, string(status))
+	if r.Reason != "" {
+		dst = append(dst, `,"reason":`...)
+		dst = jsonappend.String(dst, r.Reason)
 	}
-	if len(head) < 2 || len(tail) < 2 || head[len(head)-1] != '}' || tail[0] != '{' {
-		return dst, errors.New("verifier: encode result: unexpected encoding")
+	dst = append(dst, `,"tee":`...)
+	dst = jsonappend.String(dst, r.TEE)
+	if r.TEEVariant != "" {
+		dst = append(dst, `,"tee_variant":`...)
+		dst = jsonappend.String(dst, r.TEEVariant)
 	}
-	dst = append(dst, head[:len(head)-1]...)
+	if r.Nonce != "" {
+		dst = append(dst, `,"nonce":`...)
+		dst = jsonappend.String(dst, r.Nonce)
+	}
 	if len(r.Claims) > 0 {
 		cj := r.claimsJSON
 		if cj == nil || !sameMap(r.claimsOf, r.Claims) {
 			if cj, err = r.Claims.MarshalJSON(); err != nil {
-				return dst, err
+				return fail(err)
 			}
 			// json.Marshal validates and compacts a Marshaler's output;
 			// claims.Set's is compact already, so a copy would be equal.
 			if !json.Valid(cj) {
-				return dst, errors.New("verifier: encode result: invalid claims encoding")
+				return fail(errors.New("verifier: encode result: invalid claims encoding"))
 			}
 		}
 		dst = append(dst, `,"claims":`...)
 		dst = append(dst, cj...)
 	}
-	dst = append(dst, ',')
-	return append(dst, tail[1:]...), nil
+	dst = append(dst, `,"appraisal":`...)
+	if dst, err = r.Appraisal.AppendJSON(dst); err != nil {
+		return fail(err)
+	}
+	dst = append(dst, `,"trust_vector":`...)
+	dst = appendTrustVector(dst, r.TrustVector)
+	if r.DCAP != nil {
+		dst = jsonappend.Key(dst, false, "dcap")
+		if dst, err = r.DCAP.AppendJSON(dst); err != nil {
+			return fail(err)
+		}
+	}
+	for _, f := range [...]struct {
+		name string
+		v    any
+		set  bool
+	}{
+		{"dstack", r.Dstack, r.Dstack != nil}, {"snp", r.SNP, r.SNP != nil},
+		{"chain", r.Chain, len(r.Chain) > 0}, {"event_log", r.EventLog, len(r.EventLog) > 0},
+	} {
+		if !f.set {
+			continue
+		}
+		b, err := json.Marshal(f.v)
+		if err != nil {
+			return fail(err)
+		}
+		dst = jsonappend.Key(dst, false, f.name)
+		dst = append(dst, b...)
+	}
+	return append(dst, '}'), nil
+}
+
+// appendTrustVector appends tv as json.Marshal writes it (each claim
+// through its MarshalJSON, a number).
+func appendTrustVector(dst []byte, tv ear.TrustVector) []byte {
+	for i, f := range [...]struct {
+		name string
+		v    ear.Claim
+	}{
+		{"instance-identity", tv.InstanceIdentity}, {"configuration", tv.Configuration}, {"executables", tv.Executables},
+		{"file-system", tv.FileSystem}, {"hardware", tv.Hardware}, {"runtime-opaque", tv.RuntimeOpaque},
+		{"storage-opaque", tv.StorageOpaque}, {"sourced-data", tv.SourcedData},
+	} {
+		if i == 0 {
+			dst = append(dst, '{')
+		}
+		dst = jsonappend.Key(dst, i == 0, f.name)
+		dst = jsonappend.Int(dst, int64(f.v))
+	}
+	return append(dst, '}')
 }
 
 // sameMap reports whether a and b are the same map (not merely equal).

@@ -1,36 +1,66 @@
 package verifier
 
 import (
+	"encoding/json"
 	"reflect"
 	"testing"
+
+	"github.com/tdproof/tdproof/claims"
+	"github.com/tdproof/tdproof/collateral"
+	"github.com/tdproof/tdproof/dcap"
+	"github.com/tdproof/tdproof/ear"
 )
 
-// TestResultJSONCoversEveryField checks that AppendJSON's head and tail
-// types carry every exported field of Result (besides Claims, which it
-// splices in), in Result's order and with the same JSON tags: a field
-// added to Result but not to them would be silently left out of every
-// /v1/verify response.
+// TestResultJSONCoversEveryField sets every exported field of Result to a
+// value that json.Marshal writes (pointers to zero structs, one-element
+// lists, strings that need escaping) and checks that AppendJSON writes
+// the same bytes: a field added to Result but not to AppendJSON would be
+// silently left out of every /v1/verify response.
 func TestResultJSONCoversEveryField(t *testing.T) {
-	var want []reflect.StructField
-	rt := reflect.TypeFor[Result]()
-	for i := range rt.NumField() {
-		if f := rt.Field(i); f.IsExported() && f.Name != "Claims" {
-			want = append(want, f)
+	var r Result
+	rv := reflect.ValueOf(&r).Elem()
+	for i := range rv.NumField() {
+		f, ft := rv.Field(i), rv.Type().Field(i)
+		if !ft.IsExported() {
+			continue
+		}
+		switch v := f.Addr().Interface().(type) {
+		case *ear.Status:
+			*v = ear.StatusWarning
+		case **dcap.Result:
+			// A zero TCB status (Unknown) does not encode.
+			*v = &dcap.Result{Status: collateral.UpToDate, Platform: dcap.ComponentStatus{Status: collateral.UpToDate},
+				QE: dcap.ComponentStatus{Status: collateral.UpToDate}}
+		case *claims.Set:
+			*v = claims.Set{"tee": "tdx", "user.<x>": []string{"a&b"}}
+		default:
+			switch f.Kind() {
+			case reflect.String:
+				f.SetString("v<&>\u2028" + ft.Name)
+			case reflect.Bool:
+				f.SetBool(true)
+			case reflect.Pointer:
+				f.Set(reflect.New(ft.Type.Elem()))
+			case reflect.Slice:
+				f.Set(reflect.MakeSlice(ft.Type, 1, 1))
+			case reflect.Struct:
+				// TrustVector: its zero value is encoded in full.
+			default:
+				t.Fatalf("field %s: kind %s not filled by this test", ft.Name, f.Kind())
+			}
 		}
 	}
-	var got []reflect.StructField
-	for _, pt := range []reflect.Type{reflect.TypeFor[resultHead](), reflect.TypeFor[resultTail]()} {
-		for i := range pt.NumField() {
-			got = append(got, pt.Field(i))
+	for name, res := range map[string]*Result{"every field set": &r, "zero": {}} {
+		want, err := json.Marshal(res)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
 		}
-	}
-	if len(got) != len(want) {
-		t.Fatalf("AppendJSON encodes %d fields besides claims, Result has %d", len(got), len(want))
-	}
-	for i := range want {
-		if got[i].Name != want[i].Name || got[i].Tag != want[i].Tag || got[i].Type != want[i].Type {
-			t.Errorf("field %d: AppendJSON has %s %s %q, Result has %s %s %q", i,
-				got[i].Name, got[i].Type, got[i].Tag, want[i].Name, want[i].Type, want[i].Tag)
+		got, err := res.AppendJSON(nil)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if string(got) != string(want) {
+			t.Errorf("%s: AppendJSON\n%s\njson.Marshal\n%s", name, got, want)
 		}
 	}
 }

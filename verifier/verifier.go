@@ -476,7 +476,7 @@ func (v *Verifier) sign(res *Result, s ear.Summary) (*Outcome, error) {
 		if err != nil {
 			return nil, fmt.Errorf("verifier: encode claims: %w", err)
 		}
-		sub.Claims = b
+		sub.Claims, sub.ClaimsCompact = b, true
 		res.claimsJSON, res.claimsOf = b, res.Claims
 	}
 	tok, tc, err := v.signer.Sign(ear.Claims{

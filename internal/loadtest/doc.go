@@ -30,7 +30,13 @@
 // collateral fetched once from a loopback fake PCS, on SQLite and on
 // PostgreSQL (TDPROOF_TEST_POSTGRES_DSN). It logs req/s, p50/p99, the
 // child's CPU per request (/proc) and one P-256 verification measured in
-// the same run. Defaults: 300 requests or 5 s, 4 clients.
+// the same run. Beside it, under the same load, it runs the floor server:
+// a net/http server (in a child process too) that reads the same request,
+// hex-decodes its quote, makes one P-256 verification and one P-256
+// signature and writes a response of the size tdproof serve wrote; its CPU
+// per request is what any verification service on net/http costs here,
+// and the test logs tdproof serve's ratio to it. Defaults: 300 requests
+// or 5 s, 4 clients.
 //
 //	go test -run TestServeLoad -v ./internal/loadtest -loadtest.serve.n 50000 -loadtest.serve.d 10s -loadtest.serve.c 8
 //
@@ -41,7 +47,7 @@
 // broker's CPU per handshake is the server process's alone. Both set it
 // beside one P-256 verification's CPU time measured in the same run.
 // TDPROOF_LOADTEST_CPUPROFILE=FILE makes every serve child write a CPU
-// profile to FILE.<test name>.
+// profile to FILE.<test name> (the floor server to FILE.<test name>.floor).
 //
 //	go test -run 'TestServeDstackLoad|TestServeKBSLoad' -v ./internal/loadtest -loadtest.serve.n 3000 -loadtest.serve.d 15s -loadtest.serve.c 8
 //

@@ -80,7 +80,12 @@ func TestHelperServe(t *testing.T) {
 		prof = f
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	code := cli.Main(ctx, args, strings.NewReader(""), os.Stdout, os.Stderr)
+	var code int
+	if len(args) > 0 && args[0] == floorServerArg {
+		code = runFloorServer(ctx, args[1:])
+	} else {
+		code = cli.Main(ctx, args, strings.NewReader(""), os.Stdout, os.Stderr)
+	}
 	stop()
 	if prof != nil {
 		pprof.StopCPUProfile()
@@ -181,7 +186,11 @@ func startServeChild(t *testing.T, args ...string) (*exec.Cmd, string) {
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperServe$", "-test.count=1", "-test.timeout=30m")
 	env := []string{serveArgsEnv + "=" + string(enc)}
 	if prof := os.Getenv(serveProfileEnv); prof != "" {
-		env = append(env, serveProfileEnv+"="+prof+"."+strings.ReplaceAll(t.Name(), "/", "_"))
+		name := prof + "." + strings.ReplaceAll(t.Name(), "/", "_")
+		if len(args) > 0 && args[0] == floorServerArg {
+			name += ".floor"
+		}
+		env = append(env, serveProfileEnv+"="+name)
 	}
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, cli.EnvPrefix) && !strings.HasPrefix(kv, serveProfileEnv+"=") {
@@ -329,6 +338,7 @@ func TestServeLoad(t *testing.T) {
 				t.Fatal(err)
 			}
 			p.check(t, c)
+			fl := floorLoad(t, p.body, responseSize(t, c, s))
 			floor := p256VerifyNs()
 			msg := fmt.Sprintf("tdproof serve (%s, %d reference values, default policy): %d verifications in %v with %d clients on %d CPUs: %.0f/s, latency p50 %v p99 %v max %v",
 				mode.name, serveReferenceValues, len(lat), elapsed.Round(time.Millisecond), n, runtime.NumCPU(),
@@ -339,6 +349,7 @@ func TestServeLoad(t *testing.T) {
 					per.Round(time.Microsecond), time.Duration(floor).Round(time.Microsecond), float64(per)/floor)
 			}
 			t.Log(msg)
+			t.Log(fl.describe(cpu1-cpu0, len(lat), floor))
 		})
 	}
 }

@@ -257,7 +257,7 @@ func (c *Cache) ActivePolicy(ctx context.Context, id string) (Policy, error) {
 	}
 	p, ok := sn.policies[id]
 	if !ok {
-		return Policy{}, fmt.Errorf("store: active policy %s: %w", id, ErrNotFound)
+		return Policy{}, notFound{"active policy", id}
 	}
 	return p, nil
 }
@@ -270,7 +270,7 @@ func (c *Cache) KBSPolicy(ctx context.Context, name string) (KBSPolicy, error) {
 	}
 	p, ok := sn.kbs[name]
 	if !ok {
-		return KBSPolicy{}, fmt.Errorf("store: kbs policy %s: %w", name, ErrNotFound)
+		return KBSPolicy{}, notFound{"kbs policy", name}
 	}
 	return p, nil
 }
@@ -315,3 +315,13 @@ func (r CachedRefValues) Remove(ctx context.Context, id string) error {
 func (r CachedRefValues) Lookup(ctx context.Context, name string, at time.Time) ([]refvalue.Value, error) {
 	return r.c.LookupReferenceValues(ctx, name, at)
 }
+
+// notFound is ErrNotFound for one named row, formatted only when read:
+// a verification under the built-in default policy asks for an active
+// policy that is usually not there.
+type notFound struct{ what, name string }
+
+func (e notFound) Error() string {
+	return "store: " + e.what + " " + e.name + ": " + ErrNotFound.Error()
+}
+func (e notFound) Unwrap() error { return ErrNotFound }

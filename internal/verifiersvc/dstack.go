@@ -1,6 +1,7 @@
 package verifiersvc
 
 import (
+	"bytes"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -93,8 +94,7 @@ const (
 
 func (s *Service) handleDstack(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	var req DstackRequest
-	body, aerr := s.readJSON(w, r, &req, false)
+	body, req, aerr := s.readDstack(w, r)
 	if aerr != nil {
 		// Not a verification failure: the body is not the JSON expected
 		// (dstack-verifier's web framework answers 400 or 422 then).
@@ -103,12 +103,12 @@ func (s *Service) handleDstack(w http.ResponseWriter, r *http.Request) {
 	}
 	ev := verifier.Evidence{Dstack: body}
 	switch {
-	case req.Attestation != nil:
+	case req.attestation:
 		// dstack-verifier lets an attestation win over the other
 		// members; tdproof verifies the whole body, so quote, event_log,
 		// report_data and vm_config beside it must be its own
 		// (dstack.ParseEvidence): one request, one evidence.
-	case req.Quote == nil:
+	case !req.quote:
 		s.dstackError(w, start, badRequest("malformed_evidence", "Quote is required"))
 		return
 	}
@@ -137,11 +137,30 @@ func (s *Service) handleDstack(w http.ResponseWriter, r *http.Request) {
 			resp.Details.ReportData = &rd
 		}
 	}
-	if req.Debug != nil && *req.Debug {
+	if req.debug {
 		resp.Details.RTMRDebug = rtmrDebug(cause, ev.Dstack)
 	}
 	s.observe(w, "/verify", o.Result.Status.String(), time.Since(start))
 	writeJSON(w, "application/json", resp)
+}
+
+// readDstack reads a /verify body and its shape: from one pass over the
+// usual body, else by decoding it as a DstackRequest.
+func (s *Service) readDstack(w http.ResponseWriter, r *http.Request) ([]byte, dstackShape, *apiError) {
+	buf := getBuffer()
+	defer putBuffer(buf)
+	if aerr := s.readBody(w, r, buf); aerr != nil {
+		return nil, dstackShape{}, aerr
+	}
+	shape, ok := dstackShapeFast(buf.Bytes())
+	if !ok {
+		var req DstackRequest
+		if aerr := decodeBody(buf.Bytes(), &req, false); aerr != nil {
+			return nil, dstackShape{}, aerr
+		}
+		shape = shapeOf(&req)
+	}
+	return bytes.Clone(buf.Bytes()), shape, nil
 }
 
 // dstackError answers a failure of the verification pipeline as

@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tdproof/tdproof/jsonappend"
 	"github.com/tdproof/tdproof/refvalue"
 	"github.com/tdproof/tdproof/verifier"
 )
@@ -334,13 +335,8 @@ func writeNative(w http.ResponseWriter, o *verifier.Outcome) {
 		writeProblem(w, http.StatusInternalServerError, "internal", "encode response", nil)
 		return
 	}
-	tok, err := json.Marshal(o.Token)
-	if err != nil {
-		writeProblem(w, http.StatusInternalServerError, "internal", "encode response", nil)
-		return
-	}
 	b = append(b, `,"token":`...)
-	b = append(b, tok...)
+	b = jsonappend.String(b, o.Token)
 	b = append(b, "}\n"...)
 	buf.Write(b)
 	writeBody(w, verifier.MediaType, buf)
@@ -412,10 +408,15 @@ func (s *Service) decodeJSON(w http.ResponseWriter, r *http.Request, buf *bytes.
 	if aerr := s.readBody(w, r, buf); aerr != nil {
 		return aerr
 	}
-	if fd, ok := v.(interface{ decodeFast([]byte) bool }); ok && strict && fd.decodeFast(buf.Bytes()) {
+	return decodeBody(buf.Bytes(), v, strict)
+}
+
+// decodeBody decodes a request body read by readBody into v.
+func decodeBody(b []byte, v any, strict bool) *apiError {
+	if fd, ok := v.(interface{ decodeFast([]byte) bool }); ok && strict && fd.decodeFast(b) {
 		return nil
 	}
-	dec := json.NewDecoder(bytes.NewReader(buf.Bytes()))
+	dec := json.NewDecoder(bytes.NewReader(b))
 	if strict {
 		dec.DisallowUnknownFields()
 	}

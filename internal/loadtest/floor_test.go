@@ -1,0 +1,178 @@
+package loadtest
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// floorServerArg, as the first argument given to TestHelperServe, starts
+// the floor server instead of tdproof serve.
+const floorServerArg = "loadtest-floor-server"
+
+// runFloorServer serves the least any verification service written on
+// net/http does per POST /v1/verify: it reads the request, hex-decodes
+// its quote, hashes the quote's signed region (632 bytes) with SHA-256
+// and verifies one P-256 signature, hashes a payload the size of an EAR
+// token's signing input (4 KiB) and makes one P-256 signature, and writes
+// a response of the size tdproof writes (args[0], bytes) holding the
+// signature. Its CPU per request, measured as tdproof serve's is, is the
+// floor of the service beside the floor of the cryptography alone.
+func runFloorServer(ctx context.Context, args []string) int {
+	if len(args) != 1 {
+		fmt.Fprintln(os.Stderr, "floor server: want the response size")
+		return 2
+	}
+	size, err := strconv.Atoi(args[0])
+	if err != nil || size < 64 || size > 1<<20 {
+		fmt.Fprintln(os.Stderr, "floor server: bad response size", args[0])
+		return 2
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	signed := make([]byte, 632)
+	h0 := sha256.Sum256(signed)
+	sig, err := ecdsa.SignASN1(rand.Reader, key, h0[:])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	payload := make([]byte, 4096)
+	prefix := []byte(`"quote":"`)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		i := bytes.Index(body, prefix)
+		if i < 0 {
+			http.Error(w, "no quote", http.StatusBadRequest)
+			return
+		}
+		rest := body[i+len(prefix):]
+		end := bytes.IndexByte(rest, '"')
+		if end < 0 {
+			http.Error(w, "unterminated quote", http.StatusBadRequest)
+			return
+		}
+		quote := make([]byte, hex.DecodedLen(end))
+		if _, err := hex.Decode(quote, rest[:end]); err != nil || len(quote) < len(signed) {
+			http.Error(w, "bad quote", http.StatusBadRequest)
+			return
+		}
+		copy(signed, quote[:len(signed)])
+		hq := sha256.Sum256(signed)
+		if hq == h0 || !ecdsa.VerifyASN1(&key.PublicKey, h0[:], sig) {
+			// (hq == h0 only for an all-zero signed region.)
+			http.Error(w, "not verified", http.StatusUnauthorized)
+			return
+		}
+		copy(payload, hq[:])
+		hp := sha256.Sum256(payload)
+		out, err := ecdsa.SignASN1(rand.Reader, key, hp[:])
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		resp := make([]byte, 0, size)
+		resp = append(resp, `{"token":"`...)
+		resp = base64.RawURLEncoding.AppendEncode(resp, out)
+		for len(resp) < size-2 {
+			resp = append(resp, 'a')
+		}
+		resp = append(resp, `"}`...)
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Length", strconv.Itoa(len(resp)))
+		_, _ = w.Write(resp)
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	fmt.Printf("serve: listening on http://%s (floor server)\n", ln.Addr())
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
+
+// floorResult is the floor server's figures under the same load.
+type floorResult struct {
+	perSec   float64
+	p99      time.Duration
+	cpu      time.Duration // per request; 0 when /proc could not be read
+	respSize int
+}
+
+// floorLoad starts the floor server as a child process and loads its
+// POST /v1/verify with body, as serverLoad loads tdproof serve, answering
+// respSize bytes per request.
+func floorLoad(t *testing.T, body []byte, respSize int) floorResult {
+	t.Helper()
+	cmd, url := startServeChild(t, floorServerArg, strconv.Itoa(respSize))
+	n := *serveConcurrency
+	c := client(n)
+	defer c.CloseIdleConnections()
+	s := &service{url: url + "/v1/verify", body: body}
+	send := func() error {
+		code, b, err := s.send(c, false)
+		if err == nil && code != http.StatusOK {
+			err = fmt.Errorf("floor server: status %d: %s", code, b)
+		}
+		return err
+	}
+	if err := send(); err != nil {
+		t.Fatal(err)
+	}
+	lat, elapsed, cpu := serverLoad(t, cmd.Process.Pid, n, send)
+	return floorResult{perSec: float64(len(lat)) / elapsed.Seconds(), p99: pct(lat, 0.99), cpu: cpu, respSize: respSize}
+}
+
+// responseSize returns the size of one response of s.
+func responseSize(t *testing.T, c *http.Client, s *service) int {
+	t.Helper()
+	code, b, err := s.send(c, true)
+	if err != nil || code != http.StatusOK {
+		t.Fatalf("%s: status %d %v: %s", s.url, code, err, b)
+	}
+	return len(b)
+}
+
+// describe reports the floor server's figures and tdproof's CPU per
+// request (total over n requests) against them and against one P-256
+// verification (ns).
+func (f floorResult) describe(total time.Duration, n int, p256 float64) string {
+	msg := fmt.Sprintf("floor server (net/http; hex request, one P-256 verify, one P-256 sign, %d-byte response): %.0f/s, p99 %v",
+		f.respSize, f.perSec, f.p99)
+	if f.cpu > 0 && total > 0 && n > 0 {
+		per := total / time.Duration(n)
+		msg += fmt.Sprintf("; CPU %v per request = %.2f× one P-256 verify; tdproof serve %.2f× the floor server",
+			f.cpu.Round(time.Microsecond), float64(f.cpu)/p256, float64(per)/float64(f.cpu))
+	}
+	return msg
+}
