@@ -89,3 +89,6 @@ var measurementList = func() []Measurement {
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
 }()
+
+// NumMeasurements returns how many well-known measurements there are.
+func NumMeasurements() int { return len(measurementList) }

@@ -667,7 +667,10 @@ func (r *Rules) referenceValues(ctx context.Context, e *evaluator, refs refvalue
 		}
 		return nil
 	}
-	explicit := map[string]bool{}
+	explicit := make(map[string]bool, len(r.ReferenceValues))
+	if e.a.Comparisons == nil {
+		e.a.Comparisons = make([]Comparison, 0, len(r.ReferenceValues)+claims.NumMeasurements())
+	}
 	for _, m := range r.ReferenceValues {
 		claim := m.Claim
 		if claim == "" {

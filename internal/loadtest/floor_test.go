@@ -15,9 +15,13 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/debug"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/tdproof/tdproof/internal/verifiersvc"
 )
 
 // floorServerArg, as the first argument given to TestHelperServe, starts
@@ -25,7 +29,8 @@ import (
 const floorServerArg = "loadtest-floor-server"
 
 // runFloorServer serves the least any verification service written on
-// net/http does per POST /v1/verify: it reads the request, hex-decodes
+// net/http does per POST /v1/verify, with tdproof serve's garbage-collection
+// target and pooled buffers: it reads the request, hex-decodes
 // its quote, hashes the quote's signed region (632 bytes) with SHA-256
 // and verifies one P-256 signature, hashes a payload the size of an EAR
 // token's signing input (4 KiB) and makes one P-256 signature, and writes
@@ -54,14 +59,23 @@ func runFloorServer(ctx context.Context, args []string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
+	if _, ok := os.LookupEnv("GOGC"); !ok {
+		debug.SetGCPercent(verifiersvc.GCPercent) // as tdproof serve runs
+	}
 	payload := make([]byte, 4096)
 	prefix := []byte(`"quote":"`)
+	bodies := sync.Pool{New: func() any { return new(bytes.Buffer) }}
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-		if err != nil {
+		buf := bodies.Get().(*bytes.Buffer)
+		defer func() { buf.Reset(); bodies.Put(buf) }()
+		if n := r.ContentLength; n > 0 && n <= 1<<20 {
+			buf.Grow(int(n) + bytes.MinRead)
+		}
+		if _, err := buf.ReadFrom(io.LimitReader(r.Body, 1<<20)); err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
+		body := buf.Bytes()
 		i := bytes.Index(body, prefix)
 		if i < 0 {
 			http.Error(w, "no quote", http.StatusBadRequest)
@@ -92,7 +106,10 @@ func runFloorServer(ctx context.Context, args []string) int {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}
-		resp := make([]byte, 0, size)
+		rb := bodies.Get().(*bytes.Buffer)
+		defer func() { rb.Reset(); bodies.Put(rb) }()
+		rb.Grow(size)
+		resp := rb.AvailableBuffer()
 		resp = append(resp, `{"token":"`...)
 		resp = base64.RawURLEncoding.AppendEncode(resp, out)
 		for len(resp) < size-2 {
