@@ -483,8 +483,8 @@ func (b *Broker) appraise(ctx context.Context, ss store.KBSSession, att *protoco
 		// dstack Nitro, GCP TDX (or TDX) attestations (dstack.go).
 		return b.appraiseDstack(ctx, protocol.Tee(ss.Tee), att, reportData)
 	}
-	var ev protocol.TDXEvidence
-	if err := json.Unmarshal(att.TeeEvidence.PrimaryEvidence, &ev); err != nil || ev.Quote == "" {
+	ev, err := protocol.ParseTDXEvidence(att.TeeEvidence.PrimaryEvidence)
+	if err != nil || ev.Quote == "" {
 		return "", reportData, "", nil, "primary evidence is not TDX evidence {quote, cc_eventlog}"
 	}
 	raw, err := base64.StdEncoding.DecodeString(ev.Quote)
@@ -516,7 +516,7 @@ func (b *Broker) appraise(ctx context.Context, ss store.KBSSession, att *protoco
 			}
 			vev.CCEL = nil
 		}
-		if vev.Dstack, err = dstackEvidence(raw, &ev); err != nil {
+		if vev.Dstack, err = dstackEvidence(raw, ev); err != nil {
 			return "", reportData, "", nil, "event_log: " + err.Error()
 		}
 		vev.Quote = nil

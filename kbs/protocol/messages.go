@@ -308,9 +308,14 @@ func ParseChallenge(data []byte) (*Challenge, error) {
 // tee-pubkey a supported key ([JWK.PublicKey] succeeds), primary evidence
 // present and not null, init-data (if any) with a format.
 func ParseAttestation(data []byte) (*Attestation, error) {
-	var a Attestation
-	if err := decodeStrict(data, &a, "attestation"); err != nil {
-		return nil, err
+	a, ok := Attestation{}, false
+	if len(data) <= MaxMessageSize {
+		a, ok = attestationFast(data) // the usual form (fastjson.go)
+	}
+	if !ok {
+		if err := decodeStrict(data, &a, "attestation"); err != nil {
+			return nil, err
+		}
 	}
 	if a.RuntimeData.Nonce == "" {
 		return nil, newErr(ErrMalformed, "attestation: empty runtime-data nonce", nil)
