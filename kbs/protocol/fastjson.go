@@ -187,131 +187,176 @@ func plainString(data []byte, i int) (string, int, bool) {
 	return "", 0, false
 }
 
-// member is one member of a JSON object: its plain name and the span of
-// its value.
-type member struct {
-	name       string
-	start, end int
+// plainOrNull returns the plain string (plainString) or null at data[i].
+func plainOrNull(data []byte, i int) (s string, isNull bool, end int, ok bool) {
+	if end, ok := skipWord(data, i, "null"); ok {
+		return "", true, end, true
+	}
+	s, end, ok = plainString(data, i)
+	return s, false, end, ok
 }
 
-// plainObject returns the members of the object that is all of data
-// (surrounding whitespace allowed), whose names must be plain strings
-// among names, each at most once; ok is false otherwise or if a value is
-// not JSON.
-func plainObject(data []byte, names ...string) ([]member, bool) {
-	i := skipSpace(data, 0)
+// objectAt reads the object at data[i]: member names must be plain
+// strings among names, each at most once, and value reads each member's
+// value at start and returns its end. It returns the object's end; ok is
+// false for any other form.
+func objectAt(data []byte, i int, names []string, value func(name string, start int) (int, bool)) (int, bool) {
 	if i >= len(data) || data[i] != '{' {
-		return nil, false
+		return 0, false
 	}
-	var ms []member
+	var seen []string
 	i = skipSpace(data, i+1)
 	if i < len(data) && data[i] == '}' {
-		return ms, skipSpace(data, i+1) == len(data)
+		return i + 1, true
 	}
 	for {
 		name, j, ok := plainString(data, i)
-		if !ok || !slices.Contains(names, name) || slices.ContainsFunc(ms, func(m member) bool { return m.name == name }) {
-			return nil, false
+		if !ok || !slices.Contains(names, name) || slices.Contains(seen, name) {
+			return 0, false
 		}
+		seen = append(seen, name)
 		i = skipSpace(data, j)
 		if i >= len(data) || data[i] != ':' {
-			return nil, false
+			return 0, false
 		}
-		start := skipSpace(data, i+1)
-		end, ok := skipJSON(data, start, 1)
+		end, ok := value(name, skipSpace(data, i+1))
 		if !ok {
-			return nil, false
+			return 0, false
 		}
-		ms = append(ms, member{name, start, end})
 		i = skipSpace(data, end)
 		if i >= len(data) {
-			return nil, false
+			return 0, false
 		}
 		switch data[i] {
 		case ',':
 			i = skipSpace(data, i+1)
 		case '}':
-			return ms, skipSpace(data, i+1) == len(data)
+			return i + 1, true
 		default:
-			return nil, false
+			return 0, false
 		}
 	}
 }
 
-// plainValue returns the string a member's value is, when it is a plain
-// string; isNull when it is null.
-func plainValue(data []byte, m member) (s string, isNull, ok bool) {
-	v := data[m.start:m.end]
-	if string(v) == "null" {
-		return "", true, true
+// document reads the JSON document data with read (its value at start,
+// returning its end): ok only if only whitespace surrounds the value.
+func document(data []byte, read func(start int) (int, bool)) bool {
+	end, ok := read(skipSpace(data, 0))
+	return ok && skipSpace(data, end) == len(data)
+}
+
+// jwkNames are the members of a JWK JWK.UnmarshalJSON reads, by kty.
+var jwkNames = map[string][]string{
+	KtyEC:  {"crv", "alg", "x", "y"},
+	KtyRSA: {"alg", "n", "e"},
+	KtyAKP: {"alg", "pub"},
+}
+
+// jwkAt reads a JWK at data[i] as JWK.UnmarshalJSON does, when its members
+// are plain strings named as in jwkNames and "kty"; ok is false otherwise
+// (including every JWK UnmarshalJSON refuses).
+func jwkAt(data []byte, i int, k *JWK) (int, bool) {
+	vals := make(map[string]string, 5)
+	end, ok := objectAt(data, i, []string{"kty", "crv", "alg", "x", "y", "n", "e", "pub"}, func(name string, start int) (int, bool) {
+		s, end, ok := plainString(data, start)
+		vals[name] = s
+		return end, ok
+	})
+	if !ok {
+		return 0, false
 	}
-	s, end, ok := plainString(data, m.start)
-	return s, false, ok && end == m.end
+	kty, ok := vals["kty"]
+	names := jwkNames[kty]
+	if !ok || names == nil {
+		return 0, false
+	}
+	for _, n := range names {
+		if _, ok := vals[n]; !ok {
+			return 0, false
+		}
+	}
+	*k = JWK{Kty: kty}
+	for _, n := range names {
+		switch v := vals[n]; n {
+		case "alg":
+			k.Alg = v
+		case "crv":
+			k.Crv = v
+		case "x":
+			k.X = v
+		case "y":
+			k.Y = v
+		case "n":
+			k.N = v
+		case "e":
+			k.E = v
+		case "pub":
+			k.Pub = v
+		}
+	}
+	return end, true
 }
 
 // attestationFast decodes data as decodeStrict would into an Attestation
 // when it has the usual form; ok is false otherwise.
-func attestationFast(data []byte) (a Attestation, ok bool) {
-	top, ok := plainObject(data, "runtime-data", "tee-evidence")
+func attestationFast(data []byte) (Attestation, bool) {
+	var a Attestation
+	ok := document(data, func(i int) (int, bool) {
+		return objectAt(data, i, []string{"runtime-data", "tee-evidence"}, func(name string, i int) (int, bool) {
+			if name == "runtime-data" {
+				return objectAt(data, i, []string{"nonce", "tee-pubkey"}, func(name string, i int) (int, bool) {
+					if name == "tee-pubkey" {
+						return jwkAt(data, i, &a.RuntimeData.TeePubKey)
+					}
+					s, _, end, ok := plainOrNull(data, i)
+					a.RuntimeData.Nonce = s
+					return end, ok
+				})
+			}
+			return objectAt(data, i, []string{"primary_evidence", "additional_evidence"}, func(name string, i int) (int, bool) {
+				if name == "primary_evidence" {
+					end, ok := skipJSON(data, i, 2)
+					if ok {
+						a.TeeEvidence.PrimaryEvidence = json.RawMessage(slices.Clone(data[i:end]))
+					}
+					return end, ok
+				}
+				s, _, end, ok := plainOrNull(data, i)
+				a.TeeEvidence.AdditionalEvidence = s
+				return end, ok
+			})
+		})
+	})
 	if !ok {
 		return Attestation{}, false
-	}
-	for _, m := range top {
-		v := data[m.start:m.end]
-		switch m.name {
-		case "runtime-data":
-			// Small (a nonce and a key): encoding/json, as decodeStrict.
-			if string(v) == "null" || json.Unmarshal(v, &a.RuntimeData) != nil {
-				return Attestation{}, false
-			}
-		case "tee-evidence":
-			ev, ok := plainObject(v, "primary_evidence", "additional_evidence")
-			if !ok {
-				return Attestation{}, false
-			}
-			for _, e := range ev {
-				switch e.name {
-				case "primary_evidence":
-					a.TeeEvidence.PrimaryEvidence = json.RawMessage(slices.Clone(v[e.start:e.end]))
-				case "additional_evidence":
-					s, isNull, ok := plainValue(v, e)
-					if !ok {
-						return Attestation{}, false
-					}
-					if !isNull {
-						a.TeeEvidence.AdditionalEvidence = s
-					}
-				}
-			}
-		}
 	}
 	return a, true
 }
 
 // tdxEvidenceFast decodes primary evidence as json.Unmarshal would into a
 // TDXEvidence when it has the usual form; ok is false otherwise.
-func tdxEvidenceFast(data []byte) (ev TDXEvidence, ok bool) {
-	ms, ok := plainObject(data, "cc_eventlog", "quote", "event_log", "vm_config")
+func tdxEvidenceFast(data []byte) (TDXEvidence, bool) {
+	var ev TDXEvidence
+	ok := document(data, func(i int) (int, bool) {
+		return objectAt(data, i, []string{"cc_eventlog", "quote", "event_log", "vm_config"}, func(name string, i int) (int, bool) {
+			s, isNull, end, ok := plainOrNull(data, i)
+			switch name {
+			case "cc_eventlog":
+				if !isNull {
+					ev.CCEventLog = &s
+				}
+			case "quote":
+				ev.Quote = s
+			case "event_log":
+				ev.EventLog = s
+			case "vm_config":
+				ev.VMConfig = s
+			}
+			return end, ok
+		})
+	})
 	if !ok {
 		return TDXEvidence{}, false
-	}
-	for _, m := range ms {
-		s, isNull, ok := plainValue(data, m)
-		if !ok {
-			return TDXEvidence{}, false
-		}
-		switch m.name {
-		case "cc_eventlog":
-			if !isNull {
-				ev.CCEventLog = &s
-			}
-		case "quote":
-			ev.Quote = s
-		case "event_log":
-			ev.EventLog = s
-		case "vm_config":
-			ev.VMConfig = s
-		}
 	}
 	return ev, true
 }

@@ -38,6 +38,13 @@ func fastSeeds(tb testing.TB) []string {
 		`{"tee-evidence":{"primary_evidence":01}}`, `{"tee-evidence":{"primary_evidence":[1,]}}`, `{"tee-evidence":{"primary_evidence":"\x"}}`,
 		`{}`, ``, `[]`, `{`, `{"tee-evidence":{"primary_evidence":` + strings.Repeat("[", 70) + strings.Repeat("]", 70) + `}}`,
 		string(ev), string(ev2), `{"quote":"A","cc_eventlog":"B"}`, `{"Quote":"A"}`, `{"quote":"A","quote":"B"}`, `{"quote":null}`,
+		`{"runtime-data":{"nonce":"n","tee-pubkey":{"kty":"RSA","alg":"RSA-OAEP-256","n":"AQ","e":"AQAB","x":"ignored"}}}`,
+		`{"runtime-data":{"nonce":"n","tee-pubkey":{"kty":"AKP","alg":"ML-KEM-768","pub":"AA"}}}`,
+		`{"runtime-data":{"nonce":"n","tee-pubkey":{"kty":"EC","crv":"P-256","alg":"a","x":"A"}}}`,
+		`{"runtime-data":{"nonce":"n","tee-pubkey":{"kty":"OKP","crv":"X25519"}}}`,
+		`{"runtime-data":{"nonce":"n","tee-pubkey":{"kty":null}}}`, `{"runtime-data":{"nonce":"n","tee-pubkey":null}}`,
+		`{"runtime-data":{"nonce":"n","tee-pubkey":{"KTY":"EC","crv":"P-256","alg":"a","x":"A","y":"B"}}}`,
+		`{"runtime-data":{"nonce":null,"tee-pubkey":{"kty":"EC","crv":"P-256","alg":"a","x":"A","y":"B","kty":"RSA"}}}`,
 		`{"quote":"A\u00e9"}`, `{"quote":1}`, `{"quote":"A","other":2}`, `{"cc_eventlog":"` + "\x7f" + `"}`,
 	}
 }
