@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"slices"
 	"sync"
@@ -44,7 +45,11 @@ type service struct {
 // startService builds a verifier over a dcaptest TDX fixture with
 // in-memory collateral, as verifiersvc's tests do, and serves it on
 // 127.0.0.1:0 until the test ends.
-func startService(tb testing.TB) *service {
+func startService(tb testing.TB) *service { return startServiceHandler(tb, nil) }
+
+// startServiceHandler is startService, also storing the service's handler
+// in handlerOnly when it is not nil.
+func startServiceHandler(tb testing.TB, handlerOnly *http.Handler) *service {
 	tb.Helper()
 	f, err := dcaptest.NewFixture(dcaptest.TDXQuoteV4, dcaptest.FixtureOptions{})
 	if err != nil {
@@ -84,6 +89,9 @@ func startService(tb testing.TB) *service {
 	svc, err := verifiersvc.New(v, func() []byte { return jwks }, verifiersvc.Options{})
 	if err != nil {
 		tb.Fatal(err)
+	}
+	if handlerOnly != nil {
+		*handlerOnly = svc
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -275,4 +283,26 @@ func BenchmarkVerifyHTTP(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "verifications/s")
+}
+
+// BenchmarkVerifyHandler runs POST /v1/verify through the service's
+// handler without a connection (httptest): the user-space cost of a
+// verification request — decoding, verification, appraisal, the EAR
+// token, the response — apart from net/http's and the kernel's.
+func BenchmarkVerifyHandler(b *testing.B) {
+	serveGC(b)
+	var h http.Handler
+	s := startServiceHandler(b, &h)
+	b.ReportAllocs()
+	cpu0 := processCPU()
+	for b.Loop() {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/v1/verify", bytes.NewReader(s.body)))
+		if rec.Code != http.StatusOK {
+			b.Fatalf("%d %s", rec.Code, rec.Body)
+		}
+	}
+	if cpu := processCPU() - cpu0; cpu > 0 {
+		b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
+	}
 }
