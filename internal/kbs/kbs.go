@@ -8,10 +8,11 @@
 // a second attest on the same session, sequential or concurrent, on this
 // broker or another on the same store, or one after the expiry, is refused
 // with AttestationError; the outcome, token or failure, is recorded by one
-// conditional write that only a pending, unexpired session passes), checks that the quote's REPORTDATA equals
-// protocol.ReportData(nonce, tee-pubkey, additional-evidence), verifies the
-// evidence with the verifier (the expected report data is its nonce, so the
-// token's eat_nonce binds it) and returns {"token": EAR}; evidence that is
+// conditional write that only a pending, unexpired session passes),
+// checks that the quote's REPORTDATA equals protocol.ReportData(nonce,
+// tee-pubkey, additional-evidence), verifies the evidence with the
+// verifier (the expected report data is its nonce, so the token's
+// eat_nonce binds it) and returns {"token": EAR}; evidence that is
 // not authentic is refused (AttestationError), and so is a cc_eventlog
 // that does not replay to the quote's RTMR0–2 (and RTMR3 when it records
 // RTMR3 events), with or without an event_log. TDX evidence that carries
@@ -340,12 +341,12 @@ func writeToken(w http.ResponseWriter, token string) {
 			return
 		}
 	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
 	b := make([]byte, 0, len(token)+len(`{"token":""}`)+1)
 	b = append(b, `{"token":"`...)
 	b = append(b, token...)
 	b = append(b, "\"}\n"...)
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
 	_, _ = w.Write(b)
 }
 
