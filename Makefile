@@ -89,6 +89,11 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzParseRuntimeEvent$$' -fuzztime=$(FUZZTIME) ./eventlog/
 	$(GO) test -run='^$$' -fuzz='^FuzzReport$$' -fuzztime=$(FUZZTIME) ./internal/report/
 	$(GO) test -run='^$$' -fuzz='^FuzzNativeDecodeFast$$' -fuzztime=$(FUZZTIME) ./internal/verifiersvc/
+	$(GO) test -run='^$$' -fuzz='^FuzzAttestationFast$$' -fuzztime=$(FUZZTIME) ./kbs/protocol/
+	$(GO) test -run='^$$' -fuzz='^FuzzTDXEvidenceFast$$' -fuzztime=$(FUZZTIME) ./kbs/protocol/
+	$(GO) test -run='^$$' -fuzz='^FuzzSkipJSON$$' -fuzztime=$(FUZZTIME) ./kbs/protocol/
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodeStrict$$' -fuzztime=$(FUZZTIME) ./kbs/protocol/
+	$(GO) test -run='^$$' -fuzz='^FuzzJSONValue$$' -fuzztime=$(FUZZTIME) ./internal/kbs/
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeSCALE$$' -fuzztime=$(FUZZTIME) ./dstack/
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeMsgpack$$' -fuzztime=$(FUZZTIME) ./dstack/
 	$(GO) test -run='^$$' -fuzz='^FuzzParseEvidence$$' -fuzztime=$(FUZZTIME) ./dstack/
