@@ -31,8 +31,9 @@
 // # Sessions in memory
 //
 // The store keeps the sessions, so brokers sharing a database serve each
-// other's handshakes. A broker also remembers, for sessionMemoTTL (2 s),
-// the sessions it wrote (sessions.go): the attest step of a session it
+// other's handshakes. A broker also remembers, for sessionMemoTTL (2 s of
+// the system's clock, whatever Config.Now says), the sessions it wrote
+// (sessions.go): the attest step of a session it
 // created reads the session from memory (its outcome is still recorded by
 // the store's conditional write), and the resource step of a session it
 // attested takes the token's claims as it signed them, without reading
@@ -387,7 +388,7 @@ func (b *Broker) auth(w http.ResponseWriter, r *http.Request) {
 		problem(w, protocol.ProblemAttestationError, "session could not be stored")
 		return
 	}
-	b.sessions.created(ss, b.cfg.Now())
+	b.sessions.created(ss)
 	http.SetCookie(w, &http.Cookie{Name: protocol.SessionCookie, Value: id, Path: protocol.APIPrefix, Expires: exp})
 	writeJSON(w, ch)
 }
@@ -428,14 +429,14 @@ func (b *Broker) attest(w http.ResponseWriter, r *http.Request) {
 	// process on the session is refused here; the conditional write below
 	// refuses every other (sequential or concurrent, from any broker on
 	// the store): the nonce is consumed whatever the outcome.
-	ss, known, used := b.sessions.claim(c.Value, now)
+	ss, known, used := b.sessions.claim(c.Value)
 	if !known {
 		ss, err = b.cfg.Store.PendingKBSSession(ctx, c.Value, now)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			problem(w, protocol.ProblemAttestationError, "session could not be read")
 			return
 		}
-		used = err != nil || !b.sessions.claimLoaded(ss, now)
+		used = err != nil || !b.sessions.claimLoaded(ss)
 	}
 	if used || !now.Before(ss.ExpiresAt) {
 		problem(w, protocol.ProblemAttestationError, spentSession)
@@ -459,7 +460,7 @@ func (b *Broker) attest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if kid, err := ear.KeyID(token); err == nil {
-		b.sessions.attested(ss.ID, ss.ExpiresAt, reportData, att.RuntimeData.TeePubKey, token, kid, claims, done)
+		b.sessions.attested(ss.ID, ss.ExpiresAt, reportData, att.RuntimeData.TeePubKey, token, kid, claims)
 	}
 	writeToken(w, token)
 }

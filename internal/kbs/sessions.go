@@ -15,7 +15,9 @@ import (
 // from its memory: the attest step of a session this process created,
 // the resource step of a session it attested. After that the store is
 // read again, so a session removed from the database by other means than
-// its expiry is refused by this process within sessionMemoTTL.
+// its expiry is refused by this process within sessionMemoTTL. It is
+// measured on the system's clock, not Config.Now (which decides the
+// sessions' expiry and may stand still: serve --at).
 const sessionMemoTTL = 2 * time.Second
 
 // maxSessionMemo bounds the sessions one generation of a sessionMemo
@@ -29,7 +31,7 @@ const maxSessionMemo = 1 << 16
 // outcome with a conditional write (store.AttestKBSSession) whatever the
 // memo says, and the memo only answers for sessionMemoTTL.
 type memoSession struct {
-	at      time.Time // when this process wrote the session's current state
+	at      time.Time // when this process wrote the session's current state (memo clock)
 	nonce   string
 	tee     string
 	expires time.Time
@@ -51,13 +53,22 @@ type memoSession struct {
 // in the last sessionMemoTTL or so: two generations of maps, the older
 // dropped as a whole at each rotation. It is safe for concurrent use.
 type sessionMemo struct {
+	// clock is the memo's clock (nil: time.Now), for its time bound only.
+	clock    func() time.Time
 	mu       sync.Mutex
 	rotated  time.Time
 	cur, old map[string]*memoSession
 }
 
-// find returns the entry of id written at most sessionMemoTTL before now;
-// the caller holds m.mu.
+func (m *sessionMemo) now() time.Time {
+	if m.clock != nil {
+		return m.clock()
+	}
+	return time.Now()
+}
+
+// find returns the entry of id written at most sessionMemoTTL before now
+// (memo clock); the caller holds m.mu.
 func (m *sessionMemo) find(id string, now time.Time) *memoSession {
 	e, ok := m.cur[id]
 	if !ok {
@@ -82,8 +93,9 @@ func (m *sessionMemo) insert(id string, e *memoSession, now time.Time) {
 	m.cur[id] = e
 }
 
-// created remembers the pending session ss this broker stored at now.
-func (m *sessionMemo) created(ss store.KBSSession, now time.Time) {
+// created remembers the pending session ss this broker stored.
+func (m *sessionMemo) created(ss store.KBSSession) {
+	now := m.now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.insert(ss.ID, &memoSession{at: now, nonce: ss.Nonce, tee: ss.Tee, expires: ss.ExpiresAt}, now)
@@ -93,7 +105,8 @@ func (m *sessionMemo) created(ss store.KBSSession, now time.Time) {
 // returns the session as this process created it, with known; and used
 // when this process already claimed the session (its nonce is spent:
 // refuse). A session not remembered is neither known nor used.
-func (m *sessionMemo) claim(id string, now time.Time) (ss store.KBSSession, known, used bool) {
+func (m *sessionMemo) claim(id string) (ss store.KBSSession, known, used bool) {
+	now := m.now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	e := m.find(id, now)
@@ -109,7 +122,8 @@ func (m *sessionMemo) claim(id string, now time.Time) (ss store.KBSSession, know
 
 // claimLoaded marks the session ss, read from the store, as being
 // attested by this process; false if this process claimed it meanwhile.
-func (m *sessionMemo) claimLoaded(ss store.KBSSession, now time.Time) bool {
+func (m *sessionMemo) claimLoaded(ss store.KBSSession) bool {
+	now := m.now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if e := m.find(ss.ID, now); e != nil {
@@ -123,10 +137,11 @@ func (m *sessionMemo) claimLoaded(ss store.KBSSession, now time.Time) bool {
 	return true
 }
 
-// attested remembers that this process recorded, at now, the session id
-// (expiring at expires) as attested with the given report data, TEE key
-// and token (its signing key and claims).
-func (m *sessionMemo) attested(id string, expires time.Time, reportData [64]byte, pub protocol.JWK, token, kid string, claims *ear.Claims, now time.Time) {
+// attested remembers that this process recorded the session id (expiring
+// at expires) as attested with the given report data, TEE key and token
+// (its signing key and claims).
+func (m *sessionMemo) attested(id string, expires time.Time, reportData [64]byte, pub protocol.JWK, token, kid string, claims *ear.Claims) {
+	now := m.now()
 	e := &memoSession{at: now, expires: expires, claimed: true, attested: true, reportData: reportData, teePubKey: pub,
 		tokenID: claims.ID, kid: kid, claims: claims,
 		input: sync.OnceValues(func() (ast.Value, error) { return policyInput(token) })}
@@ -136,11 +151,12 @@ func (m *sessionMemo) attested(id string, expires time.Time, reportData [64]byte
 }
 
 // attestedSession returns what this process recorded when it attested the
-// session id, if it did so less than sessionMemoTTL before now and the
-// session has not expired.
+// session id, if it did so less than sessionMemoTTL ago and the session
+// has not expired at now (Config.Now).
 func (m *sessionMemo) attestedSession(id string, now time.Time) (*memoSession, bool) {
+	t := m.now()
 	m.mu.Lock()
-	e := m.find(id, now)
+	e := m.find(id, t)
 	m.mu.Unlock()
 	if e == nil || !e.attested || !now.Before(e.expires) {
 		return nil, false
