@@ -67,7 +67,7 @@ tools:
 		$(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION); }
 
 bench:
-	$(GO) test -run='^$$$$' -bench=. -benchmem -count=10 ./dcap/ ./pcs/pcscache/ ./measure/ ./snp/ ./dstack/
+	$(GO) test -run='^$$$$' -bench=. -benchmem -count=10 ./dcap/ ./pcs/pcscache/ ./measure/ ./snp/ ./dstack/ ./claims/ ./ear/ ./verifier/ ./jsonappend/
 
 # Bounded load tests of the product (docs/performance.md): tdproof serve as a
 # child process (SQLite; PostgreSQL with TDPROOF_TEST_POSTGRES_DSN): /v1/verify,
