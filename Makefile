@@ -89,6 +89,10 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzParseRuntimeEvent$$' -fuzztime=$(FUZZTIME) ./eventlog/
 	$(GO) test -run='^$$' -fuzz='^FuzzReport$$' -fuzztime=$(FUZZTIME) ./internal/report/
 	$(GO) test -run='^$$' -fuzz='^FuzzNativeDecodeFast$$' -fuzztime=$(FUZZTIME) ./internal/verifiersvc/
+	$(GO) test -run='^$$' -fuzz='^FuzzDstackShapeFast$$' -fuzztime=$(FUZZTIME) ./internal/verifiersvc/
+	$(GO) test -run='^$$' -fuzz='^FuzzAppraisalAppendJSON$$' -fuzztime=$(FUZZTIME) ./policy/
+	$(GO) test -run='^$$' -fuzz='^FuzzString$$' -fuzztime=$(FUZZTIME) ./jsonappend/
+	$(GO) test -run='^$$' -fuzz='^FuzzMarshalMatchesTree$$' -fuzztime=$(FUZZTIME) ./claims/
 	$(GO) test -run='^$$' -fuzz='^FuzzAttestationFast$$' -fuzztime=$(FUZZTIME) ./kbs/protocol/
 	$(GO) test -run='^$$' -fuzz='^FuzzTDXEvidenceFast$$' -fuzztime=$(FUZZTIME) ./kbs/protocol/
 	$(GO) test -run='^$$' -fuzz='^FuzzSkipJSON$$' -fuzztime=$(FUZZTIME) ./kbs/protocol/
