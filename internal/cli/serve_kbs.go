@@ -183,15 +183,16 @@ func parseSecret(b []byte, minLen, maxLen int) ([]byte, error) {
 // and EAR keys, or nil when the role does not include it.
 // adminToken (serve's --admin-token) enables the broker's admin routes;
 // appKeyRoot (nil: none) its app keys.
-// maxBody (--max-body) bounds attestation bodies. The resource policy is
-// read from snap (memory), like the verifier's reference values.
+// maxBody (--max-body) bounds attestation bodies. The resource policy and
+// the sealed resources are read from snap (memory), like the verifier's
+// reference values.
 func newServeBroker(f *serveKBSFlags, kek, appKeyRoot []byte, adminToken string, st *store.Store, snap *store.Cache, v *verifier.Verifier, keys *ear.KeySet, now func() time.Time, maxBody int64) (*kbs.Broker, error) {
 	if !f.withKBS() {
 		return nil, nil
 	}
 	lim := f.limits
 	lim.AttestBodyBytes = maxBody
-	return kbs.New(kbs.Config{Store: st, Policies: snap, Verifier: v, TokenKeys: keys, KEK: kek, AppKeyRoot: appKeyRoot, AdminToken: adminToken, Now: now, Limits: lim})
+	return kbs.New(kbs.Config{Store: st, Policies: snap, Resources: snap, Verifier: v, TokenKeys: keys, KEK: kek, AppKeyRoot: appKeyRoot, AdminToken: adminToken, Now: now, Limits: lim})
 }
 
 // serveHandler routes the role's requests: /kbs/… to the broker (nil:

@@ -97,7 +97,7 @@ func newObservedBroker(t *testing.T, dsn string, sim *tdsim.Sim, log *queryLog, 
 			t.Fatal(err)
 		}
 		t.Cleanup(c.Close)
-		cfg.Policies = c
+		cfg.Policies, cfg.Resources = c, c
 	}
 	b, err := kbs.New(cfg)
 	if err != nil {
@@ -116,10 +116,13 @@ func newObservedBroker(t *testing.T, dsn string, sim *tdsim.Sim, log *queryLog, 
 }
 
 // policyQueries returns the statements of got that read kbs_policies.
-func policyQueries(got []string) []string {
+func policyQueries(got []string) []string { return queriesOf(got, "kbs_policies") }
+
+// queriesOf returns the statements of got that name table.
+func queriesOf(got []string, table string) []string {
 	var out []string
 	for _, q := range got {
-		if strings.Contains(q, "kbs_policies") {
+		if strings.Contains(q, table) {
 			out = append(out, q)
 		}
 	}
@@ -160,9 +163,13 @@ func TestResourceStepPolicyFromMemory(t *testing.T) {
 					if !cached && len(pq) == 0 {
 						t.Fatalf("resource request %d without the cache sent no policy query: %q", i, got)
 					}
-					if cached && len(got) > 2 {
-						// The session and the sealed resource.
-						t.Fatalf("resource request %d: %d statements, want at most 2: %q", i, len(got), got)
+					if rq := queriesOf(got, "kbs_resources"); cached && len(rq) != 0 {
+						t.Fatalf("resource request %d read the sealed resource from SQL: %q", i, rq)
+					}
+					if cached && len(got) > 1 {
+						// At most the session (this broker's memory of
+						// it lasts 2 s).
+						t.Fatalf("resource request %d: %d statements, want at most 1: %q", i, len(got), got)
 					}
 				}
 				if _, err := b.SetResourcePolicy(t.Context(), denyAll); err != nil {
@@ -186,6 +193,18 @@ func TestResourceStepPolicyFromMemory(t *testing.T) {
 				code, _ = a.resource(t, "")
 				if code != http.StatusOK {
 					t.Fatalf("resource after restoring the default: %d", code)
+				}
+				// A resource changed through the broker is served at the
+				// next request, cached or not.
+				if err := b.PutResource(t.Context(), resourceID, []byte("rotated secret")); err != nil {
+					t.Fatal(err)
+				}
+				code, body = a.resource(t, "")
+				if code != http.StatusOK {
+					t.Fatalf("resource after rotation: %d %s", code, body)
+				}
+				if pt, err := protocol.DecryptResource(body, a.priv); err != nil || string(pt) != "rotated secret" {
+					t.Fatalf("resource after rotation: %q %v", pt, err)
 				}
 			})
 		}

@@ -174,6 +174,18 @@ type Config struct {
 	// sees its own Store's writes at once; other brokers' within its
 	// poll interval).
 	Policies PolicySource
+	// Resources serves the sealed resources to the resource route; nil
+	// means Store (one query per resource request). A *store.Cache over
+	// Store serves a resource from memory once read: a resource set or
+	// deleted through this broker is in force from the next request,
+	// through another broker within the Cache's poll interval.
+	Resources ResourceSource
+}
+
+// ResourceSource reads the key broker's sealed resources: *store.Store
+// (SQL) and *store.Cache (memory once read) implement it.
+type ResourceSource interface {
+	KBSResource(ctx context.Context, path string) (store.KBSResource, error)
 }
 
 // PolicySource reads the key broker's stored policies: *store.Store (SQL)
@@ -215,6 +227,9 @@ func New(cfg Config) (*Broker, error) {
 	}
 	if cfg.Policies == nil {
 		cfg.Policies = cfg.Store
+	}
+	if cfg.Resources == nil {
+		cfg.Resources = cfg.Store
 	}
 	if err := cfg.Limits.setDefaults(); err != nil {
 		return nil, err
@@ -295,7 +310,7 @@ func (b *Broker) PutResource(ctx context.Context, id protocol.ResourceID, value 
 
 // openResource reads and unseals the resource at id.
 func (b *Broker) openResource(ctx context.Context, id protocol.ResourceID) ([]byte, error) {
-	rec, err := b.cfg.Store.KBSResource(ctx, id.String())
+	rec, err := b.cfg.Resources.KBSResource(ctx, id.String())
 	if err != nil {
 		return nil, err
 	}

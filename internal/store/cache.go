@@ -40,7 +40,8 @@ type CacheOptions struct {
 
 // Cache serves the reference values, the active appraisal policies and the
 // key broker policies from an in-memory snapshot, so that a verification
-// sends no SQL. Writes still go to the database first (through the Store).
+// sends no SQL, and the key broker's sealed resources from memory once
+// read (KBSResource). Writes still go to the database first (through the Store).
 //
 // The snapshot is reloaded, in one read transaction, when the generation
 // counter (table store_generation, incremented by triggers on every write
@@ -73,7 +74,16 @@ type snapshot struct {
 	refs     map[string][]refvalue.Value
 	policies map[string]Policy    // active version by policy id
 	kbs      map[string]KBSPolicy // key broker policies by name
+	// resources holds the sealed key broker resources read since the
+	// snapshot was taken (read through, at most maxCachedResources):
+	// any write to kbs_resources makes a new snapshot, which starts empty.
+	resources sync.Map // path → KBSResource
+	nres      atomic.Int64
 }
+
+// maxCachedResources bounds the resources one snapshot keeps; others are
+// read from the database on every request.
+const maxCachedResources = 4096
 
 // NewCache loads the first snapshot and starts the poller. The Cache
 // must be closed before the Store.
@@ -260,6 +270,32 @@ func (c *Cache) ActivePolicy(ctx context.Context, id string) (Policy, error) {
 		return Policy{}, notFound{"active policy", id}
 	}
 	return p, nil
+}
+
+// KBSResource is [Store.KBSResource] through the snapshot: the first read
+// of a path goes to the database, later ones are answered from memory
+// until a write to any resource (through this Store at once; from another
+// process within the poll interval, as for policies) makes a new
+// snapshot. A missing resource is not remembered. The returned byte
+// slices are shared: callers must not modify them.
+func (c *Cache) KBSResource(ctx context.Context, path string) (KBSResource, error) {
+	sn, err := c.snap(ctx)
+	if err != nil {
+		return KBSResource{}, err
+	}
+	if v, ok := sn.resources.Load(path); ok {
+		return v.(KBSResource), nil
+	}
+	r, err := c.s.KBSResource(ctx, path)
+	if err != nil {
+		return KBSResource{}, err
+	}
+	// A write that committed after the read made a newer snapshot (the
+	// write count or the generation moved): this one is no longer served.
+	if sn.nres.Add(1) <= maxCachedResources {
+		sn.resources.Store(path, r)
+	}
+	return r, nil
 }
 
 // KBSPolicy is [Store.KBSPolicy] from memory.

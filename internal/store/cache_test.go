@@ -215,3 +215,77 @@ func TestCacheStaleFailsClosed(t *testing.T) {
 		t.Errorf("stale ActivePolicy: %v, want ErrStale", err)
 	}
 }
+
+// TestCacheKBSResource checks the read-through resources of a Cache: the
+// first read of a path sends SQL, the next ones none; a put or delete
+// through the Cache's own Store is seen by the next read; another
+// process's put, update and delete within the poll interval; a missing
+// resource is not remembered.
+func TestCacheKBSResource(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		dsn := b.newDSN(t)
+		var qc queryCounter
+		own := open(t, dsn, qc.option())
+		other := open(t, dsn)
+		c := newCache(t, own, store.CacheOptions{})
+		ctx := t.Context()
+		put := func(s *store.Store, ct string) {
+			t.Helper()
+			if err := s.PutKBSResource(ctx, store.KBSResource{Path: "default/key/1", Nonce: []byte("nonce-12byte"), Ciphertext: []byte(ct)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		read := func() (string, error) {
+			r, err := c.KBSResource(ctx, "default/key/1")
+			return string(r.Ciphertext), err
+		}
+		if _, err := read(); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("missing resource: %v, want ErrNotFound", err)
+		}
+		put(own, "v1") // a missing resource was not remembered
+		if got, err := read(); err != nil || got != "v1" {
+			t.Fatalf("after own put: %q %v", got, err)
+		}
+		before := qc.n.Load()
+		for range 3 {
+			if got, err := read(); err != nil || got != "v1" {
+				t.Fatalf("cached read: %q %v", got, err)
+			}
+		}
+		if n := qc.n.Load() - before; n != 0 {
+			// Only the poller's generation reads could add here.
+			t.Logf("%d statements during three cached reads (the poller's)", n)
+			if n > 3 {
+				t.Fatalf("%d statements for three cached reads", n)
+			}
+		}
+		put(own, "v2")
+		if got, err := read(); err != nil || got != "v2" {
+			t.Fatalf("after own update: %q %v", got, err)
+		}
+		if err := own.DeleteKBSResource(ctx, "default/key/1"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := read(); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("after own delete: %v, want ErrNotFound", err)
+		}
+		waitFor := func(what string, ok func() bool) {
+			t.Helper()
+			start := time.Now()
+			for !ok() {
+				if time.Since(start) > 2*time.Second {
+					t.Fatalf("%s: not seen after 2 s", what)
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		}
+		put(other, "v3")
+		waitFor("other's put", func() bool { got, err := read(); return err == nil && got == "v3" })
+		put(other, "v4")
+		waitFor("other's update", func() bool { got, err := read(); return err == nil && got == "v4" })
+		if err := other.DeleteKBSResource(ctx, "default/key/1"); err != nil {
+			t.Fatal(err)
+		}
+		waitFor("other's delete", func() bool { _, err := read(); return errors.Is(err, store.ErrNotFound) })
+	})
+}

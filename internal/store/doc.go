@@ -24,8 +24,9 @@
 //
 // A [Cache] serves the reference values, the active policies and the key
 // broker policies from memory for the verification path (no SQL per
-// verification); triggers increment the store_generation row on every
-// write to those tables, and a Cache reloads when it changes.
+// verification), and the key broker's sealed resources from memory once
+// read; triggers increment the store_generation row on every write to
+// those tables, and a Cache reloads when it changes.
 //
 // Package store does not interpret what it stores: policies are opaque
 // text, reference values opaque strings, keys opaque PKCS #8 bytes.

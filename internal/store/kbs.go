@@ -169,6 +169,7 @@ ON CONFLICT (path) DO UPDATE SET nonce = excluded.nonce, ciphertext = excluded.c
 	if err != nil {
 		return fmt.Errorf("store: put kbs resource %s: %w", r.Path, err)
 	}
+	s.wrote()
 	return nil
 }
 
@@ -196,6 +197,7 @@ func (s *Store) DeleteKBSResource(ctx context.Context, path string) error {
 	if err != nil {
 		return fmt.Errorf("store: delete kbs resource %s: %w", path, err)
 	}
+	s.wrote()
 	if n, err := res.RowsAffected(); err != nil {
 		return fmt.Errorf("store: delete kbs resource %s: %w", path, err)
 	} else if n == 0 {
