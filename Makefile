@@ -95,7 +95,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzMarshalMatchesTree$$' -fuzztime=$(FUZZTIME) ./claims/
 	$(GO) test -run='^$$' -fuzz='^FuzzAttestationFast$$' -fuzztime=$(FUZZTIME) ./kbs/protocol/
 	$(GO) test -run='^$$' -fuzz='^FuzzTDXEvidenceFast$$' -fuzztime=$(FUZZTIME) ./kbs/protocol/
-	$(GO) test -run='^$$' -fuzz='^FuzzSkipJSON$$' -fuzztime=$(FUZZTIME) ./kbs/protocol/
+	$(GO) test -run='^$$' -fuzz='^FuzzSkipValue$$' -fuzztime=$(FUZZTIME) ./jsonscan/
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeStrict$$' -fuzztime=$(FUZZTIME) ./kbs/protocol/
 	$(GO) test -run='^$$' -fuzz='^FuzzJSONValue$$' -fuzztime=$(FUZZTIME) ./internal/kbs/
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeSCALE$$' -fuzztime=$(FUZZTIME) ./dstack/

@@ -120,3 +120,20 @@ func Key(dst []byte, first bool, name string) []byte {
 	dst = String(dst, name)
 	return append(dst, ':')
 }
+
+// IntMember is one member of an object of integers (IntObject).
+type IntMember struct {
+	Name  string
+	Value int64
+}
+
+// IntObject appends an object of integer members, in the order given, as
+// json.Marshal writes a struct of integer fields.
+func IntObject(dst []byte, members ...IntMember) []byte {
+	dst = append(dst, '{')
+	for i, m := range members {
+		dst = Key(dst, i == 0, m.Name)
+		dst = Int(dst, m.Value)
+	}
+	return append(dst, '}')
+}

@@ -72,3 +72,12 @@ func BenchmarkStringHex(b *testing.B) {
 		buf = String(buf[:0], s)
 	}
 }
+
+func TestIntObject(t *testing.T) {
+	type two struct {
+		A int64 `json:"a-b"`
+		B int64 `json:"<c>"`
+	}
+	same(t, "object", IntObject(nil, IntMember{"a-b", -3}, IntMember{"<c>", 1 << 40}), two{-3, 1 << 40})
+	same(t, "empty", IntObject(nil), struct{}{})
+}

@@ -84,19 +84,13 @@ func appendViolations(dst []byte, vs []Violation) []byte {
 }
 
 func (t TrustVector) appendJSON(dst []byte) []byte {
-	for i, f := range [...]struct {
-		name string
-		v    int8
-	}{
-		{"instance-identity", t.InstanceIdentity}, {"configuration", t.Configuration}, {"executables", t.Executables},
-		{"file-system", t.FileSystem}, {"hardware", t.Hardware}, {"runtime-opaque", t.RuntimeOpaque},
-		{"storage-opaque", t.StorageOpaque}, {"sourced-data", t.SourcedData},
-	} {
-		if i == 0 {
-			dst = append(dst, '{')
-		}
-		dst = jsonappend.Key(dst, i == 0, f.name)
-		dst = jsonappend.Int(dst, int64(f.v))
-	}
-	return append(dst, '}')
+	return jsonappend.IntObject(dst,
+		jsonappend.IntMember{Name: "instance-identity", Value: int64(t.InstanceIdentity)},
+		jsonappend.IntMember{Name: "configuration", Value: int64(t.Configuration)},
+		jsonappend.IntMember{Name: "executables", Value: int64(t.Executables)},
+		jsonappend.IntMember{Name: "file-system", Value: int64(t.FileSystem)},
+		jsonappend.IntMember{Name: "hardware", Value: int64(t.Hardware)},
+		jsonappend.IntMember{Name: "runtime-opaque", Value: int64(t.RuntimeOpaque)},
+		jsonappend.IntMember{Name: "storage-opaque", Value: int64(t.StorageOpaque)},
+		jsonappend.IntMember{Name: "sourced-data", Value: int64(t.SourcedData)})
 }

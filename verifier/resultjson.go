@@ -98,21 +98,15 @@ func (r *Result) AppendJSON(dst []byte) ([]byte, error) {
 // appendTrustVector appends tv as json.Marshal writes it (each claim
 // through its MarshalJSON, a number).
 func appendTrustVector(dst []byte, tv ear.TrustVector) []byte {
-	for i, f := range [...]struct {
-		name string
-		v    ear.Claim
-	}{
-		{"instance-identity", tv.InstanceIdentity}, {"configuration", tv.Configuration}, {"executables", tv.Executables},
-		{"file-system", tv.FileSystem}, {"hardware", tv.Hardware}, {"runtime-opaque", tv.RuntimeOpaque},
-		{"storage-opaque", tv.StorageOpaque}, {"sourced-data", tv.SourcedData},
-	} {
-		if i == 0 {
-			dst = append(dst, '{')
-		}
-		dst = jsonappend.Key(dst, i == 0, f.name)
-		dst = jsonappend.Int(dst, int64(f.v))
-	}
-	return append(dst, '}')
+	return jsonappend.IntObject(dst,
+		jsonappend.IntMember{Name: "instance-identity", Value: int64(tv.InstanceIdentity)},
+		jsonappend.IntMember{Name: "configuration", Value: int64(tv.Configuration)},
+		jsonappend.IntMember{Name: "executables", Value: int64(tv.Executables)},
+		jsonappend.IntMember{Name: "file-system", Value: int64(tv.FileSystem)},
+		jsonappend.IntMember{Name: "hardware", Value: int64(tv.Hardware)},
+		jsonappend.IntMember{Name: "runtime-opaque", Value: int64(tv.RuntimeOpaque)},
+		jsonappend.IntMember{Name: "storage-opaque", Value: int64(tv.StorageOpaque)},
+		jsonappend.IntMember{Name: "sourced-data", Value: int64(tv.SourcedData)})
 }
 
 // sameMap reports whether a and b are the same map (not merely equal).

@@ -15,7 +15,7 @@ const module = "github.com/tdproof/tdproof"
 
 // layers maps each library package to its layer (architecture.md).
 var layers = map[string]string{
-	"quote": "parse", "pckcert": "parse", "collateral": "parse", "eventlog": "parse", "jcs": "parse", "pinnedcert": "parse", "jsonappend": "parse",
+	"quote": "parse", "pckcert": "parse", "collateral": "parse", "eventlog": "parse", "jcs": "parse", "pinnedcert": "parse", "jsonappend": "parse", "jsonscan": "parse",
 	"measure": "derive",
 	"pcs":     "fetch", "pcs/pcscache": "fetch", "amdkds": "fetch", "revocation/crlcache": "fetch",
 	"dcap": "verify", "dstack": "verify", "snp": "verify", "nitro": "verify", "tpm": "verify", "revocation": "verify",

@@ -1,5 +1,7 @@
 package verifiersvc
 
+import "github.com/tdproof/tdproof/jsonscan"
+
 // dstackShape is what POST /verify needs of its request before verifying
 // the body as dstack evidence: which members are present (not null) and
 // whether it asks for debug output. dstack.ParseEvidence decodes the
@@ -20,25 +22,25 @@ func shapeOf(req *DstackRequest) dstackShape {
 // decodes the body with encoding/json, whose answer is the reference;
 // FuzzDstackShapeFast checks that both agree wherever this answers.
 func dstackShapeFast(b []byte) (s dstackShape, ok bool) {
-	i := skipSpace(b, 0)
+	i := jsonscan.SkipSpace(b, 0)
 	if i >= len(b) || b[i] != '{' {
 		return s, false
 	}
-	i = skipSpace(b, i+1)
+	i = jsonscan.SkipSpace(b, i+1)
 	if i < len(b) && b[i] == '}' {
 		return s, false // an empty object: let encoding/json answer
 	}
 	var seen [6]bool
 	for {
-		key, j, ok := plainString(b, i)
+		key, j, ok := jsonscan.PlainString(b, i)
 		if !ok {
 			return s, false
 		}
-		i = skipSpace(b, j)
+		i = jsonscan.SkipSpace(b, j)
 		if i >= len(b) || b[i] != ':' {
 			return s, false
 		}
-		i = skipSpace(b, i+1)
+		i = jsonscan.SkipSpace(b, i+1)
 		k := -1
 		for n, name := range [...]string{"quote", "event_log", "vm_config", "debug", "attestation", "report_data"} {
 			if key == name {
@@ -49,18 +51,18 @@ func dstackShapeFast(b []byte) (s dstackShape, ok bool) {
 			return s, false
 		}
 		seen[k] = true
-		null := hasPrefixAt(b, i, "null")
+		null := hasWord(b, i, "null")
 		switch {
 		case null:
 			i += 4
-		case k == 3 && hasPrefixAt(b, i, "true"):
+		case k == 3 && hasWord(b, i, "true"):
 			s.debug, i = true, i+4
-		case k == 3 && hasPrefixAt(b, i, "false"):
+		case k == 3 && hasWord(b, i, "false"):
 			i += 5
 		case k == 3:
 			return s, false
 		default:
-			if i, ok = skipString(b, i); !ok {
+			if i, ok = jsonscan.SkipString(b, i); !ok {
 				return s, false
 			}
 		}
@@ -70,7 +72,7 @@ func dstackShapeFast(b []byte) (s dstackShape, ok bool) {
 		case k == 4:
 			s.attestation = !null
 		}
-		i = skipSpace(b, i)
+		i = jsonscan.SkipSpace(b, i)
 		if i >= len(b) {
 			return s, false
 		}
@@ -80,46 +82,10 @@ func dstackShapeFast(b []byte) (s dstackShape, ok bool) {
 		if b[i] != ',' {
 			return s, false
 		}
-		i = skipSpace(b, i+1)
+		i = jsonscan.SkipSpace(b, i+1)
 	}
-	if skipSpace(b, i+1) != len(b) {
+	if jsonscan.SkipSpace(b, i+1) != len(b) {
 		return s, false
 	}
 	return s, true
-}
-
-// skipString returns the index after the JSON string at b[i:], checking
-// it as encoding/json does: no control bytes, only JSON's escapes.
-func skipString(b []byte, i int) (int, bool) {
-	if i >= len(b) || b[i] != '"' {
-		return 0, false
-	}
-	for j := i + 1; j < len(b); j++ {
-		switch c := b[j]; {
-		case c == '"':
-			return j + 1, true
-		case c < 0x20:
-			return 0, false
-		case c == '\\':
-			j++
-			if j >= len(b) {
-				return 0, false
-			}
-			switch b[j] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-			case 'u':
-				if len(b)-j < 5 || !isHex(b[j+1]) || !isHex(b[j+2]) || !isHex(b[j+3]) || !isHex(b[j+4]) {
-					return 0, false
-				}
-				j += 4
-			default:
-				return 0, false
-			}
-		}
-	}
-	return 0, false
-}
-
-func isHex(c byte) bool {
-	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }

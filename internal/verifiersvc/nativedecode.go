@@ -1,5 +1,7 @@
 package verifiersvc
 
+import "github.com/tdproof/tdproof/jsonscan"
+
 // decodeFast decodes the common POST /v1/verify body without
 // encoding/json: one object whose members are among quote, cc_eventlog,
 // nonce and policy_id (strings of printable ASCII without escapes, as hex
@@ -13,25 +15,25 @@ package verifiersvc
 // reads it once, a byte at a time, with a tighter loop.
 func (r *NativeRequest) decodeFast(b []byte) bool {
 	var out NativeRequest
-	i := skipSpace(b, 0)
+	i := jsonscan.SkipSpace(b, 0)
 	if i >= len(b) || b[i] != '{' {
 		return false
 	}
-	i = skipSpace(b, i+1)
+	i = jsonscan.SkipSpace(b, i+1)
 	if i < len(b) && b[i] == '}' {
 		return false // an empty object: let encoding/json answer
 	}
 	var seen [5]bool
 	for {
-		key, j, ok := plainString(b, i)
+		key, j, ok := jsonscan.PlainString(b, i)
 		if !ok {
 			return false
 		}
-		i = skipSpace(b, j)
+		i = jsonscan.SkipSpace(b, j)
 		if i >= len(b) || b[i] != ':' {
 			return false
 		}
-		i = skipSpace(b, i+1)
+		i = jsonscan.SkipSpace(b, i+1)
 		var k int
 		var dst **string
 		switch key {
@@ -54,15 +56,15 @@ func (r *NativeRequest) decodeFast(b []byte) bool {
 		seen[k] = true
 		if k == 4 {
 			switch {
-			case hasPrefixAt(b, i, "true"):
+			case hasWord(b, i, "true"):
 				out.Details, i = true, i+4
-			case hasPrefixAt(b, i, "false"):
+			case hasWord(b, i, "false"):
 				out.Details, i = false, i+5
 			default:
 				return false
 			}
 		} else {
-			v, j, ok := plainString(b, i)
+			v, j, ok := jsonscan.PlainString(b, i)
 			if !ok {
 				return false
 			}
@@ -76,7 +78,7 @@ func (r *NativeRequest) decodeFast(b []byte) bool {
 				*dst = &v
 			}
 		}
-		i = skipSpace(b, i)
+		i = jsonscan.SkipSpace(b, i)
 		if i >= len(b) {
 			return false
 		}
@@ -86,39 +88,17 @@ func (r *NativeRequest) decodeFast(b []byte) bool {
 		if b[i] != ',' {
 			return false
 		}
-		i = skipSpace(b, i+1)
+		i = jsonscan.SkipSpace(b, i+1)
 	}
-	if skipSpace(b, i+1) != len(b) {
+	if jsonscan.SkipSpace(b, i+1) != len(b) {
 		return false
 	}
 	*r = out
 	return true
 }
 
-// plainString reads the JSON string at b[i:] if it holds only printable
-// ASCII other than '"' and '\\', and returns it and the index after it.
-func plainString(b []byte, i int) (string, int, bool) {
-	if i >= len(b) || b[i] != '"' {
-		return "", 0, false
-	}
-	for j := i + 1; j < len(b); j++ {
-		switch c := b[j]; {
-		case c == '"':
-			return string(b[i+1 : j]), j + 1, true
-		case c < 0x20 || c > 0x7e || c == '\\':
-			return "", 0, false
-		}
-	}
-	return "", 0, false
-}
-
-func skipSpace(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-func hasPrefixAt(b []byte, i int, p string) bool {
-	return len(b)-i >= len(p) && string(b[i:i+len(p)]) == p
+// hasWord reports whether the word w (true, false, null) is at b[i].
+func hasWord(b []byte, i int, w string) bool {
+	_, ok := jsonscan.SkipWord(b, i, w)
+	return ok
 }

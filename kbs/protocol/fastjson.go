@@ -3,6 +3,8 @@ package protocol
 import (
 	"encoding/json"
 	"slices"
+
+	"github.com/tdproof/tdproof/jsonscan"
 )
 
 // This file reads the usual form of an Attestation and of TDX evidence —
@@ -14,185 +16,13 @@ import (
 // is sure to decode what encoding/json decodes (FuzzAttestationFast,
 // FuzzTDXEvidenceFast).
 
-// maxFastDepth bounds the nesting skipJSON follows; deeper values are
-// left to encoding/json.
-const maxFastDepth = 64
-
-func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
-
-func skipSpace(data []byte, i int) int {
-	for i < len(data) && isSpace(data[i]) {
-		i++
-	}
-	return i
-}
-
-// skipJSON returns the end of the JSON value at data[i], which encoding/json
-// would accept there; ok is false if it is not one, or nests deeper than
-// maxFastDepth.
-func skipJSON(data []byte, i, depth int) (int, bool) {
-	if i >= len(data) {
-		return 0, false
-	}
-	switch c := data[i]; {
-	case c == '{' || c == '[':
-		if depth >= maxFastDepth {
-			return 0, false
-		}
-		closer := byte('}')
-		if c == '[' {
-			closer = ']'
-		}
-		i = skipSpace(data, i+1)
-		if i < len(data) && data[i] == closer {
-			return i + 1, true
-		}
-		for {
-			var ok bool
-			if c == '{' {
-				if i >= len(data) || data[i] != '"' {
-					return 0, false
-				}
-				if i, ok = skipString(data, i); !ok {
-					return 0, false
-				}
-				i = skipSpace(data, i)
-				if i >= len(data) || data[i] != ':' {
-					return 0, false
-				}
-				i = skipSpace(data, i+1)
-			}
-			if i, ok = skipJSON(data, i, depth+1); !ok {
-				return 0, false
-			}
-			i = skipSpace(data, i)
-			if i >= len(data) {
-				return 0, false
-			}
-			switch data[i] {
-			case ',':
-				i = skipSpace(data, i+1)
-			case closer:
-				return i + 1, true
-			default:
-				return 0, false
-			}
-		}
-	case c == '"':
-		return skipString(data, i)
-	case c == 't':
-		return skipWord(data, i, "true")
-	case c == 'f':
-		return skipWord(data, i, "false")
-	case c == 'n':
-		return skipWord(data, i, "null")
-	case c == '-' || '0' <= c && c <= '9':
-		return skipNumber(data, i)
-	}
-	return 0, false
-}
-
-func skipWord(data []byte, i int, w string) (int, bool) {
-	if len(data)-i < len(w) || string(data[i:i+len(w)]) != w {
-		return 0, false
-	}
-	return i + len(w), true
-}
-
-func isHex(c byte) bool { return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F' }
-
-// skipString returns the end of the string at data[i] (its opening quote):
-// bytes from 0x20 on, escapes as RFC 8259 lists them.
-func skipString(data []byte, i int) (int, bool) {
-	for i++; i < len(data); i++ {
-		switch c := data[i]; {
-		case c == '"':
-			return i + 1, true
-		case c < 0x20:
-			return 0, false
-		case c == '\\':
-			i++
-			if i >= len(data) {
-				return 0, false
-			}
-			switch data[i] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-			case 'u':
-				if len(data)-i < 5 || !isHex(data[i+1]) || !isHex(data[i+2]) || !isHex(data[i+3]) || !isHex(data[i+4]) {
-					return 0, false
-				}
-				i += 4
-			default:
-				return 0, false
-			}
-		}
-	}
-	return 0, false
-}
-
-func skipDigits(data []byte, i int) int {
-	for i < len(data) && '0' <= data[i] && data[i] <= '9' {
-		i++
-	}
-	return i
-}
-
-func skipNumber(data []byte, i int) (int, bool) {
-	if data[i] == '-' {
-		i++
-	}
-	switch {
-	case i < len(data) && data[i] == '0':
-		i++
-	case i < len(data) && '1' <= data[i] && data[i] <= '9':
-		i = skipDigits(data, i)
-	default:
-		return 0, false
-	}
-	if i < len(data) && data[i] == '.' {
-		j := skipDigits(data, i+1)
-		if j == i+1 {
-			return 0, false
-		}
-		i = j
-	}
-	if i < len(data) && (data[i] == 'e' || data[i] == 'E') {
-		i++
-		if i < len(data) && (data[i] == '+' || data[i] == '-') {
-			i++
-		}
-		j := skipDigits(data, i)
-		if j == i {
-			return 0, false
-		}
-		i = j
-	}
-	return i, true
-}
-
-// plainString returns the string at data[i] if it has no escapes and only
-// printable ASCII (what encoding/json decodes to its bytes), and its end.
-func plainString(data []byte, i int) (string, int, bool) {
-	if i >= len(data) || data[i] != '"' {
-		return "", 0, false
-	}
-	for j := i + 1; j < len(data); j++ {
-		switch c := data[j]; {
-		case c == '"':
-			return string(data[i+1 : j]), j + 1, true
-		case c < 0x20 || c >= 0x7f || c == '\\':
-			return "", 0, false
-		}
-	}
-	return "", 0, false
-}
-
-// plainOrNull returns the plain string (plainString) or null at data[i].
+// plainOrNull returns the plain string (jsonscan.PlainString) or null at
+// data[i].
 func plainOrNull(data []byte, i int) (s string, isNull bool, end int, ok bool) {
-	if end, ok := skipWord(data, i, "null"); ok {
+	if end, ok := jsonscan.SkipWord(data, i, "null"); ok {
 		return "", true, end, true
 	}
-	s, end, ok = plainString(data, i)
+	s, end, ok = jsonscan.PlainString(data, i)
 	return s, false, end, ok
 }
 
@@ -205,31 +35,31 @@ func objectAt(data []byte, i int, names []string, value func(name string, start 
 		return 0, false
 	}
 	var seen []string
-	i = skipSpace(data, i+1)
+	i = jsonscan.SkipSpace(data, i+1)
 	if i < len(data) && data[i] == '}' {
 		return i + 1, true
 	}
 	for {
-		name, j, ok := plainString(data, i)
+		name, j, ok := jsonscan.PlainString(data, i)
 		if !ok || !slices.Contains(names, name) || slices.Contains(seen, name) {
 			return 0, false
 		}
 		seen = append(seen, name)
-		i = skipSpace(data, j)
+		i = jsonscan.SkipSpace(data, j)
 		if i >= len(data) || data[i] != ':' {
 			return 0, false
 		}
-		end, ok := value(name, skipSpace(data, i+1))
+		end, ok := value(name, jsonscan.SkipSpace(data, i+1))
 		if !ok {
 			return 0, false
 		}
-		i = skipSpace(data, end)
+		i = jsonscan.SkipSpace(data, end)
 		if i >= len(data) {
 			return 0, false
 		}
 		switch data[i] {
 		case ',':
-			i = skipSpace(data, i+1)
+			i = jsonscan.SkipSpace(data, i+1)
 		case '}':
 			return i + 1, true
 		default:
@@ -241,8 +71,8 @@ func objectAt(data []byte, i int, names []string, value func(name string, start 
 // document reads the JSON document data with read (its value at start,
 // returning its end): ok only if only whitespace surrounds the value.
 func document(data []byte, read func(start int) (int, bool)) bool {
-	end, ok := read(skipSpace(data, 0))
-	return ok && skipSpace(data, end) == len(data)
+	end, ok := read(jsonscan.SkipSpace(data, 0))
+	return ok && jsonscan.SkipSpace(data, end) == len(data)
 }
 
 // jwkNames are the members of a JWK JWK.UnmarshalJSON reads, by kty.
@@ -258,7 +88,7 @@ var jwkNames = map[string][]string{
 func jwkAt(data []byte, i int, k *JWK) (int, bool) {
 	vals := make(map[string]string, 5)
 	end, ok := objectAt(data, i, []string{"kty", "crv", "alg", "x", "y", "n", "e", "pub"}, func(name string, start int) (int, bool) {
-		s, end, ok := plainString(data, start)
+		s, end, ok := jsonscan.PlainString(data, start)
 		vals[name] = s
 		return end, ok
 	})
@@ -315,7 +145,7 @@ func attestationFast(data []byte) (Attestation, bool) {
 			}
 			return objectAt(data, i, []string{"primary_evidence", "additional_evidence"}, func(name string, i int) (int, bool) {
 				if name == "primary_evidence" {
-					end, ok := skipJSON(data, i, 2)
+					end, ok := jsonscan.SkipValue(data, i)
 					if ok {
 						a.TeeEvidence.PrimaryEvidence = json.RawMessage(slices.Clone(data[i:end]))
 					}

@@ -91,51 +91,6 @@ func FuzzTDXEvidenceFast(f *testing.F) {
 	})
 }
 
-// FuzzSkipJSON: skipJSON accepts a document only if encoding/json does,
-// and every document encoding/json accepts that nests at most
-// maxFastDepth deep.
-func FuzzSkipJSON(f *testing.F) {
-	for _, s := range fastSeeds(f) {
-		f.Add([]byte(s))
-	}
-	for _, s := range []string{`0`, `-0.5e-7`, `1E+2`, `"\/\b\f\n\r\t\"\\\u00aF"`, `[[]]`, `{"a":{}}`, ` true `, `nul`, `1.`, `-`, `"\u00g0"`, `"` + "\x1f" + `"`} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		end, ok := skipJSON(data, skipSpace(data, 0), 0)
-		ok = ok && skipSpace(data, end) == len(data)
-		valid := json.Valid(data)
-		if ok && !valid {
-			t.Fatalf("%q: skipJSON accepts what encoding/json refuses", data)
-		}
-		if valid && !ok && depth(data) <= maxFastDepth {
-			t.Fatalf("%q: skipJSON refuses valid JSON", data)
-		}
-	})
-}
-
-// depth is the deepest bracket nesting of data outside strings (of valid
-// JSON).
-func depth(data []byte) int {
-	d, dmax, in, esc := 0, 0, false, false
-	for _, c := range data {
-		switch {
-		case in && esc:
-			esc = false
-		case in && c == '\\':
-			esc = true
-		case c == '"':
-			in = !in
-		case !in && (c == '{' || c == '['):
-			d++
-			dmax = max(dmax, d)
-		case !in && (c == '}' || c == ']'):
-			d--
-		}
-	}
-	return dmax
-}
-
 // TestFastPathsAnswer: the usual forms take the fast paths (which the
 // fuzz targets hold equal to encoding/json).
 func TestFastPathsAnswer(t *testing.T) {
