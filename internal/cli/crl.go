@@ -30,10 +30,7 @@ func (f *crlFlags) hook(ctx context.Context, now time.Time) func([]*x509.Certifi
 	if f.dir == "" {
 		return nil
 	}
-	c := &crlcache.Cache{Dir: f.dir, Offline: f.offline}
-	if !now.IsZero() {
-		c.Now = func() time.Time { return now }
-	}
+	c := f.cache(now)
 	return func(chain []*x509.Certificate) ([]*x509.RevocationList, error) { return c.CRLs(ctx, chain) }
 }
 
@@ -43,9 +40,15 @@ func (f *crlFlags) verifierOptions(now time.Time) []verifier.Option {
 	if f.dir == "" {
 		return nil
 	}
+	return []verifier.Option{verifier.WithCRLs(f.cache(now).CRLs)}
+}
+
+// cache is the CRL cache of --crl-dir, its clock at now (zero: the wall
+// clock).
+func (f *crlFlags) cache(now time.Time) *crlcache.Cache {
 	c := &crlcache.Cache{Dir: f.dir, Offline: f.offline}
 	if !now.IsZero() {
 		c.Now = func() time.Time { return now }
 	}
-	return []verifier.Option{verifier.WithCRLs(c.CRLs)}
+	return c
 }

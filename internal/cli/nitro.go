@@ -258,7 +258,6 @@ func classifyNitro(err error) (int, string, bool) {
 	return classifyTPM(err)
 }
 
-// printDstackNitro prints a verified dstack Nitro result (dstack verify).
 // dstackVerifyNitro verifies dstack Nitro Enclave or NitroTPM evidence
 // for dstack verify through the service's pipeline (verifier.Verifier:
 // the document against the AWS root, or --trusted-root's; the tee nitro
@@ -286,6 +285,7 @@ func (a *app) dstackVerifyNitro(cmd *cobra.Command, out *dstackOutput, in verifi
 	return withHints(verr, appraisalHints(o.Result, f.appraisal.policyFile == "" && f.appraisal.db == "")...)
 }
 
+// printDstackNitro prints a verified dstack Nitro result (dstack verify).
 func printDstackNitro(p *printer, r *dstack.Result) {
 	n := r.Nitro
 	p.kv(0, "module id", n.ModuleID)
