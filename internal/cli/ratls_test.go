@@ -116,24 +116,7 @@ func TestDstackConnect(t *testing.T) {
 	}
 	k1, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	root := writeFile(t, t.TempDir(), "root.der", ca.Root.Raw)
-	serve := func(der []byte) string {
-		ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: k1}}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { ln.Close() })
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				_ = c.(*tls.Conn).Handshake()
-				c.Close()
-			}
-		}()
-		return ln.Addr().String()
-	}
+	serve := func(der []byte) string { return serveRATLS(t, der, k1) }
 	addr := serve(simRATLS(t, ca, k1, k1, true))
 	args := []string{"dstack", "connect", addr, "--trusted-root", root}
 	o := invoke(t, nil, args...)
@@ -280,26 +263,8 @@ func TestDstackVerifyCertTDX(t *testing.T) {
 // attestation in a certificate of another key.
 func TestDstackConnectTDX(t *testing.T) {
 	s := newTDSimRATLS(t)
-	serve := func(der []byte, key *ecdsa.PrivateKey) string {
-		ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { ln.Close() })
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				_ = c.(*tls.Conn).Handshake()
-				c.Close()
-			}
-		}()
-		return ln.Addr().String()
-	}
 	common := []string{"--collateral", s.collateral, "--trusted-root", s.root, "--at", s.now.Format(time.RFC3339)}
-	args := append([]string{"dstack", "connect", serve(s.der, s.key)}, common...)
+	args := append([]string{"dstack", "connect", serveRATLS(t, s.der, s.key)}, common...)
 	o := invoke(t, nil, args...)
 	o.wantCode(t, exitOK, args...)
 	var out dstack.CertVerification
@@ -312,7 +277,7 @@ func TestDstackConnectTDX(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	args = append([]string{"dstack", "connect", serve(swapped, other)}, common...)
+	args = append([]string{"dstack", "connect", serveRATLS(t, swapped, other)}, common...)
 	invoke(t, nil, args...).wantCode(t, exitNotAuthentic, args...)
 }
 
@@ -352,4 +317,26 @@ func TestDstackVerifyCertSharedMaterial(t *testing.T) {
 	if _, err := os.Stat(cert + ".ratls-verification.json"); !os.IsNotExist(err) {
 		t.Fatalf("a refused certificate wrote its output (%v)", err)
 	}
+}
+
+// serveRATLS serves TLS handshakes with the certificate der (of key) on a
+// local port until the test ends, and returns its address.
+func serveRATLS(t *testing.T, der []byte, key *ecdsa.PrivateKey) string {
+	t.Helper()
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_ = c.(*tls.Conn).Handshake()
+			c.Close()
+		}
+	}()
+	return ln.Addr().String()
 }
