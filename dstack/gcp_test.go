@@ -95,14 +95,7 @@ func (p *gcpParts) evidence(t *testing.T, s *tpmsim.Signer) (*dstack.Evidence, d
 		}
 		a.RuntimeEvents = append(a.RuntimeEvents, e)
 	}
-	raw, err := a.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ev, err := dstack.ParseEvidence(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ev := marshalEvidence(t, a)
 	o := sg.options()
 	o.GCP = dstack.GCPOptions{TPMRoot: s.Root, TPMIntermediates: []*x509.Certificate{s.Intermediate}, FirmwarePCR0: p.firmwareRef}
 	return ev, o, sg.collateral

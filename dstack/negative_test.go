@@ -73,14 +73,7 @@ func (p *enclaveParts) build(t *testing.T) *dstack.Evidence {
 	} else {
 		a.NSMQuote = doc
 	}
-	raw, err := a.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ev, err := dstack.ParseEvidence(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ev := marshalEvidence(t, a)
 	return ev
 }
 

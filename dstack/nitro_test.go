@@ -140,14 +140,7 @@ func (p *nitroTPMParts) build(t *testing.T, ca *nitrosim.CA) *dstack.Evidence {
 	cj, _ := json.Marshal(cfg)
 	a := &dstack.Attestation{Platform: dstack.PlatformAWSNitroTPM, NitroTPMDocument: doc, RuntimeEvents: p.events,
 		ReportData: p.reportData, Config: string(cj)}
-	raw, err := a.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ev, err := dstack.ParseEvidence(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ev := marshalEvidence(t, a)
 	return ev
 }
 
@@ -217,14 +210,7 @@ func TestNitroVersion1(t *testing.T) {
 		t.Fatal(err)
 	}
 	a.Version, a.Stack, a.ByteArrays = 1, dstack.StackDstack, true
-	raw, err := a.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ev, err := dstack.ParseEvidence(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ev := marshalEvidence(t, a)
 	if ev.Attestation.Version != 1 || !ev.Attestation.ByteArrays || ev.Attestation.Platform != dstack.PlatformNitroEnclave {
 		t.Fatalf("%+v", ev.Attestation)
 	}
@@ -235,4 +221,18 @@ func TestNitroVersion1(t *testing.T) {
 	if hex.EncodeToString(r.AppInfo.AppID) != "e3b0c44298fc1c149afbf4c8996fb92427ae41e4" {
 		t.Fatalf("app id %x", r.AppInfo.AppID)
 	}
+}
+
+// marshalEvidence is the evidence a marshalled attestation parses to.
+func marshalEvidence(t *testing.T, a *dstack.Attestation) *dstack.Evidence {
+	t.Helper()
+	raw, err := a.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := dstack.ParseEvidence(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ev
 }
