@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/tdproof/tdproof/revocation"
@@ -50,7 +51,20 @@ type Cache struct {
 	// Now is the cache's clock (nil: time.Now): a cached list is current
 	// while Now is before its NextUpdate.
 	Now func() time.Time
+
+	// mem keeps the current lists Get returned, parsed and verified, by
+	// URL and issuer key: a server verifying every request does not
+	// read, parse and verify the same file each time. A Cache must not
+	// be copied after first use.
+	mu  sync.Mutex
+	mem map[memKey]*x509.RevocationList
 }
+
+// memKey is a list's URL and the SubjectPublicKeyInfo it verified under.
+type memKey struct{ url, issuerKey string }
+
+// maxMem bounds Cache.mem; it is emptied when full.
+const maxMem = 256
 
 // CRLs returns the lists the certificates of chain (leaf first, each
 // issued by the next) name as distribution points: cached, or fetched and
@@ -94,6 +108,13 @@ func (c *Cache) Get(ctx context.Context, url string, issuer *x509.Certificate) (
 	if c.Now != nil {
 		now = c.Now()
 	}
+	var key memKey
+	if issuer != nil {
+		key = memKey{url, string(issuer.RawSubjectPublicKeyInfo)}
+		if l := c.recall(key, now); l != nil {
+			return l, nil
+		}
+	}
 	cached, cerr := c.read(url)
 	if cached != nil && issuer != nil {
 		if err := cached.CheckSignatureFrom(issuer); err != nil {
@@ -101,6 +122,9 @@ func (c *Cache) Get(ctx context.Context, url string, issuer *x509.Certificate) (
 		}
 	}
 	if cached != nil && (c.Offline || now.Before(cached.NextUpdate)) {
+		if issuer != nil {
+			c.remember(key, cached, now)
+		}
 		return cached, nil
 	}
 	if c.Offline {
@@ -129,7 +153,34 @@ func (c *Cache) Get(ctx context.Context, url string, issuer *x509.Certificate) (
 	if err := c.write(url, der); err != nil {
 		return nil, err
 	}
+	if issuer != nil {
+		c.remember(key, l, now)
+	}
 	return l, nil
+}
+
+// recall returns the list kept for key while it is current at now.
+func (c *Cache) recall(key memKey, now time.Time) *x509.RevocationList {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if l := c.mem[key]; l != nil && now.Before(l.NextUpdate) {
+		return l
+	}
+	return nil
+}
+
+// remember keeps l, verified under key's issuer, while it is current at
+// now (a stale list, returned offline, is read again next time).
+func (c *Cache) remember(key memKey, l *x509.RevocationList, now time.Time) {
+	if !now.Before(l.NextUpdate) {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.mem == nil || len(c.mem) >= maxMem {
+		c.mem = make(map[memKey]*x509.RevocationList)
+	}
+	c.mem[key] = l
 }
 
 // olderNumber reports whether l's CRL number is below cached's.

@@ -208,3 +208,52 @@ func TestOlderListRefused(t *testing.T) {
 		t.Fatalf("the cache no longer holds the newer list (%v)", err)
 	}
 }
+
+// TestMemory: a Cache keeps the current lists it returned in memory (no
+// read of the directory, no fetch), per issuer key: a list verified under
+// one issuer is not handed out for another, and a list past its
+// NextUpdate is fetched again.
+func TestMemory(t *testing.T) {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	rootT := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "root"}, NotBefore: at.Add(-time.Hour),
+		NotAfter: at.Add(48 * time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
+	rootDER, _ := x509.CreateCertificate(rand.Reader, rootT, rootT, &key.PublicKey, key)
+	root, _ := x509.ParseCertificate(rootDER)
+	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	otherDER, _ := x509.CreateCertificate(rand.Reader, rootT, rootT, &other.PublicKey, other)
+	otherRoot, _ := x509.ParseCertificate(otherDER)
+	var hits atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		hits.Add(1)
+		der, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{Number: big.NewInt(int64(hits.Load())),
+			ThisUpdate: at.Add(-time.Hour), NextUpdate: at.Add(time.Hour)}, root, key)
+		if err != nil {
+			t.Error(err)
+		}
+		_, _ = w.Write(der)
+	}))
+	defer srv.Close()
+	url := srv.URL + "/root.crl"
+	now := at
+	c := &crlcache.Cache{Dir: t.TempDir(), Client: srv.Client(), Now: func() time.Time { return now }}
+	first, err := c.Get(t.Context(), url, root)
+	if err != nil || hits.Load() != 1 {
+		t.Fatalf("first: %v, %d fetches", err, hits.Load())
+	}
+	if err := os.Remove(c.Path(url)); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := c.Get(t.Context(), url, root); err != nil || l != first || hits.Load() != 1 {
+		t.Fatalf("from memory: %v, same list %v, %d fetches", err, l == first, hits.Load())
+	}
+	// Another issuer's key: not the list kept for root (fetched, and it
+	// does not verify under that key).
+	if _, err := c.Get(t.Context(), url, otherRoot); !errors.Is(err, crlcache.ErrUnavailable) || hits.Load() != 2 {
+		t.Fatalf("other issuer: %v, %d fetches; want ErrUnavailable after a fetch", err, hits.Load())
+	}
+	// Past NextUpdate: fetched again, not served from memory.
+	now = at.Add(2 * time.Hour)
+	if l, err := c.Get(t.Context(), url, root); err != nil || l == first || hits.Load() != 3 {
+		t.Fatalf("stale: %v, same list %v, %d fetches", err, l == first, hits.Load())
+	}
+}
