@@ -107,6 +107,7 @@ var (
 	oidIssuingDistributionPoint = asn1.ObjectIdentifier{2, 5, 29, 28}
 	oidAuthorityKeyID           = asn1.ObjectIdentifier{2, 5, 29, 35}
 	oidCRLNumber                = asn1.ObjectIdentifier{2, 5, 29, 20}
+	oidDeltaCRLIndicator        = asn1.ObjectIdentifier{2, 5, 29, 27}
 )
 
 // issuingDistributionPoint is the CRL extension of RFC 5280 §5.2.5.
@@ -131,6 +132,7 @@ type issuingDistributionPoint struct {
 // CRLs with critical extensions it does not process, so a CRL (or an
 // entry) with any other critical extension (a delta CRL, an indirect
 // CRL's certificate issuer) is an error: its meaning is not a full list.
+// So is a delta CRL indicator, critical or not.
 func covers(l *x509.RevocationList, cert *x509.Certificate) (bool, error) {
 	scoped := true
 	for _, e := range l.Extensions {
@@ -148,6 +150,10 @@ func covers(l *x509.RevocationList, cert *x509.Certificate) (bool, error) {
 			if names := idp.DistributionPoint.FullName; len(names) > 0 && !namesDistributionPoint(names, cert.CRLDistributionPoints) {
 				scoped = false
 			}
+		case e.Id.Equal(oidDeltaCRLIndicator):
+			// RFC 5280 §5.2.4 makes it critical; marked non-critical it
+			// still says the list is a delta, not the full list.
+			return false, fmt.Errorf("a delta CRL (delta CRL indicator), not a full list")
 		case e.Id.Equal(oidAuthorityKeyID), e.Id.Equal(oidCRLNumber), !e.Critical:
 		default:
 			return false, fmt.Errorf("unsupported critical extension %s", e.Id)

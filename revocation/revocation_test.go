@@ -168,6 +168,7 @@ func TestCheckCRLScope(t *testing.T) {
 		{"IDP indirect", leaf, []pkix.Extension{idp([]string{dp}, indirect)}, nil, 0, revocation.ErrCRL},
 		{"IDP garbled", leaf, []pkix.Extension{{Id: []int{2, 5, 29, 28}, Critical: true, Value: []byte{0x30, 0x03, 0x01}}}, nil, 0, revocation.ErrCRL},
 		{"delta CRL", leaf, []pkix.Extension{{Id: []int{2, 5, 29, 27}, Critical: true, Value: []byte{0x02, 0x01, 0x01}}}, nil, 0, revocation.ErrCRL},
+		{"delta CRL, indicator not critical", leaf, []pkix.Extension{{Id: []int{2, 5, 29, 27}, Value: []byte{0x02, 0x01, 0x01}}}, nil, 0, revocation.ErrCRL},
 		{"non-critical unknown extension", leaf, []pkix.Extension{{Id: []int{1, 2, 3}, Value: []byte{0x05, 0x00}}}, nil, 0, nil},
 		{"entry with a critical certificate issuer", leaf, nil, []pkix.Extension{{Id: []int{2, 5, 29, 29}, Critical: true, Value: []byte{0x30, 0x00}}}, 99, revocation.ErrCRL},
 	} {
