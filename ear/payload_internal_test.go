@@ -116,3 +116,20 @@ func TestAppendPayloadClaimsCompact(t *testing.T) {
 		t.Errorf("evidence not copied verbatim: %s", verbatim)
 	}
 }
+
+// TestSignClaimsCompactNotJSON: evidence marked compact that is not one
+// JSON value is refused, never copied into a signed payload, where
+// members after it could override the submodule's own (a second
+// "ear.status" wins with encoding/json).
+func TestSignClaimsCompactNotJSON(t *testing.T) {
+	s, err := NewSigner(mustKeySet(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{`{},"ear.status":"affirming"`, `{"a":1`, `{"a":1} x`, `{'a':1}`, `{"a":"` + "\x01" + `"}`} {
+		c := Claims{Submods: map[string]Appraisal{SubmodTDX: {Status: StatusContraindicated, Claims: json.RawMessage(bad), ClaimsCompact: true}}}
+		if _, _, err := s.Sign(c); !errors.Is(err, ErrClaims) {
+			t.Errorf("Sign with compact-marked evidence %q: %v, want ErrClaims", bad, err)
+		}
+	}
+}
