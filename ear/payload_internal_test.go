@@ -25,6 +25,16 @@ func TestAppendPayloadMatchesEncodingJSON(t *testing.T) {
 			"z\"sub":     {Status: StatusContraindicated, Claims: json.RawMessage(`{}`)},
 		},
 	}
+	// Every field that json.Marshal writes is set, so that a field added
+	// to Claims, VerifierID or Appraisal and not to appendPayload fails.
+	for _, v := range []any{full, full.VerifierID, full.Submods[SubmodTDX]} {
+		rv := reflect.ValueOf(v)
+		for i := range rv.NumField() {
+			if f := rv.Type().Field(i); f.Tag.Get("json") != "-" && rv.Field(i).IsZero() {
+				t.Errorf("%s.%s is not set by this test", rv.Type().Name(), f.Name)
+			}
+		}
+	}
 	minimal := Claims{Profile: Profile, IssuedAt: 1, ExpiresAt: 2, Submods: map[string]Appraisal{SubmodSNP: {Status: StatusAffirming}}}
 	for i, c := range []Claims{full, minimal} {
 		got, err := appendPayload(nil, &c)
