@@ -2,6 +2,7 @@ package claims
 
 import (
 	"encoding/json"
+	"strconv"
 	"sync"
 	"testing"
 )
@@ -82,4 +83,30 @@ func TestLayoutConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// TestLayoutBound encodes more sets of distinct names than the cache
+// remembers: the cache stops at maxLayouts and the sets past it are
+// still encoded right.
+func TestLayoutBound(t *testing.T) {
+	for i := range maxLayouts + 20 {
+		s := Set{"tee": "tdx", "bound.n" + strconv.Itoa(i): int64(i)}
+		got, err := s.AppendJSON(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := json.Marshal(s.Tree())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != string(want) {
+			t.Fatalf("set %d:\n got %s\nwant %s", i, got, want)
+		}
+	}
+	layouts.RLock()
+	n := len(layouts.m)
+	layouts.RUnlock()
+	if n > maxLayouts {
+		t.Errorf("%d layouts remembered, bound %d", n, maxLayouts)
+	}
 }

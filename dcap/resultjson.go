@@ -6,28 +6,33 @@ import (
 	"github.com/tdproof/tdproof/jsonappend"
 )
 
-// jsonWriter appends JSON members and remembers the first error (a status
-// or time json.Marshal refuses).
+// jsonWriter appends JSON objects and their members and remembers the
+// first error (a status or time json.Marshal refuses).
 type jsonWriter struct {
-	b   []byte
-	err error
+	b     []byte
+	err   error
+	first bool // no member written yet in the object just opened
 }
 
-func (w *jsonWriter) key(first bool, name string) { w.b = jsonappend.Key(w.b, first, name) }
+// open starts an object; close ends it.
+func (w *jsonWriter) open()  { w.b, w.first = append(w.b, '{'), true }
+func (w *jsonWriter) close() { w.b, w.first = append(w.b, '}'), false }
 
-func (w *jsonWriter) str(name, v string)          { w.key(false, name); w.b = jsonappend.String(w.b, v) }
-func (w *jsonWriter) boolean(name string, v bool) { w.key(false, name); w.b = jsonappend.Bool(w.b, v) }
-func (w *jsonWriter) uint(name string, v uint64) {
-	w.key(false, name)
-	w.b = jsonappend.Int(w.b, int64(v))
+func (w *jsonWriter) key(name string) { w.b, w.first = jsonappend.Key(w.b, w.first, name), false }
+
+func (w *jsonWriter) str(name, v string)          { w.key(name); w.b = jsonappend.String(w.b, v) }
+func (w *jsonWriter) boolean(name string, v bool) { w.key(name); w.b = jsonappend.Bool(w.b, v) }
+func (w *jsonWriter) num(name string, v int64) {
+	w.key(name)
+	w.b = jsonappend.Int(w.b, v)
 }
 func (w *jsonWriter) strings(name string, v []string) {
-	w.key(false, name)
+	w.key(name)
 	w.b = jsonappend.Strings(w.b, v)
 }
 
 func (w *jsonWriter) time(name string, t time.Time) {
-	w.key(false, name)
+	w.key(name)
 	var err error
 	if w.b, err = jsonappend.Time(w.b, t); err != nil && w.err == nil {
 		w.err = err
@@ -35,7 +40,7 @@ func (w *jsonWriter) time(name string, t time.Time) {
 }
 
 func (w *jsonWriter) status(name string, s Status) {
-	w.key(false, name)
+	w.key(name)
 	text, err := s.MarshalText()
 	if err != nil && w.err == nil {
 		w.err = err
@@ -51,23 +56,23 @@ func (r *Result) AppendJSON(dst []byte) ([]byte, error) {
 	if r == nil {
 		return append(dst, "null"...), nil
 	}
-	w := &jsonWriter{b: append(dst, '{')}
-	w.key(true, "media_type")
-	w.b = jsonappend.String(w.b, r.MediaType)
+	w := &jsonWriter{b: dst}
+	w.open()
+	w.str("media_type", r.MediaType)
 	w.str("tee_type", r.TEEType)
-	w.uint("quote_version", uint64(r.Version))
+	w.num("quote_version", int64(r.Version))
 	w.str("body_type", r.BodyType)
 	w.status("status", r.Status)
-	w.key(false, "platform")
+	w.key("platform")
 	r.Platform.appendJSON(w)
 	if r.Module != nil {
-		w.key(false, "tdx_module")
+		w.key("tdx_module")
 		r.Module.appendJSON(w)
 	}
-	w.key(false, "qe")
+	w.key("qe")
 	r.QE.appendJSON(w)
 	if r.Current != nil {
-		w.key(false, "current")
+		w.key("current")
 		r.Current.appendJSON(w)
 	}
 	w.strings("advisory_ids", r.AdvisoryIDs)
@@ -85,27 +90,27 @@ func (r *Result) AppendJSON(dst []byte) ([]byte, error) {
 	w.str("pck_serial", r.PCKSerial)
 	w.str("sgx_type", r.SGXType)
 	if r.TD != nil {
-		w.key(false, "td")
+		w.key("td")
 		r.TD.appendJSON(w)
 	}
 	if r.Enclave != nil {
-		w.key(false, "enclave")
+		w.key("enclave")
 		r.Enclave.appendJSON(w)
 	}
-	w.key(false, "qe_report")
+	w.key("qe_report")
 	r.QEReport.appendJSON(w)
-	w.key(false, "collateral")
+	w.key("collateral")
 	c := &r.Collateral
-	w.b = append(w.b, '{')
-	w.key(true, "tcb_info")
+	w.open()
+	w.key("tcb_info")
 	c.TCBInfo.appendJSON(w)
-	w.key(false, "qe_identity")
+	w.key("qe_identity")
 	c.QEIdentity.appendJSON(w)
-	w.key(false, "pck_crl")
+	w.key("pck_crl")
 	c.PCKCRL.appendJSON(w)
-	w.key(false, "root_ca_crl")
+	w.key("root_ca_crl")
 	c.RootCACRL.appendJSON(w)
-	w.b = append(w.b, '}')
+	w.close()
 	w.boolean("collateral_expired", r.CollateralExpired)
 	w.time("earliest_expiration", r.EarliestExpiration)
 	w.time("earliest_issue", r.EarliestIssue)
@@ -122,59 +127,44 @@ func (r *Result) AppendJSON(dst []byte) ([]byte, error) {
 	if w.err != nil {
 		return dst, w.err
 	}
-	return append(w.b, '}'), nil
+	w.close()
+	return w.b, nil
 }
 
 func (c *ComponentStatus) appendJSON(w *jsonWriter) {
-	w.b = append(w.b, '{')
-	w.key(true, "status")
-	text, err := c.Status.MarshalText()
-	if err != nil && w.err == nil {
-		w.err = err
-	}
-	w.b = jsonappend.String(w.b, string(text))
+	w.open()
+	w.status("status", c.Status)
 	w.time("tcb_date", c.TCBDate)
 	w.strings("advisory_ids", c.AdvisoryIDs)
 	if !c.SupersededAt.IsZero() {
 		w.time("superseded_at", c.SupersededAt)
 	}
-	w.b = append(w.b, '}')
+	w.close()
 }
 
 func (d *DocumentInfo) appendJSON(w *jsonWriter) {
-	w.b = append(w.b, '{')
-	w.key(true, "id")
-	w.b = jsonappend.String(w.b, d.ID)
-	w.key(false, "version")
-	w.b = jsonappend.Int(w.b, int64(d.Version))
+	w.open()
+	w.str("id", d.ID)
+	w.num("version", int64(d.Version))
 	w.time("issue_date", d.IssueDate)
 	w.time("next_update", d.NextUpdate)
-	w.key(false, "tcb_evaluation_data_number")
-	w.b = jsonappend.Int(w.b, int64(d.TCBEvaluationDataNumber))
-	w.b = append(w.b, '}')
+	w.num("tcb_evaluation_data_number", int64(d.TCBEvaluationDataNumber))
+	w.close()
 }
 
 func (c *CRLInfo) appendJSON(w *jsonWriter) {
-	w.b = append(w.b, '{')
-	first := true
+	w.open()
 	if c.Number != "" {
-		w.key(true, "number")
-		w.b = jsonappend.String(w.b, c.Number)
-		first = false
+		w.str("number", c.Number)
 	}
-	w.key(first, "this_update")
-	var err error
-	if w.b, err = jsonappend.Time(w.b, c.ThisUpdate); err != nil && w.err == nil {
-		w.err = err
-	}
+	w.time("this_update", c.ThisUpdate)
 	w.time("next_update", c.NextUpdate)
-	w.b = append(w.b, '}')
+	w.close()
 }
 
 func (td *TDReport) appendJSON(w *jsonWriter) {
-	w.b = append(w.b, '{')
-	w.key(true, "tee_tcb_svn")
-	w.b = jsonappend.String(w.b, td.TEETCBSVN)
+	w.open()
+	w.str("tee_tcb_svn", td.TEETCBSVN)
 	w.str("mr_seam", td.MRSEAM)
 	w.str("mr_signer_seam", td.MRSignerSEAM)
 	w.str("seam_attributes", td.SEAMAttributes)
@@ -194,20 +184,19 @@ func (td *TDReport) appendJSON(w *jsonWriter) {
 	}
 	w.boolean("debug", td.Debug)
 	w.boolean("sept_ve_disable", td.SEPTVEDisable)
-	w.b = append(w.b, '}')
+	w.close()
 }
 
 func (e *EnclaveReport) appendJSON(w *jsonWriter) {
-	w.b = append(w.b, '{')
-	w.key(true, "cpu_svn")
-	w.b = jsonappend.String(w.b, e.CPUSVN)
-	w.uint("misc_select", uint64(e.MiscSelect))
+	w.open()
+	w.str("cpu_svn", e.CPUSVN)
+	w.num("misc_select", int64(e.MiscSelect))
 	w.str("attributes", e.Attributes)
 	w.str("mr_enclave", e.MREnclave)
 	w.str("mr_signer", e.MRSigner)
-	w.uint("isv_prod_id", uint64(e.ISVProdID))
-	w.uint("isv_svn", uint64(e.ISVSVN))
+	w.num("isv_prod_id", int64(e.ISVProdID))
+	w.num("isv_svn", int64(e.ISVSVN))
 	w.str("report_data", e.ReportData)
 	w.boolean("debug", e.Debug)
-	w.b = append(w.b, '}')
+	w.close()
 }

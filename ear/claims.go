@@ -68,8 +68,8 @@ type Appraisal struct {
 	Claims json.RawMessage `json:"ear.veraison.annotated-evidence,omitempty"`
 	// ClaimsCompact tells Sign that Claims is compact JSON the caller
 	// encoded itself (claims.Set's encoding), so it is copied without
-	// the compaction pass that otherwise also validates it. Never set it
-	// for bytes from outside the process.
+	// the compaction pass; Sign still checks in one cheaper pass that it
+	// is a single JSON value and compacts (so rejects) it when it is not.
 	ClaimsCompact bool `json:"-"`
 }
 

@@ -13,6 +13,7 @@ import (
 	"strconv"
 
 	"github.com/tdproof/tdproof/jsonappend"
+	"github.com/tdproof/tdproof/jsonscan"
 )
 
 // joseHeader returns the base64url protected header of the key's tokens,
@@ -69,8 +70,11 @@ func (k *Key) signCompact(payload []byte) (string, error) {
 // appendPayload appends the JSON of c as encoding/json would write it
 // (the fields of Claims in order, submodules by name), except that each
 // submodule's annotated evidence is compacted by one json.Compact pass,
-// which also rejects it when it is not JSON (unless the submodule says
-// it is compact already: Appraisal.ClaimsCompact).
+// which also rejects it when it is not JSON. Evidence the submodule says
+// is compact already (Appraisal.ClaimsCompact) is copied as it is once
+// one jsonscan pass finds it to be a single JSON value: bytes that are
+// not could close the object and add members (a second "ear.status")
+// to the signed payload.
 func appendPayload(b []byte, c *Claims) ([]byte, error) {
 	str := jsonappend.String
 	b = append(b, `{"eat_profile":`...)
@@ -126,7 +130,7 @@ func appendPayload(b []byte, c *Claims) ([]byte, error) {
 			b = str(b, a.PolicyID)
 		}
 		switch {
-		case len(a.Claims) > 0 && a.ClaimsCompact:
+		case len(a.Claims) > 0 && a.ClaimsCompact && isOneValue(a.Claims):
 			b = append(b, `,"ear.veraison.annotated-evidence":`...)
 			b = append(b, a.Claims...)
 		case len(a.Claims) > 0:
@@ -140,4 +144,12 @@ func appendPayload(b []byte, c *Claims) ([]byte, error) {
 		b = append(b, '}')
 	}
 	return append(b, "}}"...), nil
+}
+
+// isOneValue reports whether b is exactly one JSON value, as json.Valid
+// would (jsonscan also refuses nesting deeper than jsonscan.MaxDepth,
+// which then takes the compaction pass).
+func isOneValue(b []byte) bool {
+	end, ok := jsonscan.SkipValue(b, 0)
+	return ok && end == len(b)
 }

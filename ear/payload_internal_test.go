@@ -25,6 +25,16 @@ func TestAppendPayloadMatchesEncodingJSON(t *testing.T) {
 			"z\"sub":     {Status: StatusContraindicated, Claims: json.RawMessage(`{}`)},
 		},
 	}
+	// Every field that json.Marshal writes is set, so that a field added
+	// to Claims, VerifierID or Appraisal and not to appendPayload fails.
+	for _, v := range []any{full, full.VerifierID, full.Submods[SubmodTDX]} {
+		rv := reflect.ValueOf(v)
+		for i := range rv.NumField() {
+			if f := rv.Type().Field(i); f.Tag.Get("json") != "-" && rv.Field(i).IsZero() {
+				t.Errorf("%s.%s is not set by this test", rv.Type().Name(), f.Name)
+			}
+		}
+	}
 	minimal := Claims{Profile: Profile, IssuedAt: 1, ExpiresAt: 2, Submods: map[string]Appraisal{SubmodSNP: {Status: StatusAffirming}}}
 	for i, c := range []Claims{full, minimal} {
 		got, err := appendPayload(nil, &c)
@@ -114,5 +124,22 @@ func TestAppendPayloadClaimsCompact(t *testing.T) {
 	}
 	if !strings.Contains(string(verbatim), `"ear.veraison.annotated-evidence":{ "a" : 1 }}`) {
 		t.Errorf("evidence not copied verbatim: %s", verbatim)
+	}
+}
+
+// TestSignClaimsCompactNotJSON: evidence marked compact that is not one
+// JSON value is refused, never copied into a signed payload, where
+// members after it could override the submodule's own (a second
+// "ear.status" wins with encoding/json).
+func TestSignClaimsCompactNotJSON(t *testing.T) {
+	s, err := NewSigner(mustKeySet(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{`{},"ear.status":"affirming"`, `{"a":1`, `{"a":1} x`, `{'a':1}`, `{"a":"` + "\x01" + `"}`} {
+		c := Claims{Submods: map[string]Appraisal{SubmodTDX: {Status: StatusContraindicated, Claims: json.RawMessage(bad), ClaimsCompact: true}}}
+		if _, _, err := s.Sign(c); !errors.Is(err, ErrClaims) {
+			t.Errorf("Sign with compact-marked evidence %q: %v, want ErrClaims", bad, err)
+		}
 	}
 }

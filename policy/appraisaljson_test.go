@@ -2,6 +2,7 @@ package policy
 
 import (
 	"encoding/json"
+	"reflect"
 	"testing"
 	"time"
 )
@@ -27,7 +28,7 @@ func TestAppraisalAppendJSON(t *testing.T) {
 	checkAppraisalJSON(t, nil)
 	checkAppraisalJSON(t, &Appraisal{})
 	checkAppraisalJSON(t, &Appraisal{Failed: []Violation{}, Warnings: []Violation{}, Comparisons: []Comparison{}})
-	checkAppraisalJSON(t, &Appraisal{
+	full := &Appraisal{
 		MediaType: "application/vnd.tdproof.appraisal.v1+json", Allow: true,
 		Failed:   []Violation{{Rule: "r"}, {Rule: "tcb", Claim: "tdx.tcb_status", Expected: "<UpToDate>", Actual: "OutOfDate & more"}},
 		Warnings: []Violation{{Rule: "unpinned", Actual: "\u2028\xff"}},
@@ -39,7 +40,18 @@ func TestAppraisalAppendJSON(t *testing.T) {
 		PolicyID: "default", PolicyVersion: "builtin-3",
 		TrustVector: TrustVector{InstanceIdentity: 2, Configuration: -1, Executables: 96, FileSystem: 0, Hardware: 97, RuntimeOpaque: 127, StorageOpaque: -128, SourcedData: 32},
 		Time:        time.Unix(1700000000, 5).In(time.FixedZone("x", -7200)),
-	})
+	}
+	// Every field set, so that a field added to Appraisal, Violation or
+	// Comparison and not to AppendJSON fails here.
+	for _, v := range []any{*full, full.Failed[1], full.Comparisons[0]} {
+		rv := reflect.ValueOf(v)
+		for i := range rv.NumField() {
+			if rv.Field(i).IsZero() {
+				t.Errorf("%s.%s is not set by this test", rv.Type().Name(), rv.Type().Field(i).Name)
+			}
+		}
+	}
+	checkAppraisalJSON(t, full)
 	if _, err := (&Appraisal{Time: time.Date(10001, 1, 1, 0, 0, 0, 0, time.UTC)}).AppendJSON(nil); err == nil {
 		t.Error("a time json.Marshal refuses was encoded")
 	}
