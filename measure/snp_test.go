@@ -2,6 +2,8 @@ package measure
 
 import (
 	"errors"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -55,5 +57,32 @@ func TestSNPLaunchValidate(t *testing.T) {
 	l.Sections = append([]SNPSection{{GPA: 0x1000000, Size: (MaxSNPSectionPages - 2) * 4096, Type: 1}}, l.Sections...)
 	if _, err := l.Digest(); err != nil {
 		t.Errorf("sections of exactly MaxSNPSectionPages pages: %v", err)
+	}
+}
+
+// TestSNPInputsTable: every input DiagnoseSNP names has a row in
+// snpInputs, whose restore sets exactly that input to the reference's.
+func TestSNPInputsTable(t *testing.T) {
+	ref := &SNPLaunch{Cmdline: "a", HashesTableGPA: 1, ResetEIP: 1, Sections: []SNPSection{{GPA: 1, Size: 1, Type: 0x10}},
+		VCPUs: 1, VCPUType: "EPYC-v4", GuestFeatures: 1}
+	got := &SNPLaunch{Cmdline: "b", HashesTableGPA: 2, ResetEIP: 2, Sections: []SNPSection{{GPA: 2, Size: 1, Type: 0x10}},
+		VCPUs: 2, VCPUType: "EPYC-Genoa", GuestFeatures: 3}
+	got.OVMFHash[0], got.KernelHash[0], got.InitrdHash[0] = 1, 1, 1
+	names := DiagnoseSNP(ref, got)
+	if len(names) != 10 {
+		t.Fatalf("DiagnoseSNP names %v, want all 10 inputs", names)
+	}
+	fixed := *got
+	for i, name := range names {
+		if _, ok := snpInputs[Input(name)]; !ok {
+			t.Fatalf("no snpInputs row for %s", name)
+		}
+		restoreSNPInput(&fixed, ref, Input(name))
+		if rest := DiagnoseSNP(ref, &fixed); !slices.Equal(rest, names[i+1:]) {
+			t.Fatalf("after restoring %s, DiagnoseSNP names %v, want %v", name, rest, names[i+1:])
+		}
+	}
+	if d, want := snpInputDiff(InputSNPKernelHash, ref, got), "SHA-256 01"; !strings.HasPrefix(d, want) || !strings.HasSuffix(d, "(a different kernel)") {
+		t.Errorf("kernel_hash diff %q", d)
 	}
 }

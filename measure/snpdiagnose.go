@@ -197,56 +197,48 @@ func snpPageVMSAHash(eip, sig uint32, features uint64) [48]byte {
 	return sha512.Sum384(snpVMSA(eip, sig, features))
 }
 
+// snpInputs are, for each input DiagnoseSNP names, its value as a
+// diagnosis shows it (prefix before got's, note after ref's) and how to
+// set it to ref's.
+var snpInputs = map[Input]struct {
+	prefix, note string
+	show         func(l *SNPLaunch) string
+	restore      func(l, ref *SNPLaunch)
+}{
+	InputSNPOVMFHash: {"", " (a different firmware build)",
+		func(l *SNPLaunch) string { return hex.EncodeToString(l.OVMFHash[:]) }, func(l, ref *SNPLaunch) { l.OVMFHash = ref.OVMFHash }},
+	InputSNPKernelHash: {"SHA-256 ", " (a different kernel)",
+		func(l *SNPLaunch) string { return hex.EncodeToString(l.KernelHash[:]) }, func(l, ref *SNPLaunch) { l.KernelHash = ref.KernelHash }},
+	InputSNPInitrdHash: {"SHA-256 ", " (a different initrd)",
+		func(l *SNPLaunch) string { return hex.EncodeToString(l.InitrdHash[:]) }, func(l, ref *SNPLaunch) { l.InitrdHash = ref.InitrdHash }},
+	InputSNPCmdline: {"", "",
+		func(l *SNPLaunch) string { return fmt.Sprintf("%q", l.Cmdline) }, func(l, ref *SNPLaunch) { l.Cmdline = ref.Cmdline }},
+	InputSNPVCPUs: {"", "",
+		func(l *SNPLaunch) string { return fmt.Sprint(l.VCPUs) }, func(l, ref *SNPLaunch) { l.VCPUs = ref.VCPUs }},
+	InputSNPVCPUType: {"", "",
+		func(l *SNPLaunch) string { return l.VCPUType }, func(l, ref *SNPLaunch) { l.VCPUType = ref.VCPUType }},
+	InputSNPGuestFeatures: {"", "",
+		func(l *SNPLaunch) string { return fmt.Sprintf("%#x", l.GuestFeatures) }, func(l, ref *SNPLaunch) { l.GuestFeatures = ref.GuestFeatures }},
+	InputSNPResetEIP: {"", " (a different firmware build)",
+		func(l *SNPLaunch) string { return fmt.Sprintf("%#x", l.ResetEIP) }, func(l, ref *SNPLaunch) { l.ResetEIP = ref.ResetEIP }},
+	InputSNPHashesTableGPA: {"", " (a different firmware build)",
+		func(l *SNPLaunch) string { return fmt.Sprintf("%#x", l.HashesTableGPA) }, func(l, ref *SNPLaunch) { l.HashesTableGPA = ref.HashesTableGPA }},
+	InputSNPSections: {"", " (a different firmware build)",
+		func(l *SNPLaunch) string { return fmt.Sprint(l.Sections) }, func(l, ref *SNPLaunch) { l.Sections = ref.Sections }},
+}
+
 // snpInputDiff describes how one input differs between ref and got.
 func snpInputDiff(in Input, ref, got *SNPLaunch) string {
-	h := func(b []byte) string { return hex.EncodeToString(b) }
-	switch in {
-	case InputSNPOVMFHash:
-		return fmt.Sprintf("%s, the reference has %s (a different firmware build)", h(got.OVMFHash[:]), h(ref.OVMFHash[:]))
-	case InputSNPKernelHash:
-		return fmt.Sprintf("SHA-256 %s, the reference has %s (a different kernel)", h(got.KernelHash[:]), h(ref.KernelHash[:]))
-	case InputSNPInitrdHash:
-		return fmt.Sprintf("SHA-256 %s, the reference has %s (a different initrd)", h(got.InitrdHash[:]), h(ref.InitrdHash[:]))
-	case InputSNPCmdline:
-		return fmt.Sprintf("%q, the reference has %q", got.Cmdline, ref.Cmdline)
-	case InputSNPVCPUs:
-		return fmt.Sprintf("%d, the reference has %d", got.VCPUs, ref.VCPUs)
-	case InputSNPVCPUType:
-		return fmt.Sprintf("%s, the reference has %s", got.VCPUType, ref.VCPUType)
-	case InputSNPGuestFeatures:
-		return fmt.Sprintf("%#x, the reference has %#x", got.GuestFeatures, ref.GuestFeatures)
-	case InputSNPResetEIP:
-		return fmt.Sprintf("%#x, the reference has %#x (a different firmware build)", got.ResetEIP, ref.ResetEIP)
-	case InputSNPHashesTableGPA:
-		return fmt.Sprintf("%#x, the reference has %#x (a different firmware build)", got.HashesTableGPA, ref.HashesTableGPA)
-	case InputSNPSections:
-		return fmt.Sprintf("%v, the reference has %v (a different firmware build)", got.Sections, ref.Sections)
+	f, ok := snpInputs[in]
+	if !ok {
+		return "differs from the reference"
 	}
-	return "differs from the reference"
+	return f.prefix + f.show(got) + ", the reference has " + f.show(ref) + f.note
 }
 
 // restoreSNPInput sets one input of l to ref's value.
 func restoreSNPInput(l, ref *SNPLaunch, in Input) {
-	switch in {
-	case InputSNPOVMFHash:
-		l.OVMFHash = ref.OVMFHash
-	case InputSNPKernelHash:
-		l.KernelHash = ref.KernelHash
-	case InputSNPInitrdHash:
-		l.InitrdHash = ref.InitrdHash
-	case InputSNPCmdline:
-		l.Cmdline = ref.Cmdline
-	case InputSNPVCPUs:
-		l.VCPUs = ref.VCPUs
-	case InputSNPVCPUType:
-		l.VCPUType = ref.VCPUType
-	case InputSNPGuestFeatures:
-		l.GuestFeatures = ref.GuestFeatures
-	case InputSNPResetEIP:
-		l.ResetEIP = ref.ResetEIP
-	case InputSNPHashesTableGPA:
-		l.HashesTableGPA = ref.HashesTableGPA
-	case InputSNPSections:
-		l.Sections = ref.Sections
+	if f, ok := snpInputs[in]; ok {
+		f.restore(l, ref)
 	}
 }

@@ -65,13 +65,11 @@ func TestSNPEndorsement(t *testing.T) {
 	}
 }
 
-// snpCRLEnv is a verifier for g's test PKI whose AMD CRL source returns
-// crls (or err), with g's measurement pinned.
+// snpCRLVerifier is a verifier for g's test PKI whose AMD CRL source
+// returns crls (or err), with g's measurement pinned.
 func snpCRLVerifier(t *testing.T, g *snpsim.Guest, crls [][]byte, err error) *verifier.Verifier {
 	t.Helper()
-	k, _ := ear.GenerateKey(nil)
-	ks, _ := ear.NewKeySet(k)
-	signer, _ := ear.NewSigner(ks)
+	signer := snpSigner(t)
 	src := verifier.CollateralFunc(func(context.Context, *quote.Quote) (*collateral.Collateral, error) { return nil, nil })
 	refs := refvalue.NewMemoryStore()
 	if _, err := refs.Add(t.Context(), refvalue.Value{Name: "snp.measurement", Values: []string{hex.EncodeToString(g.Template.Measurement[:])}}); err != nil {

@@ -39,14 +39,22 @@ func (b *Broker) appraiseSNP(ctx context.Context, att *protocol.Attestation, rep
 	if err != nil {
 		return "", reportData, "", nil, "report: " + err.Error()
 	}
-	if subtle.ConstantTimeCompare(r.ReportData[:], reportData[:]) != 1 {
-		return "", reportData, "", nil, "report REPORT_DATA does not bind the session nonce and tee-pubkey"
-	}
 	body, err := json.Marshal(map[string]string{"attestation": hex.EncodeToString(raw)})
 	if err != nil {
 		return "", reportData, "", nil, "attestation: " + err.Error()
 	}
-	out, err := b.cfg.Verifier.Verify(ctx, verifier.Evidence{Dstack: body, Nonce: reportData[:], PolicyID: b.cfg.AttestationPolicyID})
+	return b.verifySNPReport(ctx, att, reportData, r, verifier.Evidence{Dstack: body})
+}
+
+// verifySNPReport requires r, the report of the evidence ev, to carry the
+// session's REPORT_DATA, then has the verifier verify ev (with the
+// REPORT_DATA as nonce) and appraise it under the attestation policy.
+func (b *Broker) verifySNPReport(ctx context.Context, att *protocol.Attestation, reportData [64]byte, r *snp.Report, ev verifier.Evidence) (string, [64]byte, string, *ear.Claims, string) {
+	if subtle.ConstantTimeCompare(r.ReportData[:], reportData[:]) != 1 {
+		return "", reportData, "", nil, "report REPORT_DATA does not bind the session nonce and tee-pubkey"
+	}
+	ev.Nonce, ev.PolicyID = reportData[:], b.cfg.AttestationPolicyID
+	out, err := b.cfg.Verifier.Verify(ctx, ev)
 	if err != nil {
 		return "", reportData, "", nil, "verification failed: " + err.Error()
 	}

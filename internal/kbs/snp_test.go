@@ -83,6 +83,13 @@ func (a *agent) snpAttestation(t *testing.T, g *snpsim.Guest, nonce string, mrCo
 		t.Fatal(err)
 	}
 	ev, _ := json.Marshal(protocol.SNPEvidence{Attestation: hex.EncodeToString(raw)})
+	return a.attestationBody(t, nonce, ev)
+}
+
+// attestationBody is the KBS attestation of the agent's key for nonce
+// with primary evidence ev.
+func (a *agent) attestationBody(t *testing.T, nonce string, ev json.RawMessage) []byte {
+	t.Helper()
 	body, err := json.Marshal(protocol.Attestation{
 		RuntimeData: protocol.RuntimeData{Nonce: nonce, TeePubKey: a.jwk},
 		TeeEvidence: protocol.CompositeEvidence{PrimaryEvidence: ev},

@@ -3,7 +3,6 @@ package kbs
 import (
 	"bytes"
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 
 	"github.com/tdproof/tdproof/ear"
@@ -37,19 +36,5 @@ func (b *Broker) appraiseTrusteeSNP(ctx context.Context, att *protocol.Attestati
 	if err != nil {
 		return "", reportData, "", nil, "Trustee SEV-SNP evidence: " + err.Error()
 	}
-	if subtle.ConstantTimeCompare(te.Report.ReportData[:], reportData[:]) != 1 {
-		return "", reportData, "", nil, "report REPORT_DATA does not bind the session nonce and tee-pubkey"
-	}
-	out, err := b.cfg.Verifier.Verify(ctx, verifier.Evidence{TrusteeSNP: primary, Nonce: reportData[:], PolicyID: b.cfg.AttestationPolicyID})
-	if err != nil {
-		return "", reportData, "", nil, "verification failed: " + err.Error()
-	}
-	if !out.Result.Authentic {
-		return "", reportData, "", nil, "evidence is not authentic: " + out.Result.Reason
-	}
-	pj, err := json.Marshal(att.RuntimeData.TeePubKey)
-	if err != nil {
-		return "", reportData, "", nil, "tee-pubkey: " + err.Error()
-	}
-	return out.Token, reportData, string(pj), out.TokenClaims, ""
+	return b.verifySNPReport(ctx, att, reportData, te.Report, verifier.Evidence{TrusteeSNP: primary})
 }

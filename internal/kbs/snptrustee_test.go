@@ -121,14 +121,7 @@ func (a *agent) trusteeSNPAttestation(t *testing.T, g *snpsim.Guest, nonce strin
 	if te.tamper != nil {
 		ev = te.tamper(ev)
 	}
-	body, err := json.Marshal(protocol.Attestation{
-		RuntimeData: protocol.RuntimeData{Nonce: nonce, TeePubKey: a.jwk},
-		TeeEvidence: protocol.CompositeEvidence{PrimaryEvidence: json.RawMessage(ev)},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return body
+	return a.attestationBody(t, nonce, json.RawMessage(ev))
 }
 
 // TestTrusteeSNPReleasesSecret: Trustee's own SEV-SNP evidence (both sev
