@@ -610,7 +610,7 @@ func (b *Broker) resource(w http.ResponseWriter, r *http.Request) {
 				problem(w, protocol.ProblemTokenVerifierError, "token: "+err.Error())
 				return
 			}
-			if m.claims.ID != m.tokenID || m.claims.Nonce != verifier.NonceClaim(m.reportData[:]) {
+			if m.claims.Nonce != verifier.NonceClaim(m.reportData[:]) {
 				problem(w, protocol.ProblemTokenVerifierError, "token does not belong to the session")
 				return
 			}

@@ -187,13 +187,20 @@ func readLimited(w http.ResponseWriter, r *http.Request, n int64) ([]byte, error
 	return body, nil
 }
 
+// maxBodyHint bounds the buffer readAllHint allocates on a declared
+// length before any byte arrives: a client declaring --max-body bytes
+// and sending none makes the broker hold at most this much per request.
+const maxBodyHint = 1 << 20
+
 // readAllHint is io.ReadAll of rd, a reader of at most limit bytes,
 // reading into one buffer of the declared length (a Content-Length,
-// -1 when unknown; never trusted beyond limit) before growing it.
+// -1 when unknown; never trusted beyond limit, nor beyond maxBodyHint)
+// before growing it.
 func readAllHint(rd io.Reader, declared, limit int64) ([]byte, error) {
 	if declared < 0 || declared > limit {
 		return io.ReadAll(rd)
 	}
+	declared = min(declared, maxBodyHint)
 	b := make([]byte, 0, declared+1) // +1: EOF is seen without growing
 	for {
 		n, err := rd.Read(b[len(b):cap(b)])

@@ -33,3 +33,15 @@ func TestReadAllHint(t *testing.T) {
 		}
 	}
 }
+
+// TestReadAllHintBounded: a declared length does not make readAllHint
+// allocate more than maxBodyHint before the bytes arrive.
+func TestReadAllHintBounded(t *testing.T) {
+	got, err := readAllHint(bytes.NewReader(nil), 64<<20, 64<<20)
+	if err != nil || len(got) != 0 {
+		t.Fatalf("readAllHint = %d bytes, %v", len(got), err)
+	}
+	if cap(got) > 1<<20+1 {
+		t.Fatalf("%d bytes allocated for an empty body declared as 64 MiB, want at most %d", cap(got), 1<<20+1)
+	}
+}

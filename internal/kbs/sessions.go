@@ -42,7 +42,6 @@ type memoSession struct {
 	attested   bool
 	reportData [64]byte
 	teePubKey  protocol.JWK
-	tokenID    string
 	kid        string
 	claims     *ear.Claims
 	// input is the resource policy's input for claims, computed once.
@@ -143,7 +142,7 @@ func (m *sessionMemo) claimLoaded(ss store.KBSSession) bool {
 func (m *sessionMemo) attested(id string, expires time.Time, reportData [64]byte, pub protocol.JWK, token, kid string, claims *ear.Claims) {
 	now := m.now()
 	e := &memoSession{at: now, expires: expires, claimed: true, attested: true, reportData: reportData, teePubKey: pub,
-		tokenID: claims.ID, kid: kid, claims: claims,
+		kid: kid, claims: claims,
 		input: sync.OnceValues(func() (ast.Value, error) { return policyInput(token) })}
 	m.mu.Lock()
 	defer m.mu.Unlock()
