@@ -38,9 +38,6 @@ func (e *adminEnv) tokenFor(t *testing.T, claims map[string]any) (*agent, string
 	sid := "sess-" + hex.EncodeToString(rnd[:])
 	rd := make([]byte, 64)
 	_, _ = rand.Read(rd)
-	if err := e.st.CreateKBSSession(ctx, store.KBSSession{ID: sid, Nonce: "n", Tee: "tdx", ExpiresAt: e.clock.Now().Add(time.Minute)}); err != nil {
-		t.Fatal(err)
-	}
 	raw, err := json.Marshal(claims)
 	if err != nil {
 		t.Fatal(err)
@@ -51,7 +48,8 @@ func (e *adminEnv) tokenFor(t *testing.T, claims map[string]any) (*agent, string
 		t.Fatal(err)
 	}
 	pub, _ := json.Marshal(a.jwk)
-	if err := e.st.AttestKBSSession(ctx, sid, "n", e.clock.Now(), rd, string(pub), tok, tc.ID); err != nil {
+	if err := e.st.RecordKBSSession(ctx, store.KBSSession{ID: sid, Nonce: "n", Tee: "tdx", ExpiresAt: e.clock.Now().Add(time.Minute),
+		ReportData: rd, TeePubKey: string(pub), Token: tok, TokenID: tc.ID}); err != nil {
 		t.Fatal(err)
 	}
 	return a, tok

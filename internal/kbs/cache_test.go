@@ -3,6 +3,7 @@ package kbs_test
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -207,6 +208,97 @@ func TestResourceStepPolicyFromMemory(t *testing.T) {
 					t.Fatalf("resource after rotation: %q %v", pt, err)
 				}
 			})
+		}
+	})
+}
+
+// TestHandshakeStatements counts the statements of a handshake on a broker
+// serving its policy and resources from a store.Cache: the auth step
+// sends none (the pending session is its cookie), the attest step one
+// (the insert of its outcome), the resource step none (this broker
+// remembers the session it attested; the policy and resource are in
+// memory).
+func TestHandshakeStatements(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dsn string) {
+		sim := newSim(t, false)
+		log := &queryLog{}
+		e, _ := newObservedBroker(t, dsn, sim, log, true)
+		a := newAgent(t, e)
+		a.attestOK(t, a.attestation(t, sim, a.auth(t), a.jwk))
+		a.wantSecret(t, "") // the first read after the setup's writes reloads
+		for i := range 3 {
+			a := newAgent(t, e)
+			stop := log.record()
+			nonce := a.auth(t)
+			if got := stop(); len(got) != 0 {
+				t.Fatalf("handshake %d: auth sent %q, want nothing", i, got)
+			}
+			att := a.attestation(t, sim, nonce, a.jwk)
+			stop = log.record()
+			a.attestOK(t, att)
+			if got := stop(); len(got) != 1 || !strings.Contains(got[0], "INSERT INTO kbs_sessions") {
+				t.Fatalf("handshake %d: attest sent %q, want one insert into kbs_sessions", i, got)
+			}
+			stop = log.record()
+			a.wantSecret(t, "")
+			if got := stop(); len(got) != 0 {
+				t.Fatalf("handshake %d: resource sent %q, want nothing", i, got)
+			}
+		}
+	})
+}
+
+// TestPurgeGrace: Run deletes the sessions that expired more than
+// sessionPurgeGrace (10 minutes) ago on the broker's clock, and keeps the
+// others, so that a broker whose clock lags by less still finds a spent
+// session's record while its cookie is unexpired there.
+func TestPurgeGrace(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dsn string) {
+		sim := newSim(t, false)
+		e, b := newObservedBroker(t, dsn, sim, &queryLog{}, false)
+		st, err := store.Open(t.Context(), dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = st.Close() })
+		if _, err := st.DeleteExpiredKBSSessions(t.Context(), time.Now().Add(24*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		now := e.clock.Now()
+		for id, exp := range map[string]time.Time{
+			"live":          now.Add(time.Minute),
+			"just-expired":  now.Add(-time.Minute),
+			"within-grace":  now.Add(-9 * time.Minute),
+			"past-grace":    now.Add(-11 * time.Minute),
+			"long-past-one": now.Add(-time.Hour),
+		} {
+			if err := st.RecordKBSSession(t.Context(), store.KBSSession{ID: id, Nonce: "n", Tee: "tdx", ExpiresAt: exp}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() { done <- b.Run(ctx, 5*time.Millisecond, func(err error) { t.Error(err) }) }()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			_, err := st.KBSSession(t.Context(), "long-past-one")
+			if errors.Is(err, store.ErrNotFound) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("Run purged nothing in 10 s")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		for id, kept := range map[string]bool{"live": true, "just-expired": true, "within-grace": true, "past-grace": false, "long-past-one": false} {
+			_, err := st.KBSSession(t.Context(), id)
+			if kept && err != nil || !kept && !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("session %s after the purge: %v, want kept %v", id, err, kept)
+			}
 		}
 	})
 }

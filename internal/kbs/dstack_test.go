@@ -12,7 +12,6 @@ import (
 	"github.com/tdproof/tdproof/dcaptest"
 	"github.com/tdproof/tdproof/dstack"
 	"github.com/tdproof/tdproof/ear"
-	"github.com/tdproof/tdproof/internal/kbs"
 	"github.com/tdproof/tdproof/kbs/protocol"
 	"github.com/tdproof/tdproof/nitrosim"
 	"github.com/tdproof/tdproof/quote"
@@ -156,7 +155,7 @@ func TestNitroEnclaveReleasesSecret(t *testing.T) {
 		t.Fatal(err)
 	}
 	forEachBackend(t, func(t *testing.T, dsn string) {
-		e := newBrokerEnv(t, dsn, "", kbs.Limits{}, func(signer *ear.Signer, c *clock) *verifier.Verifier {
+		e := newBrokerEnv(t, dsn, "", limitOpts{}, func(signer *ear.Signer, c *clock) *verifier.Verifier {
 			v, err := verifier.New(noCollateral, memRefs(t, pins), signer, verifier.WithClock(c.Now), verifier.WithNitroRoot(ca.Root))
 			if err != nil {
 				t.Fatal(err)
@@ -230,7 +229,7 @@ func TestNitroTPMReleasesSecret(t *testing.T) {
 		return func(d *nitrosim.Doc) { d.PCRs[i] = append([]byte{0xee}, d.PCRs[i][1:]...) }
 	}
 	forEachBackend(t, func(t *testing.T, dsn string) {
-		e := newBrokerEnv(t, dsn, "", kbs.Limits{}, func(signer *ear.Signer, c *clock) *verifier.Verifier {
+		e := newBrokerEnv(t, dsn, "", limitOpts{}, func(signer *ear.Signer, c *clock) *verifier.Verifier {
 			v, err := verifier.New(noCollateral, memRefs(t, pins), signer, verifier.WithClock(c.Now), verifier.WithNitroRoot(ca.Root))
 			if err != nil {
 				t.Fatal(err)
@@ -294,7 +293,7 @@ func TestGCPTDXReleasesSecret(t *testing.T) {
 	}
 	extraPCR2 := append(tpmsim.DefaultPCR2Events(), make([]byte, 32))
 	forEachBackend(t, func(t *testing.T, dsn string) {
-		e := newBrokerEnv(t, dsn, "", kbs.Limits{}, func(signer *ear.Signer, _ *clock) *verifier.Verifier {
+		e := newBrokerEnv(t, dsn, "", limitOpts{}, func(signer *ear.Signer, _ *clock) *verifier.Verifier {
 			src := verifier.CollateralFunc(func(context.Context, *quote.Quote) (*collateral.Collateral, error) { return col, nil })
 			v, err := verifier.New(src, memRefs(t, pins), signer, verifier.WithClock(func() time.Time { return f0.Now }),
 				verifier.WithTrustedRoot(pki.Root.Certificate), verifier.WithGCPTPMRoots(s.Root, []*x509.Certificate{s.Intermediate}))

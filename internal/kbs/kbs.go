@@ -8,7 +8,7 @@
 // a second attest on the same session, sequential or concurrent, on this
 // broker or another on the same store, or one after the expiry, is refused
 // with AttestationError; the outcome, token or failure, is recorded by one
-// conditional write that only a pending, unexpired session passes),
+// insert that the store admits once per session: cookie.go),
 // checks that the quote's REPORTDATA equals protocol.ReportData(nonce,
 // tee-pubkey, additional-evidence), verifies the evidence with the
 // verifier (the expected report data is its nonce, so the token's
@@ -30,17 +30,20 @@
 //
 // # Sessions in memory
 //
-// The store keeps the sessions, so brokers sharing a database serve each
-// other's handshakes. A broker also remembers, for sessionMemoTTL (2 s of
-// the system's clock, whatever Config.Now says), the sessions it wrote
-// (sessions.go): the attest step of a session it
-// created reads the session from memory (its outcome is still recorded by
-// the store's conditional write), and the resource step of a session it
-// attested takes the token's claims as it signed them, without reading
-// the session or verifying the token's signature again (the signing key
-// must still be in TokenKeys, the validity period is checked, the session
-// must not have expired). Past that, or for a session another broker
-// wrote, the store is read: a session removed from the database by other
+// A pending session is its cookie: the session id, expiry, TEE and nonce
+// under a MAC keyed from the key-encryption key (cookie.go), so the auth
+// step writes nothing and brokers sharing a database and a key-encryption
+// key attest each other's sessions. The store keeps the attested and
+// failed sessions, so brokers serve each other's resource steps. A broker
+// also remembers, for sessionMemoTTL (2 s of the system's clock, whatever
+// Config.Now says), the sessions it claimed or attested (sessions.go): a
+// second attest step of a session it claimed is refused without
+// verifying its evidence, and the resource step of a session it attested
+// takes the token's claims as it signed them, without reading the session
+// or verifying the token's signature again (the signing key must still be
+// in TokenKeys, the validity period is checked, the session must not have
+// expired). Past that, or for a session another broker attested, the
+// store is read: an attested session removed from the database by other
 // means than its expiry is refused within 2 s.
 //
 // # Resource policy
@@ -143,7 +146,9 @@ type Config struct {
 	// TokenKeys verifies EAR tokens presented to the resource route (the
 	// verifier's key set). Required.
 	TokenKeys *ear.KeySet
-	// KEK is the 32-byte AES-256 key sealing resources at rest. Required.
+	// KEK is the 32-byte AES-256 key sealing resources at rest; the
+	// session cookies' MAC key is derived from it, so brokers sharing a
+	// store must share it. Required.
 	KEK []byte
 	// ResourcePolicy is the initial Rego resource policy; empty means
 	// DefaultResourcePolicy. New stores it only when the store has no
@@ -204,8 +209,10 @@ type Broker struct {
 	initial  preparedPolicy
 	policies policyCache
 	sessions sessionMemo
-	mux      *http.ServeMux
-	limits   *limiter
+	// cookieKey MACs the session cookies (cookie.go).
+	cookieKey []byte
+	mux       *http.ServeMux
+	limits    *limiter
 }
 
 // New returns a Broker.
@@ -258,7 +265,11 @@ func New(cfg Config) (*Broker, error) {
 	if _, err := cfg.Store.InitKBSPolicy(context.Background(), store.KBSResourcePolicyName, cfg.ResourcePolicy); err != nil {
 		return nil, fmt.Errorf("kbs: install the resource policy: %w", err)
 	}
-	b := &Broker{cfg: cfg, aead: aead, initial: pq, mux: http.NewServeMux(), limits: newLimiter(cfg.Limits, cfg.SessionTimeout)}
+	ck, err := cookieKey(cfg.KEK)
+	if err != nil {
+		return nil, fmt.Errorf("kbs: %w", err)
+	}
+	b := &Broker{cfg: cfg, aead: aead, initial: pq, cookieKey: ck, mux: http.NewServeMux(), limits: newLimiter(cfg.Limits, cfg.SessionTimeout)}
 	b.policies.put(store.KBSPolicyDigest(cfg.ResourcePolicy), pq)
 	b.mux.HandleFunc("POST "+protocol.PathAuth, b.auth)
 	b.mux.HandleFunc("POST "+protocol.PathAttest, b.attest)
@@ -388,8 +399,8 @@ func (b *Broker) auth(w http.ResponseWriter, r *http.Request) {
 		problem(w, protocol.ProblemAttestationError, "challenge: "+err.Error())
 		return
 	}
-	id, err := protocol.NewSessionID()
-	if err != nil {
+	var id [sessionIDSize]byte
+	if _, err := rand.Read(id[:]); err != nil {
 		problem(w, protocol.ProblemAttestationError, "session: "+err.Error())
 		return
 	}
@@ -398,13 +409,12 @@ func (b *Broker) auth(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	exp := b.cfg.Now().Add(b.cfg.SessionTimeout)
-	ss := store.KBSSession{ID: id, Nonce: ch.Nonce, Tee: string(req.Tee), ExpiresAt: exp}
-	if err := b.cfg.Store.CreateKBSSession(r.Context(), ss); err != nil {
-		problem(w, protocol.ProblemAttestationError, "session could not be stored")
+	cookie, err := sealCookie(b.cookieKey, id, store.KBSSession{Nonce: ch.Nonce, Tee: string(req.Tee), ExpiresAt: exp})
+	if err != nil {
+		problem(w, protocol.ProblemAttestationError, "session: "+err.Error())
 		return
 	}
-	b.sessions.created(ss)
-	http.SetCookie(w, &http.Cookie{Name: protocol.SessionCookie, Value: id, Path: protocol.APIPrefix, Expires: exp})
+	http.SetCookie(w, &http.Cookie{Name: protocol.SessionCookie, Value: cookie, Path: protocol.APIPrefix, Expires: exp})
 	writeJSON(w, ch)
 }
 
@@ -439,21 +449,17 @@ func (b *Broker) attest(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	now := b.cfg.Now()
-	// The session this process created (or, failing that, the store's),
-	// if it is pending and has not expired. A second attest step of this
-	// process on the session is refused here; the conditional write below
-	// refuses every other (sequential or concurrent, from any broker on
-	// the store): the nonce is consumed whatever the outcome.
-	ss, known, used := b.sessions.claim(c.Value)
-	if !known {
-		ss, err = b.cfg.Store.PendingKBSSession(ctx, c.Value, now)
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			problem(w, protocol.ProblemAttestationError, "session could not be read")
-			return
-		}
-		used = err != nil || !b.sessions.claimLoaded(ss)
+	// The pending session is the cookie's (cookie.go). A second attest
+	// step of this process on the session is refused here; the store's
+	// insert of the outcome refuses every other (sequential or
+	// concurrent, from any broker on the store): the nonce is consumed
+	// whatever the outcome.
+	ss, err := openCookie(b.cookieKey, c.Value)
+	if err != nil {
+		problem(w, protocol.ProblemAttestationError, "kbs-session-id: "+err.Error()+": call "+protocol.PathAuth+" first")
+		return
 	}
-	if used || !now.Before(ss.ExpiresAt) {
+	if !now.Before(ss.ExpiresAt) || !b.sessions.claim(ss.ID, ss.ExpiresAt) {
 		problem(w, protocol.ProblemAttestationError, spentSession)
 		return
 	}
@@ -461,16 +467,22 @@ func (b *Broker) attest(w http.ResponseWriter, r *http.Request) {
 	// The outcome is recorded even if the client has gone.
 	wctx := context.WithoutCancel(ctx)
 	if token == "" {
-		_ = b.cfg.Store.AttestKBSSession(wctx, ss.ID, ss.Nonce, b.cfg.Now(), nil, "", "", "")
+		ss.Token = ""
+		_ = b.cfg.Store.RecordKBSSession(wctx, ss)
 		problem(w, protocol.ProblemAttestationError, detail)
 		return
 	}
-	done := b.cfg.Now()
-	if err := b.cfg.Store.AttestKBSSession(wctx, ss.ID, ss.Nonce, done, reportData[:], pub, token, claims.ID); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
+	if !b.cfg.Now().Before(ss.ExpiresAt) {
+		// Expired while its evidence was verified: no token for it.
+		problem(w, protocol.ProblemAttestationError, spentSession)
+		return
+	}
+	ss.ReportData, ss.TeePubKey, ss.Token, ss.TokenID = reportData[:], pub, token, claims.ID
+	if err := b.cfg.Store.RecordKBSSession(wctx, ss); err != nil {
+		if errors.Is(err, store.ErrConflict) {
 			problem(w, protocol.ProblemAttestationError, spentSession)
 		} else {
-			problem(w, protocol.ProblemAttestationError, "session could not be updated")
+			problem(w, protocol.ProblemAttestationError, "session could not be recorded")
 		}
 		return
 	}
@@ -597,7 +609,12 @@ func (b *Broker) resource(w http.ResponseWriter, r *http.Request) {
 			problem(w, protocol.ProblemTokenNotFound, "no Bearer token and no kbs-session-id cookie")
 			return
 		}
-		if m, ok := b.sessions.attestedSession(c.Value, now); ok {
+		cs, cerr := openCookie(b.cookieKey, c.Value)
+		if cerr != nil {
+			problem(w, protocol.ProblemTokenNotFound, "session unknown, expired or not attested")
+			return
+		}
+		if m, ok := b.sessions.attestedSession(cs.ID, now); ok {
 			// This process attested the session less than
 			// sessionMemoTTL ago and wrote its token: the claims are the
 			// ones it signed. What Verify would still check: the key is
@@ -617,7 +634,7 @@ func (b *Broker) resource(w http.ResponseWriter, r *http.Request) {
 			claims, input, jwk = m.claims, m.input, m.teePubKey
 			signed = m.claims
 		} else {
-			ss, err = b.cfg.Store.KBSSession(ctx, c.Value)
+			ss, err = b.cfg.Store.KBSSession(ctx, cs.ID)
 			if err != nil || ss.State != store.KBSSessionAttested || !now.Before(ss.ExpiresAt) {
 				problem(w, protocol.ProblemTokenNotFound, "session unknown, expired or not attested")
 				return

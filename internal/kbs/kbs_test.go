@@ -5,7 +5,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/elliptic"
-	"crypto/rand"
+	"crypto/sha256"
 	"crypto/sha512"
 	"encoding/base64"
 	"encoding/json"
@@ -67,16 +67,19 @@ func newEnv(t *testing.T, dsn string, sim *tdsim.Sim, trustSim bool, policy stri
 	return newEnvLimits(t, dsn, sim, trustSim, policy, limitOpts{})
 }
 
-// limitOpts are newEnvLimits's extras: the broker's limits, and a hook
-// each verification calls first (nil: none).
+// limitOpts are newEnvLimits's extras: the broker's limits, a hook each
+// verification calls first (nil: none) and its key-encryption key (nil:
+// one derived from the store's DSN, so that brokers of one store share
+// it, as they must).
 type limitOpts struct {
 	limits kbs.Limits
 	hold   func(context.Context) error
+	kek    []byte
 }
 
 func newEnvLimits(t *testing.T, dsn string, sim *tdsim.Sim, trustSim bool, policy string, o limitOpts) *env {
 	t.Helper()
-	return newBrokerEnv(t, dsn, policy, o.limits, func(signer *ear.Signer, clk *clock) *verifier.Verifier {
+	return newBrokerEnv(t, dsn, policy, o, func(signer *ear.Signer, clk *clock) *verifier.Verifier {
 		col, err := sim.Collateral(clk.Now())
 		if err != nil {
 			t.Fatal(err)
@@ -109,8 +112,9 @@ func newEnvLimits(t *testing.T, dsn string, sim *tdsim.Sim, trustSim bool, polic
 
 // newBrokerEnv serves a broker on the store at dsn holding the test
 // resource under policy ("": the default) with the verifier newVerifier
-// makes from the env's token signer and clock.
-func newBrokerEnv(t *testing.T, dsn, policy string, limits kbs.Limits, newVerifier func(*ear.Signer, *clock) *verifier.Verifier) *env {
+// makes from the env's token signer and clock, and the limits and
+// key-encryption key of o.
+func newBrokerEnv(t *testing.T, dsn, policy string, o limitOpts, newVerifier func(*ear.Signer, *clock) *verifier.Verifier) *env {
 	t.Helper()
 	clk := &clock{t: time.Now().UTC().Truncate(time.Second)}
 	st, err := store.Open(t.Context(), dsn)
@@ -131,9 +135,12 @@ func newBrokerEnv(t *testing.T, dsn, policy string, limits kbs.Limits, newVerifi
 		t.Fatal(err)
 	}
 	v := newVerifier(signer, clk)
-	kek := make([]byte, 32)
-	_, _ = rand.Read(kek)
-	b, err := kbs.New(kbs.Config{Store: st, Verifier: v, TokenKeys: keys, KEK: kek, ResourcePolicy: policy, Now: clk.Now, Limits: limits})
+	kek := o.kek
+	if kek == nil {
+		h := sha256.Sum256([]byte("kbs test key-encryption key\x00" + dsn))
+		kek = h[:]
+	}
+	b, err := kbs.New(kbs.Config{Store: st, Verifier: v, TokenKeys: keys, KEK: kek, ResourcePolicy: policy, Now: clk.Now, Limits: o.limits})
 	if err != nil {
 		t.Fatal(err)
 	}

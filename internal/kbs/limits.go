@@ -218,8 +218,9 @@ func readAllHint(rd io.Reader, declared, limit int64) ([]byte, error) {
 	}
 }
 
-// Run deletes expired sessions from the store every interval (0:
-// DefaultSessionPurgeInterval) until ctx is done; store errors are
+// Run deletes the sessions that expired more than sessionPurgeGrace ago
+// from the store every interval (0: DefaultSessionPurgeInterval) until
+// ctx is done; store errors are
 // reported to onErr (nil: ignored) and retried at the next tick.
 func (b *Broker) Run(ctx context.Context, interval time.Duration, onErr func(error)) error {
 	if interval <= 0 {
@@ -232,7 +233,7 @@ func (b *Broker) Run(ctx context.Context, interval time.Duration, onErr func(err
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
-			if _, err := b.cfg.Store.DeleteExpiredKBSSessions(ctx, b.cfg.Now()); err != nil && onErr != nil && ctx.Err() == nil {
+			if _, err := b.cfg.Store.DeleteExpiredKBSSessions(ctx, b.cfg.Now().Add(-sessionPurgeGrace)); err != nil && onErr != nil && ctx.Err() == nil {
 				onErr(err)
 			}
 		}

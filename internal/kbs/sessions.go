@@ -7,13 +7,12 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 
 	"github.com/tdproof/tdproof/ear"
-	"github.com/tdproof/tdproof/internal/store"
 	"github.com/tdproof/tdproof/kbs/protocol"
 )
 
 // sessionMemoTTL bounds how long the broker serves a session it wrote
-// from its memory: the attest step of a session this process created,
-// the resource step of a session it attested. After that the store is
+// from its memory: the refusal of a second attest step of a session this
+// process claimed, the resource step of a session it attested. After that the store is
 // read again, so a session removed from the database by other means than
 // its expiry is refused by this process within sessionMemoTTL. It is
 // measured on the system's clock, not Config.Now (which decides the
@@ -25,15 +24,14 @@ const sessionMemoTTL = 2 * time.Second
 // them).
 const maxSessionMemo = 1 << 16
 
-// memoSession is what this broker wrote to the store for one session,
-// kept to spare the store a read the next step of the handshake would
-// otherwise make. The store stays the truth: the attest step records its
-// outcome with a conditional write (store.AttestKBSSession) whatever the
-// memo says, and the memo only answers for sessionMemoTTL.
+// memoSession is what this broker knows of one session it claimed or
+// attested, kept to spare the store a read the next step of the handshake
+// would otherwise make. The store stays the truth: the attest step records
+// its outcome with an insert the store admits once per session
+// (store.RecordKBSSession) whatever the memo says, and the memo only
+// answers for sessionMemoTTL.
 type memoSession struct {
 	at      time.Time // when this process wrote the session's current state (memo clock)
-	nonce   string
-	tee     string
 	expires time.Time
 	// claimed is set by the first attest step of this process on the
 	// session: a second one is refused without verifying its evidence.
@@ -92,47 +90,18 @@ func (m *sessionMemo) insert(id string, e *memoSession, now time.Time) {
 	m.cur[id] = e
 }
 
-// created remembers the pending session ss this broker stored.
-func (m *sessionMemo) created(ss store.KBSSession) {
+// claim marks the session id (expiring at expires) as being attested by
+// this process; false if this process claimed it in the last
+// sessionMemoTTL (its nonce is spent: refuse without verifying). A true
+// answer decides nothing: the store admits one outcome per session.
+func (m *sessionMemo) claim(id string, expires time.Time) bool {
 	now := m.now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.insert(ss.ID, &memoSession{at: now, nonce: ss.Nonce, tee: ss.Tee, expires: ss.ExpiresAt}, now)
-}
-
-// claim marks the session id as being attested by this process. It
-// returns the session as this process created it, with known; and used
-// when this process already claimed the session (its nonce is spent:
-// refuse). A session not remembered is neither known nor used.
-func (m *sessionMemo) claim(id string) (ss store.KBSSession, known, used bool) {
-	now := m.now()
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	e := m.find(id, now)
-	if e == nil {
-		return store.KBSSession{}, false, false
+	if e := m.find(id, now); e != nil && e.claimed {
+		return false
 	}
-	if e.claimed {
-		return store.KBSSession{}, true, true
-	}
-	e.claimed = true
-	return store.KBSSession{ID: id, Nonce: e.nonce, Tee: e.tee, State: store.KBSSessionPending, ExpiresAt: e.expires}, true, false
-}
-
-// claimLoaded marks the session ss, read from the store, as being
-// attested by this process; false if this process claimed it meanwhile.
-func (m *sessionMemo) claimLoaded(ss store.KBSSession) bool {
-	now := m.now()
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if e := m.find(ss.ID, now); e != nil {
-		if e.claimed {
-			return false
-		}
-		e.claimed = true
-		return true
-	}
-	m.insert(ss.ID, &memoSession{at: now, nonce: ss.Nonce, tee: ss.Tee, expires: ss.ExpiresAt, claimed: true}, now)
+	m.insert(id, &memoSession{at: now, expires: expires, claimed: true}, now)
 	return true
 }
 

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/tdproof/tdproof/ear"
-	"github.com/tdproof/tdproof/internal/store"
 	"github.com/tdproof/tdproof/kbs/protocol"
 )
 
@@ -18,35 +17,36 @@ func TestSessionMemo(t *testing.T) {
 	t0 := time.Unix(1_800_000_000, 0)
 	mt := t0 // the memo's clock
 	m := sessionMemo{clock: func() time.Time { return mt }}
-	ss := store.KBSSession{ID: "a", Nonce: "n", Tee: "tdx", ExpiresAt: t0.Add(time.Minute)}
-	m.created(ss)
-	if _, known, _ := m.claim("b"); known {
-		t.Fatal("unknown session known")
+	exp := t0.Add(time.Minute)
+	if !m.claim("a", exp) {
+		t.Fatal("first claim refused")
 	}
 	mt = t0.Add(time.Second)
-	got, known, used := m.claim("a")
-	if !known || used || got.Nonce != "n" || got.Tee != "tdx" || !got.ExpiresAt.Equal(ss.ExpiresAt) || got.State != store.KBSSessionPending {
-		t.Fatalf("claim = %+v, %v, %v", got, known, used)
-	}
-	if _, known, used := m.claim("a"); !known || !used {
+	if m.claim("a", exp) {
 		t.Fatal("second claim not refused")
 	}
-	if m.claimLoaded(ss) {
-		t.Fatal("claimLoaded of a claimed session")
+	if !m.claim("b", exp) {
+		t.Fatal("claim of another session refused")
 	}
-	// Past sessionMemoTTL (or before it was written) the memory does not answer.
-	for _, at := range []time.Time{t0.Add(sessionMemoTTL), t0.Add(-time.Second)} {
-		mt = at
-		if _, known, _ := m.claim("a"); known {
-			t.Fatalf("claim at %v answered from memory", at.Sub(t0))
-		}
+	// Past sessionMemoTTL (or before it was written) the memory does not
+	// answer: the store refuses the second outcome.
+	mt = t0.Add(sessionMemoTTL)
+	if !m.claim("a", exp) {
+		t.Fatal("claim refused from memory after sessionMemoTTL")
+	}
+	mt = t0.Add(-time.Second)
+	if !m.claim("b", exp) {
+		t.Fatal("claim refused from memory before it was written")
 	}
 	claims := &ear.Claims{ID: "jti"}
 	mt = t0.Add(10 * time.Second)
-	m.attested("a", ss.ExpiresAt, [64]byte{1}, protocol.JWK{Kty: protocol.KtyEC}, "a.b.c", "kid", claims)
+	m.attested("a", exp, [64]byte{1}, protocol.JWK{Kty: protocol.KtyEC}, "a.b.c", "kid", claims)
 	// The broker's clock may stand still (serve --at): the memo's does not.
 	if e, ok := m.attestedSession("a", t0); !ok || e.claims != claims || e.kid != "kid" {
 		t.Fatalf("attestedSession = %+v, %v", e, ok)
+	}
+	if _, ok := m.attestedSession("b", t0); ok {
+		t.Fatal("claimed, not attested, session served")
 	}
 	mt = t0.Add(10*time.Second + sessionMemoTTL)
 	if _, ok := m.attestedSession("a", t0); ok {
@@ -56,21 +56,21 @@ func TestSessionMemo(t *testing.T) {
 	if _, ok := m.attestedSession("s", t0.Add(11*time.Second)); ok {
 		t.Fatal("expired session served")
 	}
-	if _, known, used := m.claim("s"); !known || !used {
+	if m.claim("s", exp) {
 		t.Fatal("attested session claimable")
 	}
 	// Bounded: a full generation remembers no more; rotation drops the old one.
 	mt = t0.Add(time.Hour)
 	for i := range maxSessionMemo + 10 {
-		m.created(store.KBSSession{ID: fmt.Sprint(i), Nonce: "n", ExpiresAt: mt.Add(time.Minute)})
+		m.claim(fmt.Sprint(i), mt.Add(time.Minute))
 	}
 	if len(m.cur) != maxSessionMemo {
 		t.Fatalf("%d sessions in a generation, want %d", len(m.cur), maxSessionMemo)
 	}
 	mt = mt.Add(sessionMemoTTL)
-	m.created(store.KBSSession{ID: "x", Nonce: "n", ExpiresAt: mt.Add(time.Minute)})
+	m.claim("x", mt.Add(time.Minute))
 	mt = mt.Add(sessionMemoTTL)
-	m.created(store.KBSSession{ID: "y", Nonce: "n", ExpiresAt: mt.Add(time.Minute)})
+	m.claim("y", mt.Add(time.Minute))
 	if len(m.cur)+len(m.old) != 2 {
 		t.Fatalf("%d + %d sessions after two rotations, want 2", len(m.cur), len(m.old))
 	}

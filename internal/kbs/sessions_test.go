@@ -1,7 +1,10 @@
 package kbs_test
 
 import (
+	"bytes"
 	"context"
+	"net/http"
+	"net/url"
 	"sync"
 	"testing"
 	"time"
@@ -119,9 +122,9 @@ func TestConcurrentAttest(t *testing.T) {
 }
 
 // TestSessionRemovedFromStore: the store stays the truth for sessions the
-// broker remembers. A pending session removed from the database is not
-// attested; an attested one removed from the database is refused by the
-// resource step once sessionMemoTTL (2 s, real time) has passed.
+// broker remembers. A pending session is not stored (it is its cookie);
+// an attested one removed from the database is refused by the resource
+// step once sessionMemoTTL (2 s, real time) has passed.
 func TestSessionRemovedFromStore(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, dsn string) {
 		sim := newSim(t, false)
@@ -130,21 +133,26 @@ func TestSessionRemovedFromStore(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = st.Close() })
-		removeAll := func(t *testing.T) {
+		removeAll := func(t *testing.T) int64 {
 			t.Helper()
-			if _, err := st.DeleteExpiredKBSSessions(t.Context(), time.Now().Add(24*time.Hour)); err != nil {
+			n, err := st.DeleteExpiredKBSSessions(t.Context(), time.Now().Add(24*time.Hour))
+			if err != nil {
 				t.Fatal(err)
 			}
+			return n
 		}
 		t.Run("pending", func(t *testing.T) {
 			e := newEnv(t, dsn, sim, true, "")
+			removeAll(t)
 			a := newAgent(t, e)
 			att := a.attestation(t, sim, a.auth(t), a.jwk)
-			removeAll(t)
-			code, body := a.attest(t, att)
-			wantProblem(t, "attest of a removed session", code, body, protocol.ProblemAttestationError)
-			code, body = a.resource(t, "")
-			wantProblem(t, "resource", code, body, protocol.ProblemTokenNotFound)
+			if n := removeAll(t); n != 0 {
+				t.Fatalf("auth stored %d sessions, want none", n)
+			}
+			a.attestOK(t, att)
+			if n := removeAll(t); n != 1 {
+				t.Fatalf("attest stored %d sessions, want 1", n)
+			}
 		})
 		t.Run("attested", func(t *testing.T) {
 			e := newEnv(t, dsn, sim, true, "")
@@ -171,4 +179,70 @@ func TestSessionRemovedFromStore(t *testing.T) {
 			wantProblem(t, "resource of an expired session", code, body, protocol.ProblemTokenNotFound)
 		})
 	})
+}
+
+// TestSessionCookie: the session cookie is accepted only as issued by a
+// broker holding the store's key-encryption key: a cookie altered in any
+// way, or issued by a broker with another key, opens no session, and
+// brokers sharing the key attest each other's sessions (once).
+func TestSessionCookie(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dsn string) {
+		sim := newSim(t, false)
+		// other first: the test resource is sealed last by e1, with the
+		// store's key.
+		other := newEnvLimits(t, dsn, sim, true, "", limitOpts{kek: bytes.Repeat([]byte{9}, 32)})
+		e1 := newEnv(t, dsn, sim, true, "")
+		u, err := url.Parse(e1.srv.URL + protocol.APIPrefix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Run("another key-encryption key", func(t *testing.T) {
+			a := newAgent(t, e1)
+			att := a.attestation(t, sim, a.auth(t), a.jwk)
+			b := *a
+			b.base = other.srv.URL
+			code, body := b.attest(t, att)
+			wantProblem(t, "attest on a broker with another key", code, body, protocol.ProblemAttestationError)
+			a.attestOK(t, att) // the session is unspent
+			a.wantSecret(t, "")
+			code, body = b.resource(t, "")
+			wantProblem(t, "resource on a broker with another key", code, body, protocol.ProblemTokenNotFound)
+		})
+		t.Run("altered", func(t *testing.T) {
+			a := newAgent(t, e1)
+			att := a.attestation(t, sim, a.auth(t), a.jwk)
+			var orig string
+			for _, c := range a.c.Jar.Cookies(u) {
+				if c.Name == protocol.SessionCookie {
+					orig = c.Value
+				}
+			}
+			if orig == "" {
+				t.Fatal("no session cookie")
+			}
+			// One character changed in the payload, in the MAC, or the
+			// value cut short; then a server-chosen id of the old form.
+			for _, v := range []string{flip(orig, len("s1.")+3), flip(orig, len(orig)-5), orig[:len(orig)-1], "0123456789abcdef0123456789abcdef"} {
+				a.c.Jar.SetCookies(u, []*http.Cookie{{Name: protocol.SessionCookie, Value: v, Path: protocol.APIPrefix}})
+				code, body := a.attest(t, att)
+				wantProblem(t, "attest with cookie "+v, code, body, protocol.ProblemAttestationError)
+			}
+			a.c.Jar.SetCookies(u, []*http.Cookie{{Name: protocol.SessionCookie, Value: orig, Path: protocol.APIPrefix}})
+			a.attestOK(t, att)
+			for _, v := range []string{flip(orig, len("s1.")+3), flip(orig, len(orig)-5)} {
+				a.c.Jar.SetCookies(u, []*http.Cookie{{Name: protocol.SessionCookie, Value: v, Path: protocol.APIPrefix}})
+				code, body := a.resource(t, "")
+				wantProblem(t, "resource with cookie "+v, code, body, protocol.ProblemTokenNotFound)
+			}
+		})
+	})
+}
+
+// flip changes the character at i of a base64url string to another one.
+func flip(s string, i int) string {
+	c := byte('A')
+	if s[i] == 'A' {
+		c = 'B'
+	}
+	return s[:i] + string(c) + s[i+1:]
 }

@@ -12,7 +12,6 @@ import (
 
 	"github.com/tdproof/tdproof/collateral"
 	"github.com/tdproof/tdproof/ear"
-	"github.com/tdproof/tdproof/internal/kbs"
 	"github.com/tdproof/tdproof/kbs/protocol"
 	"github.com/tdproof/tdproof/quote"
 	"github.com/tdproof/tdproof/refvalue"
@@ -37,7 +36,7 @@ func newSNPEnv(t *testing.T, dsn string, g *snpsim.Guest) *env {
 // verification time (nil bytes: no CRL obtained).
 func newSNPEnvCRL(t *testing.T, dsn string, g *snpsim.Guest, crl func(now time.Time) ([]byte, error)) *env {
 	t.Helper()
-	return newBrokerEnv(t, dsn, "", kbs.Limits{}, func(signer *ear.Signer, clk *clock) *verifier.Verifier {
+	return newBrokerEnv(t, dsn, "", limitOpts{}, func(signer *ear.Signer, clk *clock) *verifier.Verifier {
 		refs := refvalue.NewMemoryStore()
 		if _, err := refs.Add(t.Context(), refvalue.Value{Name: "snp.measurement", Values: []string{hex.EncodeToString(g.Template.Measurement[:])}}); err != nil {
 			t.Fatal(err)

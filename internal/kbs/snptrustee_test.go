@@ -11,7 +11,6 @@ import (
 
 	"github.com/tdproof/tdproof/collateral"
 	"github.com/tdproof/tdproof/ear"
-	"github.com/tdproof/tdproof/internal/kbs"
 	"github.com/tdproof/tdproof/internal/store/storetest"
 	"github.com/tdproof/tdproof/kbs/protocol"
 	"github.com/tdproof/tdproof/quote"
@@ -35,7 +34,7 @@ func newTrusteeSNPEnv(t *testing.T, dsn string, g *snpsim.Guest, kds func(*snp.R
 // the verification time (nil bytes: no CRL obtained).
 func newTrusteeSNPEnvCRL(t *testing.T, dsn string, g *snpsim.Guest, kds func(*snp.Report) (snp.Certificates, error), crl func(now time.Time) ([]byte, error)) *env {
 	t.Helper()
-	return newBrokerEnv(t, dsn, "", kbs.Limits{}, func(signer *ear.Signer, clk *clock) *verifier.Verifier {
+	return newBrokerEnv(t, dsn, "", limitOpts{}, func(signer *ear.Signer, clk *clock) *verifier.Verifier {
 		refs := refvalue.NewMemoryStore()
 		if _, err := refs.Add(t.Context(), refvalue.Value{Name: "snp.measurement", Values: []string{hex.EncodeToString(g.Template.Measurement[:])}}); err != nil {
 			t.Fatal(err)

@@ -10,8 +10,8 @@ import (
 
 // KBS session states (kbs_sessions.state).
 const (
-	KBSSessionPending   = "pending"   // challenge issued, nonce unused
-	KBSSessionAttesting = "attesting" // nonce consumed, evidence being verified (earlier brokers; never left by AttestKBSSession)
+	KBSSessionPending   = "pending"   // challenge issued, nonce unused (earlier brokers: now kept in the session cookie, never stored)
+	KBSSessionAttesting = "attesting" // nonce consumed, evidence being verified (earlier brokers)
 	KBSSessionAttested  = "attested"  // token issued
 	KBSSessionFailed    = "failed"    // attestation refused
 )
@@ -41,61 +41,33 @@ type KBSResource struct {
 
 const kbsSessionColumns = "id, nonce, tee, state, expires_at, report_data, tee_pubkey, token, token_id"
 
-// CreateKBSSession inserts a pending session; [ErrConflict] if the id
-// exists.
-func (s *Store) CreateKBSSession(ctx context.Context, ss KBSSession) error {
+// RecordKBSSession records the outcome of a session's attestation by
+// inserting it: attested (ss.Token set, with ReportData, TeePubKey and
+// TokenID) or failed (ss.Token empty; its state is then failed whatever
+// ss.State says). Pending sessions are not stored (the key broker keeps
+// them in their cookies): a session id is recorded once, so of several
+// attestations of one session (sequential or concurrent, from one or
+// several processes) exactly one is recorded and every other fails with
+// [ErrConflict].
+func (s *Store) RecordKBSSession(ctx context.Context, ss KBSSession) error {
 	if ss.ID == "" || ss.Nonce == "" {
 		return fmt.Errorf("%w: empty session id or nonce", ErrInvalid)
 	}
 	if err := checkTime("kbs session "+ss.ID+": expires_at", ss.ExpiresAt); err != nil {
 		return err
 	}
-	_, err := s.kbsExec(ctx, s.q("INSERT INTO kbs_sessions (id, nonce, tee, state, expires_at) VALUES (?, ?, ?, ?, ?)"),
-		ss.ID, ss.Nonce, ss.Tee, KBSSessionPending, toDB(ss.ExpiresAt))
-	if err != nil {
-		return fmt.Errorf("store: create kbs session: %w", mapErr(err))
-	}
-	return nil
-}
-
-// PendingKBSSession returns the session id if it is pending and has not
-// expired at now; [ErrNotFound] otherwise. It consumes nothing: the
-// attestation's outcome is recorded by [Store.AttestKBSSession], which
-// checks the state again.
-func (s *Store) PendingKBSSession(ctx context.Context, id string, now time.Time) (KBSSession, error) {
-	ss, err := scanKBSSession(s.queryRowPrepared(ctx, s.q("SELECT "+kbsSessionColumns+" FROM kbs_sessions WHERE id = ? AND state = ? AND expires_at > ?"),
-		id, KBSSessionPending, toDB(now)))
-	if err != nil {
-		return KBSSession{}, fmt.Errorf("store: pending kbs session: %w", err)
-	}
-	return ss, nil
-}
-
-// AttestKBSSession consumes the nonce of the session id and records the
-// outcome of its attestation in one conditional write: attested with its
-// report data, TEE key, token and token id, or failed (when token is
-// empty). It moves the session out of pending only if it is still
-// pending, still has nonce and has not expired at now, so that of
-// several attestations of one session (sequential or concurrent, from
-// one or several processes) exactly one is recorded; [ErrNotFound] for
-// every other.
-func (s *Store) AttestKBSSession(ctx context.Context, id, nonce string, now time.Time, reportData []byte, teePubKey, token, tokenID string) error {
 	state := KBSSessionAttested
-	if token == "" {
+	if ss.Token == "" {
 		state = KBSSessionFailed
+		ss.ReportData, ss.TeePubKey, ss.TokenID = nil, "", ""
 	}
-	if reportData == nil {
-		reportData = []byte{}
+	if ss.ReportData == nil {
+		ss.ReportData = []byte{}
 	}
-	res, err := s.kbsExec(ctx, s.q("UPDATE kbs_sessions SET state = ?, report_data = ?, tee_pubkey = ?, token = ?, token_id = ? WHERE id = ? AND nonce = ? AND state = ? AND expires_at > ?"),
-		state, reportData, teePubKey, token, tokenID, id, nonce, KBSSessionPending, toDB(now))
+	_, err := s.kbsExec(ctx, s.q("INSERT INTO kbs_sessions ("+kbsSessionColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+		ss.ID, ss.Nonce, ss.Tee, state, toDB(ss.ExpiresAt), ss.ReportData, ss.TeePubKey, ss.Token, ss.TokenID)
 	if err != nil {
-		return fmt.Errorf("store: attest kbs session: %w", err)
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("store: attest kbs session: %w", err)
-	} else if n == 0 {
-		return fmt.Errorf("store: attest kbs session %s: %w", id, ErrNotFound)
+		return fmt.Errorf("store: record kbs session %s: %w", ss.ID, mapErr(err))
 	}
 	return nil
 }
