@@ -42,8 +42,9 @@ const sessionIDSize = 16
 // sessionPurgeGrace is how long after its expiry a session's record is
 // kept: brokers sharing a store must keep their clocks within this of
 // each other, or one could accept a cookie another has purged the record
-// of.
-const sessionPurgeGrace = 10 * time.Minute
+// of. It is short because every attested session's row (about 5 KB, its
+// token) is kept until then.
+const sessionPurgeGrace = time.Minute
 
 // maxCookieLen bounds the cookie values openCookie decodes.
 const maxCookieLen = 512
