@@ -138,23 +138,20 @@ func runFloorServer(ctx context.Context, args []string) int {
 	return 0
 }
 
-// floorResult is the floor server's figures under the same load.
-type floorResult struct {
-	perSec   float64
-	p99      time.Duration
-	cpu      time.Duration // per request; 0 when /proc could not be read
+// floorServer is the floor server in a child process, ready for load.
+type floorServer struct {
+	pid      int
+	send     func() error
 	respSize int
 }
 
-// floorLoad starts the floor server as a child process and loads its
-// POST /v1/verify with body, as serverLoad loads tdproof serve, answering
-// respSize bytes per request.
-func floorLoad(t *testing.T, body []byte, respSize int) floorResult {
+// startFloor starts the floor server as a child process answering
+// respSize bytes to POST /v1/verify with body, and sends it one request.
+func startFloor(t *testing.T, body []byte, respSize int) *floorServer {
 	t.Helper()
 	cmd, url := startServeChild(t, floorServerArg, strconv.Itoa(respSize))
-	n := *serveConcurrency
-	c := client(n)
-	defer c.CloseIdleConnections()
+	c := client(*serveConcurrency)
+	t.Cleanup(c.CloseIdleConnections)
 	s := &service{url: url + "/v1/verify", body: body}
 	send := func() error {
 		code, b, err := s.send(c, false)
@@ -166,8 +163,14 @@ func floorLoad(t *testing.T, body []byte, respSize int) floorResult {
 	if err := send(); err != nil {
 		t.Fatal(err)
 	}
-	lat, elapsed, cpu := serverLoad(t, cmd.Process.Pid, n, send)
-	return floorResult{perSec: float64(len(lat)) / elapsed.Seconds(), p99: pct(lat, 0.99), cpu: cpu, respSize: respSize}
+	return &floorServer{pid: cmd.Process.Pid, send: send, respSize: respSize}
+}
+
+// load loads the floor server for one round, as serverLoad loads tdproof
+// serve.
+func (f *floorServer) load(t *testing.T) loadResult {
+	t.Helper()
+	return serverLoad(t, f.pid, *serveConcurrency, f.send)
 }
 
 // responseSize returns the size of one response of s.
@@ -180,16 +183,15 @@ func responseSize(t *testing.T, c *http.Client, s *service) int {
 	return len(b)
 }
 
-// describe reports the floor server's figures and tdproof's CPU per
-// request (total over n requests) against them and against one P-256
-// verification (ns).
-func (f floorResult) describe(total time.Duration, n int, p256 float64) string {
+// describeFloor reports the floor server's figures (floor, over all
+// rounds) and tdproof serve's CPU per request (serve) against them and
+// against one P-256 verification (p256, ns).
+func describeFloor(serve, floor loadResult, respSize int, p256 float64) string {
 	msg := fmt.Sprintf("floor server (net/http; hex request, one P-256 verify, one P-256 sign, %d-byte response): %.0f/s, p99 %v",
-		f.respSize, f.perSec, f.p99)
-	if f.cpu > 0 && total > 0 && n > 0 {
-		per := total / time.Duration(n)
+		respSize, floor.perSec(), pct(floor.lat, 0.99))
+	if f, per := floor.perRequest(), serve.perRequest(); f > 0 && per > 0 {
 		msg += fmt.Sprintf("; CPU %v per request = %.2f× one P-256 verify; tdproof serve %.2f× the floor server",
-			f.cpu.Round(time.Microsecond), float64(f.cpu)/p256, float64(per)/float64(f.cpu))
+			f.Round(time.Microsecond), ratio(f, p256), ratio(per, float64(f)))
 	}
 	return msg
 }

@@ -305,10 +305,13 @@ func (p *servedProduct) check(t *testing.T, c *http.Client) {
 // (from /proc) and, measured in the same run, one P-256 verification and
 // one P-256 signature (what dcap's BenchmarkP256Verify and
 // BenchmarkP256Sign measure) and the ratios of the server's CPU per
-// request to the verification and to the two together.
-// It asserts correctness only.
+// request to the verification and to the two together; then the floor
+// server's figures under the same load. With -loadtest.serve.rounds N the
+// load is split into N rounds, each of them serve's load, the floor
+// server's and the P-256 measurements, and each round's ratios and their
+// median and range are logged too. It asserts correctness only.
 //
-//	go test -run TestServeLoad -v ./internal/loadtest -loadtest.serve.n 50000 -loadtest.serve.d 10s -loadtest.serve.c 8
+//	go test -run TestServeLoad -v ./internal/loadtest -loadtest.serve.n 50000 -loadtest.serve.d 15s -loadtest.serve.c 8 -loadtest.serve.rounds 5
 func TestServeLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("load test skipped with -short")
@@ -327,36 +330,51 @@ func TestServeLoad(t *testing.T) {
 			defer c.CloseIdleConnections()
 			p.check(t, c) // warms the collateral and the verifier's caches
 			s := &service{url: p.url + "/v1/verify", body: p.body}
-			cpu0, cpuOK := childCPU(p.cmd.Process.Pid)
-			lat, elapsed, err := runLoad(n, *serveRequests, *serveDuration, func(int64) error {
+			send := func() error {
 				code, b, err := s.send(c, false)
 				if err == nil && code != http.StatusOK {
 					err = fmt.Errorf("status %d: %s", code, b)
 				}
 				return err
-			})
-			cpu1, cpu1OK := childCPU(p.cmd.Process.Pid)
-			if err != nil {
-				t.Fatal(err)
 			}
-			var total time.Duration // the server's CPU under load; 0 when /proc could not be read
-			if cpuOK && cpu1OK {
-				total = cpu1 - cpu0
+			fl := startFloor(t, p.body, responseSize(t, c, s))
+			var serves, floors []loadResult
+			var p256 []p256Floor
+			var toBoth, toVerify, toFloor []float64 // per round
+			for r := range rounds() {
+				sr := serverLoad(t, p.cmd.Process.Pid, n, send)
+				fr := fl.load(t)
+				pf := measureP256()
+				serves, floors, p256 = append(serves, sr), append(floors, fr), append(p256, pf)
+				per, fper := sr.perRequest(), fr.perRequest()
+				toBoth, toVerify, toFloor = append(toBoth, ratio(per, pf.both())), append(toVerify, ratio(per, pf.verify)), append(toFloor, ratio(per, float64(fper)))
+				if rounds() > 1 {
+					t.Logf("round %d: %d requests, %.0f/s, p99 %v; server CPU %v per request; P-256 verify %v, sign %v: %.2f× the verify, %.2f× verify + sign; floor server CPU %v per request: serve %.2f× it",
+						r+1, len(sr.lat), sr.perSec(), pct(sr.lat, 0.99), per.Round(time.Microsecond),
+						time.Duration(pf.verify).Round(time.Microsecond), time.Duration(pf.sign).Round(time.Microsecond),
+						toVerify[r], toBoth[r], fper.Round(time.Microsecond), toFloor[r])
+				}
 			}
 			p.check(t, c)
-			fl := floorLoad(t, p.body, responseSize(t, c, s))
-			floor, sign := p256VerifyNs(), p256SignNs()
+			sr, fr, pf := merge(serves), merge(floors), meanP256(p256)
+			same := "same run"
+			if rounds() > 1 {
+				same = fmt.Sprintf("mean of %d rounds alternated with the load", rounds())
+			}
 			msg := fmt.Sprintf("tdproof serve (%s, %d reference values, default policy): %d verifications in %v with %d clients on %d CPUs: %.0f/s, latency p50 %v p99 %v max %v",
-				mode.name, serveReferenceValues, len(lat), elapsed.Round(time.Millisecond), n, runtime.NumCPU(),
-				float64(len(lat))/elapsed.Seconds(), pct(lat, 0.50), pct(lat, 0.99), lat[len(lat)-1])
-			if total > 0 {
-				per := total / time.Duration(len(lat))
-				msg += fmt.Sprintf("; server CPU %v = %v per request; one P-256 verify %v, one P-256 sign %v (same run): %.2f× the verify, %.2f× verify + sign",
-					total.Round(time.Millisecond), per.Round(time.Microsecond), time.Duration(floor).Round(time.Microsecond),
-					time.Duration(sign).Round(time.Microsecond), float64(per)/floor, float64(per)/(floor+sign))
+				mode.name, serveReferenceValues, len(sr.lat), sr.elapsed.Round(time.Millisecond), n, runtime.NumCPU(),
+				sr.perSec(), pct(sr.lat, 0.50), pct(sr.lat, 0.99), sr.lat[len(sr.lat)-1])
+			if per := sr.perRequest(); per > 0 {
+				msg += fmt.Sprintf("; server CPU %v = %v per request; one P-256 verify %v, one P-256 sign %v (%s): %.2f× the verify, %.2f× verify + sign",
+					sr.cpu.Round(time.Millisecond), per.Round(time.Microsecond), time.Duration(pf.verify).Round(time.Microsecond),
+					time.Duration(pf.sign).Round(time.Microsecond), same, ratio(per, pf.verify), ratio(per, pf.both()))
 			}
 			t.Log(msg)
-			t.Log(fl.describe(total, len(lat), floor))
+			t.Log(describeFloor(sr, fr, fl.respSize, pf.verify))
+			if rounds() > 1 {
+				t.Logf("per round: serve ÷ (verify + sign) %s; ÷ verify %s; ÷ floor server %s",
+					spread(toBoth, "%.2f×"), spread(toVerify, "%.2f×"), spread(toFloor, "%.2f×"))
+			}
 		})
 	}
 }
