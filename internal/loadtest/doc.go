@@ -29,8 +29,8 @@
 // database with 60 reference values and the built-in default policy,
 // collateral fetched once from a loopback fake PCS, on SQLite and on
 // PostgreSQL (TDPROOF_TEST_POSTGRES_DSN). It logs req/s, p50/p99, the
-// child's CPU per request (/proc) and one P-256 verification measured in
-// the same run. Beside it, under the same load, it runs the floor server:
+// child's CPU per request (/proc) and one P-256 verification and one
+// P-256 signature measured in the same run. Beside it, under the same load, it runs the floor server:
 // a net/http server (in a child process too) that reads the same request,
 // hex-decodes its quote, makes one P-256 verification and one P-256
 // signature and writes a response of the size tdproof serve wrote; its CPU
@@ -50,6 +50,14 @@
 // profile to FILE.<test name> (the floor server to FILE.<test name>.floor).
 //
 //	go test -run 'TestServeDstackLoad|TestServeKBSLoad' -v ./internal/loadtest -loadtest.serve.n 3000 -loadtest.serve.d 15s -loadtest.serve.c 8
+//
+// -loadtest.serve.rounds N (default 1) splits each of these loads
+// (-loadtest.serve.n and -loadtest.serve.d) into N rounds, each round
+// being the load (in TestServeLoad, then the floor server's), then the
+// P-256 verification and signature measurements, and logs each round's
+// ratios and their median and range: on a host whose speed moves by a
+// third within minutes, figures taken seconds apart make steadier ratios
+// than one load followed by one measurement.
 //
 // The in-process tests run with tdproof serve's GC target (verifiersvc.GCPercent) unless
 // GOGC is set.
