@@ -98,6 +98,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzSkipValue$$' -fuzztime=$(FUZZTIME) ./jsonscan/
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeStrict$$' -fuzztime=$(FUZZTIME) ./kbs/protocol/
 	$(GO) test -run='^$$' -fuzz='^FuzzJSONValue$$' -fuzztime=$(FUZZTIME) ./internal/kbs/
+	$(GO) test -run='^$$' -fuzz='^FuzzOpenCookie$$' -fuzztime=$(FUZZTIME) ./internal/kbs/
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeSCALE$$' -fuzztime=$(FUZZTIME) ./dstack/
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeMsgpack$$' -fuzztime=$(FUZZTIME) ./dstack/
 	$(GO) test -run='^$$' -fuzz='^FuzzParseEvidence$$' -fuzztime=$(FUZZTIME) ./dstack/

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/tdproof/tdproof/jsonappend"
 )
@@ -22,6 +23,9 @@ type layout struct {
 	// Tree, whose behaviour for such sets the direct encoding does not
 	// reproduce.
 	tree bool
+	// size is the length of the last encoding with this layout: the
+	// capacity an encoding grows its buffer to once, up front.
+	size atomic.Int64
 }
 
 // layouts remembers the layouts of the name sets seen, by a hash of the
@@ -149,6 +153,8 @@ func (s Set) appendLayout(dst []byte, l *layout) (_ []byte, ok bool, err error) 
 	if len(s) != len(l.names) {
 		return dst, false, nil
 	}
+	start := len(dst)
+	dst = slices.Grow(dst, int(l.size.Load()))
 	for i, name := range l.names {
 		v, found := s[name]
 		if !found {
@@ -159,5 +165,7 @@ func (s Set) appendLayout(dst []byte, l *layout) (_ []byte, ok bool, err error) 
 			return dst, true, err
 		}
 	}
-	return append(dst, l.tail...), true, nil
+	dst = append(dst, l.tail...)
+	l.size.Store(int64(len(dst) - start))
+	return dst, true, nil
 }
