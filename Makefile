@@ -75,7 +75,7 @@ bench:
 # and the in-process key broker handshake.
 loadtest:
 	$(GO) test -count=1 -run 'TestServeLoad|TestServeDstackLoad|TestServeKBSLoad|TestKBSHandshakeLoad' -v ./internal/loadtest/ \
-		-loadtest.serve.n 20000 -loadtest.serve.d 10s -loadtest.serve.c 8 -loadtest.kbs.n 2000 -loadtest.kbs.c 8
+		-loadtest.serve.n 20000 -loadtest.serve.d 10s -loadtest.serve.c 8 -loadtest.serve.rounds 5 -loadtest.kbs.n 2000 -loadtest.kbs.c 8
 
 # Long fuzzing, one target at a time (FUZZTIME each).
 fuzz:
