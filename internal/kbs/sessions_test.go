@@ -3,6 +3,7 @@ package kbs_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"net/http"
 	"net/url"
 	"sync"
@@ -118,6 +119,44 @@ func TestConcurrentAttest(t *testing.T) {
 			wantProblem(t, "attest on e1 after e2", code, body, protocol.ProblemAttestationError)
 			b.wantSecret(t, "")
 		})
+		t.Run("failed on the other broker", func(t *testing.T) {
+			// A refused attestation consumes the session in the store,
+			// not only in the memory of the broker that refused it.
+			e1 := newEnv(t, dsn, sim, true, "")
+			e2 := newEnv(t, dsn, sim, true, "")
+			a := newAgent(t, e1)
+			nonce := a.auth(t)
+			bad := bytes.Replace(a.attestation(t, sim, nonce, a.jwk), []byte(nonce), []byte(base64.StdEncoding.EncodeToString(make([]byte, 32))), 1)
+			code, body := a.attest(t, bad)
+			wantProblem(t, "attest with another nonce", code, body, protocol.ProblemAttestationError)
+			b := *a
+			b.base = e2.srv.URL
+			code, body = b.attest(t, a.attestation(t, sim, nonce, a.jwk))
+			wantProblem(t, "attest on e2 after a refusal on e1", code, body, protocol.ProblemAttestationError)
+			code, body = b.resource(t, "")
+			wantProblem(t, "resource on e2", code, body, protocol.ProblemTokenNotFound)
+		})
+	})
+}
+
+// TestSessionExpiresDuringAttest: a session that expires while its
+// authentic evidence is verified gets no token (the store's insert does
+// not look at the expiry: the attest step checks it again).
+func TestSessionExpiresDuringAttest(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dsn string) {
+		sim := newSim(t, false)
+		var e *env
+		var once sync.Once
+		hold := func(context.Context) error {
+			once.Do(func() { e.clock.Add(protocol.DefaultSessionTimeout) })
+			return nil
+		}
+		e = newEnvLimits(t, dsn, sim, true, "", limitOpts{hold: hold})
+		a := newAgent(t, e)
+		code, body := a.attest(t, a.attestation(t, sim, a.auth(t), a.jwk))
+		wantProblem(t, "attest of a session that expired during verification", code, body, protocol.ProblemAttestationError)
+		code, body = a.resource(t, "")
+		wantProblem(t, "resource", code, body, protocol.ProblemTokenNotFound)
 	})
 }
 
