@@ -46,8 +46,8 @@ type memoSession struct {
 	input func() (ast.Value, error)
 }
 
-// sessionMemo remembers, by session id, the sessions this broker wrote
-// in the last sessionMemoTTL or so: two generations of maps, the older
+// sessionMemo remembers, by session id, the sessions this broker claimed
+// or attested in the last sessionMemoTTL or so: two generations of maps, the older
 // dropped as a whole at each rotation. It is safe for concurrent use.
 type sessionMemo struct {
 	// clock is the memo's clock (nil: time.Now), for its time bound only.

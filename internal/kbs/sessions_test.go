@@ -70,7 +70,7 @@ func count200(codes []int) int {
 // TestConcurrentAttest: of several attest steps on one session at once,
 // exactly one gets a token, whether they reach one broker (which refuses
 // the others before verifying them) or two brokers on one database (both
-// verify; the store's conditional write admits one).
+// verify; the store admits one insert of the outcome).
 func TestConcurrentAttest(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, dsn string) {
 		sim := newSim(t, false)
@@ -90,7 +90,7 @@ func TestConcurrentAttest(t *testing.T) {
 				e1 := newEnvLimits(t, dsn, sim, true, "", limitOpts{hold: bar.hold})
 				e2 := newEnvLimits(t, dsn, sim, true, "", limitOpts{hold: bar.hold})
 				a := newAgent(t, e1)
-				att := a.attestation(t, sim, a.auth(t), a.jwk) // created by e1: in its memory
+				att := a.attestation(t, sim, a.auth(t), a.jwk) // issued by e1
 				codes := attestAll(t, a, att, e1.srv.URL, e2.srv.URL)
 				if count200(codes) != 1 {
 					t.Fatalf("round %d: attest steps on e1 and e2 at once: %v, want exactly one 200", round, codes)
@@ -105,9 +105,9 @@ func TestConcurrentAttest(t *testing.T) {
 			}
 		})
 		t.Run("attested by the other broker", func(t *testing.T) {
-			// e1 created the session (pending in its memory); e2 attests
-			// it; e1's attest step then verifies the evidence but the
-			// store refuses to record a second outcome.
+			// e1 issued the session's cookie; e2 attests it; e1's
+			// attest step then verifies the evidence but the store
+			// refuses to record a second outcome.
 			e1 := newEnv(t, dsn, sim, true, "")
 			e2 := newEnv(t, dsn, sim, true, "")
 			a := newAgent(t, e1)
