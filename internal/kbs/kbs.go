@@ -473,7 +473,10 @@ func (b *Broker) attest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !b.cfg.Now().Before(ss.ExpiresAt) {
-		// Expired while its evidence was verified: no token for it.
+		// Expired while its evidence was verified: no token for it, and
+		// its nonce is spent like that of any refused attestation (a
+		// broker whose clock lags would otherwise still accept it).
+		_ = b.cfg.Store.RecordKBSSession(wctx, ss)
 		problem(w, protocol.ProblemAttestationError, spentSession)
 		return
 	}

@@ -141,7 +141,9 @@ func TestConcurrentAttest(t *testing.T) {
 
 // TestSessionExpiresDuringAttest: a session that expires while its
 // authentic evidence is verified gets no token (the store's insert does
-// not look at the expiry: the attest step checks it again).
+// not look at the expiry: the attest step checks it again), and its
+// nonce is spent like that of any refused attestation: a broker whose
+// clock lags, where the cookie has not expired yet, refuses it too.
 func TestSessionExpiresDuringAttest(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, dsn string) {
 		sim := newSim(t, false)
@@ -152,11 +154,17 @@ func TestSessionExpiresDuringAttest(t *testing.T) {
 			return nil
 		}
 		e = newEnvLimits(t, dsn, sim, true, "", limitOpts{hold: hold})
+		lagging := newEnv(t, dsn, sim, true, "")
 		a := newAgent(t, e)
-		code, body := a.attest(t, a.attestation(t, sim, a.auth(t), a.jwk))
+		att := a.attestation(t, sim, a.auth(t), a.jwk)
+		code, body := a.attest(t, att)
 		wantProblem(t, "attest of a session that expired during verification", code, body, protocol.ProblemAttestationError)
 		code, body = a.resource(t, "")
 		wantProblem(t, "resource", code, body, protocol.ProblemTokenNotFound)
+		b := *a
+		b.base = lagging.srv.URL
+		code, body = b.attest(t, att)
+		wantProblem(t, "attest on a lagging broker after the expiry", code, body, protocol.ProblemAttestationError)
 	})
 }
 
