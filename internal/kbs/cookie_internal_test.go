@@ -72,6 +72,15 @@ func TestCookie(t *testing.T) {
 	if _, err := sealCookie(key, [sessionIDSize]byte{}, store.KBSSession{Nonce: strings.Repeat("n", 256), Tee: "tdx"}); err == nil {
 		t.Fatal("oversized nonce sealed")
 	}
+	// An authentic value longer than maxCookieLen is refused before its
+	// MAC is computed.
+	long, err := sealCookie(key, [sessionIDSize]byte{}, store.KBSSession{Nonce: strings.Repeat("n", 255), Tee: strings.Repeat("t", 255), ExpiresAt: ss.ExpiresAt})
+	if err != nil || len(long) <= maxCookieLen {
+		t.Fatalf("sealCookie of a long session: %d bytes, %v", len(long), err)
+	}
+	if _, err := openCookie(key, long); err == nil {
+		t.Fatalf("cookie of %d bytes opened", len(long))
+	}
 }
 
 // FuzzOpenCookie: openCookie never panics, and what it opens is what a
