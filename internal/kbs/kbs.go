@@ -459,7 +459,7 @@ func (b *Broker) attest(w http.ResponseWriter, r *http.Request) {
 		problem(w, protocol.ProblemAttestationError, "kbs-session-id: "+err.Error()+": call "+protocol.PathAuth+" first")
 		return
 	}
-	if !now.Before(ss.ExpiresAt) || !b.sessions.claim(ss.ID, ss.ExpiresAt) {
+	if !now.Before(ss.ExpiresAt) || !b.sessions.claim(ss.ID) {
 		problem(w, protocol.ProblemAttestationError, spentSession)
 		return
 	}
@@ -467,8 +467,7 @@ func (b *Broker) attest(w http.ResponseWriter, r *http.Request) {
 	// The outcome is recorded even if the client has gone.
 	wctx := context.WithoutCancel(ctx)
 	if token == "" {
-		ss.Token = ""
-		_ = b.cfg.Store.RecordKBSSession(wctx, ss)
+		_ = b.cfg.Store.RecordKBSSession(wctx, ss) // ss.Token is empty: failed
 		problem(w, protocol.ProblemAttestationError, detail)
 		return
 	}

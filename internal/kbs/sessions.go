@@ -31,13 +31,13 @@ const maxSessionMemo = 1 << 16
 // (store.RecordKBSSession) whatever the memo says, and the memo only
 // answers for sessionMemoTTL.
 type memoSession struct {
-	at      time.Time // when this process wrote the session's current state (memo clock)
-	expires time.Time
+	at time.Time // when this process wrote the session's current state (memo clock)
 	// claimed is set by the first attest step of this process on the
 	// session: a second one is refused without verifying its evidence.
 	claimed bool
 	// Set when this process attested the session: what it wrote.
 	attested   bool
+	expires    time.Time
 	reportData [64]byte
 	teePubKey  protocol.JWK
 	kid        string
@@ -90,18 +90,18 @@ func (m *sessionMemo) insert(id string, e *memoSession, now time.Time) {
 	m.cur[id] = e
 }
 
-// claim marks the session id (expiring at expires) as being attested by
-// this process; false if this process claimed it in the last
-// sessionMemoTTL (its nonce is spent: refuse without verifying). A true
-// answer decides nothing: the store admits one outcome per session.
-func (m *sessionMemo) claim(id string, expires time.Time) bool {
+// claim marks the session id as being attested by this process; false
+// if this process claimed it in the last sessionMemoTTL (its nonce is
+// spent: refuse without verifying). A true answer decides nothing: the
+// store admits one outcome per session.
+func (m *sessionMemo) claim(id string) bool {
 	now := m.now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if e := m.find(id, now); e != nil && e.claimed {
 		return false
 	}
-	m.insert(id, &memoSession{at: now, expires: expires, claimed: true}, now)
+	m.insert(id, &memoSession{at: now, claimed: true}, now)
 	return true
 }
 

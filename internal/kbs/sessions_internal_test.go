@@ -18,24 +18,24 @@ func TestSessionMemo(t *testing.T) {
 	mt := t0 // the memo's clock
 	m := sessionMemo{clock: func() time.Time { return mt }}
 	exp := t0.Add(time.Minute)
-	if !m.claim("a", exp) {
+	if !m.claim("a") {
 		t.Fatal("first claim refused")
 	}
 	mt = t0.Add(time.Second)
-	if m.claim("a", exp) {
+	if m.claim("a") {
 		t.Fatal("second claim not refused")
 	}
-	if !m.claim("b", exp) {
+	if !m.claim("b") {
 		t.Fatal("claim of another session refused")
 	}
 	// Past sessionMemoTTL (or before it was written) the memory does not
 	// answer: the store refuses the second outcome.
 	mt = t0.Add(sessionMemoTTL)
-	if !m.claim("a", exp) {
+	if !m.claim("a") {
 		t.Fatal("claim refused from memory after sessionMemoTTL")
 	}
 	mt = t0.Add(-time.Second)
-	if !m.claim("b", exp) {
+	if !m.claim("b") {
 		t.Fatal("claim refused from memory before it was written")
 	}
 	claims := &ear.Claims{ID: "jti"}
@@ -56,21 +56,21 @@ func TestSessionMemo(t *testing.T) {
 	if _, ok := m.attestedSession("s", t0.Add(11*time.Second)); ok {
 		t.Fatal("expired session served")
 	}
-	if m.claim("s", exp) {
+	if m.claim("s") {
 		t.Fatal("attested session claimable")
 	}
 	// Bounded: a full generation remembers no more; rotation drops the old one.
 	mt = t0.Add(time.Hour)
 	for i := range maxSessionMemo + 10 {
-		m.claim(fmt.Sprint(i), mt.Add(time.Minute))
+		m.claim(fmt.Sprint(i))
 	}
 	if len(m.cur) != maxSessionMemo {
 		t.Fatalf("%d sessions in a generation, want %d", len(m.cur), maxSessionMemo)
 	}
 	mt = mt.Add(sessionMemoTTL)
-	m.claim("x", mt.Add(time.Minute))
+	m.claim("x")
 	mt = mt.Add(sessionMemoTTL)
-	m.claim("y", mt.Add(time.Minute))
+	m.claim("y")
 	if len(m.cur)+len(m.old) != 2 {
 		t.Fatalf("%d + %d sessions after two rotations, want 2", len(m.cur), len(m.old))
 	}
