@@ -12,9 +12,10 @@ import (
 
 // sessionMemoTTL bounds how long the broker serves a session it wrote
 // from its memory: the refusal of a second attest step of a session this
-// process claimed, the resource step of a session it attested. After that the store is
-// read again, so a session removed from the database by other means than
-// its expiry is refused by this process within sessionMemoTTL. It is
+// process claimed, the resource step of a session it attested. After
+// that the store is read again, so a session removed from the database
+// by other means than its expiry is refused by this process within
+// sessionMemoTTL. It is
 // measured on the system's clock, not Config.Now (which decides the
 // sessions' expiry and may stand still: serve --at).
 const sessionMemoTTL = 2 * time.Second
@@ -47,8 +48,8 @@ type memoSession struct {
 }
 
 // sessionMemo remembers, by session id, the sessions this broker claimed
-// or attested in the last sessionMemoTTL or so: two generations of maps, the older
-// dropped as a whole at each rotation. It is safe for concurrent use.
+// or attested in the last sessionMemoTTL or so: two generations of maps,
+// the older dropped as a whole at each rotation. It is safe for concurrent use.
 type sessionMemo struct {
 	// clock is the memo's clock (nil: time.Now), for its time bound only.
 	clock    func() time.Time
