@@ -480,17 +480,7 @@ func appendJSONValue(dst []byte, v any) ([]byte, error) {
 	case int:
 		return strconv.AppendInt(dst, int64(v), 10), nil
 	case []string:
-		if v == nil {
-			return append(dst, "null"...), nil
-		}
-		dst = append(dst, '[')
-		for i, e := range v {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = jsonappend.String(dst, e)
-		}
-		return append(dst, ']'), nil
+		return jsonappend.Strings(dst, v), nil
 	}
 	b, err := json.Marshal(v)
 	if err != nil {

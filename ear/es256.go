@@ -118,12 +118,8 @@ func appendPayload(b []byte, c *Claims) ([]byte, error) {
 		b = append(b, `:{"ear.status":`...)
 		b = str(b, string(st))
 		if a.TrustVector != nil {
-			tv, err := json.Marshal(a.TrustVector)
-			if err != nil {
-				return nil, err
-			}
 			b = append(b, `,"ear.trustworthiness-vector":`...)
-			b = append(b, tv...)
+			b = a.TrustVector.AppendJSON(b)
 		}
 		if a.PolicyID != "" {
 			b = append(b, `,"ear.appraisal-policy-id":`...)

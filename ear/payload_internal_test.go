@@ -15,7 +15,10 @@ import (
 // HTML-escapes decodes to the same value, and that invalid evidence is
 // refused.
 func TestAppendPayloadMatchesEncodingJSON(t *testing.T) {
-	tv, st := Derive(Summary{Authentic: true, Measurements: Passed})
+	_, st := Derive(Summary{Authentic: true, Measurements: Passed})
+	// Distinct values, so a member written from another field fails.
+	tv := TrustVector{InstanceIdentity: 2, Configuration: 3, Executables: 32, FileSystem: 33,
+		Hardware: 96, RuntimeOpaque: 97, StorageOpaque: 99, SourcedData: -1}
 	full := Claims{
 		Profile: Profile, IssuedAt: 1700000000, ExpiresAt: 1700000300, Issuer: "https://v.example/<&>\u2028\"quoted\"",
 		ID: "0123456789abcdef", Nonce: "n\x01ünï\xffcode", VerifierID: VerifierID{Developer: "dev", Build: "tdproof v1"},
@@ -27,7 +30,7 @@ func TestAppendPayloadMatchesEncodingJSON(t *testing.T) {
 	}
 	// Every field that json.Marshal writes is set, so that a field added
 	// to Claims, VerifierID or Appraisal and not to appendPayload fails.
-	for _, v := range []any{full, full.VerifierID, full.Submods[SubmodTDX]} {
+	for _, v := range []any{full, full.VerifierID, full.Submods[SubmodTDX], *full.Submods[SubmodTDX].TrustVector} {
 		rv := reflect.ValueOf(v)
 		for i := range rv.NumField() {
 			if f := rv.Type().Field(i); f.Tag.Get("json") != "-" && rv.Field(i).IsZero() {

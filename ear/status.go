@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/tdproof/tdproof/collateral"
+	"github.com/tdproof/tdproof/jsonappend"
 )
 
 // Status is an EAR trust tier ("ear.status"). Its numeric values are the
@@ -193,6 +194,21 @@ type TrustVector struct {
 	RuntimeOpaque    Claim `json:"runtime-opaque"`
 	StorageOpaque    Claim `json:"storage-opaque"`
 	SourcedData      Claim `json:"sourced-data"`
+}
+
+// AppendJSON appends v as json.Marshal writes it (each claim a number),
+// without reflection: the signed payload and the verification result
+// encode one per request.
+func (v TrustVector) AppendJSON(dst []byte) []byte {
+	return jsonappend.IntObject(dst,
+		jsonappend.IntMember{Name: "instance-identity", Value: int64(v.InstanceIdentity)},
+		jsonappend.IntMember{Name: "configuration", Value: int64(v.Configuration)},
+		jsonappend.IntMember{Name: "executables", Value: int64(v.Executables)},
+		jsonappend.IntMember{Name: "file-system", Value: int64(v.FileSystem)},
+		jsonappend.IntMember{Name: "hardware", Value: int64(v.Hardware)},
+		jsonappend.IntMember{Name: "runtime-opaque", Value: int64(v.RuntimeOpaque)},
+		jsonappend.IntMember{Name: "storage-opaque", Value: int64(v.StorageOpaque)},
+		jsonappend.IntMember{Name: "sourced-data", Value: int64(v.SourcedData)})
 }
 
 // Status returns the worst tier among the eight claims ("worst claim wins",

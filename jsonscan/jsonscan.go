@@ -87,7 +87,7 @@ func skipValue(data []byte, i, depth int) (int, bool) {
 	case c == 'n':
 		return SkipWord(data, i, "null")
 	case c == '-' || '0' <= c && c <= '9':
-		return skipNumber(data, i)
+		return SkipNumber(data, i)
 	}
 	return 0, false
 }
@@ -142,8 +142,10 @@ func skipDigits(data []byte, i int) int {
 	return i
 }
 
-func skipNumber(data []byte, i int) (int, bool) {
-	if data[i] == '-' {
+// SkipNumber returns the end of the number at data[i] (RFC 8259's
+// grammar, which encoding/json's is); ok is false if none starts there.
+func SkipNumber(data []byte, i int) (int, bool) {
+	if i < len(data) && data[i] == '-' {
 		i++
 	}
 	switch {

@@ -6,7 +6,6 @@ import (
 	"reflect"
 
 	"github.com/tdproof/tdproof/claims"
-	"github.com/tdproof/tdproof/ear"
 	"github.com/tdproof/tdproof/jsonappend"
 )
 
@@ -67,7 +66,7 @@ func (r *Result) AppendJSON(dst []byte) ([]byte, error) {
 		return fail(err)
 	}
 	dst = append(dst, `,"trust_vector":`...)
-	dst = appendTrustVector(dst, r.TrustVector)
+	dst = r.TrustVector.AppendJSON(dst)
 	if r.DCAP != nil {
 		dst = jsonappend.Key(dst, false, "dcap")
 		if dst, err = r.DCAP.AppendJSON(dst); err != nil {
@@ -93,20 +92,6 @@ func (r *Result) AppendJSON(dst []byte) ([]byte, error) {
 		dst = append(dst, b...)
 	}
 	return append(dst, '}'), nil
-}
-
-// appendTrustVector appends tv as json.Marshal writes it (each claim
-// through its MarshalJSON, a number).
-func appendTrustVector(dst []byte, tv ear.TrustVector) []byte {
-	return jsonappend.IntObject(dst,
-		jsonappend.IntMember{Name: "instance-identity", Value: int64(tv.InstanceIdentity)},
-		jsonappend.IntMember{Name: "configuration", Value: int64(tv.Configuration)},
-		jsonappend.IntMember{Name: "executables", Value: int64(tv.Executables)},
-		jsonappend.IntMember{Name: "file-system", Value: int64(tv.FileSystem)},
-		jsonappend.IntMember{Name: "hardware", Value: int64(tv.Hardware)},
-		jsonappend.IntMember{Name: "runtime-opaque", Value: int64(tv.RuntimeOpaque)},
-		jsonappend.IntMember{Name: "storage-opaque", Value: int64(tv.StorageOpaque)},
-		jsonappend.IntMember{Name: "sourced-data", Value: int64(tv.SourcedData)})
 }
 
 // sameMap reports whether a and b are the same map (not merely equal).

@@ -1,12 +1,15 @@
 package kbs
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"unicode/utf8"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+
+	"github.com/tdproof/tdproof/jsonscan"
 )
 
 // maxJSONDepth bounds the nesting of a document jsonValue decodes (as
@@ -44,16 +47,7 @@ func (p *jsonParser) errorf(format string, args ...any) error {
 	return fmt.Errorf("kbs: JSON at offset %d: %s", p.pos, fmt.Sprintf(format, args...))
 }
 
-func (p *jsonParser) space() {
-	for p.pos < len(p.data) {
-		switch p.data[p.pos] {
-		case ' ', '\t', '\n', '\r':
-			p.pos++
-		default:
-			return
-		}
-	}
-}
+func (p *jsonParser) space() { p.pos = jsonscan.SkipSpace(p.data, p.pos) }
 
 func (p *jsonParser) value(depth int) (*ast.Term, error) {
 	if p.pos >= len(p.data) {
@@ -89,10 +83,11 @@ func (p *jsonParser) value(depth int) (*ast.Term, error) {
 }
 
 func (p *jsonParser) literal(word string, t *ast.Term) (*ast.Term, error) {
-	if len(p.data)-p.pos < len(word) || string(p.data[p.pos:p.pos+len(word)]) != word {
+	end, ok := jsonscan.SkipWord(p.data, p.pos, word)
+	if !ok {
 		return nil, p.errorf("invalid literal")
 	}
-	p.pos += len(word)
+	p.pos = end
 	return t, nil
 }
 
@@ -208,79 +203,36 @@ func (p *jsonParser) array(depth int) (*ast.Term, error) {
 	}
 }
 
-// str decodes the string at p.pos (its opening quote). A string without
-// escapes of valid UTF-8 is its bytes; any other is decoded by
-// encoding/json, whose rules (escapes, replacement of invalid UTF-8) it
-// then follows exactly.
+// str decodes the string at p.pos (its opening quote), which
+// jsonscan.SkipString delimits and checks. A string without escapes of
+// valid UTF-8 is its bytes; any other is decoded by encoding/json, whose
+// rules (escapes, replacement of invalid UTF-8) it then follows exactly.
 func (p *jsonParser) str() (string, error) {
 	start := p.pos
-	p.pos++
-	plain := true
-	for {
-		if p.pos >= len(p.data) {
-			return "", errJSONEnd
-		}
-		c := p.data[p.pos]
-		switch {
-		case c == '"':
-			p.pos++
-			if plain {
-				return string(p.data[start+1 : p.pos-1]), nil
-			}
-			var s string
-			if err := json.Unmarshal(p.data[start:p.pos], &s); err != nil {
-				return "", fmt.Errorf("kbs: JSON string at offset %d: %w", start, err)
-			}
-			return s, nil
-		case c == '\\':
-			plain = false
-			p.pos++ // the escaped byte is never the end of the string
-			if p.pos >= len(p.data) {
-				return "", errJSONEnd
-			}
-		case c < 0x20:
-			return "", p.errorf("control character in a string")
-		case c >= utf8.RuneSelf:
-			r, n := utf8.DecodeRune(p.data[p.pos:])
-			if r == utf8.RuneError && n == 1 {
-				plain = false
-			}
-			p.pos += n
-			continue
-		}
-		p.pos++
+	end, ok := jsonscan.SkipString(p.data, start)
+	if !ok {
+		return "", p.errorf("invalid string")
 	}
+	p.pos = end
+	if s := p.data[start+1 : end-1]; bytes.IndexByte(s, '\\') < 0 && utf8.Valid(s) {
+		return string(s), nil
+	}
+	var s string
+	if err := json.Unmarshal(p.data[start:end], &s); err != nil {
+		return "", fmt.Errorf("kbs: JSON string at offset %d: %w", start, err)
+	}
+	return s, nil
 }
 
-// number decodes the number at p.pos as written (RFC 8259's grammar).
+// number decodes the number at p.pos as written (RFC 8259's grammar,
+// jsonscan.SkipNumber).
 func (p *jsonParser) number() (*ast.Term, error) {
 	start := p.pos
-	if p.data[p.pos] == '-' {
-		p.pos++
-	}
-	switch {
-	case p.pos < len(p.data) && p.data[p.pos] == '0':
-		p.pos++
-	case p.pos < len(p.data) && '1' <= p.data[p.pos] && p.data[p.pos] <= '9':
-		p.digits()
-	default:
+	end, ok := jsonscan.SkipNumber(p.data, start)
+	if !ok {
 		return nil, p.errorf("invalid number")
 	}
-	if p.pos < len(p.data) && p.data[p.pos] == '.' {
-		p.pos++
-		if p.digits() == 0 {
-			return nil, p.errorf("invalid number")
-		}
-	}
-	if p.pos < len(p.data) && (p.data[p.pos] == 'e' || p.data[p.pos] == 'E') {
-		p.pos++
-		if p.pos < len(p.data) && (p.data[p.pos] == '+' || p.data[p.pos] == '-') {
-			p.pos++
-		}
-		if p.digits() == 0 {
-			return nil, p.errorf("invalid number")
-		}
-	}
+	p.pos = end
 	s := string(p.data[start:p.pos])
 	if t := ast.InternedIntNumberTermFromString(s); t != nil {
 		return ast.NewTerm(t.Value), nil
@@ -290,13 +242,4 @@ func (p *jsonParser) number() (*ast.Term, error) {
 		return nil, err
 	}
 	return ast.NewTerm(n), nil
-}
-
-func (p *jsonParser) digits() int {
-	n := 0
-	for p.pos < len(p.data) && '0' <= p.data[p.pos] && p.data[p.pos] <= '9' {
-		p.pos++
-		n++
-	}
-	return n
 }
