@@ -21,15 +21,9 @@ import (
 	"github.com/tdproof/tdproof/verifier"
 )
 
-// tdsimClaims returns the EAR token the verifier signs for a tdsim TD
-// with its reference values, and its claims: what the resource step's
-// policy reads.
-func tdsimClaims(tb testing.TB) (string, *ear.Claims) {
+// newTestSigner returns an EAR signer over a fresh key.
+func newTestSigner(tb testing.TB) *ear.Signer {
 	tb.Helper()
-	sim, err := tdsim.New(tdsim.Config{})
-	if err != nil {
-		tb.Fatal(err)
-	}
 	k, err := ear.GenerateKey(nil)
 	if err != nil {
 		tb.Fatal(err)
@@ -42,6 +36,19 @@ func tdsimClaims(tb testing.TB) (string, *ear.Claims) {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	return signer
+}
+
+// tdsimClaims returns the EAR token the verifier signs for a tdsim TD
+// with its reference values, and its claims: what the resource step's
+// policy reads.
+func tdsimClaims(tb testing.TB) (string, *ear.Claims) {
+	tb.Helper()
+	sim, err := tdsim.New(tdsim.Config{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	signer := newTestSigner(tb)
 	refs := refvalue.NewMemoryStore()
 	for _, rv := range sim.ReferenceValues() {
 		if _, err := refs.Add(context.Background(), rv); err != nil {
@@ -91,7 +98,7 @@ func TestPolicyInputAsOPA(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, err := ast.ValueFromReader(bytesReader(rt))
+	want, err := ast.ValueFromReader(bytes.NewReader(rt))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,8 +153,6 @@ func BenchmarkPolicyInput(b *testing.B) {
 	})
 }
 
-func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
-
 // TestWriteTokenAsJSON: writeToken answers exactly what writeJSON does
 // for a protocol.TokenResponse, compact JWS or not.
 func TestWriteTokenAsJSON(t *testing.T) {
@@ -174,18 +179,7 @@ func TestDefaultPolicyInGo(t *testing.T) {
 	if other, err := compilePolicy(DefaultResourcePolicy + "\n"); err != nil || other.affirmingOnly {
 		t.Fatalf("a policy other than DefaultResourcePolicy taken for it: %v", err)
 	}
-	k, err := ear.GenerateKey(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys, err := ear.NewKeySet(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := ear.NewSigner(keys)
-	if err != nil {
-		t.Fatal(err)
-	}
+	signer := newTestSigner(t)
 	evalDefault := func(in ast.Value) bool {
 		t.Helper()
 		rs, err := pp.pq.Eval(context.Background(), rego.EvalParsedInput(in), rego.EvalResolver(resourcePathRef, constant{ast.String("a/b/c")}))

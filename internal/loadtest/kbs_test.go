@@ -105,13 +105,14 @@ func startBroker(tb testing.TB, dsn string) *broker {
 	if _, err := rand.Read(kek); err != nil {
 		tb.Fatal(err)
 	}
-	// The resource policy from memory, as tdproof serve reads it.
+	// The resource policy and the sealed resources from memory, as
+	// tdproof serve reads them.
 	snap, err := st.NewCache(ctx, store.CacheOptions{})
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(snap.Close)
-	b, err := kbs.New(kbs.Config{Store: st, Policies: snap, Verifier: v, TokenKeys: keys, KEK: kek})
+	b, err := kbs.New(kbs.Config{Store: st, Policies: snap, Resources: snap, Verifier: v, TokenKeys: keys, KEK: kek})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -75,15 +75,21 @@ type snapshot struct {
 	policies map[string]Policy    // active version by policy id
 	kbs      map[string]KBSPolicy // key broker policies by name
 	// resources holds the sealed key broker resources read since the
-	// snapshot was taken (read through, at most maxCachedResources):
-	// any write to kbs_resources makes a new snapshot, which starts empty.
+	// snapshot was taken (read through, at most maxCachedResources and
+	// maxCachedResourceBytes): any write to kbs_resources makes a new
+	// snapshot, which starts empty.
 	resources sync.Map // path → KBSResource
 	nres      atomic.Int64
+	resBytes  atomic.Int64 // nonce and ciphertext bytes in resources
 }
 
-// maxCachedResources bounds the resources one snapshot keeps; others are
-// read from the database on every request.
+// maxCachedResources and maxCachedResourceBytes bound the resources one
+// snapshot keeps, in number and in size (a resource may be up to the
+// key broker's 16 MiB request limit); others are read from the database
+// on every request.
 const maxCachedResources = 4096
+
+var maxCachedResourceBytes int64 = 64 << 20 // a variable for tests
 
 // NewCache loads the first snapshot and starts the poller. The Cache
 // must be closed before the Store.
@@ -276,7 +282,8 @@ func (c *Cache) ActivePolicy(ctx context.Context, id string) (Policy, error) {
 // of a path goes to the database, later ones are answered from memory
 // until a write to any resource (through this Store at once; from another
 // process within the poll interval, as for policies) makes a new
-// snapshot. A missing resource is not remembered. The returned byte
+// snapshot. A missing resource is not remembered, nor one beyond the
+// snapshot's bounds (maxCachedResources, maxCachedResourceBytes). The returned byte
 // slices are shared: callers must not modify them.
 func (c *Cache) KBSResource(ctx context.Context, path string) (KBSResource, error) {
 	sn, err := c.snap(ctx)
@@ -292,7 +299,9 @@ func (c *Cache) KBSResource(ctx context.Context, path string) (KBSResource, erro
 	}
 	// A write that committed after the read made a newer snapshot (the
 	// write count or the generation moved): this one is no longer served.
-	if sn.nres.Add(1) <= maxCachedResources {
+	if n := int64(len(r.Nonce) + len(r.Ciphertext)); sn.resBytes.Add(n) > maxCachedResourceBytes {
+		sn.resBytes.Add(-n) // too large for what is left: read every time
+	} else if sn.nres.Add(1) <= maxCachedResources {
 		sn.resources.Store(path, r)
 	}
 	return r, nil

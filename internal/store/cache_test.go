@@ -295,3 +295,45 @@ func TestCacheKBSResource(t *testing.T) {
 		waitFor("other's delete", func() bool { _, err := read(); return errors.Is(err, store.ErrNotFound) })
 	})
 }
+
+// TestCacheKBSResourceBytes: a snapshot keeps resources up to a total
+// size; a resource beyond it is read from the database every time, and
+// the ones kept are still served from memory.
+func TestCacheKBSResourceBytes(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		store.SetMaxCachedResourceBytes(t, 1000)
+		var reads atomic.Int64
+		own := open(t, b.newDSN(t), store.WithQueryObserver(func(q string) {
+			if strings.Contains(q, "FROM kbs_resources") {
+				reads.Add(1)
+			}
+		}))
+		ctx := t.Context()
+		for _, p := range []string{"default/key/a", "default/key/b"} {
+			// 12 + 600 bytes each: one fits, not two.
+			if err := own.PutKBSResource(ctx, store.KBSResource{Path: p, Nonce: []byte("nonce-12byte"), Ciphertext: make([]byte, 600)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		c := newCache(t, own, store.CacheOptions{})
+		readsOf := func(path string) int64 {
+			t.Helper()
+			before := reads.Load()
+			for range 3 {
+				if r, err := c.KBSResource(ctx, path); err != nil || len(r.Ciphertext) != 600 {
+					t.Fatalf("%s: %d bytes, %v", path, len(r.Ciphertext), err)
+				}
+			}
+			return reads.Load() - before
+		}
+		if n := readsOf("default/key/a"); n != 1 {
+			t.Fatalf("default/key/a: %d reads of three, want 1 (then memory)", n)
+		}
+		if n := readsOf("default/key/b"); n != 3 {
+			t.Fatalf("default/key/b, beyond the size bound: %d reads of three, want 3", n)
+		}
+		if n := readsOf("default/key/a"); n != 0 {
+			t.Fatalf("default/key/a: %d reads, want 0", n)
+		}
+	})
+}

@@ -33,3 +33,11 @@ func (s *Store) SetRawPrivateKey(ctx context.Context, kid string, pk []byte) err
 	_, err := s.db.ExecContext(ctx, s.q("UPDATE signing_keys SET private_key = ? WHERE kid = ?"), pk, kid)
 	return err
 }
+
+// SetMaxCachedResourceBytes sets the bound on the sealed resource bytes a
+// Cache snapshot keeps until the test ends (tests only).
+func SetMaxCachedResourceBytes(t interface{ Cleanup(func()) }, n int64) {
+	old := maxCachedResourceBytes
+	maxCachedResourceBytes = n
+	t.Cleanup(func() { maxCachedResourceBytes = old })
+}
