@@ -257,3 +257,81 @@ func TestMemory(t *testing.T) {
 		t.Fatalf("stale: %v, same list %v, %d fetches", err, l == first, hits.Load())
 	}
 }
+
+// newCA returns a self-signed CA certificate that signs CRLs, and its
+// key.
+func newCA(t *testing.T) (*x509.Certificate, *ecdsa.PrivateKey) {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "root"}, NotBefore: at.Add(-time.Hour),
+		NotAfter: at.Add(48 * time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ca, key
+}
+
+// TestConcurrentRefresh: two Gets that both find the cached list stale
+// fetch concurrently; the first stores a newer list, the second then
+// receives an older one (still newer than the stale list they read, and
+// within its NextUpdate). The older list neither replaces the newer one
+// on disk nor is returned.
+func TestConcurrentRefresh(t *testing.T) {
+	root, key := newCA(t)
+	list := func(n int64, from, to time.Time) []byte {
+		der, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{Number: big.NewInt(n), ThisUpdate: from, NextUpdate: to}, root, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return der
+	}
+	stale := list(1, at.Add(-3*time.Hour), at.Add(-time.Hour))
+	older := list(3, at.Add(-2*time.Hour), at.Add(7*24*time.Hour))
+	newer := list(5, at.Add(-time.Hour), at.Add(time.Hour))
+	var arrivals atomic.Int32
+	both, firstDone := make(chan struct{}), make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		if arrivals.Add(1) == 1 {
+			<-both
+			_, _ = w.Write(newer)
+			return
+		}
+		close(both)
+		<-firstDone
+		_, _ = w.Write(older)
+	}))
+	defer srv.Close()
+	url := srv.URL + "/root.crl"
+	c := &crlcache.Cache{Dir: t.TempDir(), Client: srv.Client(), Now: func() time.Time { return at }}
+	if err := os.WriteFile(c.Path(url), stale, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		l   *x509.RevocationList
+		err error
+	}
+	results := make(chan result, 2)
+	for range 2 {
+		go func() {
+			l, err := c.Get(t.Context(), url, root)
+			results <- result{l, err}
+		}()
+	}
+	first := <-results
+	if first.err != nil || string(first.l.Raw) != string(newer) {
+		t.Fatalf("first: %v", first.err)
+	}
+	close(firstDone)
+	second := <-results
+	if second.err == nil && string(second.l.Raw) == string(older) {
+		t.Error("the second Get returned the older list")
+	}
+	if stored, err := os.ReadFile(c.Path(url)); err != nil || string(stored) != string(newer) {
+		t.Errorf("the older list replaced the newer one on disk (%v)", err)
+	}
+}
