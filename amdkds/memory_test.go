@@ -100,21 +100,6 @@ func TestCRLRefresh(t *testing.T) {
 	}
 }
 
-// failingSource fails every CRL request and counts them.
-type failingSource struct {
-	amdkds.Source
-	hits int
-	crl  []byte // served instead of failing when set
-}
-
-func (s *failingSource) CRL(context.Context, snp.Product) ([]byte, error) {
-	s.hits++
-	if s.crl != nil {
-		return s.crl, nil
-	}
-	return nil, amdkds.ErrUnavailable
-}
-
 // TestCRLOutagePastNextUpdate: when Upstream fails after the kept CRL's
 // NextUpdate, or returns a CRL already past its NextUpdate (a disk Cache
 // does when KDS fails), Memory serves the stale CRL (package snp refuses
@@ -130,30 +115,30 @@ func TestCRLOutagePastNextUpdate(t *testing.T) {
 	crl, _ := g.PKI.CRL(now.Add(-day), now.Add(day))
 	ctx := context.Background()
 
-	src := &failingSource{crl: crl}
+	src := &crlSource{crls: map[snp.Product][]byte{snp.ProductMilan: crl}, hits: map[snp.Product]int{}}
 	clock := now
 	mem := &amdkds.Memory{Upstream: src, Now: func() time.Time { return clock }, Roots: roots(g)}
 	if b, err := mem.CRL(ctx, snp.ProductMilan); err != nil || string(b) != string(crl) {
 		t.Fatal(err)
 	}
-	src.crl = nil // KDS down
+	src.crls[snp.ProductMilan] = nil // KDS down
 	clock = now.Add(2 * day)
 	for range 5 {
 		if b, err := mem.CRL(ctx, snp.ProductMilan); err != nil || string(b) != string(crl) {
 			t.Fatalf("stale CRL not served: %v", err)
 		}
 	}
-	if src.hits != 2 {
-		t.Errorf("outage past NextUpdate: %d upstream requests, want 2", src.hits)
+	if src.hits[snp.ProductMilan] != 2 {
+		t.Errorf("outage past NextUpdate: %d upstream requests, want 2", src.hits[snp.ProductMilan])
 	}
 	clock = clock.Add(amdkds.DefaultRetryAfter + time.Second)
 	mem.CRL(ctx, snp.ProductMilan)
-	if src.hits != 3 {
-		t.Errorf("%d upstream requests after RetryAfter, want 3", src.hits)
+	if src.hits[snp.ProductMilan] != 3 {
+		t.Errorf("%d upstream requests after RetryAfter, want 3", src.hits[snp.ProductMilan])
 	}
 
 	// Upstream itself answers with a stale CRL.
-	src = &failingSource{crl: crl}
+	src = &crlSource{crls: map[snp.Product][]byte{snp.ProductMilan: crl}, hits: map[snp.Product]int{}}
 	clock = now.Add(2 * day)
 	mem = &amdkds.Memory{Upstream: src, Now: func() time.Time { return clock }, Roots: roots(g)}
 	for range 5 {
@@ -161,8 +146,8 @@ func TestCRLOutagePastNextUpdate(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if src.hits != 1 {
-		t.Errorf("stale upstream CRL: %d upstream requests, want 1", src.hits)
+	if src.hits[snp.ProductMilan] != 1 {
+		t.Errorf("stale upstream CRL: %d upstream requests, want 1", src.hits[snp.ProductMilan])
 	}
 }
 
