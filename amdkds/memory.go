@@ -1,6 +1,7 @@
 package amdkds
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
 	"errors"
@@ -39,6 +40,11 @@ type Memory struct {
 	// RetryAfter: see the type's documentation (DefaultRetryAfter if
 	// zero).
 	RetryAfter time.Duration
+	// Roots are the ARKs a fetched CRL must verify under (snp.ARK when
+	// nil or missing) for its ThisUpdate to bound the lists taken after
+	// it: a list that does not verify (a forgery) is still served, for
+	// package snp to refuse, but cannot make Memory refuse genuine ones.
+	Roots map[snp.Product]*x509.Certificate
 
 	flight singleflight.Group
 	mu     sync.Mutex
@@ -56,8 +62,9 @@ type vcekKey struct {
 type memoCRL struct {
 	der        []byte
 	nextUpdate time.Time
-	// thisUpdate is the kept CRL's: a fetched CRL issued before it
-	// does not replace it (rollback to a list predating a revocation).
+	// thisUpdate is the newest ThisUpdate of a CRL that verified under
+	// the product's ARK: a fetched CRL issued before it does not replace
+	// the kept one (rollback to a list predating a revocation).
 	thisUpdate time.Time
 	err        error
 	retry      time.Time
@@ -151,9 +158,10 @@ func (m *Memory) VCEK(ctx context.Context, p snp.Product, chipID [64]byte, tcb s
 // CRL implements Source: the kept CRL while now is before its
 // NextUpdate, else a fresh one from Upstream; when that fails, the kept
 // (stale) CRL if any (package snp refuses it as expired), else the
-// error. A failure, and a CRL Upstream returns already past its
-// NextUpdate (a disk Cache serves a stale one when KDS fails), is kept
-// for RetryAfter before Upstream is asked again.
+// error. A failure, a CRL Upstream returns already past its NextUpdate
+// (a disk Cache serves a stale one when KDS fails), and one that does
+// not verify under the ARK (Roots), is kept for RetryAfter before
+// Upstream is asked again.
 func (m *Memory) CRL(ctx context.Context, p snp.Product) ([]byte, error) {
 	if b, ok, err := m.keptCRL(p); ok {
 		return b, err
@@ -192,7 +200,8 @@ func (m *Memory) fetchCRL(ctx context.Context, p snp.Product) ([]byte, error) {
 	c := m.crls[p]
 	m.mu.Unlock()
 	b, err := m.Upstream.CRL(ctx, p)
-	var next, this time.Time
+	var next time.Time
+	this := c.thisUpdate
 	if err == nil {
 		crl, perr := x509.ParseRevocationList(b)
 		switch {
@@ -206,9 +215,19 @@ func (m *Memory) fetchCRL(ctx context.Context, p snp.Product) ([]byte, error) {
 		case crl.NextUpdate.IsZero() || !now.Before(crl.NextUpdate):
 			// No NextUpdate, or already past it: keep it for
 			// RetryAfter only.
-			next, this = now.Add(m.retryAfter()), crl.ThisUpdate
+			next = now.Add(m.retryAfter())
 		default:
-			next, this = crl.NextUpdate, crl.ThisUpdate
+			next = crl.NextUpdate
+		}
+		if err == nil {
+			if !m.verifies(p, crl) {
+				// Not the ARK's (package snp refuses it): asked
+				// again after RetryAfter, not kept until a
+				// NextUpdate a forger chose.
+				next = now.Add(m.retryAfter())
+			} else if crl.ThisUpdate.After(this) {
+				this = crl.ThisUpdate
+			}
 		}
 	}
 	m.mu.Lock()
@@ -224,6 +243,15 @@ func (m *Memory) fetchCRL(ctx context.Context, p snp.Product) ([]byte, error) {
 	}
 	m.crls[p] = memoCRL{der: b, nextUpdate: next, thisUpdate: this}
 	return b, nil
+}
+
+// verifies reports whether crl is signed by the ARK of p.
+func (m *Memory) verifies(p snp.Product, crl *x509.RevocationList) bool {
+	ark := m.Roots[p]
+	if ark == nil {
+		ark = snp.ARK(p)
+	}
+	return ark != nil && bytes.Equal(crl.RawIssuer, ark.RawSubject) && crl.CheckSignatureFrom(ark) == nil
 }
 
 func (m *Memory) retryAfter() time.Duration {

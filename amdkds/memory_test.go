@@ -2,6 +2,7 @@ package amdkds_test
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"sync"
@@ -29,6 +30,11 @@ func (s *crlSource) CRL(_ context.Context, p snp.Product) ([]byte, error) {
 	return nil, amdkds.ErrNotFound
 }
 
+// roots are the simulated ARK of g's product, for Memory.Roots.
+func roots(g *snpsim.Guest) map[snp.Product]*x509.Certificate {
+	return map[snp.Product]*x509.Certificate{g.PKI.Product: g.PKI.ARK}
+}
+
 // TestCRLRefresh: Memory and Cache keep a CRL until its NextUpdate and
 // refetch it after; Memory remembers a failure for RetryAfter; CRLs asks
 // for the report's product, or every product for a version 2 report.
@@ -43,7 +49,7 @@ func TestCRLRefresh(t *testing.T) {
 	second, _ := g.PKI.CRL(now.Add(day), now.Add(3*day))
 	src := &crlSource{crls: map[snp.Product][]byte{snp.ProductMilan: first}, hits: map[snp.Product]int{}}
 	clock := now
-	mem := &amdkds.Memory{Upstream: src, Now: func() time.Time { return clock }}
+	mem := &amdkds.Memory{Upstream: src, Now: func() time.Time { return clock }, Roots: roots(g)}
 	cache := &amdkds.Cache{Dir: t.TempDir(), Upstream: src, Now: func() time.Time { return clock }}
 	ctx := context.Background()
 	for name, s := range map[string]amdkds.Source{"memory": mem, "cache": cache} {
@@ -94,21 +100,6 @@ func TestCRLRefresh(t *testing.T) {
 	}
 }
 
-// failingSource fails every CRL request and counts them.
-type failingSource struct {
-	amdkds.Source
-	hits int
-	crl  []byte // served instead of failing when set
-}
-
-func (s *failingSource) CRL(context.Context, snp.Product) ([]byte, error) {
-	s.hits++
-	if s.crl != nil {
-		return s.crl, nil
-	}
-	return nil, amdkds.ErrUnavailable
-}
-
 // TestCRLOutagePastNextUpdate: when Upstream fails after the kept CRL's
 // NextUpdate, or returns a CRL already past its NextUpdate (a disk Cache
 // does when KDS fails), Memory serves the stale CRL (package snp refuses
@@ -124,39 +115,39 @@ func TestCRLOutagePastNextUpdate(t *testing.T) {
 	crl, _ := g.PKI.CRL(now.Add(-day), now.Add(day))
 	ctx := context.Background()
 
-	src := &failingSource{crl: crl}
+	src := &crlSource{crls: map[snp.Product][]byte{snp.ProductMilan: crl}, hits: map[snp.Product]int{}}
 	clock := now
-	mem := &amdkds.Memory{Upstream: src, Now: func() time.Time { return clock }}
+	mem := &amdkds.Memory{Upstream: src, Now: func() time.Time { return clock }, Roots: roots(g)}
 	if b, err := mem.CRL(ctx, snp.ProductMilan); err != nil || string(b) != string(crl) {
 		t.Fatal(err)
 	}
-	src.crl = nil // KDS down
+	src.crls[snp.ProductMilan] = nil // KDS down
 	clock = now.Add(2 * day)
 	for range 5 {
 		if b, err := mem.CRL(ctx, snp.ProductMilan); err != nil || string(b) != string(crl) {
 			t.Fatalf("stale CRL not served: %v", err)
 		}
 	}
-	if src.hits != 2 {
-		t.Errorf("outage past NextUpdate: %d upstream requests, want 2", src.hits)
+	if src.hits[snp.ProductMilan] != 2 {
+		t.Errorf("outage past NextUpdate: %d upstream requests, want 2", src.hits[snp.ProductMilan])
 	}
 	clock = clock.Add(amdkds.DefaultRetryAfter + time.Second)
 	mem.CRL(ctx, snp.ProductMilan)
-	if src.hits != 3 {
-		t.Errorf("%d upstream requests after RetryAfter, want 3", src.hits)
+	if src.hits[snp.ProductMilan] != 3 {
+		t.Errorf("%d upstream requests after RetryAfter, want 3", src.hits[snp.ProductMilan])
 	}
 
 	// Upstream itself answers with a stale CRL.
-	src = &failingSource{crl: crl}
+	src = &crlSource{crls: map[snp.Product][]byte{snp.ProductMilan: crl}, hits: map[snp.Product]int{}}
 	clock = now.Add(2 * day)
-	mem = &amdkds.Memory{Upstream: src, Now: func() time.Time { return clock }}
+	mem = &amdkds.Memory{Upstream: src, Now: func() time.Time { return clock }, Roots: roots(g)}
 	for range 5 {
 		if b, err := mem.CRL(ctx, snp.ProductMilan); err != nil || string(b) != string(crl) {
 			t.Fatal(err)
 		}
 	}
-	if src.hits != 1 {
-		t.Errorf("stale upstream CRL: %d upstream requests, want 1", src.hits)
+	if src.hits[snp.ProductMilan] != 1 {
+		t.Errorf("stale upstream CRL: %d upstream requests, want 1", src.hits[snp.ProductMilan])
 	}
 }
 
@@ -198,7 +189,7 @@ func TestMemoryShared(t *testing.T) {
 	}
 	crl, _ := g.PKI.CRL(snpsim.Now.Add(-time.Hour), snpsim.Now.Add(time.Hour))
 	src := &blockingSource{release: make(chan struct{}), crl: crl}
-	mem := &amdkds.Memory{Upstream: src, Now: func() time.Time { return snpsim.Now }}
+	mem := &amdkds.Memory{Upstream: src, Now: func() time.Time { return snpsim.Now }, Roots: roots(g)}
 	ctx := context.Background()
 	gone, cancel := context.WithCancel(ctx)
 	cancel()
@@ -250,7 +241,7 @@ func TestCRLRollbackRefused(t *testing.T) {
 	older, _ := g.PKI.CRL(now.Add(-5*day), now.Add(10*day))
 	src := &crlSource{crls: map[snp.Product][]byte{snp.ProductMilan: newer}, hits: map[snp.Product]int{}}
 	clock := now
-	mem := &amdkds.Memory{Upstream: src, Now: func() time.Time { return clock }}
+	mem := &amdkds.Memory{Upstream: src, Now: func() time.Time { return clock }, Roots: roots(g)}
 	ctx := context.Background()
 	if b, err := mem.CRL(ctx, snp.ProductMilan); err != nil || string(b) != string(newer) {
 		t.Fatalf("first fetch: %v", err)
@@ -271,5 +262,37 @@ func TestCRLRollbackRefused(t *testing.T) {
 	clock = clock.Add(amdkds.DefaultRetryAfter + time.Second)
 	if b, err := mem.CRL(ctx, snp.ProductMilan); err != nil || string(b) != string(newest) {
 		t.Errorf("a newer CRL was not taken: %v", err)
+	}
+}
+
+// TestCRLForgedDoesNotBlockRefresh: a CRL that does not verify under the
+// ARK (a forgery from a compromised mirror or in transit) with a
+// ThisUpdate and NextUpdate far in the future is served (package snp
+// refuses it), but only for RetryAfter, and does not make Memory refuse
+// the genuine lists fetched after it as older.
+func TestCRLForgedDoesNotBlockRefresh(t *testing.T) {
+	g, err := snpsim.NewGuest(snp.ProductMilan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forger, err := snpsim.GeneratePKI(snp.ProductMilan, g.PKI.NotBefore, g.PKI.NotAfter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := snpsim.Now
+	day := 24 * time.Hour
+	forged, _ := forger.CRL(now.Add(300*day), now.Add(301*day))
+	genuine, _ := g.PKI.CRL(now.Add(-day), now.Add(day))
+	src := &crlSource{crls: map[snp.Product][]byte{snp.ProductMilan: forged}, hits: map[snp.Product]int{}}
+	clock := now
+	mem := &amdkds.Memory{Upstream: src, Now: func() time.Time { return clock }, RetryAfter: time.Minute, Roots: roots(g)}
+	ctx := context.Background()
+	if b, err := mem.CRL(ctx, snp.ProductMilan); err != nil || string(b) != string(forged) {
+		t.Fatalf("first fetch: %v", err)
+	}
+	clock = now.Add(time.Minute + time.Second) // past RetryAfter
+	src.crls[snp.ProductMilan] = genuine
+	if b, err := mem.CRL(ctx, snp.ProductMilan); err != nil || string(b) != string(genuine) {
+		t.Fatalf("the genuine CRL was refused after a forged one: got the forged list %v, err %v", string(b) == string(forged), err)
 	}
 }

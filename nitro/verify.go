@@ -133,7 +133,7 @@ func (d *Document) Verify(opts Options) (*Result, error) {
 		return nil, fmt.Errorf("%w: %v", ErrSignature, err)
 	}
 	if opts.Revocation != nil {
-		if err := checkRevocation(chain, now, opts.Revocation); err != nil {
+		if err := revocation.CheckFetched(chain, now, opts.Revocation, ErrRevoked, ErrCRL); err != nil {
 			return nil, err
 		}
 	}
@@ -239,19 +239,4 @@ func (d *Document) verifyChain(root *x509.Certificate, now time.Time) ([]*x509.C
 		return nil, fmt.Errorf("%w: %v", ErrChain, err)
 	}
 	return chains[0], nil
-}
-
-// checkRevocation checks chain against the CRLs f returns for it.
-func checkRevocation(chain []*x509.Certificate, now time.Time, f func([]*x509.Certificate) ([]*x509.RevocationList, error)) error {
-	crls, err := f(chain)
-	if err != nil {
-		return fmt.Errorf("%w: %w", ErrCRL, err)
-	}
-	if err := revocation.Check(chain, crls, now); err != nil {
-		if errors.Is(err, revocation.ErrRevoked) {
-			return fmt.Errorf("%w: %w", ErrRevoked, err)
-		}
-		return fmt.Errorf("%w: %w", ErrCRL, err)
-	}
-	return nil
 }

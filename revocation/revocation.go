@@ -103,6 +103,24 @@ func Check(chain []*x509.Certificate, crls []*x509.RevocationList, now time.Time
 	return nil
 }
 
+// CheckFetched checks chain against the CRLs fetch returns for it, at now,
+// as Check, for a verifier with its own errors: a revoked certificate is
+// errRevoked, a list fetch fails to return or Check refuses is errCRL,
+// each wrapping the cause.
+func CheckFetched(chain []*x509.Certificate, now time.Time, fetch func([]*x509.Certificate) ([]*x509.RevocationList, error), errRevoked, errCRL error) error {
+	crls, err := fetch(chain)
+	if err != nil {
+		return fmt.Errorf("%w: %w", errCRL, err)
+	}
+	if err := Check(chain, crls, now); err != nil {
+		if errors.Is(err, ErrRevoked) {
+			return fmt.Errorf("%w: %w", errRevoked, err)
+		}
+		return fmt.Errorf("%w: %w", errCRL, err)
+	}
+	return nil
+}
+
 var (
 	oidIssuingDistributionPoint = asn1.ObjectIdentifier{2, 5, 29, 28}
 	oidAuthorityKeyID           = asn1.ObjectIdentifier{2, 5, 29, 35}

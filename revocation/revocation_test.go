@@ -182,3 +182,40 @@ func TestCheckCRLScope(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckFetched: a verifier's errors wrap the cause: a fetch failure
+// and an invalid list are its CRL error, a revocation its revoked error;
+// current lists without the certificate pass.
+func TestCheckFetched(t *testing.T) {
+	root := issue(t, 1, "root", true, nil, nil)
+	inter := issue(t, 2, "intermediate", true, root, []string{"http://crl.example/root.crl"})
+	chain := []*x509.Certificate{inter.cert, root.cert}
+	errRevoked, errCRL, errFetch := errors.New("revoked"), errors.New("crl"), errors.New("fetch")
+	serve := func(ls ...*x509.RevocationList) func([]*x509.Certificate) ([]*x509.RevocationList, error) {
+		return func([]*x509.Certificate) ([]*x509.RevocationList, error) { return ls, nil }
+	}
+	for _, c := range []struct {
+		name  string
+		fetch func([]*x509.Certificate) ([]*x509.RevocationList, error)
+		want  []error
+	}{
+		{"current", serve(crl(t, root, at.Add(-time.Hour), at.Add(time.Hour))), nil},
+		{"revoked", serve(crl(t, root, at.Add(-time.Hour), at.Add(time.Hour), 2)), []error{errRevoked, revocation.ErrRevoked}},
+		{"expired", serve(crl(t, root, at.Add(-2*time.Hour), at.Add(-time.Minute))), []error{errCRL, revocation.ErrCRL}},
+		{"missing", serve(), []error{errCRL, revocation.ErrCRL}},
+		{"fetch fails", func([]*x509.Certificate) ([]*x509.RevocationList, error) { return nil, errFetch }, []error{errCRL, errFetch}},
+	} {
+		err := revocation.CheckFetched(chain, at, c.fetch, errRevoked, errCRL)
+		if c.want == nil && err != nil {
+			t.Errorf("%s: %v", c.name, err)
+		}
+		for _, w := range c.want {
+			if !errors.Is(err, w) {
+				t.Errorf("%s: %v, want %v", c.name, err, w)
+			}
+		}
+		if c.want != nil && errors.Is(err, errRevoked) == errors.Is(err, errCRL) {
+			t.Errorf("%s: %v is both or neither", c.name, err)
+		}
+	}
+}

@@ -107,7 +107,7 @@ func Verify(q *Quote, opts Options) (*Result, error) {
 		return nil, err
 	}
 	if opts.Revocation != nil {
-		if err := checkRevocation(chain, now, opts.Revocation); err != nil {
+		if err := revocation.CheckFetched(chain, now, opts.Revocation, ErrRevoked, ErrCRL); err != nil {
 			return nil, err
 		}
 	}
@@ -314,19 +314,4 @@ func verifySignature(pub any, msg, sigBytes []byte) (err error) {
 		return nil
 	}
 	return fmt.Errorf("%w: signature scheme 0x%04x", ErrUnsupported, uint16(sig.SigAlg))
-}
-
-// checkRevocation checks chain against the CRLs f returns for it.
-func checkRevocation(chain []*x509.Certificate, now time.Time, f func([]*x509.Certificate) ([]*x509.RevocationList, error)) error {
-	crls, err := f(chain)
-	if err != nil {
-		return fmt.Errorf("%w: %w", ErrCRL, err)
-	}
-	if err := revocation.Check(chain, crls, now); err != nil {
-		if errors.Is(err, revocation.ErrRevoked) {
-			return fmt.Errorf("%w: %w", ErrRevoked, err)
-		}
-		return fmt.Errorf("%w: %w", ErrCRL, err)
-	}
-	return nil
 }

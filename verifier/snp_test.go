@@ -200,6 +200,25 @@ func snpSigner(t *testing.T) *ear.Signer {
 	return s
 }
 
+// trusteeEvidence is Trustee evidence (sev6 form) of a report g attests,
+// for g's product, with certs.
+func trusteeEvidence(t *testing.T, g *snpsim.Guest, certs []snp.TrusteeCert) []byte {
+	t.Helper()
+	raw, err := g.Attest([64]byte{7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := snp.ParseReport(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := snp.MarshalTrusteeEvidence(rep, g.PKI.Product, snp.TrusteeFormSev6, certs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ev
+}
+
 // TestTrusteeSNPCarriedCRL: a CRL entry in a Trustee cert_chain is
 // ignored (as Trustee does): the client could carry an older CRL that
 // predates a revocation. Only the verifier's CRLs (WithSNPCRLs) set
@@ -210,24 +229,13 @@ func TestTrusteeSNPCarriedCRL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, err := g.Attest([64]byte{7})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rep, err := snp.ParseReport(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
 	clean, err := g.CRL()
 	if err != nil {
 		t.Fatal(err)
 	}
-	ev, err := snp.MarshalTrusteeEvidence(rep, snp.ProductMilan, snp.TrusteeFormSev6, []snp.TrusteeCert{
+	ev := trusteeEvidence(t, g, []snp.TrusteeCert{
 		{Type: snp.TrusteeCertVCEK, Data: g.Key.Cert.Raw}, {Type: snp.TrusteeCertASK, Data: g.PKI.ASK.Raw},
 		{Type: snp.TrusteeCertCRL, Data: clean}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	out, err := snpCRLVerifier(t, g, nil, nil).Verify(t.Context(), verifier.Evidence{TrusteeSNP: ev})
 	if err != nil {
 		t.Fatal(err)
@@ -268,19 +276,8 @@ func TestTrusteeSNPVLEK(t *testing.T) {
 		t.Fatal(err)
 	}
 	g.Template.KeyInfo = uint32(snp.SigningKeyVLEK) << 2
-	raw, err := g.Attest([64]byte{7})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rep, err := snp.ParseReport(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ev, err := snp.MarshalTrusteeEvidence(rep, snp.ProductGenoa, snp.TrusteeFormSev6, []snp.TrusteeCert{
+	ev := trusteeEvidence(t, g, []snp.TrusteeCert{
 		{Type: snp.TrusteeCertVLEK, Data: g.Key.Cert.Raw}, {Type: snp.TrusteeCertASK, Data: g.PKI.ASVK.Raw}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	clean, err := g.CRL()
 	if err != nil {
 		t.Fatal(err)

@@ -58,6 +58,10 @@ type Cache struct {
 	// be copied after first use.
 	mu  sync.Mutex
 	mem map[memKey]*x509.RevocationList
+	// wmu orders Get's comparison with, and replacement of, the stored
+	// list, so that an older list fetched concurrently does not
+	// overwrite a newer one.
+	wmu sync.Mutex
 }
 
 // memKey is a list's URL and the SubjectPublicKeyInfo it verified under.
@@ -101,8 +105,10 @@ func (c *Cache) Path(url string) string {
 // (online) a fresh copy, which replaces it. With an issuer, a list that
 // does not verify under its key is neither used from the cache nor
 // stored (ErrUnavailable), nor is a list older (by CRL number or this
-// update) than a cached one that verifies. Offline, a cached copy is returned even when
-// no longer current (revocation.Check then refuses it, saying so).
+// update) than a cached one that verifies, even one a concurrent Get
+// stored meanwhile (that one is returned while current). Offline, a
+// cached copy is returned even when no longer current (revocation.Check
+// then refuses it, saying so).
 func (c *Cache) Get(ctx context.Context, url string, issuer *x509.Certificate) (*x509.RevocationList, error) {
 	now := time.Now()
 	if c.Now != nil {
@@ -115,12 +121,7 @@ func (c *Cache) Get(ctx context.Context, url string, issuer *x509.Certificate) (
 			return l, nil
 		}
 	}
-	cached, cerr := c.read(url)
-	if cached != nil && issuer != nil {
-		if err := cached.CheckSignatureFrom(issuer); err != nil {
-			cached, cerr = nil, fmt.Errorf("cached list does not verify under %q: %w", issuer.Subject, err)
-		}
-	}
+	cached, cerr := c.readVerified(url, issuer)
 	if cached != nil && (c.Offline || now.Before(cached.NextUpdate)) {
 		if issuer != nil {
 			c.remember(key, cached, now)
@@ -143,7 +144,22 @@ func (c *Cache) Get(ctx context.Context, url string, issuer *x509.Certificate) (
 			return nil, fmt.Errorf("%w: %s: the list does not verify under %q: %v", ErrUnavailable, url, issuer.Subject, err)
 		}
 	}
-	if cached != nil && (olderNumber(l, cached) || l.ThisUpdate.Before(cached.ThisUpdate)) {
+	// Compare with what the cache holds and replace it under one lock: a
+	// concurrent Get may have stored a newer list since cached was read.
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if cur, _ := c.readVerified(url, issuer); cur != nil {
+		cached = cur
+	}
+	if issuer != nil {
+		if m := c.kept(key); m != nil && (cached == nil || older(cached, m)) {
+			cached = m
+		}
+	}
+	if cached != nil && older(l, cached) {
+		if now.Before(cached.NextUpdate) {
+			return cached, nil // stored by a concurrent Get
+		}
 		// A list issued before the one the cache holds (an old list,
 		// still within its NextUpdate, replayed in transit) may lack
 		// revocations the cached one has: neither use nor store it.
@@ -183,9 +199,29 @@ func (c *Cache) remember(key memKey, l *x509.RevocationList, now time.Time) {
 	c.mem[key] = l
 }
 
-// olderNumber reports whether l's CRL number is below cached's.
-func olderNumber(l, cached *x509.RevocationList) bool {
-	return l.Number != nil && cached.Number != nil && l.Number.Cmp(cached.Number) < 0
+// kept returns the list kept for key, current or not.
+func (c *Cache) kept(key memKey) *x509.RevocationList {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.mem[key]
+}
+
+// older reports whether l was issued before cached: a lower CRL number,
+// or an earlier this update.
+func older(l, cached *x509.RevocationList) bool {
+	return l.Number != nil && cached.Number != nil && l.Number.Cmp(cached.Number) < 0 || l.ThisUpdate.Before(cached.ThisUpdate)
+}
+
+// readVerified reads the cached list at url; with an issuer, one that
+// does not verify under its key is an error.
+func (c *Cache) readVerified(url string, issuer *x509.Certificate) (*x509.RevocationList, error) {
+	l, err := c.read(url)
+	if l != nil && issuer != nil {
+		if err := l.CheckSignatureFrom(issuer); err != nil {
+			return nil, fmt.Errorf("cached list does not verify under %q: %w", issuer.Subject, err)
+		}
+	}
+	return l, err
 }
 
 func (c *Cache) read(url string) (*x509.RevocationList, error) {

@@ -25,11 +25,7 @@ var at = time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
 // while current, fetched again when stale, used offline from the
 // directory, and the revocation check runs on what the cache returns.
 func TestCache(t *testing.T) {
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	rootT := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "root"}, NotBefore: at.Add(-time.Hour),
-		NotAfter: at.Add(48 * time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
-	rootDER, _ := x509.CreateCertificate(rand.Reader, rootT, rootT, &key.PublicKey, key)
-	root, _ := x509.ParseCertificate(rootDER)
+	root, key := newCA(t)
 	var hits atomic.Int32
 	var revoked atomic.Bool
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -49,12 +45,7 @@ func TestCache(t *testing.T) {
 		_, _ = w.Write(der)
 	}))
 	defer srv.Close()
-	ik, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	interT := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "intermediate"}, NotBefore: at.Add(-time.Hour),
-		NotAfter: at.Add(48 * time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-		CRLDistributionPoints: []string{srv.URL + "/root.crl"}}
-	interDER, _ := x509.CreateCertificate(rand.Reader, interT, root, &ik.PublicKey, key)
-	inter, _ := x509.ParseCertificate(interDER)
+	inter := newIntermediate(t, root, key, srv.URL+"/root.crl")
 	chain := []*x509.Certificate{inter, root}
 
 	now := at
@@ -104,9 +95,7 @@ func TestCache(t *testing.T) {
 		t.Fatalf("offline, empty: %v", err)
 	}
 	// A distribution point that does not answer with a CRL.
-	interT.CRLDistributionPoints = []string{srv.URL + "/missing.crl"}
-	interDER, _ = x509.CreateCertificate(rand.Reader, interT, root, &ik.PublicKey, key)
-	inter, _ = x509.ParseCertificate(interDER)
+	inter = newIntermediate(t, root, key, srv.URL+"/missing.crl")
 	if _, err := c.CRLs(t.Context(), []*x509.Certificate{inter, root}); !errors.Is(err, crlcache.ErrUnavailable) {
 		t.Fatalf("404: %v", err)
 	}
@@ -116,24 +105,13 @@ func TestCache(t *testing.T) {
 // the certificate naming it (substituted in transit) is not stored, and a
 // stored one that does not verify is not used.
 func TestSubstitutedList(t *testing.T) {
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	evil, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	rootT := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "root"}, NotBefore: at.Add(-time.Hour),
-		NotAfter: at.Add(48 * time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
-	rootDER, _ := x509.CreateCertificate(rand.Reader, rootT, rootT, &key.PublicKey, key)
-	root, _ := x509.ParseCertificate(rootDER)
-	evilDER, _ := x509.CreateCertificate(rand.Reader, rootT, rootT, &evil.PublicKey, evil)
-	evilRoot, _ := x509.ParseCertificate(evilDER)
+	root, key := newCA(t)
+	evilRoot, evil := newCA(t) // same name, another key
 	crl, _ := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{Number: big.NewInt(1), ThisUpdate: at.Add(-time.Hour),
 		NextUpdate: at.AddDate(10, 0, 0)}, evilRoot, evil)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(crl) }))
 	defer srv.Close()
-	interT := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "intermediate"}, NotBefore: at.Add(-time.Hour),
-		NotAfter: at.Add(48 * time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-		CRLDistributionPoints: []string{srv.URL + "/root.crl"}}
-	ik, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	interDER, _ := x509.CreateCertificate(rand.Reader, interT, root, &ik.PublicKey, key)
-	inter, _ := x509.ParseCertificate(interDER)
+	inter := newIntermediate(t, root, key, srv.URL+"/root.crl")
 	c := &crlcache.Cache{Dir: t.TempDir(), Client: srv.Client(), Now: func() time.Time { return at }}
 	if _, err := c.CRLs(t.Context(), []*x509.Certificate{inter, root}); !errors.Is(err, crlcache.ErrUnavailable) {
 		t.Fatalf("%v, want ErrUnavailable", err)
@@ -156,11 +134,7 @@ func TestSubstitutedList(t *testing.T) {
 // NextUpdate: replayed in transit over plain http) is neither used nor
 // stored, so that a revocation the cached list records is not undone.
 func TestOlderListRefused(t *testing.T) {
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	rootT := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "root"}, NotBefore: at.Add(-time.Hour),
-		NotAfter: at.Add(48 * time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
-	rootDER, _ := x509.CreateCertificate(rand.Reader, rootT, rootT, &key.PublicKey, key)
-	root, _ := x509.ParseCertificate(rootDER)
+	root, key := newCA(t)
 	list := func(n int64, from, to time.Time, revoked ...int64) []byte {
 		tmpl := &x509.RevocationList{Number: big.NewInt(n), ThisUpdate: from, NextUpdate: to}
 		for _, s := range revoked {
@@ -180,12 +154,7 @@ func TestOlderListRefused(t *testing.T) {
 	serve.Store(&newer)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(*serve.Load()) }))
 	defer srv.Close()
-	ik, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	interT := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "intermediate"}, NotBefore: at.Add(-time.Hour),
-		NotAfter: at.Add(48 * time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-		CRLDistributionPoints: []string{srv.URL + "/root.crl"}}
-	interDER, _ := x509.CreateCertificate(rand.Reader, interT, root, &ik.PublicKey, key)
-	inter, _ := x509.ParseCertificate(interDER)
+	inter := newIntermediate(t, root, key, srv.URL+"/root.crl")
 	chain := []*x509.Certificate{inter, root}
 	now := at
 	c := &crlcache.Cache{Dir: t.TempDir(), Client: srv.Client(), Now: func() time.Time { return now }}
@@ -214,14 +183,8 @@ func TestOlderListRefused(t *testing.T) {
 // one issuer is not handed out for another, and a list past its
 // NextUpdate is fetched again.
 func TestMemory(t *testing.T) {
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	rootT := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "root"}, NotBefore: at.Add(-time.Hour),
-		NotAfter: at.Add(48 * time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
-	rootDER, _ := x509.CreateCertificate(rand.Reader, rootT, rootT, &key.PublicKey, key)
-	root, _ := x509.ParseCertificate(rootDER)
-	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	otherDER, _ := x509.CreateCertificate(rand.Reader, rootT, rootT, &other.PublicKey, other)
-	otherRoot, _ := x509.ParseCertificate(otherDER)
+	root, key := newCA(t)
+	otherRoot, _ := newCA(t)
 	var hits atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		hits.Add(1)
@@ -255,5 +218,102 @@ func TestMemory(t *testing.T) {
 	now = at.Add(2 * time.Hour)
 	if l, err := c.Get(t.Context(), url, root); err != nil || l == first || hits.Load() != 3 {
 		t.Fatalf("stale: %v, same list %v, %d fetches", err, l == first, hits.Load())
+	}
+}
+
+// newCA returns a self-signed CA certificate that signs CRLs, and its
+// key.
+func newCA(t *testing.T) (*x509.Certificate, *ecdsa.PrivateKey) {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "root"}, NotBefore: at.Add(-time.Hour),
+		NotAfter: at.Add(48 * time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ca, key
+}
+
+// newIntermediate returns a CA certificate (serial 2) ca issued with key,
+// naming the distribution point dp.
+func newIntermediate(t *testing.T, ca *x509.Certificate, key *ecdsa.PrivateKey, dp string) *x509.Certificate {
+	t.Helper()
+	ik, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "intermediate"}, NotBefore: at.Add(-time.Hour),
+		NotAfter: at.Add(48 * time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+		CRLDistributionPoints: []string{dp}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &ik.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestConcurrentRefresh: two Gets that both find the cached list stale
+// fetch concurrently; the first stores a newer list, the second then
+// receives an older one (still newer than the stale list they read, and
+// within its NextUpdate). The older list neither replaces the newer one
+// on disk nor is returned.
+func TestConcurrentRefresh(t *testing.T) {
+	root, key := newCA(t)
+	list := func(n int64, from, to time.Time) []byte {
+		der, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{Number: big.NewInt(n), ThisUpdate: from, NextUpdate: to}, root, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return der
+	}
+	stale := list(1, at.Add(-3*time.Hour), at.Add(-time.Hour))
+	older := list(3, at.Add(-2*time.Hour), at.Add(7*24*time.Hour))
+	newer := list(5, at.Add(-time.Hour), at.Add(time.Hour))
+	var arrivals atomic.Int32
+	both, firstDone := make(chan struct{}), make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		if arrivals.Add(1) == 1 {
+			<-both
+			_, _ = w.Write(newer)
+			return
+		}
+		close(both)
+		<-firstDone
+		_, _ = w.Write(older)
+	}))
+	defer srv.Close()
+	url := srv.URL + "/root.crl"
+	c := &crlcache.Cache{Dir: t.TempDir(), Client: srv.Client(), Now: func() time.Time { return at }}
+	if err := os.WriteFile(c.Path(url), stale, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		l   *x509.RevocationList
+		err error
+	}
+	results := make(chan result, 2)
+	for range 2 {
+		go func() {
+			l, err := c.Get(t.Context(), url, root)
+			results <- result{l, err}
+		}()
+	}
+	first := <-results
+	if first.err != nil || string(first.l.Raw) != string(newer) {
+		t.Fatalf("first: %v", first.err)
+	}
+	close(firstDone)
+	second := <-results
+	if second.err == nil && string(second.l.Raw) == string(older) {
+		t.Error("the second Get returned the older list")
+	}
+	if stored, err := os.ReadFile(c.Path(url)); err != nil || string(stored) != string(newer) {
+		t.Errorf("the older list replaced the newer one on disk (%v)", err)
 	}
 }
