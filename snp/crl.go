@@ -76,7 +76,13 @@ func (v *verifiedCRL) check(ch *chain, now time.Time) error {
 	if now.Before(v.thisUpdate) {
 		return stepErr("crl", ErrCRL, "CRL of %q issued %s, after the verification time", ch.ark.Subject.CommonName, v.thisUpdate.UTC().Format(time.RFC3339))
 	}
-	if !v.nextUpdate.IsZero() && now.After(v.nextUpdate) {
+	if v.nextUpdate.IsZero() {
+		// Without a nextUpdate nothing says when the list stops being
+		// current: an old ARK-signed list could be replayed forever
+		// (revocation.Check refuses such lists too; AMD's carry one).
+		return stepErr("crl", ErrCRL, "CRL of %q has no nextUpdate", ch.ark.Subject.CommonName)
+	}
+	if now.After(v.nextUpdate) {
 		return stepErr("crl", ErrCRL, "CRL of %q expired at %s", ch.ark.Subject.CommonName, v.nextUpdate.UTC().Format(time.RFC3339))
 	}
 	for _, c := range []*x509.Certificate{ch.ask, ch.vcek} {
